@@ -1,0 +1,127 @@
+"""The checkpoint format: one versioned dict of plain types, written atomically, loaded safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temporary file in the same folder, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to ``path`` atomically: readers see the old file or the new one, never half."""
+    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write text to ``path`` atomically."""
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def strip_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Remove the ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes from keys."""
+    out = {}
+    for key, value in state_dict.items():
+        for prefix in ("_orig_mod.", "module."):
+            key = key.replace(prefix, "")
+        out[key] = value
+    return out
+
+
+def resolve_checkpoint_path(path_or_run_dir: str | os.PathLike[str]) -> Path:
+    """Return the checkpoint file of a run directory, or ``path`` itself if it is a file.
+
+    Raises:
+        CheckpointError: If nothing is there.
+    """
+    path = Path(path_or_run_dir).expanduser()
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(
+            f"no checkpoint at {str(path)!r}: pass a run directory written by `gan-augment fit` "
+            "or its checkpoint.pt"
+        )
+    return path
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Stamp ``ckpt`` with the format and package versions and write it atomically."""
+    from . import __version__
+
+    ckpt = {"format_version": FORMAT_VERSION, "package_version": __version__, **ckpt}
+    atomic_torch_save(ckpt, path)
+
+
+def load_checkpoint(
+    path_or_run_dir: str | os.PathLike[str], map_location: str | torch.device | None = "cpu"
+) -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(..., weights_only=True)``: never runs code from the file.
+
+    Args:
+        path_or_run_dir: A ``checkpoint.pt`` or the run directory holding it.
+        map_location: Where to put the tensors (default CPU, so GPU checkpoints load anywhere).
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        CheckpointError: If the file is missing, untrusted, corrupt, or of a newer format.
+    """
+    path = resolve_checkpoint_path(path_or_run_dir)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is not a trusted checkpoint (it holds objects that safe loading refuses): "
+            "only load checkpoints written by gan-augment"
+        ) from exc
+    except Exception as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable checkpoint ({type(exc).__name__}): the file is corrupt "
+            "or truncated; use another checkpoint"
+        ) from exc
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
+        raise CheckpointError(f"{str(path)!r} is not a gan-augment checkpoint: no format_version in it")
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(path)!r} has checkpoint format {ckpt['format_version']}, newer than this "
+            f"gan-augment reads ({FORMAT_VERSION}): upgrade gan-augment"
+        )
+    return ckpt

@@ -1,0 +1,216 @@
+"""Frozen, validated configurations: the one source of truth for models, training and CLI defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["per-class", "conditional", "unconditional"]
+Loss = Literal["bce", "wgan-gp", "hinge"]
+Upsample = Literal["nearest", "transposed"]
+DNorm = Literal["batch", "none"]
+
+MODES: tuple[str, ...] = ("per-class", "conditional", "unconditional")
+LOSSES: tuple[str, ...] = ("bce", "wgan-gp", "hinge")
+UPSAMPLES: tuple[str, ...] = ("nearest", "transposed")
+D_NORMS: tuple[str, ...] = ("batch", "none")
+MAX_CLASSES = 1000
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+def _check_range(name: str, value: float, low: float, high: float | None = None) -> None:
+    if value < low or (high is not None and value > high):
+        bound = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name}={value!r} is out of range: must be {bound}")
+
+
+def base_size(image_size: int) -> tuple[int, int]:
+    """Split an image size into the generator's starting size and its number of ×2 upsamplings.
+
+    Args:
+        image_size: Side of the square output image.
+
+    Returns:
+        ``(start, n_up)`` with ``start * 2**n_up == image_size``, ``3 <= start <= 7`` and
+        ``n_up >= 1``.
+
+    Raises:
+        ValueError: If the size cannot be reached by doubling a start size between 3 and 7.
+    """
+    size, n_up = image_size, 0
+    while size > 7 and size % 2 == 0:
+        size //= 2
+        n_up += 1
+    if image_size < 8 or size > 7 or n_up < 1:
+        raise ValueError(
+            f"image_size={image_size} is not supported: it must be a start size of 3 to 7 doubled at "
+            "least once (for example 16, 28, 32, 48, 64, 96, 128)"
+        )
+    return size, n_up
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one DCGAN (generator and discriminator).
+
+    Attributes:
+        image_size: Side of the square images, in pixels (16, 28, 32, 64, 128, ...).
+        channels: 1 (grayscale) or 3 (RGB).
+        num_classes: Number of classes the generator and discriminator are conditioned on;
+            0 for an unconditional model (per-class and unconditional modes).
+        z_dim: Length of the noise vector.
+        embed_dim: Length of the class embedding concatenated to the noise (conditional only).
+        g_width: Channels of the generator's last block; earlier blocks double it, up to 8×.
+        d_width: Channels of the discriminator's first block; later blocks double it, up to 8×.
+        upsample: ``nearest`` (the article: upsample ×2 then 3×3 conv) or ``transposed``
+            (4×4 stride-2 transposed convolutions, the classic DCGAN).
+        d_dropout: Dropout probability after each discriminator activation.
+        d_norm: ``batch`` (the article) or ``none`` (recommended for wgan-gp, whose gradient
+            penalty assumes per-sample critic outputs).
+    """
+
+    image_size: int = 32  # output side in pixels
+    channels: int = 3  # 1 or 3
+    num_classes: int = 0  # 0: unconditional
+    z_dim: int = 100  # noise vector length
+    embed_dim: int = 50  # class embedding length (conditional generator)
+    g_width: int = 64  # channels of the generator's last block
+    d_width: int = 64  # channels of the discriminator's first block
+    upsample: Upsample = "nearest"
+    d_dropout: float = 0.25
+    d_norm: DNorm = "batch"
+
+    def __post_init__(self) -> None:
+        base_size(self.image_size)
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels={self.channels!r} is not supported: use 1 or 3")
+        _check_range("num_classes", self.num_classes, 0, MAX_CLASSES)
+        _check_range("z_dim", self.z_dim, 1)
+        _check_range("embed_dim", self.embed_dim, 1)
+        _check_range("g_width", self.g_width, 1)
+        _check_range("d_width", self.d_width, 1)
+        _check_choice("upsample", self.upsample, UPSAMPLES)
+        _check_range("d_dropout", self.d_dropout, 0.0, 0.99)
+        _check_choice("d_norm", self.d_norm, D_NORMS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain dict (for checkpoints and JSON)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Rebuild a config from :meth:`to_dict` output, ignoring unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``gan-augment fit`` needs besides the folders.
+
+    Attributes:
+        mode: ``per-class`` (one DCGAN per class), ``conditional`` (one class-conditional DCGAN)
+            or ``unconditional`` (one DCGAN on all images, labels ignored).
+        image_size: Side of the square training images; images are resized and centre-cropped.
+        channels: 1 or 3; 0 picks 1 when every image is grayscale and 3 otherwise.
+        steps: Training steps; in per-class mode every class model takes this many steps.
+        pretrain_steps: Steps of unconditional pre-training on all images (labeled and
+            unlabeled) from which every per-class model starts; -1 picks ``steps // 2`` when an
+            unlabeled folder is given and 0 otherwise. Per-class mode only.
+        batch_size: Real images per discriminator step (per class model in per-class mode).
+        loss: ``bce`` (non-saturating, the article), ``wgan-gp`` or ``hinge``.
+        gp_weight: Weight of the gradient penalty (wgan-gp only).
+        unroll: Unrolled-GAN steps: the generator's loss is taken against a copy of D advanced
+            this many extra steps (0 disables; first-order variant, no gradient through them).
+        lr_g: Generator learning rate (Adam).
+        lr_d: Discriminator learning rate (Adam).
+        beta1: Adam beta1.
+        beta2: Adam beta2.
+        ema_decay: Decay of the exponential moving average of generator weights (0 disables).
+        diffaugment: Differentiable augmentation of real and fake images before D
+            (colour, translation, cutout): ``auto`` (on below ``diffaugment_below`` training images
+            per model), ``on`` or ``off``.
+        diffaugment_below: The ``auto`` threshold, in images per model.
+        amp: bf16 autocast on CUDA (ignored on CPU); off for wgan-gp, whose penalty needs
+            accurate second derivatives.
+        seed: Seed of every random choice of the run.
+        log_every: Steps between rows of ``metrics.jsonl``.
+        sample_every: Steps between sample grids in ``samples/``.
+        checkpoint_every: Steps between checkpoint writes (one is always written at the end).
+        model: The model architecture.
+    """
+
+    mode: Mode = "per-class"
+    image_size: int = 32
+    channels: int = 0  # 0: auto
+    steps: int = 5000
+    pretrain_steps: int = -1  # -1: auto
+    batch_size: int = 64
+    loss: Loss = "bce"
+    gp_weight: float = 10.0
+    unroll: int = 0
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.999
+    diffaugment: Literal["auto", "on", "off"] = "auto"
+    diffaugment_below: int = 10000
+    amp: bool = True
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, MODES)
+        base_size(self.image_size)
+        if self.channels not in (0, 1, 3):
+            raise ValueError(f"channels={self.channels!r} is not supported: use 0 (auto), 1 or 3")
+        _check_range("steps", self.steps, 1)
+        _check_range("pretrain_steps", self.pretrain_steps, -1)
+        _check_range("batch_size", self.batch_size, 2, 65536)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_range("gp_weight", self.gp_weight, 0.0)
+        _check_range("unroll", self.unroll, 0, 100)
+        _check_range("lr_g", self.lr_g, 1e-8, 1.0)
+        _check_range("lr_d", self.lr_d, 1e-8, 1.0)
+        _check_range("beta1", self.beta1, 0.0, 0.9999)
+        _check_range("beta2", self.beta2, 0.0, 0.99999)
+        _check_range("ema_decay", self.ema_decay, 0.0, 0.99999)
+        _check_choice("diffaugment", self.diffaugment, ("auto", "on", "off"))
+        _check_range("diffaugment_below", self.diffaugment_below, 0)
+        _check_range("log_every", self.log_every, 1)
+        _check_range("sample_every", self.sample_every, 1)
+        _check_range("checkpoint_every", self.checkpoint_every, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain dict (for checkpoints and JSON)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` output, ignoring unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        if isinstance(kwargs.get("model"), dict):
+            kwargs["model"] = ModelConfig.from_dict(kwargs["model"])
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def default(cls: type, name: str) -> Any:
+    """Return the default of field ``name`` of dataclass ``cls`` (CLI defaults come from here)."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]

@@ -1,0 +1,19 @@
+"""Exceptions for expected, user-fixable problems (the CLI prints them as one line, exit code 2)."""
+
+from __future__ import annotations
+
+
+class GanAugmentError(ValueError):
+    """Base class of every expected error: bad input the user can fix."""
+
+
+class DataError(GanAugmentError):
+    """An image folder is missing, empty, unreadable or holds no usable image."""
+
+
+class CheckpointError(GanAugmentError):
+    """A checkpoint is missing, not a checkpoint, untrusted, corrupt or of another format."""
+
+
+class RunDirError(GanAugmentError):
+    """An output directory cannot be used as asked (for example, another run is already there)."""

@@ -1,0 +1,546 @@
+"""The training engine: data on the device, GAN steps, EMA, schedule of samples, metrics and checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from .augment import diff_augment
+from .checkpoint import CHECKPOINT_NAME, atomic_write_json, load_checkpoint, save_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data import ImageData, load_image_data, summary
+from .errors import GanAugmentError, RunDirError
+from .losses import d_loss, g_loss, gradient_penalty
+from .models import Discriminator, Generator, PerClassGenerator
+from .progress import Reporter
+from .sampling import class_grid, save_image_atomic
+
+RUN_FILES = (CHECKPOINT_NAME, "config.json", "metrics.jsonl", "samples")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a device, checking that it exists.
+
+    Raises:
+        GanAugmentError: If CUDA is asked for but not available, or the name is unknown.
+    """
+    name = str(device)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise GanAugmentError(f"device {name!r} is not valid: use auto, cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GanAugmentError(f"device {name!r} asked for, but CUDA is not available: use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise GanAugmentError(
+                f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    elif dev.type != "cpu":
+        raise GanAugmentError(f"device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+@dataclass
+class GanPair:
+    """One DCGAN being trained: generator, its EMA copy, discriminator and both optimisers."""
+
+    g: Generator
+    g_ema: Generator
+    d: Discriminator
+    opt_g: torch.optim.Adam
+    opt_d: torch.optim.Adam
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "g": self.g.state_dict(),
+            "g_ema": self.g_ema.state_dict(),
+            "d": self.d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.g.load_state_dict(state["g"])
+        self.g_ema.load_state_dict(state["g_ema"])
+        self.d.load_state_dict(state["d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+
+
+def _adam(params: Iterator[nn.Parameter], lr: float, config: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+
+
+def new_pair(model_cfg: ModelConfig, config: TrainConfig, device: torch.device) -> GanPair:
+    """Build a freshly initialised DCGAN on ``device``."""
+    g = Generator(model_cfg).to(device)
+    d = Discriminator(model_cfg).to(device)
+    g_ema = copy.deepcopy(g).requires_grad_(False).eval()
+    return GanPair(g, g_ema, d, _adam(g.parameters(), config.lr_g, config), _adam(d.parameters(), config.lr_d, config))
+
+
+def copy_pair(src: GanPair, config: TrainConfig) -> GanPair:
+    """A copy of ``src``'s weights with fresh optimisers (per-class models start from pre-training)."""
+    g, d, g_ema = copy.deepcopy(src.g), copy.deepcopy(src.d), copy.deepcopy(src.g_ema)
+    return GanPair(g, g_ema, d, _adam(g.parameters(), config.lr_g, config), _adam(d.parameters(), config.lr_d, config))
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1−decay)·model for parameters; buffers (BatchNorm statistics) are copied."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+    for be, bm in zip(ema.buffers(), model.buffers()):
+        be.copy_(bm)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    g: Generator, labels: Callable[[int], torch.Tensor | None], seed: int, batches: int = 4, batch_size: int = 256
+) -> None:
+    """Recompute a generator's BatchNorm statistics for its own (EMA) weights.
+
+    The EMA weights never ran in training, so the running statistics copied from the live
+    generator do not quite fit them; a few forward passes with a cumulative average fix that.
+    Uses its own seeded RNG, so training's random stream is untouched.
+    """
+    dev = next(g.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    norms = [m for m in g.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    g.train()
+    for _ in range(batches):
+        z = torch.randn(batch_size, g.config.z_dim, device=dev, generator=gen)
+        g(z, labels(batch_size))
+    for m, mom in zip(norms, momenta):
+        m.momentum = mom
+    g.eval()
+
+
+class Trainer:
+    """Trains the DCGAN(s) of one run directory.
+
+    Args:
+        config: Training configuration.
+        data: Decoded images (from :func:`gan_augment.data.load_image_data`).
+        out_dir: Run directory.
+        device: Training device.
+        reporter: Progress and message output.
+        sources: The folders the data came from (recorded in the checkpoint).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: ImageData,
+        out_dir: Path,
+        device: torch.device,
+        reporter: Reporter,
+        sources: dict[str, str | None] | None = None,
+    ) -> None:
+        self.config = config
+        self.data = data
+        self.out_dir = Path(out_dir)
+        self.device = device
+        self.reporter = reporter
+        self.sources = sources or {}
+        self.num_classes = len(data.class_names)
+        self.channels = int(data.images.shape[1])
+        self.model_cfg = replace(
+            config.model,
+            image_size=config.image_size,
+            channels=self.channels,
+            num_classes=self.num_classes if config.mode == "conditional" else 0,
+        )
+        self.pretrain_steps = 0
+        if config.mode == "per-class":
+            self.pretrain_steps = config.pretrain_steps
+            if self.pretrain_steps < 0:
+                self.pretrain_steps = config.steps // 2 if data.num_unlabeled else 0
+        self.total_steps = self.pretrain_steps + config.steps
+        self.amp = config.amp and device.type == "cuda" and config.loss != "wgan-gp"
+
+        # Everything lives on the device; batches are indexed there.
+        self.images = data.images.to(device)  # (N, C, H, W) uint8
+        self.labels = data.labels.to(device)  # (N,) int64, -1 = unlabeled
+        self.labeled_idx = (self.labels >= 0).nonzero(as_tuple=True)[0]
+        self.unlabeled_idx = (self.labels < 0).nonzero(as_tuple=True)[0]
+        self.all_idx = torch.arange(len(self.labels), device=device)
+        self.class_idx = [(self.labels == c).nonzero(as_tuple=True)[0] for c in range(self.num_classes)]
+        per_model = {
+            "per-class": min(len(i) for i in self.class_idx),
+            "conditional": len(self.all_idx),
+            "unconditional": len(self.all_idx),
+        }[config.mode]
+        self.diffaugment = config.diffaugment == "on" or (
+            config.diffaugment == "auto" and per_model < config.diffaugment_below
+        )
+
+        torch.manual_seed(config.seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed_all(config.seed)
+        self.gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+        self.step = 0
+        self.elapsed = 0.0
+        self.phase = self._phase_at(0)
+        self.pairs = self._new_pairs(self.phase)
+
+    # ---------------------------------------------------------------- layout of the models
+    def _phase_at(self, step: int) -> str:
+        if self.config.mode == "per-class":
+            return "pretrain" if step < self.pretrain_steps else "per-class"
+        return self.config.mode
+
+    def _new_pairs(self, phase: str) -> list[GanPair]:
+        pretrain_cfg = replace(self.model_cfg, num_classes=0)
+        if phase == "per-class":
+            return [new_pair(pretrain_cfg, self.config, self.device) for _ in range(self.num_classes)]
+        return [new_pair(self.model_cfg, self.config, self.device)]
+
+    def _enter_per_class(self) -> None:
+        """Start every class's model from the pre-trained one."""
+        src = self.pairs[0]
+        self.pairs = [copy_pair(src, self.config) for _ in range(self.num_classes)]
+        self.phase = "per-class"
+        self.reporter.message(f"pre-training done at step {self.step}: training {self.num_classes} per-class models")
+
+    # ---------------------------------------------------------------- data
+    def _real(self, pool: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch drawn with replacement from ``pool``: images (n, C, H, W) in [-1, 1], labels (n,)."""
+        idx = pool[torch.randint(0, len(pool), (n,), device=self.device, generator=self.gen)]
+        return self.images[idx].float().div_(127.5).sub_(1.0), self.labels[idx]
+
+    def _pools(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(labeled pool, unlabeled pool) for model k in the current phase."""
+        if self.phase == "per-class":
+            return self.class_idx[k], None
+        if self.phase == "conditional":
+            return self.labeled_idx, self.unlabeled_idx if len(self.unlabeled_idx) else None
+        return self.all_idx, None
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.gen) if self.diffaugment else x
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    # ---------------------------------------------------------------- one step
+    def _d_step(self, pair: GanPair, d: Discriminator, opt: torch.optim.Optimizer, k: int) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        conditional = self.phase == "conditional"
+        pool, upool = self._pools(k)
+        real, y = self._real(pool, cfg.batch_size)
+        y_in = y if conditional else None
+        z = torch.randn(cfg.batch_size, self.model_cfg.z_dim, device=self.device, generator=self.gen)
+        with self._autocast():
+            with torch.no_grad():
+                fake = pair.g(z, y_in).float()  # fakes share the real batch's labels
+            real_logits = d(self._aug(real), y_in)
+            if upool is not None:  # unlabeled real images: D's class-free term says "real"
+                ureal, uy = self._real(upool, cfg.batch_size)
+                real_logits = torch.cat([real_logits, d(self._aug(ureal), uy)])
+            fake_logits = d(self._aug(fake), y_in)
+            loss = d_loss(cfg.loss, real_logits.float(), fake_logits.float())
+        if cfg.loss == "wgan-gp" and cfg.gp_weight > 0:
+            loss = loss + cfg.gp_weight * gradient_penalty(lambda x: d(self._aug(x), y_in), real, fake, self.gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return {
+            "loss_d": loss.detach(),
+            "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
+        }
+
+    def _g_step(self, pair: GanPair, k: int) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        d, opt_d = pair.d, pair.opt_d
+        if cfg.unroll:
+            # Unrolled GAN (Metz et al. 2017), first-order: G is scored by a copy of D advanced
+            # ``unroll`` steps against the current G; the real D is not changed by them.
+            d = copy.deepcopy(pair.d)
+            opt_d = _adam(d.parameters(), cfg.lr_d, cfg)
+            opt_d.load_state_dict(pair.opt_d.state_dict())
+            for _ in range(cfg.unroll):
+                self._d_step(pair, d, opt_d, k)
+        conditional = self.phase == "conditional"
+        y = None
+        if conditional:
+            y = self.labels[self.labeled_idx[torch.randint(0, len(self.labeled_idx), (cfg.batch_size,), device=self.device, generator=self.gen)]]
+        z = torch.randn(cfg.batch_size, self.model_cfg.z_dim, device=self.device, generator=self.gen)
+        d.requires_grad_(False)
+        with self._autocast():
+            fake_logits = d(self._aug(pair.g(z, y)), y)
+            loss = g_loss(cfg.loss, fake_logits.float())
+        d.requires_grad_(True)
+        pair.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        pair.opt_g.step()
+        phase_step = self.step - (self.pretrain_steps if self.phase == "per-class" else 0)
+        if cfg.ema_decay > 0:
+            decay = min(cfg.ema_decay, (1 + phase_step) / (10 + phase_step))
+            update_ema(pair.g_ema, pair.g, decay)
+        else:
+            update_ema(pair.g_ema, pair.g, 0.0)
+        return {"loss_g": loss.detach()}
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """Advance every model one discriminator and one generator step; return mean statistics."""
+        stats: dict[str, torch.Tensor] = {}
+        for k, pair in enumerate(self.pairs):
+            s = self._d_step(pair, pair.d, pair.opt_d, k)
+            s.update(self._g_step(pair, k))
+            for name, v in s.items():
+                stats[name] = stats.get(name, 0) + v / len(self.pairs)
+        self.step += 1
+        return stats
+
+    def images_per_step(self) -> int:
+        """Real images the discriminators see per step (all models together)."""
+        n = self.config.batch_size * len(self.pairs)
+        if self.phase == "conditional" and len(self.unlabeled_idx):
+            n *= 2
+        return n
+
+    # ---------------------------------------------------------------- sampling generator
+    def sampling_generator(self) -> nn.Module:
+        """The EMA generator(s) as one module with ``G(z, y)``, BatchNorm recalibrated."""
+        for k, pair in enumerate(self.pairs):
+            if self.phase == "conditional":
+                labels: Callable[[int], torch.Tensor | None] = lambda n: torch.arange(n, device=self.device) % self.num_classes
+            else:
+                labels = lambda n: None  # noqa: E731
+            recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1))
+        if self.phase == "per-class":
+            return PerClassGenerator([p.g_ema for p in self.pairs])
+        return self.pairs[0].g_ema
+
+    def save_samples(self) -> Path:
+        path = self.out_dir / "samples" / f"step_{self.step:06d}.png"
+        grid = class_grid(self.sampling_generator(), per_row=10, seed=self.config.seed, upscale=max(1, 64 // self.config.image_size))
+        save_image_atomic(grid, path)
+        return path
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoint(self) -> dict[str, Any]:
+        self.sampling_generator()  # recalibrated EMA statistics go into the checkpoint
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "trainer": self.gen.get_state(), "device": str(self.device)}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "config": self.config.to_dict(),
+            "model_config": self.model_cfg.to_dict(),
+            "mode": self.config.mode,
+            "phase": self.phase,
+            "step": self.step,
+            "pretrain_steps": self.pretrain_steps,
+            "total_steps": self.total_steps,
+            "models": [p.state() for p in self.pairs],
+            "class_names": list(self.data.class_names),
+            "image_size": self.config.image_size,
+            "channels": self.channels,
+            "normalization": {"mean": 0.5, "std": 0.5, "range": [-1.0, 1.0]},
+            "diffaugment": self.diffaugment,
+            "data": {**self.data.fingerprint(), **{k: v for k, v in self.sources.items() if v is not None}},
+            "rng": rng,
+            "elapsed_s": self.elapsed,
+        }
+
+    def save(self) -> Path:
+        path = self.out_dir / CHECKPOINT_NAME
+        save_checkpoint(self.checkpoint(), path)
+        return path
+
+    def load(self, ckpt: dict[str, Any]) -> None:
+        """Restore models, optimisers, step and RNG states from a checkpoint dict."""
+        fp = self.data.fingerprint()
+        if ckpt["data"].get("files_sha256") != fp["files_sha256"]:
+            raise RunDirError(
+                f"the images differ from those the run in {str(self.out_dir)!r} was trained on "
+                f"({ckpt['data'].get('num_images')} then, {fp['num_images']} now): resume with the "
+                "same folders, or start a new run with --out elsewhere or --overwrite"
+            )
+        self.step = int(ckpt["step"])
+        self.elapsed = float(ckpt.get("elapsed_s", 0.0))
+        self.phase = ckpt["phase"]
+        self.pairs = self._new_pairs(self.phase)
+        for pair, state in zip(self.pairs, ckpt["models"]):
+            pair.load(state)
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng.get("device") == str(self.device):
+            self.gen.set_state(rng["trainer"])
+            if self.device.type == "cuda" and "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        else:
+            self.reporter.message(f"resuming on {self.device} instead of {rng.get('device')}: random stream reseeded")
+            self.gen.manual_seed(self.config.seed + 1 + self.step)
+
+    # ---------------------------------------------------------------- the loop
+    def fit(self) -> Path:
+        """Train to ``total_steps``, writing metrics, sample grids and checkpoints; return the checkpoint path."""
+        cfg = self.config
+        metrics_path = self.out_dir / "metrics.jsonl"
+        sums: dict[str, float] = {}
+        n_sums = 0
+        t_last, images_since = time.perf_counter(), 0
+        with self.reporter.progress(self.total_steps, self.step) as bar:
+            try:
+                while self.step < self.total_steps:
+                    if self.phase == "pretrain" and self.step >= self.pretrain_steps:
+                        self._enter_per_class()
+                    stats = self.train_step()
+                    images_since += self.images_per_step()
+                    for name, v in stats.items():
+                        sums[name] = sums.get(name, 0.0) + v
+                    n_sums += 1
+                    last = self.step == self.total_steps
+                    if self.step % cfg.log_every == 0 or last:
+                        now = time.perf_counter()
+                        dt = now - t_last
+                        self.elapsed += dt
+                        row = {"step": self.step, "phase": self.phase}
+                        row.update({k: round(float(v) / n_sums, 5) for k, v in sums.items()})
+                        row["img_per_s"] = round(images_since / max(dt, 1e-9), 1)
+                        row["elapsed_s"] = round(self.elapsed, 2)
+                        with open(metrics_path, "a") as f:
+                            f.write(json.dumps(row) + "\n")
+                        bar.update(self.step, row)
+                        sums, n_sums, t_last, images_since = {}, 0, now, 0
+                    else:
+                        bar.update(self.step, None)
+                    if self.step % cfg.sample_every == 0 or last:
+                        self.save_samples()
+                    if self.step % cfg.checkpoint_every == 0 or last:
+                        self.save()
+            except KeyboardInterrupt:
+                self.save()
+                self.reporter.message(
+                    f"interrupted at step {self.step}: checkpoint saved; continue with "
+                    f"`gan-augment fit ... --out {self.out_dir} --resume`"
+                )
+                raise
+        return self.out_dir / CHECKPOINT_NAME
+
+
+def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check that ``out`` may be written as asked; with ``overwrite``, remove the previous run's files.
+
+    Raises:
+        RunDirError: If another run is there and neither ``resume`` nor ``overwrite`` is set, or
+            ``resume`` is set and there is nothing to resume.
+    """
+    has_run = out.is_dir() and any((out / name).exists() for name in RUN_FILES)
+    if resume:
+        if not (out / CHECKPOINT_NAME).is_file():
+            raise RunDirError(f"nothing to resume: {str(out / CHECKPOINT_NAME)!r} does not exist; drop --resume")
+        return
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"output path {str(out)!r} is a file: pass a folder for --out")
+    if has_run:
+        if not overwrite:
+            raise RunDirError(
+                f"{str(out)!r} already holds a run: pass --resume to continue it, --overwrite to "
+                "replace it, or another --out"
+            )
+        for name in RUN_FILES:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def fit(
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] = "runs/run",
+    config: TrainConfig | None = None,
+    *,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    reporter: Reporter | None = None,
+) -> Path:
+    """Train DCGAN(s) on image folders and write a run directory.
+
+    Args:
+        labeled: ImageFolder-style folder (one sub-folder of images per class).
+        unlabeled: Optional folder of unlabeled images of the same kind (searched recursively).
+        out: Run directory to write (``checkpoint.pt``, ``samples/``, ``metrics.jsonl``,
+            ``config.json``).
+        config: Training configuration (default: :class:`TrainConfig`'s defaults). With
+            ``resume``, the checkpoint's configuration is used and only ``steps`` is taken from
+            ``config`` (to train longer).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        resume: Continue the run in ``out`` from its checkpoint.
+        overwrite: Replace a run already in ``out``.
+        quiet: No progress bar or messages.
+        reporter: Where progress goes (default: a terminal reporter honouring ``quiet``).
+
+    Returns:
+        Path of the final checkpoint.
+
+    Raises:
+        GanAugmentError: On bad folders, a run directory in the way, or an unusable device.
+    """
+    out_dir = Path(out).expanduser()
+    reporter = reporter or Reporter(quiet=quiet)
+    dev = resolve_device(device)
+    prepare_run_dir(out_dir, resume, overwrite)
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(out_dir, map_location=dev)
+        saved = TrainConfig.from_dict(ckpt["config"])
+        config = saved.replace(steps=config.steps) if config is not None else saved
+    config = config or TrainConfig()
+    data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
+    reporter.message(summary(data))
+    if config.mode in ("per-class", "conditional") and len(data.class_names) < 1:
+        raise GanAugmentError("labeled folder has no classes")
+    sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
+    trainer = Trainer(config, data, out_dir, dev, reporter, sources)
+    if ckpt is not None:
+        trainer.load(ckpt)
+        reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")
+    atomic_write_json(
+        out_dir / "config.json",
+        {
+            "config": config.to_dict(),
+            "model_config": trainer.model_cfg.to_dict(),
+            "class_names": data.class_names,
+            "data": {**data.fingerprint(), **{k: v for k, v in sources.items() if v}},
+            "device": str(dev),
+            "diffaugment": trainer.diffaugment,
+            "pretrain_steps": trainer.pretrain_steps,
+            "total_steps": trainer.total_steps,
+        },
+    )
+    reporter.message(
+        f"training {config.mode} on {dev} ({trainer.total_steps} steps"
+        + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
+        + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss})"
+    )
+    return trainer.fit()
