@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
 import typer
-from rich.console import Console
 
 from .checkpoint import load_checkpoint
 from .config import ModelConfig, TrainConfig, default
@@ -24,8 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
-out = Console()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,7 +58,7 @@ def expected_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (GanAugmentError, ValueError) as exc:
-            err.print(f"Error: {exc}", markup=False, highlight=False)
+            typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
@@ -138,8 +135,8 @@ def fit(
     t0 = time.perf_counter()
     ckpt = run_fit(labeled, unlabeled, out, config, device=device, resume=resume, overwrite=overwrite, quiet=quiet)
     if not quiet:
-        err.print(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}", markup=False, highlight=False)
-        err.print(f"next: gan-augment sample {out} --n 100 --out grid.png", markup=False, highlight=False)
+        typer.echo(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}", err=True)
+        typer.echo(f"next: gan-augment sample {out} --n 100 --out grid.png", err=True)
 
 
 @app.command()
@@ -175,7 +172,7 @@ def sample(
 
 
 def out_console_line(text: str) -> None:
-    out.print(text, markup=False, highlight=False)
+    typer.echo(text)
 
 
 @app.command()

@@ -42,7 +42,7 @@ class Reporter:
     def message(self, text: str) -> None:
         """Print one line unless quiet."""
         if not self.quiet:
-            self.console.print(text, markup=False, highlight=False)
+            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def progress(self, total: int, completed: int = 0) -> Iterator[_Bar]:

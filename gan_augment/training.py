@@ -443,26 +443,31 @@ class Trainer:
         return self.out_dir / CHECKPOINT_NAME
 
 
-def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    """Check that ``out`` may be written as asked; with ``overwrite``, remove the previous run's files.
+def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check, without writing anything, that ``out`` may be used as asked.
 
     Raises:
         RunDirError: If another run is there and neither ``resume`` nor ``overwrite`` is set, or
             ``resume`` is set and there is nothing to resume.
     """
-    has_run = out.is_dir() and any((out / name).exists() for name in RUN_FILES)
     if resume:
         if not (out / CHECKPOINT_NAME).is_file():
             raise RunDirError(f"nothing to resume: {str(out / CHECKPOINT_NAME)!r} does not exist; drop --resume")
         return
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output path {str(out)!r} is a file: pass a folder for --out")
-    if has_run:
-        if not overwrite:
-            raise RunDirError(
-                f"{str(out)!r} already holds a run: pass --resume to continue it, --overwrite to "
-                "replace it, or another --out"
-            )
+    has_run = out.is_dir() and any((out / name).exists() for name in RUN_FILES)
+    if has_run and not overwrite:
+        raise RunDirError(
+            f"{str(out)!r} already holds a run: pass --resume to continue it, --overwrite to "
+            "replace it, or another --out"
+        )
+
+
+def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Create ``out``; with ``overwrite``, first remove the previous run's files (and only those)."""
+    check_run_dir(out, resume, overwrite)
+    if overwrite and not resume:
         for name in RUN_FILES:
             p = out / name
             if p.is_dir():
@@ -509,19 +514,19 @@ def fit(
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
     dev = resolve_device(device)
-    prepare_run_dir(out_dir, resume, overwrite)
+    check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
     ckpt = None
     if resume:
         ckpt = load_checkpoint(out_dir, map_location=dev)
-        saved = TrainConfig.from_dict(ckpt["config"])
+        # The checkpoint's settings, with pre-training fixed at what the run resolved it to.
+        saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
         config = saved.replace(steps=config.steps) if config is not None else saved
     config = config or TrainConfig()
     data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
     reporter.message(summary(data))
-    if config.mode in ("per-class", "conditional") and len(data.class_names) < 1:
-        raise GanAugmentError("labeled folder has no classes")
     sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
     trainer = Trainer(config, data, out_dir, dev, reporter, sources)
+    prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
     if ckpt is not None:
         trainer.load(ckpt)
         reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")

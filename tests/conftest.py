@@ -1,0 +1,111 @@
+"""Shared fixtures: tiny synthetic image folders, a seed, a private decode cache, a tiny config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_augment import ModelConfig, TrainConfig
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own decode cache, never the user's."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("GAN_AUGMENT_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def seed() -> int:
+    torch.manual_seed(0)
+    np.random.seed(0)
+    return 0
+
+
+def _pattern(rng: np.random.Generator, size: int, channels: int, cls: int) -> np.ndarray:
+    """A small image whose brightness depends on its class, with noise."""
+    base = 40 + 60 * cls
+    arr = np.clip(rng.normal(base, 20, size=(size, size, channels)), 0, 255).astype(np.uint8)
+    return arr[..., 0] if channels == 1 else arr
+
+
+MakeFolder = Callable[..., Path]
+
+
+@pytest.fixture
+def make_image_folder(tmp_path: Path) -> MakeFolder:
+    """Factory: an ImageFolder with ``classes`` × ``per_class`` PNGs (RGB or grayscale)."""
+
+    def make(
+        name: str = "labeled",
+        classes: int = 2,
+        per_class: int = 6,
+        size: int = 20,
+        channels: int = 3,
+        seed: int = 0,
+    ) -> Path:
+        rng = np.random.default_rng(seed)
+        root = tmp_path / name
+        for c in range(classes):
+            d = root / f"class_{c}"
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                Image.fromarray(_pattern(rng, size, channels, c)).save(d / f"img_{i:03d}.png")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def make_unlabeled_folder(tmp_path: Path) -> MakeFolder:
+    """Factory: a nested folder of ``n`` unlabeled PNGs."""
+
+    def make(name: str = "unlabeled", n: int = 8, size: int = 20, channels: int = 3, seed: int = 1) -> Path:
+        rng = np.random.default_rng(seed)
+        root = tmp_path / name
+        for i in range(n):
+            d = root / ("a" if i % 2 else "b")
+            d.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(_pattern(rng, size, channels, i % 3)).save(d / f"u_{i:03d}.png")
+        return root
+
+    return make
+
+
+@pytest.fixture
+def labeled(make_image_folder: MakeFolder) -> Path:
+    return make_image_folder()
+
+
+@pytest.fixture
+def unlabeled(make_unlabeled_folder: MakeFolder) -> Path:
+    return make_unlabeled_folder()
+
+
+def tiny_config(**changes: object) -> TrainConfig:
+    """A configuration that trains in well under a second a step on a CPU."""
+    model = ModelConfig(image_size=16, g_width=8, d_width=8, z_dim=8, embed_dim=4)
+    base = dict(
+        image_size=16,
+        steps=3,
+        batch_size=4,
+        log_every=1,
+        sample_every=2,
+        checkpoint_every=2,
+        model=model,
+    )
+    base.update(changes)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tiny() -> Callable[..., TrainConfig]:
+    return tiny_config

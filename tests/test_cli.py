@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from gan_augment import load_checkpoint
+from gan_augment.cli import app
+
+runner = CliRunner()
+
+TINY = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "8", "--batch-size", "4",
+        "--sample-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--quiet"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def run(labeled: Path, unlabeled: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    result = invoke("fit", labeled, unlabeled, "--out", out, "--steps", "2", *TINY)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+class TestFit:
+    def test_writes_run_directory(self, run: Path) -> None:
+        assert {p.name for p in run.iterdir()} >= {"checkpoint.pt", "config.json", "metrics.jsonl", "samples"}
+        assert list((run / "samples").glob("step_*.png"))
+
+    def test_resume_trains_longer(self, run: Path, labeled: Path, unlabeled: Path) -> None:
+        result = invoke("fit", labeled, unlabeled, "--out", run, "--resume", "--steps", "4", "--quiet")
+        assert result.exit_code == 0, result.output
+        assert load_checkpoint(run)["step"] == 1 + 4  # pre-training stays at the 1 step (2 // 2) it had
+
+    def test_existing_run_is_refused(self, run: Path, labeled: Path) -> None:
+        result = invoke("fit", labeled, "--out", run, "--steps", "1", *TINY)
+        assert result.exit_code == 2
+        assert "already holds a run" in result.output and "Traceback" not in result.output
+
+    def test_missing_folder(self, tmp_path: Path) -> None:
+        result = invoke("fit", tmp_path / "nope", "--out", tmp_path / "run", *TINY)
+        assert result.exit_code == 2
+        assert "does not exist" in result.output and "Traceback" not in result.output
+        assert not (tmp_path / "run").exists()
+
+    @pytest.mark.parametrize(
+        ("option", "value"),
+        [("--image-size", "4"), ("--batch-size", "1"), ("--steps", "0"), ("--mode", "gan"), ("--loss", "l2")],
+    )
+    def test_bad_values(self, labeled: Path, tmp_path: Path, option: str, value: str) -> None:
+        result = invoke("fit", labeled, "--out", tmp_path / "run", option, value)
+        assert result.exit_code == 2
+        assert option in result.output or value in result.output
+
+    def test_unsupported_image_size(self, labeled: Path, tmp_path: Path) -> None:
+        result = invoke("fit", labeled, "--out", tmp_path / "run", "--image-size", "30", "--quiet")
+        assert result.exit_code == 2 and "image_size=30" in result.output
+
+
+class TestSample:
+    def test_grid_one_row_per_class(self, run: Path, tmp_path: Path) -> None:
+        out = tmp_path / "grid.png"
+        result = invoke("sample", run, "--n", "6", "--out", out, "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        with Image.open(out) as im:
+            # 2 classes × 3 images of 16 px, upscaled ×4, 2 px padding
+            assert im.size == (3 * (64 + 8) + 8, 2 * (64 + 8) + 8)
+
+    def test_image_folder(self, run: Path, tmp_path: Path) -> None:
+        out_dir = tmp_path / "synthetic"
+        result = invoke("sample", run, "--per-class", "3", "--out-dir", out_dir, "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        assert sorted(p.name for p in out_dir.iterdir()) == ["class_0", "class_1"]
+        assert all(len(list((out_dir / c).glob("*.png"))) == 3 for c in ("class_0", "class_1"))
+
+    def test_needs_an_output(self, run: Path) -> None:
+        result = invoke("sample", run)
+        assert result.exit_code == 2 and "nothing to write" in result.output
+
+    def test_not_a_run(self, tmp_path: Path) -> None:
+        result = invoke("sample", tmp_path, "--out", tmp_path / "g.png")
+        assert result.exit_code == 2 and "no checkpoint" in result.output
+
+
+class TestInfo:
+    def test_text_and_json(self, run: Path) -> None:
+        result = invoke("info", run)
+        assert result.exit_code == 0 and "class_0" in result.output and "per-class" in result.output
+        data = json.loads(invoke("info", run, "--json").output)
+        assert data["step"] == 3 and data["class_names"] == ["class_0", "class_1"]
+        assert data["data"]["num_unlabeled"] == 8
+
+    def test_untrusted_checkpoint(self, tmp_path: Path) -> None:
+        marker = tmp_path / "pwned"
+
+        class Evil:
+            def __reduce__(self):
+                return (open, (str(marker), "w"))
+
+        (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}))
+        result = invoke("info", tmp_path)
+        assert result.exit_code == 2 and "not a trusted checkpoint" in result.output
+        assert not marker.exists()
+
+
+class TestDemo:
+    def test_demo_runs_end_to_end(self, tmp_path: Path) -> None:
+        out = tmp_path / "demo"
+        result = invoke("demo", "--out", out, "--steps", "2", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        assert "sample grid" in result.output
+        assert len(list((out / "data" / "labeled").iterdir())) == 10
+        ckpt = load_checkpoint(out / "run")
+        assert ckpt["step"] == 6 and ckpt["channels"] == 1 and ckpt["image_size"] == 16
+        assert (out / "run" / "samples" / "step_000006.png").is_file()
+        # Running it again replaces its own previous run.
+        assert invoke("demo", "--out", out, "--steps", "1", "--device", "cpu", "--quiet").exit_code == 0
+
+    def test_demo_refuses_foreign_folder(self, tmp_path: Path) -> None:
+        (tmp_path / "mine.txt").write_text("keep me")
+        result = invoke("demo", "--out", tmp_path, "--steps", "1", "--quiet")
+        assert result.exit_code == 2 and (tmp_path / "mine.txt").exists()

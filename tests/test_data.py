@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_augment import DataError, load_image_data
+from gan_augment.data import decode_image, scan_folders
+
+
+class TestScan:
+    def test_classes_and_unlabeled(self, labeled: Path, unlabeled: Path) -> None:
+        files, labels, names, ignored = scan_folders(labeled, unlabeled)
+        assert names == ["class_0", "class_1"]
+        assert labels.count(0) == 6 and labels.count(1) == 6 and labels.count(-1) == 8
+        assert ignored == 0
+
+    def test_skips_hidden_and_non_images(self, labeled: Path) -> None:
+        (labeled / "class_0" / "notes.txt").write_text("hello")
+        (labeled / "class_0" / ".DS_Store").write_bytes(b"\0")
+        (labeled / ".hidden_class").mkdir()
+        (labeled / ".hidden_class" / "x.png").write_bytes(b"")
+        files, labels, names, ignored = scan_folders(labeled)
+        assert names == ["class_0", "class_1"] and len(files) == 12 and ignored == 2
+
+    def test_missing_folder(self, tmp_path: Path) -> None:
+        with pytest.raises(DataError, match="does not exist"):
+            scan_folders(tmp_path / "nope")
+
+    def test_file_instead_of_folder(self, tmp_path: Path) -> None:
+        f = tmp_path / "file.png"
+        f.write_bytes(b"x")
+        with pytest.raises(DataError, match="not a folder"):
+            scan_folders(f)
+
+    def test_no_classes(self, tmp_path: Path) -> None:
+        with pytest.raises(DataError, match="no class folders"):
+            scan_folders(tmp_path)
+
+    def test_empty_class(self, labeled: Path) -> None:
+        (labeled / "class_2").mkdir()
+        with pytest.raises(DataError, match="class_2.*has no images"):
+            scan_folders(labeled)
+
+
+class TestDecode:
+    def test_resize_and_centre_crop(self, tmp_path: Path) -> None:
+        arr = np.zeros((20, 40, 3), dtype=np.uint8)
+        arr[:, 10:30] = 255  # a white band in the middle of a wide image
+        Image.fromarray(arr).save(tmp_path / "wide.png")
+        out, gray = decode_image(tmp_path / "wide.png", 16)
+        assert out.shape == (16, 16, 3) and not gray
+        assert out[:, 4:12].mean() > 240  # the centre crop keeps the band
+
+    def test_rgba_and_palette(self, tmp_path: Path) -> None:
+        Image.new("RGBA", (10, 10), (255, 0, 0, 0)).save(tmp_path / "clear.png")
+        out, _ = decode_image(tmp_path / "clear.png", 8)
+        assert (out == 255).all()  # transparent pixels become white, not black
+        Image.new("L", (10, 10), 7).convert("P").save(tmp_path / "pal.png")
+        _, gray = decode_image(tmp_path / "pal.png", 8)
+        assert gray
+
+
+class TestLoadImageData:
+    def test_shapes_and_channels(self, make_image_folder, unlabeled: Path) -> None:
+        rgb = make_image_folder("rgb", channels=3)
+        data = load_image_data(rgb, unlabeled, image_size=16)
+        assert data.images.shape == (20, 3, 16, 16) and data.images.dtype == torch.uint8
+        assert data.num_labeled == 12 and data.num_unlabeled == 8
+        gray = make_image_folder("gray", channels=1)
+        assert load_image_data(gray, image_size=16).images.shape == (12, 1, 16, 16)
+        assert load_image_data(gray, image_size=16, channels=3).images.shape == (12, 3, 16, 16)
+
+    def test_corrupt_files_are_skipped_and_listed(self, labeled: Path) -> None:
+        (labeled / "class_1" / "broken.png").write_bytes(b"\x89PNG not really")
+        (labeled / "class_1" / "empty.jpg").write_bytes(b"")
+        data = load_image_data(labeled, image_size=16)
+        assert len(data.files) == 12
+        assert sorted(Path(p).name for p, _ in data.skipped) == ["broken.png", "empty.jpg"]
+
+    def test_cache_reused_and_invalidated(self, labeled: Path) -> None:
+        first = load_image_data(labeled, image_size=16)
+        second = load_image_data(labeled, image_size=16)
+        assert not first.from_cache and second.from_cache
+        assert torch.equal(first.images, second.images)
+        # Change one file's pixels (and its modification time): the cache must not be used.
+        target = labeled / "class_0" / "img_000.png"
+        Image.fromarray(np.full((20, 20, 3), 255, dtype=np.uint8)).save(target)
+        st = target.stat()
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        third = load_image_data(labeled, image_size=16)
+        assert not third.from_cache
+        assert not torch.equal(third.images, first.images)
+        # Another image size is another cache entry.
+        assert not load_image_data(labeled, image_size=32).from_cache
+
+    def test_corrupt_cache_is_rebuilt(self, labeled: Path, private_cache: Path) -> None:
+        load_image_data(labeled, image_size=16)
+        for f in private_cache.glob("*.pt"):
+            f.write_bytes(b"garbage")
+        again = load_image_data(labeled, image_size=16)
+        assert not again.from_cache and again.images.shape[0] == 12
+
+    def test_fingerprint_tracks_file_list(self, labeled: Path, make_image_folder) -> None:
+        a = load_image_data(labeled, image_size=16).fingerprint()
+        other = make_image_folder("other", per_class=5)
+        b = load_image_data(other, image_size=16).fingerprint()
+        assert a["num_images"] == 12 and b["num_images"] == 10
+        assert a["files_sha256"] != b["files_sha256"]

@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import requires_cuda, tiny_config
+from gan_augment import (
+    CheckpointError,
+    PerClassGenerator,
+    RunDirError,
+    fit,
+    load_checkpoint,
+    load_generator,
+    sample,
+)
+
+
+def _states(path: Path) -> list[dict[str, torch.Tensor]]:
+    ckpt = load_checkpoint(path)
+    return [{f"{part}.{k}": v for part in ("g", "g_ema", "d") for k, v in m[part].items()} for m in ckpt["models"]]
+
+
+class TestFit:
+    @pytest.mark.parametrize("mode", ["per-class", "conditional", "unconditional"])
+    @pytest.mark.parametrize("loss", ["bce", "wgan-gp", "hinge"])
+    def test_modes_and_losses_train(self, labeled: Path, unlabeled: Path, tmp_path: Path, mode: str, loss: str) -> None:
+        cfg = tiny_config(mode=mode, loss=loss, pretrain_steps=2)
+        fit(labeled, unlabeled, tmp_path / "run", cfg, device="cpu", quiet=True)
+        rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert rows and all(torch.isfinite(torch.tensor([r["loss_d"], r["loss_g"]])).all() for r in rows)
+        expected_steps = 3 + (2 if mode == "per-class" else 0)
+        assert rows[-1]["step"] == expected_steps
+        ckpt = load_checkpoint(tmp_path / "run")
+        assert ckpt["step"] == expected_steps
+        assert len(ckpt["models"]) == (2 if mode == "per-class" else 1)
+        assert (tmp_path / "run" / "samples" / f"step_{expected_steps:06d}.png").is_file()
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["mode"] == mode
+
+    def test_unrolled(self, labeled: Path, tmp_path: Path) -> None:
+        fit(labeled, None, tmp_path / "run", tiny_config(unroll=2, steps=2), device="cpu", quiet=True)
+        assert load_checkpoint(tmp_path / "run")["config"]["unroll"] == 2
+
+    def test_unlabeled_is_used(self, labeled: Path, unlabeled: Path, tmp_path: Path) -> None:
+        """Per-class mode pre-trains on labeled + unlabeled images; without UNLABELED it does not."""
+        fit(labeled, unlabeled, tmp_path / "a", tiny_config(steps=4), device="cpu", quiet=True)
+        a = load_checkpoint(tmp_path / "a")
+        assert a["pretrain_steps"] == 2 and a["data"]["num_unlabeled"] == 8
+        phases = [json.loads(r)["phase"] for r in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+        assert phases[:2] == ["pretrain", "pretrain"] and phases[-1] == "per-class"
+        fit(labeled, None, tmp_path / "b", tiny_config(steps=4), device="cpu", quiet=True)
+        assert load_checkpoint(tmp_path / "b")["pretrain_steps"] == 0
+
+    def test_per_class_models_start_from_pretraining(self, labeled: Path, unlabeled: Path, tmp_path: Path) -> None:
+        cfg = tiny_config(steps=1, pretrain_steps=3, checkpoint_every=3, sample_every=100)
+        fit(labeled, unlabeled, tmp_path / "pre", cfg.replace(steps=1), device="cpu", quiet=True)
+        # One Adam step (lr 2e-4) away from the same pre-trained model, the classes' weights are
+        # nearly equal; two independently initialised models would differ by ~0.03.
+        ckpt = load_checkpoint(tmp_path / "pre")
+        w0 = ckpt["models"][0]["g"]["fc.weight"]
+        w1 = ckpt["models"][1]["g"]["fc.weight"]
+        assert (w0 - w1).abs().max() < 1e-3  # independent N(0, 0.02) inits differ by ~0.03
+
+
+class TestCheckpoint:
+    def test_round_trip_and_contents(self, labeled: Path, tmp_path: Path) -> None:
+        fit(labeled, None, tmp_path / "run", tiny_config(), device="cpu", quiet=True)
+        raw = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+        for key in ("format_version", "package_version", "config", "model_config", "models", "step", "rng",
+                    "class_names", "image_size", "channels", "normalization", "data"):
+            assert key in raw, key
+        assert raw["class_names"] == ["class_0", "class_1"]
+        assert raw["data"]["num_images"] == 12 and len(raw["data"]["files_sha256"]) == 64
+        assert set(raw["models"][0]) == {"g", "g_ema", "d", "opt_g", "opt_d"}
+
+    @pytest.mark.parametrize("mode", ["per-class", "conditional"])
+    def test_resume_equals_uninterrupted(self, labeled: Path, unlabeled: Path, tmp_path: Path, mode: str) -> None:
+        cfg = tiny_config(mode=mode, steps=6, pretrain_steps=2, checkpoint_every=100, sample_every=100)
+        fit(labeled, unlabeled, tmp_path / "full", cfg, device="cpu", quiet=True)
+        fit(labeled, unlabeled, tmp_path / "half", cfg.replace(steps=3), device="cpu", quiet=True)
+        fit(labeled, unlabeled, tmp_path / "half", cfg, device="cpu", quiet=True, resume=True)
+        full, resumed = _states(tmp_path / "full"), _states(tmp_path / "half")
+        assert load_checkpoint(tmp_path / "half")["step"] == load_checkpoint(tmp_path / "full")["step"]
+        for a, b in zip(full, resumed):
+            for key in a:
+                assert torch.equal(a[key], b[key]), key
+
+    def test_refuses_existing_run(self, labeled: Path, tmp_path: Path) -> None:
+        fit(labeled, None, tmp_path / "run", tiny_config(steps=1), device="cpu", quiet=True)
+        with pytest.raises(RunDirError, match="already holds a run"):
+            fit(labeled, None, tmp_path / "run", tiny_config(steps=1), device="cpu", quiet=True)
+        fit(labeled, None, tmp_path / "run", tiny_config(steps=2), device="cpu", quiet=True, overwrite=True)
+        assert load_checkpoint(tmp_path / "run")["step"] == 2
+
+    def test_resume_needs_same_data(self, labeled: Path, make_image_folder, tmp_path: Path) -> None:
+        fit(labeled, None, tmp_path / "run", tiny_config(steps=1), device="cpu", quiet=True)
+        other = make_image_folder("other", per_class=3)
+        with pytest.raises(RunDirError, match="differ from those"):
+            fit(other, None, tmp_path / "run", tiny_config(steps=2), device="cpu", quiet=True, resume=True)
+
+    def test_untrusted_pickle_is_refused(self, tmp_path: Path) -> None:
+        marker = tmp_path / "pwned"
+
+        class Evil:
+            def __reduce__(self):  # runs `open(marker, "w")` when unpickled unsafely
+                return (open, (str(marker), "w"))
+
+        bad = tmp_path / "evil.pt"
+        bad.write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}))
+        with pytest.raises(CheckpointError, match="not a trusted checkpoint"):
+            load_checkpoint(bad)
+        assert not marker.exists()
+
+    def test_not_a_checkpoint(self, tmp_path: Path) -> None:
+        junk = tmp_path / "junk.pt"
+        junk.write_bytes(b"hello")
+        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+            load_checkpoint(junk)
+        torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
+        with pytest.raises(CheckpointError, match="not a gan-augment checkpoint"):
+            load_checkpoint(tmp_path / "plain.pt")
+        torch.save({"format_version": 99}, tmp_path / "future.pt")
+        with pytest.raises(CheckpointError, match="upgrade gan-augment"):
+            load_checkpoint(tmp_path / "future.pt")
+        with pytest.raises(CheckpointError, match="no checkpoint"):
+            load_checkpoint(tmp_path / "missing")
+
+
+class TestSampling:
+    @pytest.fixture
+    def run(self, labeled: Path, tmp_path: Path) -> Path:
+        fit(labeled, None, tmp_path / "run", tiny_config(steps=2), device="cpu", quiet=True)
+        return tmp_path / "run"
+
+    def test_load_generator(self, run: Path) -> None:
+        g, info = load_generator(run, device="cpu")
+        assert isinstance(g, PerClassGenerator) and not g.training
+        assert info.class_names == ["class_0", "class_1"] and info.image_size == 16 and info.channels == 3
+
+    def test_sample_tensor_and_pil(self, run: Path) -> None:
+        g, _ = load_generator(run, device="cpu")
+        x = sample(g, 5, labels=1, seed=0)
+        assert x.shape == (5, 3, 16, 16) and x.dtype == torch.uint8
+        pil = sample(g, 3, labels=[0, 1, 0], seed=0, output="pil")
+        assert len(pil) == 3 and pil[0].size == (16, 16) and pil[0].mode == "RGB"
+
+    def test_same_seed_same_images(self, run: Path) -> None:
+        g, _ = load_generator(run, device="cpu")
+        assert torch.equal(sample(g, 4, seed=1), sample(g, 4, seed=1))
+        assert not torch.equal(sample(g, 4, seed=1), sample(g, 4, seed=2))
+
+    def test_labels_pick_the_class_model(self, run: Path) -> None:
+        g, _ = load_generator(run, device="cpu")
+        mixed = sample(g, 4, labels=[0, 1, 0, 1], seed=0)
+        # Same noise, same class → same image as sampling that class's model alone.
+        z = torch.randn(4, g.config.z_dim, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            direct = g.generators[1](z[[1, 3]])
+        assert torch.equal(mixed[[1, 3]], ((direct.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+
+    def test_bad_labels(self, run: Path) -> None:
+        g, _ = load_generator(run, device="cpu")
+        with pytest.raises(ValueError, match=r"labels must be in \[0, 1\]"):
+            sample(g, 2, labels=5)
+        with pytest.raises(ValueError, match="one label per image"):
+            sample(g, 3, labels=[0, 1])
+
+
+@requires_cuda
+class TestCuda:
+    def test_fit_on_cuda_loads_on_cpu(self, labeled: Path, tmp_path: Path) -> None:
+        fit(labeled, None, tmp_path / "run", tiny_config(steps=2), device="cuda", quiet=True)
+        ckpt = load_checkpoint(tmp_path / "run", map_location="cpu")
+        assert ckpt["models"][0]["g"]["fc.weight"].device.type == "cpu"
+        g, _ = load_generator(tmp_path / "run", device="cpu")
+        assert sample(g, 2, seed=0).shape == (2, 3, 16, 16)
