@@ -162,8 +162,13 @@ def sample(
         raise GanAugmentError("nothing to write: pass --out grid.png, or --per-class N --out-dir DIR")
     gen, info = load_generator(run, device=resolve_device(device))
     if out is not None:
-        rows = max(1, len(info.class_names))
-        grid = class_grid(gen, per_row=max(1, math.ceil(n / rows)), seed=seed, upscale=max(1, 64 // info.image_size))
+        if info.class_names:  # one row per class
+            rows = len(info.class_names)
+            per_row = math.ceil(n / rows)
+        else:  # a near-square grid
+            per_row = math.ceil(math.sqrt(n))
+            rows = math.ceil(n / per_row)
+        grid = class_grid(gen, per_row=per_row, rows=rows, seed=seed, upscale=max(1, 64 // info.image_size))
         save_image_atomic(grid, out)
         out_console_line(f"wrote {out} ({rows} rows, {info.image_size}×{info.image_size}, step {info.step})")
     if out_dir is not None and per_class is not None:

@@ -77,7 +77,7 @@ def load_generator(
         mode = ckpt["config"]["mode"]
         info = GeneratorInfo(
             mode=mode,
-            class_names=list(ckpt["class_names"]) if ckpt["phase"] != "unconditional" else [],
+            class_names=list(ckpt["class_names"]) if ckpt["phase"] in ("per-class", "conditional") else [],
             image_size=int(ckpt["image_size"]),
             channels=int(ckpt["channels"]),
             step=int(ckpt["step"]),
@@ -232,10 +232,15 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike[str]) -> None:
     os.replace(tmp, path)
 
 
-def class_grid(generator: nn.Module, per_row: int, seed: int = 0, upscale: int = 1) -> Image.Image:
-    """A grid with one row per class (one row of unconditional samples repeated if unconditional)."""
+def class_grid(
+    generator: nn.Module, per_row: int, seed: int = 0, upscale: int = 1, rows: int | None = None
+) -> Image.Image:
+    """A grid of samples: one row per class, or ``rows`` rows (default ``per_row // 2``) if unconditional."""
     k = _num_classes(generator)
-    rows = max(k, 1) if k else max(1, per_row // 2)
+    if k:
+        rows = k
+    elif rows is None:
+        rows = max(1, per_row // 2)
     labels = torch.arange(rows).repeat_interleave(per_row) if k else None
     images = sample(generator, rows * per_row, labels=labels, seed=seed)
     grid = make_grid(images, rows=rows)

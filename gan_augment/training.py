@@ -285,8 +285,9 @@ class Trainer:
                 self._d_step(pair, d, opt_d, k)
         conditional = self.phase == "conditional"
         y = None
-        if conditional:
-            y = self.labels[self.labeled_idx[torch.randint(0, len(self.labeled_idx), (cfg.batch_size,), device=self.device, generator=self.gen)]]
+        if conditional:  # labels drawn as often as they occur in the labeled data
+            pick = torch.randint(0, len(self.labeled_idx), (cfg.batch_size,), device=self.device, generator=self.gen)
+            y = self.labels[self.labeled_idx[pick]]
         z = torch.randn(cfg.batch_size, self.model_cfg.z_dim, device=self.device, generator=self.gen)
         d.requires_grad_(False)
         with self._autocast():

@@ -80,6 +80,14 @@ class TestSample:
         assert sorted(p.name for p in out_dir.iterdir()) == ["class_0", "class_1"]
         assert all(len(list((out_dir / c).glob("*.png"))) == 3 for c in ("class_0", "class_1"))
 
+    def test_unconditional_grid_is_near_square(self, labeled: Path, tmp_path: Path) -> None:
+        run = tmp_path / "uncond"
+        assert invoke("fit", labeled, "--out", run, "--mode", "unconditional", "--steps", "1", *TINY).exit_code == 0
+        result = invoke("sample", run, "--n", "9", "--out", tmp_path / "g.png", "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        with Image.open(tmp_path / "g.png") as im:
+            assert im.size == (3 * (64 + 8) + 8, 3 * (64 + 8) + 8)
+
     def test_needs_an_output(self, run: Path) -> None:
         result = invoke("sample", run)
         assert result.exit_code == 2 and "nothing to write" in result.output
