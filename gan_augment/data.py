@@ -21,6 +21,10 @@ CACHE_FORMAT = 1
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
 
 
+class TooManyPixels(ValueError):
+    """An image header claims more pixels than PIL's ``MAX_IMAGE_PIXELS`` (a decompression bomb)."""
+
+
 @dataclass
 class ImageData:
     """Decoded training images and what they came from.
@@ -144,6 +148,9 @@ def decode_image(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
         ``(array, is_gray)``: uint8 (image_size, image_size, 3) and whether the file was grayscale.
     """
     with Image.open(path) as im:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and im.width * im.height > limit:  # checked before any pixel is decoded
+            raise TooManyPixels(f"{im.width}×{im.height} pixels")
         im = ImageOps.exif_transpose(im)
         is_gray = im.mode in _GRAY_MODES or (im.mode == "P" and _palette_is_gray(im))
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -235,10 +242,8 @@ def load_image_data(
 
     def work(p: Path) -> tuple[np.ndarray, bool] | str:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                return decode_image(p, image_size)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            return decode_image(p, image_size)
+        except (TooManyPixels, Image.DecompressionBombError):
             return "too many pixels (possible decompression bomb)"
         except Exception as exc:  # PIL raises many types for bad files
             return f"cannot decode: {type(exc).__name__}: {exc}".splitlines()[0]

@@ -82,6 +82,13 @@ class TestLoadImageData:
         assert len(data.files) == 12
         assert sorted(Path(p).name for p, _ in data.skipped) == ["broken.png", "empty.jpg"]
 
+    def test_decompression_bomb_is_not_decoded(self, labeled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        Image.new("L", (64, 64)).save(labeled / "class_0" / "huge.png")
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the 20×20 images pass, 64×64 does not
+        data = load_image_data(labeled, image_size=16, use_cache=False)
+        assert len(data.files) == 12
+        assert data.skipped == [(str(labeled / "class_0" / "huge.png"), "too many pixels (possible decompression bomb)")]
+
     def test_cache_reused_and_invalidated(self, labeled: Path) -> None:
         first = load_image_data(labeled, image_size=16)
         second = load_image_data(labeled, image_size=16)
