@@ -135,6 +135,10 @@ def recalibrate_batchnorm(
     g.eval()
 
 
+def _no_labels(n: int) -> None:
+    return None
+
+
 class Trainer:
     """Trains the DCGAN(s) of one run directory.
 
@@ -199,6 +203,7 @@ class Trainer:
             torch.cuda.manual_seed_all(config.seed)
         self.gen = torch.Generator(device=device).manual_seed(config.seed + 1)
         self.step = 0
+        self._calibrated_step: int | None = None
         self.elapsed = 0.0
         self.phase = self._phase_at(0)
         self.pairs = self._new_pairs(self.phase)
@@ -325,20 +330,24 @@ class Trainer:
 
     # ---------------------------------------------------------------- sampling generator
     def sampling_generator(self) -> nn.Module:
-        """The EMA generator(s) as one module with ``G(z, y)``, BatchNorm recalibrated."""
-        for k, pair in enumerate(self.pairs):
-            if self.phase == "conditional":
-                labels: Callable[[int], torch.Tensor | None] = lambda n: torch.arange(n, device=self.device) % self.num_classes
-            else:
-                labels = lambda n: None  # noqa: E731
-            recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1))
+        """The EMA generator(s) as one module with ``G(z, y)``, BatchNorm recalibrated for this step."""
+        if self._calibrated_step != self.step:
+            conditional = self.phase == "conditional"
+            for k, pair in enumerate(self.pairs):
+                labels = self._cycle_labels if conditional else _no_labels
+                recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1))
+            self._calibrated_step = self.step
         if self.phase == "per-class":
             return PerClassGenerator([p.g_ema for p in self.pairs])
         return self.pairs[0].g_ema
 
+    def _cycle_labels(self, n: int) -> torch.Tensor:
+        return torch.arange(n, device=self.device) % self.num_classes
+
     def save_samples(self) -> Path:
         path = self.out_dir / "samples" / f"step_{self.step:06d}.png"
-        grid = class_grid(self.sampling_generator(), per_row=10, seed=self.config.seed, upscale=max(1, 64 // self.config.image_size))
+        upscale = max(1, 64 // self.config.image_size)
+        grid = class_grid(self.sampling_generator(), per_row=10, seed=self.config.seed, upscale=upscale)
         save_image_atomic(grid, path)
         return path
 
@@ -382,6 +391,7 @@ class Trainer:
                 "same folders, or start a new run with --out elsewhere or --overwrite"
             )
         self.step = int(ckpt["step"])
+        self._calibrated_step = None
         self.elapsed = float(ckpt.get("elapsed_s", 0.0))
         self.phase = ckpt["phase"]
         self.pairs = self._new_pairs(self.phase)

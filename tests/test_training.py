@@ -109,7 +109,7 @@ class TestCheckpoint:
                 return (open, (str(marker), "w"))
 
         bad = tmp_path / "evil.pt"
-        bad.write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}))
+        bad.write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}, protocol=2))
         with pytest.raises(CheckpointError, match="not a trusted checkpoint"):
             load_checkpoint(bad)
         assert not marker.exists()
