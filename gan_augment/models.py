@@ -179,3 +179,28 @@ class PerClassGenerator(nn.Module):
             idx = (y == c).nonzero(as_tuple=True)[0]
             out[idx] = self.generators[c](z[idx]).to(out.dtype)
         return out
+
+
+class PerClassDiscriminator(nn.Module):
+    """One discriminator per class behind ``D(x, y)``: each image is scored by its class's model.
+
+    Args:
+        discriminators: One discriminator per class, in class-index order.
+    """
+
+    def __init__(self, discriminators: list[Discriminator]) -> None:
+        super().__init__()
+        if not discriminators:
+            raise ValueError("PerClassDiscriminator needs at least one discriminator")
+        self.discriminators = nn.ModuleList(discriminators)
+        self.config = discriminators[0].config
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Map images (B, C, H, W) and labels (B,) to logits (B,)."""
+        if y is None:
+            raise ValueError("a per-class discriminator needs labels y")
+        out = x.new_empty(x.shape[0])
+        for c in torch.unique(y).tolist():
+            idx = (y == c).nonzero(as_tuple=True)[0]
+            out[idx] = self.discriminators[c](x[idx]).to(out.dtype)
+        return out

@@ -15,7 +15,7 @@ from torch import nn
 from .checkpoint import load_checkpoint, strip_prefixes
 from .config import ModelConfig
 from .errors import CheckpointError
-from .models import Generator, PerClassGenerator
+from .models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,38 @@ def build_generator(ckpt: dict[str, Any], ema: bool = True) -> nn.Module:
     if ckpt["phase"] == "per-class":
         return PerClassGenerator(gens)
     return gens[0]
+
+
+def build_discriminator(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the discriminator(s) of a checkpoint dict (per class: one module with ``D(x, y)``)."""
+    model_cfg = ModelConfig.from_dict(ckpt["model_config"])
+    ds = []
+    for entry in ckpt["models"]:
+        d = Discriminator(model_cfg)
+        d.load_state_dict(strip_prefixes(entry["d"]))
+        ds.append(d)
+    if ckpt["phase"] == "per-class":
+        return PerClassDiscriminator(ds)
+    return ds[0]
+
+
+def load_discriminator(
+    path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None
+) -> nn.Module:
+    """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features).
+
+    Raises:
+        CheckpointError: If the checkpoint is missing, untrusted or unreadable.
+    """
+    ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
+    try:
+        d = build_discriminator(ckpt)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{str(path_or_run_dir)!r} is not a complete gan-augment checkpoint ({exc}): use another one"
+        ) from exc
+    device = torch.device(device) if device is not None else default_device()
+    return d.to(device).eval()
 
 
 def load_generator(

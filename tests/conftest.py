@@ -109,3 +109,42 @@ def tiny_config(**changes: object) -> TrainConfig:
 @pytest.fixture
 def tiny() -> Callable[..., TrainConfig]:
     return tiny_config
+
+
+def write_folder(root: Path, classes: list[str], per_class: list[int], size: int = 16, channels: int = 3) -> Path:
+    """An ImageFolder with the given class names and counts (brightness grows with class index)."""
+    rng = np.random.default_rng(0)
+    for c, (name, n) in enumerate(zip(classes, per_class)):
+        d = root / name
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(_pattern(rng, size, channels, c)).save(d / f"img_{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny runs shared by the plugin tests: per-class, conditional, unconditional, and a
+    per-class run doctored so class ``dark`` generates black images and ``light`` white ones."""
+    from gan_augment import fit, load_checkpoint
+    from gan_augment.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("trained")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GAN_AUGMENT_CACHE", str(root / "cache"))
+    labeled = write_folder(root / "labeled", ["dark", "light"], [5, 7])
+    runs = {"labeled": labeled}
+    for mode in ("per-class", "conditional", "unconditional"):
+        runs[mode] = root / mode
+        fit(labeled, None, runs[mode], tiny_config(mode=mode, steps=2), device="cpu", quiet=True)
+    ckpt = load_checkpoint(runs["per-class"])
+    for model, level in zip(ckpt["models"], (-10.0, 10.0)):
+        for part in ("g", "g_ema"):
+            model[part]["to_image.weight"].zero_()
+            model[part]["to_image.bias"].fill_(level)
+    runs["black-white"] = root / "black-white"
+    runs["black-white"].mkdir()
+    ckpt = {k: v for k, v in ckpt.items() if k not in ("format_version", "package_version")}
+    save_checkpoint(ckpt, runs["black-white"] / "checkpoint.pt")
+    mp.undo()
+    return runs

@@ -1,0 +1,171 @@
+"""A bank of synthetic images for a dataset or transform: class mapping, generation, filtering, raw forms."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal, Mapping, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from .errors import GanAugmentError
+from .sampling import load_discriminator, load_generator, sample
+
+RawForm = Literal["pil", "numpy", "tensor", "float"]
+
+
+def dataset_classes(ds: Any) -> list[str] | None:
+    """The class names of a torchvision-style dataset (looking through ``Subset``), or None."""
+    while ds is not None:
+        classes = getattr(ds, "classes", None)
+        if classes is not None:
+            return [str(c) for c in classes]
+        ds = getattr(ds, "dataset", None)
+    return None
+
+
+def dataset_targets(ds: Any) -> list[int]:
+    """Every label of a map-style dataset: from ``targets`` where it exists (also through ``Subset``)."""
+    targets = getattr(ds, "targets", None)
+    if targets is not None:
+        return [int(t) for t in targets]
+    inner, indices = getattr(ds, "dataset", None), getattr(ds, "indices", None)
+    if inner is not None and indices is not None:
+        all_targets = dataset_targets(inner)
+        return [all_targets[int(i)] for i in indices]
+    return [int(ds[i][1]) for i in range(len(ds))]
+
+
+def map_classes(
+    ckpt_classes: Sequence[str],
+    base_classes: Sequence[str] | None,
+    mapping: Mapping[str, int] | None = None,
+) -> dict[int, int]:
+    """Map checkpoint class indices to base-dataset label indices, by class name.
+
+    Args:
+        ckpt_classes: The generator's class names.
+        base_classes: The base dataset's class names (``dataset.classes``), or None.
+        mapping: Explicit ``{checkpoint class name: base label}``; overrides name matching.
+
+    Returns:
+        ``{checkpoint index: base label}`` for every class that maps.
+
+    Raises:
+        GanAugmentError: If no mapping can be made, naming the classes that are missing.
+    """
+    if mapping is not None:
+        unknown = sorted(set(mapping) - set(ckpt_classes))
+        if unknown:
+            raise GanAugmentError(
+                f"class_mapping names classes the generator does not have: {unknown}; it has {list(ckpt_classes)}"
+            )
+        return {list(ckpt_classes).index(name): int(label) for name, label in mapping.items()}
+    if base_classes is None:
+        raise GanAugmentError(
+            "the base dataset has no `classes` attribute: pass class_mapping={generator class name: label}"
+        )
+    missing = [c for c in base_classes if c not in ckpt_classes]
+    extra = [c for c in ckpt_classes if c not in base_classes]
+    if extra:
+        raise GanAugmentError(
+            f"the generator's classes {extra} are not in the base dataset's classes {list(base_classes)}: "
+            "pass class_mapping to pair them by hand"
+        )
+    if missing and len(missing) == len(base_classes):
+        raise GanAugmentError(f"no class of the base dataset is in the generator: missing {missing}")
+    return {list(ckpt_classes).index(name): list(base_classes).index(name) for name in base_classes if name in ckpt_classes}
+
+
+class SyntheticBank:
+    """Synthetic uint8 images generated in batches on a device and kept on the CPU.
+
+    Args:
+        generator_ckpt: Run directory or checkpoint from ``gan-augment fit``.
+        device: Where to run the generator (default: CUDA when available).
+        batch_size: Images per forward pass.
+        filter_top: Keep only this top fraction of candidates by discriminator score
+            (discriminator rejection sampling, Azadi et al. 2019); None keeps every sample.
+    """
+
+    def __init__(
+        self,
+        generator_ckpt: str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        batch_size: int = 1024,
+        filter_top: float | None = None,
+    ) -> None:
+        if filter_top is not None and not 0 < filter_top <= 1:
+            raise ValueError(f"filter_top={filter_top} must be in (0, 1]")
+        self.generator_ckpt = str(generator_ckpt)
+        self.device = device
+        self.batch_size = batch_size
+        self.filter_top = filter_top
+        self._generator, self.info = load_generator(generator_ckpt, device=device)
+        self._discriminator: nn.Module | None = None
+        if not self.info.class_names:
+            raise GanAugmentError(
+                f"{self.generator_ckpt!r} holds an unconditional generator: synthetic samples of a class "
+                "need a per-class or conditional run (gan-augment fit --mode per-class)"
+            )
+
+    def generate(self, counts: Mapping[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generate ``counts[c]`` images of checkpoint class c; returns uint8 (N, C, H, W) and classes (N,)."""
+        labels = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in counts.items() if n > 0] or [torch.empty(0, dtype=torch.int64)])
+        if self.filter_top is None or len(labels) == 0:
+            return sample(self._generator, len(labels), labels=labels, seed=seed, batch_size=self.batch_size), labels
+        return self._filtered(labels, seed)
+
+    @torch.no_grad()
+    def _filtered(self, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._discriminator is None:
+            self._discriminator = load_discriminator(self.generator_ckpt, device=self.device)
+        assert self.filter_top is not None
+        factor = 1.0 / self.filter_top
+        keep_images, keep_labels = [], []
+        dev = next(self._discriminator.parameters()).device
+        for c in labels.unique().tolist():
+            n = int((labels == c).sum())
+            m = int(np.ceil(n * factor))
+            cand = sample(self._generator, m, labels=c, seed=seed + 7919 * (c + 1), batch_size=self.batch_size)
+            scores = torch.cat(
+                [
+                    self._discriminator(cand[i : i + self.batch_size].to(dev).float().div(127.5).sub(1), torch.full((len(cand[i : i + self.batch_size]),), c, device=dev)).float().cpu()
+                    for i in range(0, m, self.batch_size)
+                ]
+            )
+            top = scores.topk(n).indices.sort().values
+            keep_images.append(cand[top])
+            keep_labels.append(torch.full((n,), c, dtype=torch.int64))
+        return torch.cat(keep_images), torch.cat(keep_labels)
+
+
+def raw_form_of(x: Any) -> RawForm:
+    """The form of a base dataset's sample: PIL image, numpy uint8 HWC, uint8 tensor, or float tensor."""
+    if isinstance(x, Image.Image):
+        return "pil"
+    if isinstance(x, np.ndarray):
+        return "numpy"
+    if isinstance(x, torch.Tensor):
+        return "tensor" if x.dtype == torch.uint8 else "float"
+    raise GanAugmentError(
+        f"cannot tell the image form of a base sample of type {type(x).__name__}: pass output_format="
+        "'pil', 'numpy', 'tensor' or 'float'"
+    )
+
+
+def to_raw(img: torch.Tensor, form: RawForm, mode: str | None = None) -> Any:
+    """Convert one uint8 (C, H, W) tensor to the base dataset's form (``mode``: PIL mode to match)."""
+    if form == "tensor":
+        return img.clone()
+    if form == "float":
+        return img.float().div(255)
+    arr = img.permute(1, 2, 0).numpy()  # (H, W, C)
+    if form == "numpy":
+        return np.ascontiguousarray(arr)
+    pil = Image.fromarray(arr[..., 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
+    if mode is not None and pil.mode != mode:
+        pil = pil.convert(mode)
+    return pil

@@ -1,0 +1,226 @@
+"""The discriminator as a feature extractor (the DCGAN paper's recipe), as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from .errors import GanAugmentError
+from .models import Discriminator
+from .sampling import default_device, load_discriminator
+
+
+def _block_indices(layers: str | Sequence[int], n_blocks: int) -> list[int]:
+    if isinstance(layers, str):
+        if layers != "all":
+            raise ValueError(f"layers={layers!r} must be 'all' or a list of block indices")
+        return list(range(n_blocks))
+    idx = [int(i) for i in layers]
+    bad = [i for i in idx if not -n_blocks <= i < n_blocks]
+    if not idx or bad:
+        raise ValueError(f"layers={list(layers)} must be block indices in [0, {n_blocks - 1}]")
+    return sorted({i % n_blocks for i in idx})
+
+
+@torch.no_grad()
+def extract_features(
+    discriminator: Discriminator,
+    images: torch.Tensor,
+    layers: str | Sequence[int] = "all",
+    grid: int = 4,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Max-pool every chosen discriminator block's map to ``grid``×``grid``, flatten and concatenate.
+
+    Args:
+        discriminator: An (unconditional or conditional) discriminator, in eval mode.
+        images: float (N, C, H, W) in [-1, 1] at the discriminator's image size.
+        layers: ``"all"`` or block indices.
+        grid: Side of the pooled map (a map smaller than ``grid`` is pooled to its own size).
+        batch_size: Images per forward pass.
+
+    Returns:
+        float32 (N, F) on the CPU.
+    """
+    blocks = _block_indices(layers, len(discriminator.blocks))
+    dev = next(discriminator.parameters()).device
+    out = []
+    for start in range(0, len(images), batch_size):
+        maps = discriminator.forward_features(images[start : start + batch_size].to(dev))
+        feats = [F.adaptive_max_pool2d(maps[i], min(grid, maps[i].shape[-1])).flatten(1) for i in blocks]
+        out.append(torch.cat(feats, dim=1).float().cpu())  # (b, F)
+    if not out:
+        return torch.empty(0, feature_length(discriminator, layers, grid))
+    return torch.cat(out)
+
+
+def feature_length(discriminator: Discriminator, layers: str | Sequence[int] = "all", grid: int = 4) -> int:
+    """Length of :func:`extract_features`' vectors: Σ over chosen blocks of channels × min(grid, side)²."""
+    return sum(c * s * s for c, s in _block_shapes(discriminator, layers, grid))
+
+
+def _block_shapes(discriminator: Discriminator, layers: str | Sequence[int], grid: int) -> list[tuple[int, int]]:
+    cfg = discriminator.config
+    sizes, size = [], cfg.image_size
+    for _ in discriminator.blocks:
+        size = (size + 1) // 2
+        sizes.append(size)
+    return [
+        (discriminator.blocks[i].conv.out_channels, min(grid, sizes[i]))
+        for i in _block_indices(layers, len(discriminator.blocks))
+    ]
+
+
+def images_to_tensor(X: Any, image_size: int, channels: int) -> torch.Tensor:
+    """Turn images in any accepted form into float (N, C, image_size, image_size) in [-1, 1].
+
+    Accepted: uint8 arrays (N, H, W) or (N, H, W, C); float arrays in [0, 1] of those shapes;
+    2-D arrays (N, C·H·W) of flattened images; tensors (N, C, H, W) (uint8, or float in [0, 1]);
+    lists of PIL images; a dataset of ``(image, label)`` or of images.
+    """
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError("sparse input is not supported: pass dense images")
+    if hasattr(X, "__array__") and not isinstance(X, (np.ndarray, torch.Tensor)):
+        X = np.asarray(X)
+    if hasattr(X, "__getitem__") and hasattr(X, "__len__") and not isinstance(X, (np.ndarray, torch.Tensor, list, tuple)):
+        X = [X[i][0] if isinstance(X[i], tuple) else X[i] for i in range(len(X))]
+    if isinstance(X, (list, tuple)):
+        if len(X) and isinstance(X[0], Image.Image):
+            mode = "L" if channels == 1 else "RGB"
+            X = np.stack([np.asarray(im.convert(mode).resize((image_size, image_size), Image.Resampling.BICUBIC)) for im in X])
+        elif len(X) and isinstance(X[0], torch.Tensor):
+            X = torch.stack(list(X))
+        else:
+            X = np.asarray(X)
+    if isinstance(X, np.ndarray):
+        if X.dtype == object:
+            X = X.astype(np.float64)
+        if np.iscomplexobj(X):
+            raise ValueError("Complex data not supported: pass real-valued images")
+        if X.ndim < 2:
+            raise ValueError(
+                f"Expected 2D array, got {X.ndim}D array instead: images must be (N, H, W), (N, H, W, C) "
+                "or (N, C·H·W). Reshape your data"
+            )
+        if X.ndim == 2:  # flattened images
+            side = image_size
+            if X.shape[1] != channels * side * side:
+                raise ValueError(
+                    f"2-D input has {X.shape[1]} features per row; flattened images for this discriminator "
+                    f"need {channels}×{side}×{side} = {channels * side * side}"
+                )
+            X = X.reshape(len(X), channels, side, side)
+            t = torch.from_numpy(np.ascontiguousarray(X))
+        elif X.ndim == 3:
+            t = torch.from_numpy(np.ascontiguousarray(X))[:, None]  # (N, 1, H, W)
+        elif X.ndim == 4:
+            t = torch.from_numpy(np.ascontiguousarray(X)).permute(0, 3, 1, 2)  # (N, C, H, W)
+        else:
+            raise ValueError(f"images must be (N, H, W), (N, H, W, C) or (N, C·H·W); got shape {X.shape}")
+    elif isinstance(X, torch.Tensor):
+        t = X if X.ndim == 4 else X[:, None]
+    else:
+        raise ValueError(f"cannot read images from {type(X).__name__}")
+    if t.dtype == torch.uint8:
+        t = t.float().div(255)
+    t = t.float()
+    if not torch.isfinite(t).all():
+        raise ValueError("images contain NaN or infinity")
+    if t.shape[1] != channels:
+        if t.shape[1] == 1:
+            t = t.expand(-1, channels, -1, -1)
+        elif t.shape[1] == 3 and channels == 1:
+            t = (t * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        else:
+            raise ValueError(f"images have {t.shape[1]} channels; the discriminator takes {channels}")
+    if t.shape[-2:] != (image_size, image_size):
+        t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
+    return t.mul(2).sub(1)  # [-1, 1]
+
+
+class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
+    """Features from a trained discriminator (Radford et al. 2015, section 5.1) for scikit-learn.
+
+    Every chosen discriminator block's feature map is max-pooled to ``grid``×``grid``,
+    flattened, and the results are concatenated. ``fit`` only loads the discriminator; nothing is
+    learned from ``X``.
+
+    Args:
+        generator_ckpt: Run directory or ``checkpoint.pt`` of an unconditional or conditional run
+            (``gan-augment fit --mode unconditional`` trains the discriminator on all images).
+        layers: ``"all"`` or a list of block indices.
+        grid: Side of each pooled map.
+        device: Where to run (default CUDA when available).
+        batch_size: Images per forward pass.
+    """
+
+    def __init__(
+        self,
+        generator_ckpt: str | os.PathLike[str] | None = None,
+        layers: str | Sequence[int] = "all",
+        grid: int = 4,
+        device: str | None = None,
+        batch_size: int = 256,
+    ) -> None:
+        self.generator_ckpt = generator_ckpt
+        self.layers = layers
+        self.grid = grid
+        self.device = device
+        self.batch_size = batch_size
+
+    def fit(self, X: Any = None, y: Any = None) -> DiscriminatorFeatures:
+        """Load the discriminator (and check ``X``, when given, is readable images); returns self."""
+        if self.generator_ckpt is None:
+            raise ValueError("generator_ckpt is None: pass a run directory or checkpoint.pt")
+        if int(self.grid) < 1:
+            raise ValueError(f"grid={self.grid} must be >= 1")
+        d = load_discriminator(self.generator_ckpt, device="cpu")
+        if not isinstance(d, Discriminator):
+            raise GanAugmentError(
+                f"{str(self.generator_ckpt)!r} holds one discriminator per class: feature extraction needs "
+                "one discriminator, from `gan-augment fit --mode unconditional` (or conditional)"
+            )
+        _block_indices(self.layers, len(d.blocks))
+        self.discriminator_: nn.Module = d
+        self.image_size_ = d.config.image_size
+        self.channels_ = d.config.channels
+        self.n_features_out_ = feature_length(d, self.layers, self.grid)
+        if X is not None:
+            n = len(images_to_tensor(X, self.image_size_, self.channels_))
+            if n == 0:
+                raise ValueError("0 sample(s) given to fit: pass at least one image")
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Features of images ``X`` as float32 (N, n_features_out_)."""
+        check_is_fitted(self, "discriminator_")
+        images = images_to_tensor(X, self.image_size_, self.channels_)
+        dev = torch.device(self.device) if self.device is not None else default_device()
+        d = self.discriminator_.to(dev).eval()
+        feats = extract_features(d, images, self.layers, int(self.grid), int(self.batch_size))
+        return feats.numpy().astype(np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names ``block{i}_c{channel}_y{row}_x{col}`` of the output columns."""
+        check_is_fitted(self, "discriminator_")
+        names = []
+        blocks = _block_indices(self.layers, len(self.discriminator_.blocks))
+        for b, (c, s) in zip(blocks, _block_shapes(self.discriminator_, self.layers, int(self.grid))):
+            names += [f"block{b}_c{ch}_y{i}_x{j}" for ch in range(c) for i in range(s) for j in range(s)]
+        return np.asarray(names, dtype=object)
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
