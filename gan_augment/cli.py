@@ -266,6 +266,94 @@ def demo(
             out_console_line(line)
 
 
+class MethodChoice(str, enum.Enum):
+    features = "features"
+    ssl = "ssl"
+
+
+@app.command()
+@expected_errors
+def classify(
+    labeled: Path = typer.Argument(..., help="Folder with one sub-folder of images per class."),
+    unlabeled: Optional[Path] = typer.Argument(None, help="Folder of unlabeled images (searched recursively)."),
+    out: Path = typer.Option(Path("runs/classifier"), "--out", "-o", help="Folder for the classifier and its GAN."),
+    method: MethodChoice = typer.Option(MethodChoice.features, help="features: linear model on discriminator features; ssl: semi-supervised GAN."),
+    image_size: int = typer.Option(default(T, "image_size"), min=8, max=1024, help="Side of the images."),
+    steps: int = typer.Option(default(T, "steps"), min=1, help="GAN training steps."),
+    batch_size: int = typer.Option(default(T, "batch_size"), min=2, max=65536, help="Images per step."),
+    val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="ssl: labeled images held out to measure accuracy."),
+    seed: int = typer.Option(default(T, "seed"), help="Random seed."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier already in --out."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
+) -> None:
+    """Few labels, many unlabeled images: train a classifier from a GAN and report its accuracy."""
+    from .classify import classify as run_classify
+
+    config = TrainConfig(
+        image_size=image_size, steps=steps, batch_size=batch_size, seed=seed, model=ModelConfig(image_size=image_size)
+    )
+    metrics = run_classify(labeled, unlabeled, out, method.value, config, val_fraction=val_fraction,  # type: ignore[arg-type]
+                           device=device, overwrite=overwrite, quiet=quiet)
+    if metrics["method"] == "features":
+        acc = metrics["cv_accuracy_mean"]
+        line = (f"{metrics['cv_folds']}-fold cross-validated accuracy on {metrics['num_labeled']} labeled images: "
+                f"{acc:.3f} ± {metrics['cv_accuracy_std']:.3f}" if acc is not None else "too few labels per class to cross-validate")
+    else:
+        acc = metrics["val_accuracy"]
+        line = (f"held-out accuracy on {metrics['num_val']} labeled images: {acc:.3f}" if acc is not None
+                else "no labeled image held out (val_fraction 0): accuracy not measured")
+    out_console_line(line)
+    out_console_line(f"classifier: {out}/classifier.pt; next: gan-augment predict {out} IMAGES_DIR --out predictions.csv")
+
+
+@app.command()
+@expected_errors
+def predict(
+    run: Path = typer.Argument(..., help="Folder written by `gan-augment classify`."),
+    images_dir: Path = typer.Argument(..., help="Folder of images to classify (searched recursively)."),
+    out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write: file, class, probability."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Classify a folder of images with a classifier from `gan-augment classify`."""
+    from .classify import predict_folder
+
+    n = predict_folder(run, images_dir, out, device=device)
+    out_console_line(f"wrote {n} predictions to {out}")
+
+
+@app.command()
+@expected_errors
+def features(
+    run: Path = typer.Argument(..., help="Run directory of an unconditional or conditional `gan-augment fit`."),
+    images_dir: Path = typer.Argument(..., help="Folder of images; with one sub-folder per class, labels are saved too."),
+    out: Path = typer.Option(Path("features.npz"), "--out", "-o", help="NPZ to write: features, labels, files."),
+    grid: int = typer.Option(4, min=1, max=64, help="Side of each pooled feature map."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Discriminator features (every block max-pooled to grid×grid) of a folder of images."""
+    import numpy as np
+
+    from .classify import decode_folder
+    from .features import DiscriminatorFeatures
+    from .training import resolve_device
+
+    extractor = DiscriminatorFeatures(run, grid=grid, device=str(resolve_device(device))).fit()
+    files, images, skipped = decode_folder(images_dir, extractor.image_size_, extractor.channels_)
+    feats = extractor.transform(images)
+    rel = [Path(f).relative_to(images_dir) for f in files]
+    arrays = {"features": feats, "files": np.array(files), "feature_names": extractor.get_feature_names_out().astype(str)}
+    if all(len(r.parts) > 1 for r in rel):  # an ImageFolder: the first folder is the class
+        classes = sorted({r.parts[0] for r in rel})
+        arrays["labels"] = np.array([classes.index(r.parts[0]) for r in rel])
+        arrays["classes"] = np.array(classes)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(out)
+    out_console_line(f"wrote {feats.shape[0]}×{feats.shape[1]} features to {out}" + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))
+
+
 def main() -> None:
     """Entry point of the ``gan-augment`` console script."""
     app()

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gan_augment.classify import Predictor, classify
+from gan_augment.ssl import feature_matching_loss, ssl_d_loss
+from gan_augment.cli import app
+from conftest import tiny_config, write_folder
+
+runner = CliRunner()
+
+
+class TestSSLLosses:
+    def test_real_and_fake_terms(self) -> None:
+        labels = torch.tensor([0, 1])
+        confident_real = torch.tensor([[20.0, 0.0], [0.0, 20.0]])
+        confident_fake = torch.full((2, 2), -20.0)
+        sup, unsup = ssl_d_loss(confident_real, labels, confident_real, confident_fake)
+        assert sup < 1e-6 and unsup < 1e-6  # right classes, real called real, fake called fake
+        sup, unsup = ssl_d_loss(confident_real.flip(1), labels, confident_fake, confident_real)
+        assert sup > 10 and unsup > 10
+
+    def test_feature_matching(self) -> None:
+        real = torch.randn(8, 5)
+        assert feature_matching_loss(real, real.clone()) == 0
+        fake = real.clone().requires_grad_(True)
+        loss = feature_matching_loss(real, fake + 1)
+        loss.backward()
+        assert loss.item() == pytest.approx(1.0) and fake.grad is not None
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cls")
+    labeled = write_folder(root / "labeled", ["dark", "light"], [6, 6])
+    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4])
+    return labeled, unlabeled
+
+
+class TestClassify:
+    @pytest.mark.parametrize("method", ["features", "ssl"])
+    def test_train_save_predict(self, folders: tuple[Path, Path], tmp_path: Path, method: str) -> None:
+        labeled, unlabeled = folders
+        metrics = classify(labeled, unlabeled, tmp_path / "run", method, tiny_config(steps=3), device="cpu", quiet=True)
+        key = "cv_accuracy_mean" if method == "features" else "val_accuracy"
+        assert 0.0 <= metrics[key] <= 1.0
+        assert json.loads((tmp_path / "run" / "metrics.json").read_text())["method"] == method
+        p = Predictor(tmp_path / "run", device="cpu")
+        probs = p.predict_proba(torch.zeros(3, 3, 16, 16, dtype=torch.uint8))
+        assert probs.shape == (3, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+
+    def test_features_predictor_matches_sklearn(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        """The saved linear model reproduces the scikit-learn pipeline it was taken from."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        from gan_augment import DiscriminatorFeatures, load_image_data
+
+        labeled, unlabeled = folders
+        classify(labeled, unlabeled, tmp_path / "run", "features", tiny_config(steps=2), device="cpu", quiet=True)
+        data = load_image_data(labeled, image_size=16)
+        feats = DiscriminatorFeatures(tmp_path / "run" / "gan", device="cpu").fit()
+        pipe = make_pipeline(feats, StandardScaler(), LogisticRegression(max_iter=2000)).fit(data.images, data.labels.numpy())
+        ours = Predictor(tmp_path / "run", device="cpu").predict_proba(data.images)
+        assert np.allclose(ours, pipe.predict_proba(data.images), atol=1e-4)
+
+    def test_cli_classify_predict_features(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        labeled, unlabeled = folders
+        run = tmp_path / "run"
+        args = ["--image-size", "16", "--steps", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]
+        result = runner.invoke(app, ["classify", str(labeled), str(unlabeled), "--out", str(run), "--method", "ssl", *args])
+        assert result.exit_code == 0, result.output
+        assert "held-out accuracy on 2 labeled images" in result.output
+        again = runner.invoke(app, ["classify", str(labeled), "--out", str(run), *args])
+        assert again.exit_code == 2 and "already holds a classifier" in again.output
+        result = runner.invoke(app, ["predict", str(run), str(labeled), "--out", str(tmp_path / "p.csv"), "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+        assert len(rows) == 12 and {r["class"] for r in rows} <= {"dark", "light"}
+        result = runner.invoke(app, ["classify", str(labeled), str(unlabeled), "--out", str(tmp_path / "f"), *args])
+        assert result.exit_code == 0, result.output
+        assert "cross-validated accuracy" in result.output
+        result = runner.invoke(app, ["features", str(tmp_path / "f" / "gan"), str(labeled), "--out", str(tmp_path / "f.npz"), "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        npz = np.load(tmp_path / "f.npz")
+        # default d_width 64 at 16×16: 64 ch at 8×8 and 128 ch at 4×4, each pooled to 4×4
+        assert npz["features"].shape == (12, 64 * 16 + 128 * 16) and npz["labels"].tolist() == [0] * 6 + [1] * 6
+        assert list(npz["classes"]) == ["dark", "light"]
+
+    def test_predict_errors(self, tmp_path: Path, trained: dict[str, Path]) -> None:
+        result = runner.invoke(app, ["predict", str(tmp_path), str(tmp_path)])
+        assert result.exit_code == 2 and "no classifier" in result.output
+        result = runner.invoke(app, ["predict", str(trained["per-class"] / "checkpoint.pt"), str(tmp_path)])
+        assert result.exit_code == 2 and "not a classifier" in result.output
