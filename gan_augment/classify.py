@@ -40,7 +40,7 @@ def _split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, 
         n_val = min(len(idx) - 1, int(round(len(idx) * fraction)))
         val += idx[:n_val].tolist()
         train += idx[n_val:].tolist()
-    return np.array(sorted(train)), np.array(sorted(val))
+    return np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64)
 
 
 def _features_method(

@@ -524,11 +524,10 @@ def fit(
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
-    dev = resolve_device(device)
+    resolve_device(device)
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
-    ckpt = None
     if resume:
-        ckpt = load_checkpoint(out_dir, map_location=dev)
+        ckpt = load_checkpoint(out_dir, map_location="cpu")
         # The checkpoint's settings, with pre-training fixed at what the run resolved it to.
         saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
         config = saved.replace(steps=config.steps) if config is not None else saved
@@ -536,11 +535,37 @@ def fit(
     data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
     reporter.message(summary(data))
     sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
+    return fit_data(data, out_dir, config, device=device, resume=resume, overwrite=overwrite, reporter=reporter, sources=sources)
+
+
+def fit_data(
+    data: ImageData,
+    out: str | os.PathLike[str],
+    config: TrainConfig,
+    *,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    reporter: Reporter | None = None,
+    sources: dict[str, str | None] | None = None,
+) -> Path:
+    """Train on images already decoded (an :class:`ImageData`, e.g. a benchmark's split) into ``out``.
+
+    ``config.image_size`` must match the images; see :func:`fit` for the rest.
+    """
+    out_dir = Path(out).expanduser()
+    reporter = reporter or Reporter(quiet=quiet)
+    dev = resolve_device(device)
+    if data.images.shape[-1] != config.image_size:
+        raise GanAugmentError(f"images are {data.images.shape[-1]} px but config.image_size={config.image_size}")
+    check_run_dir(out_dir, resume, overwrite)
+    sources = sources or {}
     trainer = Trainer(config, data, out_dir, dev, reporter, sources)
-    prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
-    if ckpt is not None:
-        trainer.load(ckpt)
+    if resume:
+        trainer.load(load_checkpoint(out_dir, map_location=dev))
         reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")
+    prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
     atomic_write_json(
         out_dir / "config.json",
         {

@@ -1,0 +1,225 @@
+"""Limited-labels benchmark: does GAN augmentation raise a secondary classifier's accuracy?
+
+Protocol (defaults): CIFAR-10 from ``../shared/data/cifar10-train.zip`` — with split seed 0, a
+validation split of 500 images per class that nothing trains on (the evaluation split unless
+``--test-dir`` names another), a labeled subset of N images per class drawn anew for each seed, the
+rest as the unlabeled pool; budgets 25, 100 and 400 labels per class. MNIST from
+``../shared/data/mnist.zip``: 10 labels per class, official test split. Arms: baseline (labels only,
+classic augmentation), gan-per-class and gan-conditional (baseline + GANAugmentedDataset at
+``--synthetic-ratio``), d-features (logistic regression on discriminator features of an
+unconditional GAN on labeled + unlabeled images), ssl (semi-supervised GAN). Every arm uses the
+package's GAN defaults and the same secondary classifier recipe and step count.
+
+Examples:
+    python benchmarks/limited_labels.py                                  # full protocol (GPU)
+    python benchmarks/limited_labels.py --dataset mnist --device cpu --cpu-reduced
+    python benchmarks/limited_labels.py --train-dir my_imagefolder --quick --out /tmp/r
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan_augment import ModelConfig, TrainConfig, __version__, load_image_data
+from gan_augment.evaluate import (
+    ARMS,
+    ArmSettings,
+    ClassifierConfig,
+    Split,
+    markdown_table,
+    plot_accuracy,
+    run_seed,
+    settings_dict,
+    summarize,
+)
+from gan_augment.progress import Reporter
+from gan_augment.sampling import class_grid, load_generator, save_image_atomic
+from gan_augment.training import resolve_device
+
+ROOT = Path(__file__).resolve().parents[1]
+ANCHORS = """Published CIFAR-10 *test* errors, for orientation (not ours, other split, other budgets of compute):
+supervised WRN-28-2 with 4,000 labels 20.26% (Oliver et al. 2018); feature-matching GAN semi-supervised
+21.83% (1,000 labels) and 18.63% (4,000 labels) (Salimans et al. 2016); FixMatch 5.07% (250 labels) and
+4.26% (4,000 labels) (Sohn et al. 2020)."""
+
+
+def extract(archive: Path, dest: Path) -> Path:
+    """Unzip ``archive`` into ``dest`` once (a marker file records completion)."""
+    marker = dest / ".extracted"
+    if not marker.exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(dest)
+        marker.write_text(archive.name)
+    return dest
+
+
+def per_class_indices(labels: np.ndarray, k: int) -> list[np.ndarray]:
+    return [np.flatnonzero(labels == c) for c in range(k)]
+
+
+def carve(labels: np.ndarray, k: int, n_val: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation indices, remaining indices): ``n_val`` per class held out with the split seed."""
+    rng = np.random.default_rng(split_seed)
+    val, rest = [], []
+    for idx in per_class_indices(labels, k):
+        idx = rng.permutation(idx)
+        val.append(idx[:n_val])
+        rest.append(idx[n_val:])
+    return np.sort(np.concatenate(val)), np.sort(np.concatenate(rest))
+
+
+def make_split(images: torch.Tensor, labels: torch.Tensor, pool: np.ndarray, n: int, seed: int,
+               test: tuple[torch.Tensor, torch.Tensor], names: list[str], max_unlabeled: int | None) -> Split:
+    """Draw N labeled images per class from ``pool`` with ``seed``; the rest of the pool is unlabeled."""
+    rng = np.random.default_rng(1000 + seed)
+    lab = labels.numpy()
+    chosen = np.concatenate([rng.permutation(pool[lab[pool] == c])[:n] for c in range(len(names))])
+    rest = np.setdiff1d(pool, chosen)
+    if max_unlabeled is not None:
+        rest = rng.permutation(rest)[:max_unlabeled]
+    return Split(images[chosen], labels[chosen], images[rest] if len(rest) else None, test[0], test[1], names)
+
+
+def dataset_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    data_dir = Path(args.data_dir)
+    work = ROOT / ".data"
+    specs = []
+    if args.train_dir:
+        specs.append({"name": Path(args.train_dir).name, "train": Path(args.train_dir), "test": Path(args.test_dir) if args.test_dir else None,
+                      "budgets": args.budgets or [5], "flip": True})
+        return specs
+    if args.dataset in ("cifar10", "both"):
+        root = extract(data_dir / "cifar10-train.zip", work / "cifar10")
+        specs.append({"name": "cifar10", "train": root / "train", "test": Path(args.test_dir) if args.test_dir else None,
+                      "budgets": args.budgets or [25, 100, 400], "flip": True, "image_size": 32})
+    if args.dataset in ("mnist", "both"):
+        root = extract(data_dir / "mnist.zip", work / "mnist")
+        specs.append({"name": "mnist", "train": root / "train", "test": root / "test", "budgets": args.budgets or [10],
+                      "flip": False, "image_size": 28})
+    return specs
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", choices=["cifar10", "mnist", "both"], default="both")
+    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder with cifar10-train.zip and mnist.zip")
+    p.add_argument("--train-dir", help="any ImageFolder to use instead of the bundled datasets")
+    p.add_argument("--test-dir", help="evaluation ImageFolder (default: the held-out validation split)")
+    p.add_argument("--budgets", type=int, nargs="+", help="labels per class")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--synthetic-ratio", type=float, default=0.5)
+    p.add_argument("--val-per-class", type=int, default=500)
+    p.add_argument("--gan-steps", type=int, default=TrainConfig().steps)
+    p.add_argument("--clf-steps", type=int, default=ClassifierConfig().steps)
+    p.add_argument("--clf-width", type=int, default=ClassifierConfig().width)
+    p.add_argument("--clf-batch", type=int, default=ClassifierConfig().batch_size)
+    p.add_argument("--max-unlabeled", type=int, help="cap on the unlabeled pool (reduced runs)")
+    p.add_argument("--cpu-reduced", action="store_true", help="small GAN and classifier, fewer steps: a CPU-sized protocol")
+    p.add_argument("--quick", action="store_true", help="tiny subset, tiny models: checks the code path, not accuracy")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    p.add_argument("--report", type=Path, help="also write the full Markdown report here (default docs/results.md unless --quick)")
+    args = p.parse_args()
+
+    dev = resolve_device(args.device)
+    gan = TrainConfig(steps=args.gan_steps)
+    clf = ClassifierConfig(steps=args.clf_steps, width=args.clf_width, batch_size=args.clf_batch, workers=4 if dev.type == "cuda" else 0)
+    if args.cpu_reduced:
+        gan = TrainConfig(steps=min(args.gan_steps, 400), batch_size=32, model=ModelConfig(g_width=16, d_width=16, z_dim=64))
+        clf = ClassifierConfig(steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0)
+    if args.quick:
+        gan = TrainConfig(steps=2, batch_size=4, log_every=1, model=ModelConfig(g_width=4, d_width=4, z_dim=8))
+        clf = ClassifierConfig(steps=2, width=4, batch_size=8, workers=0)
+        args.seeds = args.seeds[:1]
+    reporter = Reporter()
+    records: list[dict[str, Any]] = []
+    grids = {}
+    t_start = time.perf_counter()
+    for spec in dataset_specs(args):
+        size = spec.get("image_size", 16 if args.quick else 32)
+        data = load_image_data(spec["train"], image_size=size)
+        names, images, labels = data.class_names, data.images, data.labels
+        k = len(names)
+        n_val = args.val_per_class if not args.quick else 2
+        if spec["test"] is not None:
+            test = load_image_data(spec["test"], image_size=size, channels=int(images.shape[1]))
+            test_pair = (test.images, test.labels)
+            pool = np.arange(len(labels))
+        else:
+            val, pool = carve(labels.numpy(), k, n_val, split_seed=0)
+            test_pair = (images[val], labels[val])
+        reporter.message(f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes")
+        settings = ArmSettings(gan=gan, classifier=clf, synthetic_ratio=args.synthetic_ratio, flip=spec["flip"], device=dev)
+        work = ROOT / ".data" / "runs" / spec["name"] if not args.quick else args.out / "runs"
+        for n in spec["budgets"]:
+            for seed in args.seeds:
+                split = make_split(images, labels, pool, n, seed, test_pair, names, args.max_unlabeled)
+                reporter.message(f"{spec['name']} {n} labels/class, seed {seed}: {len(split.train_labels)} labeled, "
+                                 f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled")
+                for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter):
+                    records.append({"dataset": spec["name"], "labels_per_class": n, **rec})
+        for arm in ("gan-per-class", "gan-conditional"):
+            run = work / f"n{spec['budgets'][0]}" / f"{arm}-seed{args.seeds[0]}"
+            if (run / "checkpoint.pt").exists():
+                gen, _ = load_generator(run, device="cpu")
+                grid_path = args.out / f"samples_{spec['name']}_{arm}.png"
+                save_image_atomic(class_grid(gen, per_row=10, seed=0, upscale=2), grid_path)
+                grids[f"{spec['name']} {arm}"] = grid_path.name
+
+    rows = summarize(records)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    machine = (torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    wall = time.perf_counter() - t_start
+    protocol = "quick (code path only)" if args.quick else ("CPU-reduced" if args.cpu_reduced else "full")
+    report = {
+        "machine": machine, "torch": torch.__version__, "package_version": __version__, "commit": commit,
+        "protocol": protocol, "seeds": args.seeds, "wall_seconds": round(wall, 1), "settings": settings_dict(settings),
+        "summary": rows, "runs": [{**r, "package_version": __version__, "commit": commit} for r in records],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "limited_labels.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name in sorted({r["dataset"] for r in records}):
+        plot_accuracy([r for r in rows if r["dataset"] == name], args.out / f"limited_labels_{name}.png", f"{name}: accuracy vs labels ({protocol})")
+    table = markdown_table(rows)
+    (args.out / "limited_labels.md").write_text(table + "\n")
+    print(table)
+    report_path = args.report if args.report else (None if args.quick else ROOT / "docs" / "results.md")
+    if report_path is not None:
+        rel = Path(args.out).resolve().relative_to(report_path.resolve().parent) if args.out.resolve().is_relative_to(report_path.resolve().parent) else args.out
+        lines = [
+            "# Results: does GAN augmentation help a classifier with few labels?", "",
+            f"Written by `benchmarks/limited_labels.py` ({protocol} protocol) on {machine}, torch {torch.__version__}, "
+            f"gan-augment {__version__}, commit {commit}; seeds {args.seeds}; wall time {wall / 60:.1f} min. "
+            "Accuracy is on the held-out validation split (500 images per class carved from the training "
+            "archive with split seed 0) unless a test directory is named; MNIST uses its official test split. "
+            "Gains are paired by seed (each seed draws its own labeled subset); the interval is a 95% t-interval.", "",
+            "Settings: " + json.dumps(settings_dict(settings)), "",
+            table, "",
+            "CAS: accuracy on real test images of the same classifier trained on synthetic images only. "
+            "Real clf on synth.: the baseline classifier's accuracy on synthetic images. Diversity: mean pairwise "
+            "distance of a class's synthetic images over that of its real ones (1 = as diverse; near 0 = collapse).", "",
+        ]
+        for name in sorted({r["dataset"] for r in records}):
+            lines += [f"![accuracy vs labels, {name}]({rel}/limited_labels_{name}.png)", ""]
+        for title, fname in grids.items():
+            lines += [f"Samples, {title} (one row per class):", "", f"![{title}]({rel}/{fname})", ""]
+        lines += [ANCHORS, ""]
+        report_path.write_text("\n".join(lines))
+    reporter.message(f"done in {wall / 60:.1f} min: {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""The evidence: does GAN augmentation raise a secondary classifier's accuracy? Arms, classifier, statistics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .config import ModelConfig, TrainConfig
+from .data import ImageData
+from .dataset import GANAugmentedDataset
+from .features import DiscriminatorFeatures
+from .progress import Reporter
+from .sampling import load_generator, sample
+from .training import fit_data
+
+ARMS: tuple[str, ...] = ("baseline", "gan-per-class", "gan-conditional", "d-features", "ssl")
+
+
+# ----------------------------------------------------------------------------- data
+def memory_data(
+    images: torch.Tensor, labels: torch.Tensor, class_names: list[str], unlabeled: torch.Tensor | None = None, tag: str = "memory"
+) -> ImageData:
+    """An :class:`ImageData` from tensors (labeled uint8 (N, C, H, W), optional unlabeled), for ``fit_data``."""
+    if unlabeled is not None and len(unlabeled):
+        all_images = torch.cat([images, unlabeled])
+        all_labels = torch.cat([labels.long(), torch.full((len(unlabeled),), -1, dtype=torch.int64)])
+    else:
+        all_images, all_labels = images, labels.long()
+    return ImageData(all_images.contiguous(), all_labels, list(class_names), [f"{tag}:{i}" for i in range(len(all_labels))])
+
+
+class ArrayDataset(Dataset):
+    """uint8 images (N, C, H, W) served as numpy HWC arrays (albumentations' raw form) with labels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], transform: Callable[..., Any] | None = None) -> None:
+        self.images = images
+        self.targets = [int(t) for t in labels]
+        self.classes = list(classes)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        img = self.images[i].permute(1, 2, 0).numpy()  # (H, W, C)
+        if self.transform is not None:
+            img = self.transform(image=img)["image"]
+        return img, self.targets[i]
+
+
+def classic_augmentation(image_size: int, flip: bool) -> Any:
+    """The baseline's augmentation (albumentations): reflect-pad by 1/8, random crop, horizontal flip."""
+    import albumentations as A
+    import cv2
+    from albumentations.pytorch import ToTensorV2
+
+    pad = image_size + 2 * max(1, image_size // 8)
+    return A.Compose(
+        [
+            A.PadIfNeeded(pad, pad, border_mode=cv2.BORDER_REFLECT_101),
+            A.RandomCrop(image_size, image_size),
+            A.HorizontalFlip(p=0.5 if flip else 0.0),
+            A.Normalize(mean=0.5, std=0.5, max_pixel_value=255.0),
+            ToTensorV2(),
+        ]
+    )
+
+
+# ----------------------------------------------------------------------------- the secondary classifier
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The secondary classifier's fixed recipe.
+
+    Attributes:
+        width: Channels of the first stage; the three stages have width, 2·width, 4·width.
+        steps: Optimisation steps (the same for every arm).
+        batch_size: Images per step.
+        lr: Peak learning rate (SGD, Nesterov momentum 0.9), reached after ``warmup`` of the steps,
+            then cosine decay to 0 (one cycle).
+        weight_decay: L2 weight decay.
+        label_smoothing: Cross-entropy label smoothing.
+        warmup: Fraction of steps of linear warm-up.
+        workers: DataLoader workers.
+    """
+
+    width: int = 64
+    steps: int = 2500
+    batch_size: int = 256
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup: float = 0.15
+    workers: int = 4
+
+
+class _Residual(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
+class SmallResNet(nn.Module):
+    """A ResNet for small images: stem, three stages (conv → BN → ReLU → max-pool → residual block), linear head."""
+
+    def __init__(self, channels: int, num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        widths = [width, 2 * width, 4 * width]
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+        c_in = width
+        for c in widths:
+            layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(2), _Residual(c)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))  # (B, K)
+
+
+def train_classifier(
+    dataset: Dataset, channels: int, num_classes: int, config: ClassifierConfig, device: torch.device, seed: int
+) -> SmallResNet:
+    """Train the secondary classifier for exactly ``config.steps`` steps on a dataset of (tensor, label)."""
+    torch.manual_seed(seed)
+    model = SmallResNet(channels, num_classes, config.width).to(device).to(memory_format=torch.channels_last)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, momentum=0.9, nesterov=True,
+    )
+    warm = max(1, int(config.steps * config.warmup))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return config.lr * (step + 1) / warm
+        t = (step - warm) / max(1, config.steps - warm)
+        return config.lr * 0.5 * (1 + np.cos(np.pi * t))
+
+    g = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        dataset, batch_size=min(config.batch_size, len(dataset)), shuffle=True, drop_last=True, generator=g,
+        num_workers=config.workers, persistent_workers=config.workers > 0, pin_memory=device.type == "cuda",
+    )
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    model.train()
+    step = 0
+    while step < config.steps:
+        for x, y in loader:
+            if step >= config.steps:
+                break
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            x = x.to(device, non_blocking=True).to(memory_format=torch.channels_last)
+            y = torch.as_tensor(y).to(device, non_blocking=True)
+            with amp:
+                loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    return model.eval()
+
+
+@torch.no_grad()
+def classifier_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> float:
+    """Top-1 accuracy of ``model`` on uint8 images (N, C, H, W), normalised as in training."""
+    correct = 0
+    for i in range(0, len(images), 1024):
+        x = images[i : i + 1024].to(device).float().div(127.5).sub(1).to(memory_format=torch.channels_last)
+        correct += int((model(x).argmax(1).cpu() == labels[i : i + 1024]).sum())
+    return correct / max(1, len(images))
+
+
+# ----------------------------------------------------------------------------- generator quality
+def diversity_ratio(synthetic: torch.Tensor, real: torch.Tensor, max_n: int = 200) -> float:
+    """Mean pairwise L2 distance among synthetic images over that among real ones (≈1 good; ≪1 collapse)."""
+
+    def mean_dist(x: torch.Tensor) -> float:
+        x = x[:max_n].flatten(1).float() / 255
+        if len(x) < 2:
+            return float("nan")
+        d = torch.cdist(x, x)
+        return float(d.sum() / (len(x) * (len(x) - 1)))
+
+    return mean_dist(synthetic) / mean_dist(real)
+
+
+# ----------------------------------------------------------------------------- arms
+@dataclass
+class Split:
+    """One seed's data: labeled training images, the unlabeled pool, and the evaluation images."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    unlabeled: torch.Tensor | None
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: list[str]
+
+
+@dataclass
+class ArmSettings:
+    """What the arms share: GAN and classifier recipes, the synthetic ratio, flips, the device."""
+
+    gan: TrainConfig
+    classifier: ClassifierConfig
+    synthetic_ratio: float = 0.5
+    flip: bool = True
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    quality: bool = True  # CAS, real-classifier accuracy on samples, diversity
+
+
+def run_seed(
+    split: Split, arms: Sequence[str], settings: ArmSettings, seed: int, work: Path, reporter: Reporter
+) -> list[dict[str, Any]]:
+    """Train and score every arm for one seed; returns one record per arm (plus generator quality)."""
+    dev = settings.device
+    k = len(split.class_names)
+    channels = int(split.train_images.shape[1])
+    size = int(split.train_images.shape[-1])
+    aug = classic_augmentation(size, settings.flip)
+    base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
+    records: list[dict[str, Any]] = []
+    baseline_model: nn.Module | None = None
+    gan_cfg = settings.gan.replace(seed=seed, image_size=size, channels=channels, model=settings.gan.model)
+    unl = split.unlabeled
+
+    def record(arm: str, acc: float, t0: float, **extra: Any) -> None:
+        rec = {"arm": arm, "seed": seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2), **extra}
+        records.append(rec)
+        reporter.message(f"  seed {seed} {arm}: accuracy {acc:.4f} ({rec['seconds']:.0f} s)")
+
+    for arm in arms:
+        t0 = time.perf_counter()
+        if arm == "baseline":
+            ds = ArrayDataset(split.train_images, split.train_labels, split.class_names, transform=aug)
+            baseline_model = train_classifier(ds, channels, k, settings.classifier, dev, seed)
+            record(arm, classifier_accuracy(baseline_model, split.test_images, split.test_labels, dev), t0)
+        elif arm in ("gan-per-class", "gan-conditional"):
+            mode = arm.split("-", 1)[1]
+            run = work / f"{arm}-seed{seed}"
+            data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+            fit_data(data, run, gan_cfg.replace(mode=mode), device=dev, overwrite=True, reporter=Reporter(quiet=True))
+            ds = GANAugmentedDataset(base, run, synthetic_ratio=settings.synthetic_ratio, transform=aug, device=dev, seed=seed)
+            model = train_classifier(ds, channels, k, settings.classifier, dev, seed)
+            extra: dict[str, Any] = {"synthetic_ratio": settings.synthetic_ratio}
+            if settings.quality:
+                extra.update(generator_quality(run, split, baseline_model, settings, seed, aug))
+            record(arm, classifier_accuracy(model, split.test_images, split.test_labels, dev), t0, **extra)
+        elif arm == "d-features":
+            run = work / f"unconditional-seed{seed}"
+            data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+            fit_data(data, run, gan_cfg.replace(mode="unconditional"), device=dev, overwrite=True, reporter=Reporter(quiet=True))
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            pipe = make_pipeline(DiscriminatorFeatures(run, device=str(dev)), StandardScaler(), LogisticRegression(max_iter=2000))
+            pipe.fit(split.train_images, split.train_labels.numpy())
+            acc = float((pipe.predict(split.test_images) == split.test_labels.numpy()).mean())
+            record(arm, acc, t0)
+        elif arm == "ssl":
+            from .classify import _ssl_method, Predictor  # noqa: F401
+
+            data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+            result = _ssl_method(data, gan_cfg, dev, 0.0, Reporter(quiet=True))
+            from .ssl import SSLDiscriminator
+
+            d = SSLDiscriminator(ModelConfig.from_dict(result["state"]["model_config"]), k)
+            d.load_state_dict(result["state"]["d"])
+            d = d.to(dev).eval()
+            with torch.no_grad():
+                pred = torch.cat([d(split.test_images[i : i + 1024].to(dev).float().div(127.5).sub(1)).argmax(1).cpu() for i in range(0, len(split.test_images), 1024)])
+            record(arm, float((pred == split.test_labels).float().mean()), t0)
+        else:
+            raise ValueError(f"unknown arm {arm!r}: choose from {', '.join(ARMS)}")
+    return records
+
+
+def generator_quality(
+    run: Path, split: Split, real_model: nn.Module | None, settings: ArmSettings, seed: int, aug: Any
+) -> dict[str, float]:
+    """Classification accuracy score (train on synthetic only, test on real), the real-data classifier's
+    accuracy on synthetic images, and the mean per-class diversity ratio (min over classes too)."""
+    dev = settings.device
+    k = len(split.class_names)
+    gen, _ = load_generator(run, device=dev)
+    n_per_class = max(1, int(np.bincount(split.train_labels.numpy(), minlength=k).max()))
+    n_per_class = max(n_per_class, 100)
+    labels = torch.arange(k).repeat_interleave(n_per_class)
+    synth = sample(gen, len(labels), labels=labels, seed=10_000 + seed)
+    out: dict[str, float] = {}
+    syn_ds = ArrayDataset(synth, labels, split.class_names, transform=aug)
+    cas_model = train_classifier(syn_ds, synth.shape[1], k, settings.classifier, dev, seed)
+    out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, dev)
+    if real_model is not None:
+        out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, dev)
+    ratios = [
+        diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)
+    ]
+    out["diversity"] = float(np.nanmean(ratios))
+    out["diversity_min"] = float(np.nanmin(ratios))
+    return out
+
+
+# ----------------------------------------------------------------------------- statistics
+def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> list[dict[str, Any]]:
+    """Mean ± std per arm (and group), and each arm's gain over ``baseline`` with a paired 95% t-interval."""
+    from scipy import stats
+
+    keys = sorted({tuple(r.get(g) for g in group) for r in records}, key=str)
+    rows = []
+    for key in keys:
+        sub = [r for r in records if tuple(r.get(g) for g in group) == key]
+        base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
+        for arm in [a for a in ARMS if any(r["arm"] == a for r in sub)]:
+            accs = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == arm}
+            a = np.array(list(accs.values()))
+            row: dict[str, Any] = dict(zip(group, key))
+            row.update({"arm": arm, "n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0})
+            paired = [accs[s] - base[s] for s in accs if s in base]
+            if arm != "baseline" and paired:
+                d = np.array(paired)
+                half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+                row.update({"gain": float(d.mean()), "gain_ci95": half})
+            for q in ("cas", "real_clf_on_synthetic", "diversity", "diversity_min"):
+                vals = [r[q] for r in sub if r["arm"] == arm and q in r]
+                if vals:
+                    row[q] = float(np.mean(vals))
+            rows.append(row)
+    return rows
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """A plain sentence about one arm's gain over the baseline."""
+    gain, half = row.get("gain"), row.get("gain_ci95")
+    if gain is None:
+        return ""
+    pts, h = 100 * gain, 100 * half if half == half else float("nan")
+    if h == h and gain - half > 0:
+        return f"{row['arm']} raised accuracy by {pts:.1f} ± {h:.1f} points"
+    if h == h and gain + half < 0:
+        return f"{row['arm']} lowered accuracy by {-pts:.1f} ± {h:.1f} points: do not use it for this data"
+    return f"{row['arm']}: no measurable gain ({pts:+.1f} ± {h:.1f} points): do not use it for this data"
+
+
+def markdown_table(rows: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> str:
+    """The summary as a Markdown table."""
+    head = [*group, "arm", "seeds", "accuracy (mean ± std)", "gain vs baseline (95% CI)", "CAS", "real clf on synth.", "diversity"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        gain = f"{100 * r['gain']:+.1f} ± {100 * r['gain_ci95']:.1f} pts" if "gain" in r else ""
+        q = [f"{r[k]:.3f}" if k in r else "" for k in ("cas", "real_clf_on_synthetic", "diversity")]
+        lines.append("| " + " | ".join([*(str(r[g]) for g in group), r["arm"], str(r["n"]), f"{r['mean']:.4f} ± {r['std']:.4f}", gain, *q]) + " |")
+    return "\n".join(lines)
+
+
+def plot_accuracy(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Accuracy against label budget, one line per arm (error bars: std over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm in ARMS:
+        pts = sorted((r["labels_per_class"], r["mean"], r["std"]) for r in rows if r["arm"] == arm)
+        if pts:
+            x, m, s = zip(*pts)
+            ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=arm)
+    ax.set_xscale("log")
+    ax.set_xlabel("labels per class")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def settings_dict(settings: ArmSettings) -> dict[str, Any]:
+    """The protocol's settings as plain data for the JSON report."""
+    return {
+        "gan": settings.gan.to_dict(),
+        "classifier": asdict(settings.classifier),
+        "synthetic_ratio": settings.synthetic_ratio,
+        "flip": settings.flip,
+        "device": str(settings.device),
+    }
