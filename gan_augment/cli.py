@@ -354,6 +354,50 @@ def features(
     out_console_line(f"wrote {feats.shape[0]}×{feats.shape[1]} features to {out}" + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))
 
 
+@app.command()
+@expected_errors
+def evaluate(
+    labeled: Path = typer.Argument(..., help="Folder with one sub-folder of images per class."),
+    unlabeled: Optional[Path] = typer.Argument(None, help="Optional folder of unlabeled images."),
+    out: Path = typer.Option(Path("runs/evaluation"), "--out", "-o", help="Folder for the report, plot and GAN runs."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Use this fit run for its arm instead of training a GAN per seed."),
+    arms: str = typer.Option("baseline,gan-per-class", help="Comma-separated: baseline, gan-per-class, gan-conditional, d-features, ssl."),
+    seeds: int = typer.Option(3, min=1, max=20, help="Repeats, each with its own held-out split."),
+    test_fraction: float = typer.Option(0.3, min=0.05, max=0.9, help="Fraction of each class held out for testing."),
+    image_size: int = typer.Option(default(T, "image_size"), min=8, max=1024, help="Side of the images."),
+    gan_steps: int = typer.Option(default(T, "steps"), min=1, help="GAN training steps per arm."),
+    clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
+    synthetic_ratio: float = typer.Option(0.5, min=0.0, max=0.95, help="Fraction of synthetic images in the GAN arms."),
+    flip: bool = typer.Option(True, "--flip/--no-flip", help="Horizontal flips in the classic augmentation."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
+) -> None:
+    """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
+    from .evaluate import ARMS, ArmSettings, ClassifierConfig, evaluate_folders, markdown_table
+    from .progress import Reporter
+    from .training import resolve_device
+
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
+    bad = [a for a in arm_list if a not in ARMS]
+    if bad:
+        raise GanAugmentError(f"unknown arm(s) {bad}: choose from {', '.join(ARMS)}")
+    if "baseline" not in arm_list:
+        arm_list.insert(0, "baseline")
+    dev = resolve_device(device)
+    settings = ArmSettings(
+        gan=TrainConfig(image_size=image_size, steps=gan_steps, model=ModelConfig(image_size=image_size)),
+        classifier=ClassifierConfig(steps=clf_steps, workers=0 if dev.type == "cpu" else 4),
+        synthetic_ratio=synthetic_ratio, flip=flip, device=dev,
+    )
+    report = evaluate_folders(labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run,
+                              Reporter(quiet=quiet))
+    if not quiet:
+        out_console_line(markdown_table(report["summary"]))
+    for v in report["verdicts"]:
+        out_console_line(v)
+    out_console_line(f"report: {out}/evaluation.json, {out}/evaluation.md, {out}/evaluation.png")
+
+
 def main() -> None:
     """Entry point of the ``gan-augment`` console script."""
     app()

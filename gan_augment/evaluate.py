@@ -226,9 +226,20 @@ class ArmSettings:
 
 
 def run_seed(
-    split: Split, arms: Sequence[str], settings: ArmSettings, seed: int, work: Path, reporter: Reporter
+    split: Split,
+    arms: Sequence[str],
+    settings: ArmSettings,
+    seed: int,
+    work: Path,
+    reporter: Reporter,
+    runs: dict[str, Path] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train and score every arm for one seed; returns one record per arm (plus generator quality)."""
+    """Train and score every arm for one seed; returns one record per arm (plus generator quality).
+
+    ``runs`` maps a GAN mode (``per-class``, ``conditional``, ``unconditional``) to an existing run
+    to use instead of training one.
+    """
+    runs = runs or {}
     dev = settings.device
     k = len(split.class_names)
     channels = int(split.train_images.shape[1])
@@ -253,9 +264,10 @@ def run_seed(
             record(arm, classifier_accuracy(baseline_model, split.test_images, split.test_labels, dev), t0)
         elif arm in ("gan-per-class", "gan-conditional"):
             mode = arm.split("-", 1)[1]
-            run = work / f"{arm}-seed{seed}"
-            data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
-            fit_data(data, run, gan_cfg.replace(mode=mode), device=dev, overwrite=True, reporter=Reporter(quiet=True))
+            run = runs.get(mode) or work / f"{arm}-seed{seed}"
+            if mode not in runs:
+                data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+                fit_data(data, run, gan_cfg.replace(mode=mode), device=dev, overwrite=True, reporter=Reporter(quiet=True))
             ds = GANAugmentedDataset(base, run, synthetic_ratio=settings.synthetic_ratio, transform=aug, device=dev, seed=seed)
             model = train_classifier(ds, channels, k, settings.classifier, dev, seed)
             extra: dict[str, Any] = {"synthetic_ratio": settings.synthetic_ratio}
@@ -263,9 +275,10 @@ def run_seed(
                 extra.update(generator_quality(run, split, baseline_model, settings, seed, aug))
             record(arm, classifier_accuracy(model, split.test_images, split.test_labels, dev), t0, **extra)
         elif arm == "d-features":
-            run = work / f"unconditional-seed{seed}"
-            data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
-            fit_data(data, run, gan_cfg.replace(mode="unconditional"), device=dev, overwrite=True, reporter=Reporter(quiet=True))
+            run = runs.get("unconditional") or work / f"unconditional-seed{seed}"
+            if "unconditional" not in runs:
+                data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+                fit_data(data, run, gan_cfg.replace(mode="unconditional"), device=dev, overwrite=True, reporter=Reporter(quiet=True))
             from sklearn.linear_model import LogisticRegression
             from sklearn.pipeline import make_pipeline
             from sklearn.preprocessing import StandardScaler
@@ -404,3 +417,78 @@ def settings_dict(settings: ArmSettings) -> dict[str, Any]:
         "flip": settings.flip,
         "device": str(settings.device),
     }
+
+
+def stratified_holdout(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, test) indices with ``fraction`` of each class held out (at least one image each side)."""
+    rng = np.random.default_rng(seed)
+    lab = labels.numpy()
+    train, test = [], []
+    for c in np.unique(lab):
+        idx = rng.permutation(np.flatnonzero(lab == c))
+        if len(idx) < 2:
+            raise ValueError(f"class {c} has {len(idx)} image: evaluation needs at least 2 per class")
+        n_test = min(len(idx) - 1, max(1, int(round(len(idx) * fraction))))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return torch.from_numpy(np.sort(np.concatenate(train))), torch.from_numpy(np.sort(np.concatenate(test)))
+
+
+def evaluate_folders(
+    labeled: str | Path,
+    unlabeled: str | Path | None,
+    out: str | Path,
+    arms: Sequence[str] = ("baseline", "gan-per-class"),
+    seeds: Sequence[int] = (0, 1, 2),
+    test_fraction: float = 0.3,
+    settings: ArmSettings | None = None,
+    run: str | Path | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """The limited-labels A/B on a user's own folders: held-out split per seed, arms, table, plot.
+
+    With ``run``, that run serves the arm of its mode instead of a GAN trained per seed (faster,
+    but the run has seen the held-out images if it was trained on the same folder: optimistic).
+
+    Returns:
+        The report written to ``out/evaluation.json`` (summary rows, runs, verdicts).
+    """
+    from .checkpoint import atomic_write_json, atomic_write_text
+    from .data import load_image_data
+    from .sampling import load_generator as _load
+
+    reporter = reporter or Reporter()
+    settings = settings or ArmSettings(gan=TrainConfig(), classifier=ClassifierConfig())
+    out_dir = Path(out)
+    runs: dict[str, Path] = {}
+    image_size, channels = settings.gan.image_size, settings.gan.channels
+    if run is not None:
+        _, info = _load(run, device="cpu")
+        image_size, channels = info.image_size, info.channels
+        runs[info.mode] = Path(run)
+        reporter.message(f"using {run} ({info.mode}) for its arm; it may have seen the held-out images: gains are optimistic")
+    labeled_data = load_image_data(labeled, None, image_size=image_size, channels=channels)
+    unlabeled_images = None
+    if unlabeled is not None:
+        from .classify import decode_folder
+
+        _, unlabeled_images, _ = decode_folder(unlabeled, image_size, int(labeled_data.images.shape[1]))
+    reporter.message(f"{len(labeled_data.labels)} labeled images in {len(labeled_data.class_names)} classes; "
+                     f"{0 if unlabeled_images is None else len(unlabeled_images)} unlabeled; arms: {', '.join(arms)}")
+    settings.gan = settings.gan.replace(image_size=image_size)
+    records = []
+    for seed in seeds:
+        tr, te = stratified_holdout(labeled_data.labels, test_fraction, seed)
+        split = Split(labeled_data.images[tr], labeled_data.labels[tr], unlabeled_images,
+                      labeled_data.images[te], labeled_data.labels[te], labeled_data.class_names)
+        for rec in run_seed(split, arms, settings, seed, out_dir / "runs", reporter, runs):
+            records.append({"dataset": Path(labeled).name, "labels_per_class": int(np.bincount(split.train_labels.numpy()).min()), **rec})
+    rows = summarize(records)
+    verdicts = [v for v in (verdict(r) for r in rows) if v]
+    report = {"settings": settings_dict(settings), "seeds": list(seeds), "test_fraction": test_fraction,
+              "summary": rows, "runs": records, "verdicts": verdicts}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "evaluation.json", report)
+    atomic_write_text(out_dir / "evaluation.md", markdown_table(rows) + "\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n")
+    plot_accuracy(rows, out_dir / "evaluation.png", f"{Path(labeled).name}: accuracy by arm")
+    return report

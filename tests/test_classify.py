@@ -100,3 +100,65 @@ class TestClassify:
         assert result.exit_code == 2 and "no classifier" in result.output
         result = runner.invoke(app, ["predict", str(trained["per-class"] / "checkpoint.pt"), str(tmp_path)])
         assert result.exit_code == 2 and "not a classifier" in result.output
+
+
+class TestEvaluate:
+    def test_cli_evaluate_report(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        labeled, unlabeled = folders
+        out = tmp_path / "ev"
+        result = runner.invoke(app, [
+            "evaluate", str(labeled), str(unlabeled), "--out", str(out), "--arms", "gan-per-class,d-features",
+            "--seeds", "2", "--image-size", "16", "--gan-steps", "2", "--clf-steps", "2", "--device", "cpu", "--quiet",
+        ])
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "evaluation.json").read_text())
+        assert {r["arm"] for r in report["runs"]} == {"baseline", "gan-per-class", "d-features"}
+        assert len(report["runs"]) == 6 and all(0 <= r["accuracy"] <= 1 for r in report["runs"])
+        assert len(report["verdicts"]) == 2 and (out / "evaluation.png").is_file()
+        gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
+        assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
+
+    def test_cli_evaluate_bad_arm(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        result = runner.invoke(app, ["evaluate", str(folders[0]), "--arms", "magic", "--out", str(tmp_path)])
+        assert result.exit_code == 2 and "unknown arm" in result.output
+
+
+class TestStatistics:
+    def test_paired_gain_and_verdict(self) -> None:
+        from gan_augment.evaluate import summarize, verdict
+
+        recs = [{"dataset": "d", "labels_per_class": 5, "arm": a, "seed": s, "accuracy": acc}
+                for s, (b, g) in enumerate([(0.50, 0.55), (0.60, 0.66), (0.40, 0.44)])
+                for a, acc in (("baseline", b), ("gan-per-class", g))]
+        rows = summarize(recs)
+        gan = next(r for r in rows if r["arm"] == "gan-per-class")
+        assert gan["gain"] == pytest.approx(0.05) and gan["gain_ci95"] > 0
+        assert "raised accuracy by 5.0" in verdict(gan)
+        noisy = [dict(r) for r in recs]
+        for r in noisy:  # gains of +1, -1 and 0 points: the interval covers zero
+            if r["arm"] == "gan-per-class":
+                r["accuracy"] = {0: 0.51, 1: 0.59, 2: 0.40}[r["seed"]]
+        assert "no measurable gain" in verdict(next(r for r in summarize(noisy) if r["arm"] == "gan-per-class"))
+
+
+def test_benchmark_quick_runs(tmp_path: Path) -> None:
+    """benchmarks/limited_labels.py --quick on generated images writes a well-formed report."""
+    import subprocess
+    import sys
+
+    data = write_folder(tmp_path / "data", ["a", "b", "c"], [8, 8, 8], size=20)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "limited_labels.py"
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(script), "--train-dir", str(data), "--quick", "--budgets", "3",
+                             "--out", str(out), "--device", "cpu", "--report", str(tmp_path / "results.md")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "limited_labels.json").read_text())
+    assert {"machine", "runs", "summary", "commit", "package_version"} <= set(report)
+    arms = {r["arm"] for r in report["runs"]}
+    assert arms == {"baseline", "gan-per-class", "gan-conditional", "d-features", "ssl"}
+    for r in report["runs"]:
+        assert {"dataset", "arm", "labels_per_class", "seed", "accuracy", "seconds"} <= set(r)
+        assert 0 <= r["accuracy"] <= 1
+    assert (out / "limited_labels_data.png").is_file() and (out / "samples_data_gan-per-class.png").is_file()
+    assert "| data | 3 | baseline |" in (tmp_path / "results.md").read_text()
