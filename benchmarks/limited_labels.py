@@ -103,10 +103,10 @@ def dataset_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.dataset in ("cifar10", "both"):
         root = extract(data_dir / "cifar10-train.zip", work / "cifar10")
         specs.append({"name": "cifar10", "train": root / "train", "test": Path(args.test_dir) if args.test_dir else None,
-                      "budgets": args.budgets or [25, 100, 400], "flip": True, "image_size": 32})
+                      "budgets": args.cifar_budgets, "flip": True, "image_size": 32})
     if args.dataset in ("mnist", "both"):
         root = extract(data_dir / "mnist.zip", work / "mnist")
-        specs.append({"name": "mnist", "train": root / "train", "test": root / "test", "budgets": args.budgets or [10],
+        specs.append({"name": "mnist", "train": root / "train", "test": root / "test", "budgets": args.mnist_budgets,
                       "flip": False, "image_size": 28})
     return specs
 
@@ -117,7 +117,9 @@ def main() -> None:
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder with cifar10-train.zip and mnist.zip")
     p.add_argument("--train-dir", help="any ImageFolder to use instead of the bundled datasets")
     p.add_argument("--test-dir", help="evaluation ImageFolder (default: the held-out validation split)")
-    p.add_argument("--budgets", type=int, nargs="+", help="labels per class")
+    p.add_argument("--budgets", type=int, nargs="+", help="labels per class (--train-dir)")
+    p.add_argument("--cifar-budgets", type=int, nargs="+", default=[25, 100, 400], help="CIFAR-10 labels per class")
+    p.add_argument("--mnist-budgets", type=int, nargs="+", default=[10], help="MNIST labels per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--synthetic-ratio", type=float, default=0.5)
