@@ -152,6 +152,14 @@ class Discriminator(nn.Module):
         return self.forward_head(self.forward_features(x)[-1], y)
 
 
+def route_by_class(models: nn.ModuleList, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Fill ``out[i]`` with ``models[y[i]](x[i])``, one batched call per class present."""
+    for c in torch.unique(y).tolist():
+        idx = (y == c).nonzero(as_tuple=True)[0]
+        out[idx] = models[c](x[idx]).to(out.dtype)
+    return out
+
+
 class PerClassGenerator(nn.Module):
     """One unconditional generator per class behind the conditional interface ``G(z, y)``.
 
@@ -175,10 +183,7 @@ class PerClassGenerator(nn.Module):
         if y is None:
             raise ValueError("a per-class generator needs labels y")
         out = z.new_empty(z.shape[0], self.config.channels, self.config.image_size, self.config.image_size)
-        for c in torch.unique(y).tolist():
-            idx = (y == c).nonzero(as_tuple=True)[0]
-            out[idx] = self.generators[c](z[idx]).to(out.dtype)
-        return out
+        return route_by_class(self.generators, z, y, out)
 
 
 class PerClassDiscriminator(nn.Module):
@@ -199,8 +204,4 @@ class PerClassDiscriminator(nn.Module):
         """Map images (B, C, H, W) and labels (B,) to logits (B,)."""
         if y is None:
             raise ValueError("a per-class discriminator needs labels y")
-        out = x.new_empty(x.shape[0])
-        for c in torch.unique(y).tolist():
-            idx = (y == c).nonzero(as_tuple=True)[0]
-            out[idx] = self.discriminators[c](x[idx]).to(out.dtype)
-        return out
+        return route_by_class(self.discriminators, x, y, x.new_empty(x.shape[0]))
