@@ -43,7 +43,7 @@ def _split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64)
 
 
-def _features_method(
+def train_features_classifier(
     labeled: Path, unlabeled: Path | None, out: Path, config: TrainConfig, device: torch.device, reporter: Reporter
 ) -> dict[str, Any]:
     gan_dir = out / "gan"
@@ -87,7 +87,7 @@ def _features_method(
     return {"state": state, "metrics": metrics}
 
 
-def _ssl_method(
+def train_ssl(
     data: ImageData, config: TrainConfig, device: torch.device, val_fraction: float, reporter: Reporter
 ) -> dict[str, Any]:
     torch.manual_seed(config.seed)
@@ -193,12 +193,12 @@ def classify(
     config = config or TrainConfig()
     t0 = time.perf_counter()
     if method == "features":
-        result = _features_method(Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter)
+        result = train_features_classifier(Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter)
     else:
         data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
         reporter.message(summary(data))
         prepare_run_dir(out_dir, resume=False, overwrite=True)
-        result = _ssl_method(data, config, dev, val_fraction, reporter)
+        result = train_ssl(data, config, dev, val_fraction, reporter)
     metrics = {**result["metrics"], "seconds": round(time.perf_counter() - t0, 1), "device": str(dev), "seed": config.seed}
     save_checkpoint({**result["state"], "metrics": metrics}, out_dir / CLASSIFIER_NAME)
     atomic_write_json(out_dir / "metrics.json", metrics)

@@ -288,10 +288,10 @@ def run_seed(
             acc = float((pipe.predict(split.test_images) == split.test_labels.numpy()).mean())
             record(arm, acc, t0)
         elif arm == "ssl":
-            from .classify import _ssl_method, Predictor  # noqa: F401
+            from .classify import train_ssl
 
             data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
-            result = _ssl_method(data, gan_cfg, dev, 0.0, Reporter(quiet=True))
+            result = train_ssl(data, gan_cfg, dev, 0.0, Reporter(quiet=True))
             from .ssl import SSLDiscriminator
 
             d = SSLDiscriminator(ModelConfig.from_dict(result["state"]["model_config"]), k)
