@@ -140,7 +140,7 @@ def main() -> None:
     gan = TrainConfig(steps=args.gan_steps)
     clf = ClassifierConfig(steps=args.clf_steps, width=args.clf_width, batch_size=args.clf_batch, workers=4 if dev.type == "cuda" else 0)
     if args.cpu_reduced:
-        gan = TrainConfig(steps=min(args.gan_steps, 400), batch_size=32, model=ModelConfig(g_width=16, d_width=16, z_dim=64))
+        gan = TrainConfig(steps=min(args.gan_steps, 400), batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64))
         clf = ClassifierConfig(steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0)
     if args.quick:
         gan = TrainConfig(steps=2, batch_size=4, log_every=1, model=ModelConfig(g_width=4, d_width=4, z_dim=8))
