@@ -39,6 +39,8 @@ from gan_augment.evaluate import (
     Split,
     markdown_table,
     plot_accuracy,
+    ratio_sweep,
+    ratio_table,
     run_seed,
     settings_dict,
     summarize,
@@ -123,6 +125,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--synthetic-ratio", type=float, default=0.5)
+    p.add_argument("--sweep-ratios", type=float, nargs="*", default=[0.25, 0.75],
+                   help="other synthetic ratios for gan-per-class at the first budget, reusing its GANs (reported separately)")
     p.add_argument("--val-per-class", type=int, default=500)
     p.add_argument("--gan-steps", type=int, default=TrainConfig().steps)
     p.add_argument("--clf-steps", type=int, default=ClassifierConfig().steps)
@@ -148,6 +152,7 @@ def main() -> None:
         args.seeds = args.seeds[:1]
     reporter = Reporter()
     records: list[dict[str, Any]] = []
+    sweep: list[dict[str, Any]] = []
     grids = {}
     t_start = time.perf_counter()
     for spec in dataset_specs(args):
@@ -173,6 +178,14 @@ def main() -> None:
                                  f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled")
                 for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter):
                     records.append({"dataset": spec["name"], "labels_per_class": n, **rec})
+                gan_run = work / f"n{n}" / f"gan-per-class-seed{seed}"
+                if n == spec["budgets"][0] and args.sweep_ratios and (gan_run / "checkpoint.pt").exists():
+                    for rec in ratio_sweep(split, gan_run, args.sweep_ratios, settings, seed, reporter):
+                        sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
+                    sweep += [{**r, "synthetic_ratio": 0.0} for r in records
+                              if r["dataset"] == spec["name"] and r["labels_per_class"] == n and r["seed"] == seed and r["arm"] == "baseline"]
+                    sweep += [r for r in records if r["dataset"] == spec["name"] and r["labels_per_class"] == n
+                              and r["seed"] == seed and r["arm"] == "gan-per-class"]
         for arm in ("gan-per-class", "gan-conditional"):
             run = work / f"n{spec['budgets'][0]}" / f"{arm}-seed{args.seeds[0]}"
             if (run / "checkpoint.pt").exists():
@@ -190,6 +203,7 @@ def main() -> None:
         "machine": machine, "torch": torch.__version__, "package_version": __version__, "commit": commit,
         "protocol": protocol, "seeds": args.seeds, "wall_seconds": round(wall, 1), "settings": settings_dict(settings),
         "summary": rows, "runs": [{**r, "package_version": __version__, "commit": commit} for r in records],
+        "ratio_sweep": sweep,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "limited_labels.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -210,6 +224,8 @@ def main() -> None:
             "Gains are paired by seed (each seed draws its own labeled subset); the interval is a 95% t-interval.", "",
             "Settings: " + json.dumps(settings_dict(settings)), "",
             table, "",
+            "Synthetic-ratio sweep (gan-per-class at the first budget, the same GANs, only the classifier retrained):", "",
+            ratio_table(sweep) if sweep else "(not run)", "",
             "CAS: accuracy on real test images of the same classifier trained on synthetic images only. "
             "Real clf on synth.: the baseline classifier's accuracy on synthetic images. Diversity: mean pairwise "
             "distance of a class's synthetic images over that of its real ones (1 = as diverse; near 0 = collapse).", "",

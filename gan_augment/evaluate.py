@@ -305,6 +305,26 @@ def run_seed(
     return records
 
 
+def ratio_sweep(
+    split: Split, run: Path, ratios: Sequence[float], settings: ArmSettings, seed: int, reporter: Reporter
+) -> list[dict[str, Any]]:
+    """The secondary classifier trained with ``run``'s synthetic images at each ratio (the GAN reused)."""
+    dev = settings.device
+    size = int(split.train_images.shape[-1])
+    aug = classic_augmentation(size, settings.flip)
+    base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
+    out = []
+    for r in ratios:
+        t0 = time.perf_counter()
+        ds = GANAugmentedDataset(base, run, synthetic_ratio=r, transform=aug, device=dev, seed=seed)
+        model = train_classifier(ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed)
+        acc = classifier_accuracy(model, split.test_images, split.test_labels, dev)
+        out.append({"arm": "gan-per-class", "seed": seed, "accuracy": acc, "synthetic_ratio": r,
+                    "seconds": round(time.perf_counter() - t0, 2)})
+        reporter.message(f"  seed {seed} gan-per-class at ratio {r}: accuracy {acc:.4f}")
+    return out
+
+
 def generator_quality(
     run: Path, split: Split, real_model: nn.Module | None, settings: ArmSettings, seed: int, aug: Any
 ) -> dict[str, float]:
@@ -357,6 +377,27 @@ def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", 
                     row[q] = float(np.mean(vals))
             rows.append(row)
     return rows
+
+
+def ratio_table(records: list[dict[str, Any]]) -> str:
+    """Markdown table of a synthetic-ratio sweep: accuracy and paired gain over the baseline per ratio."""
+    from scipy import stats
+
+    lines = ["| dataset | labels_per_class | synthetic ratio | seeds | accuracy (mean ± std) | gain vs baseline (95% CI) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    keys = sorted({(r["dataset"], r["labels_per_class"]) for r in records}, key=str)
+    for ds, n in keys:
+        sub = [r for r in records if r["dataset"] == ds and r["labels_per_class"] == n]
+        base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
+        for ratio in sorted({r["synthetic_ratio"] for r in sub if r["arm"] != "baseline"}):
+            accs = {r["seed"]: r["accuracy"] for r in sub if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio}
+            a = np.array(list(accs.values()))
+            d = np.array([accs[k] - base[k] for k in accs if k in base])
+            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            std = a.std(ddof=1) if len(a) > 1 else 0.0
+            gain = f"{100 * d.mean():+.1f} ± {100 * half:.1f} pts" if len(d) else ""
+            lines.append(f"| {ds} | {n} | {ratio} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |")
+    return "\n".join(lines)
 
 
 def verdict(row: dict[str, Any]) -> str:

@@ -161,4 +161,6 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
         assert {"dataset", "arm", "labels_per_class", "seed", "accuracy", "seconds"} <= set(r)
         assert 0 <= r["accuracy"] <= 1
     assert (out / "limited_labels_data.png").is_file() and (out / "samples_data_gan-per-class.png").is_file()
-    assert "| data | 3 | baseline |" in (tmp_path / "results.md").read_text()
+    text = (tmp_path / "results.md").read_text()
+    assert "| data | 3 | baseline |" in text and "| data | 3 | 0.25 | 1 |" in text
+    assert {r["synthetic_ratio"] for r in report["ratio_sweep"]} == {0.0, 0.25, 0.5, 0.75}
