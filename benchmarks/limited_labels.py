@@ -152,6 +152,7 @@ def main() -> None:
         args.seeds = args.seeds[:1]
     reporter = Reporter()
     records: list[dict[str, Any]] = []
+    per_dataset_settings: dict[str, Any] = {}
     sweep: list[dict[str, Any]] = []
     grids = {}
     t_start = time.perf_counter()
@@ -169,7 +170,9 @@ def main() -> None:
             val, pool = carve(labels.numpy(), k, n_val, split_seed=0)
             test_pair = (images[val], labels[val])
         reporter.message(f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes")
-        settings = ArmSettings(gan=gan, classifier=clf, synthetic_ratio=args.synthetic_ratio, flip=spec["flip"], device=dev)
+        settings = ArmSettings(gan=gan.replace(image_size=size), classifier=clf, synthetic_ratio=args.synthetic_ratio,
+                               flip=spec["flip"], device=dev)
+        per_dataset_settings[spec["name"]] = settings_dict(settings)
         work = ROOT / ".data" / "runs" / spec["name"] if not args.quick else args.out / "runs"
         for n in spec["budgets"]:
             for seed in args.seeds:
@@ -201,7 +204,7 @@ def main() -> None:
     protocol = "quick (code path only)" if args.quick else ("CPU-reduced" if args.cpu_reduced else "full")
     report = {
         "machine": machine, "torch": torch.__version__, "package_version": __version__, "commit": commit,
-        "protocol": protocol, "seeds": args.seeds, "wall_seconds": round(wall, 1), "settings": settings_dict(settings),
+        "protocol": protocol, "seeds": args.seeds, "wall_seconds": round(wall, 1), "settings": per_dataset_settings,
         "summary": rows, "runs": [{**r, "package_version": __version__, "commit": commit} for r in records],
         "ratio_sweep": sweep,
     }
@@ -222,7 +225,7 @@ def main() -> None:
             "Accuracy is on the held-out validation split (500 images per class carved from the training "
             "archive with split seed 0) unless a test directory is named; MNIST uses its official test split. "
             "Gains are paired by seed (each seed draws its own labeled subset); the interval is a 95% t-interval.", "",
-            "Settings: " + json.dumps(settings_dict(settings)), "",
+            *[f"Settings, {name}: " + json.dumps(d) for name, d in per_dataset_settings.items()], "",
             table, "",
             "Synthetic-ratio sweep (gan-per-class at the first budget, the same GANs, only the classifier retrained):", "",
             ratio_table(sweep) if sweep else "(not run)", "",
