@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .checkpoint import atomic_write_json, load_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
-from .data import IMAGE_EXTENSIONS, ImageData, decode_image, load_image_data, summary
+from .data import ImageData, _walk_images, decode_image, load_image_data, summary, to_channels
 from .errors import CheckpointError, DataError, GanAugmentError
 from .features import DiscriminatorFeatures, extract_features
 from .models import Discriminator
@@ -258,7 +258,7 @@ def decode_folder(folder: str | os.PathLike[str], image_size: int, channels: int
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"images folder {str(root)!r} does not exist or is not a folder: check the path")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files, _ = _walk_images(root)
     arrays, kept, skipped = [], [], []
     for p in files:
         try:
@@ -270,10 +270,7 @@ def decode_folder(folder: str | os.PathLike[str], image_size: int, channels: int
         kept.append(str(p))
     if not arrays:
         raise DataError(f"no readable image under {str(root)!r}")
-    rgb = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # (N, 3, H, W)
-    if channels == 1:
-        rgb = (rgb.float() * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-    return kept, rgb.contiguous(), skipped
+    return kept, torch.from_numpy(to_channels(np.stack(arrays), channels)), skipped
 
 
 def predict_folder(run: str | os.PathLike[str], images_dir: str | os.PathLike[str], out_csv: str | os.PathLike[str], device: str = "auto") -> int:

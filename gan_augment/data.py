@@ -177,6 +177,14 @@ def _palette_is_gray(im: Image.Image) -> bool:
     return bool((rgb == rgb[:, :1]).all())
 
 
+def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) → uint8 (N, C, H, W), grayscale by ITU-R 601 luma when ``channels == 1``."""
+    if channels == 1:
+        gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[:, None]  # (N, 1, H, W)
+    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))  # (N, 3, H, W)
+
+
 def _cache_dir() -> Path:
     env = os.environ.get("GAN_AUGMENT_CACHE")
     if env:
@@ -267,13 +275,8 @@ def load_image_data(
         if idx not in kept_labels:
             raise DataError(f"class {name!r} has no image that could be decoded: check its files")
 
-    rgb = np.stack(arrays)  # (N, H, W, 3)
     n_channels = channels or (1 if all(grays) else 3)
-    if n_channels == 1:
-        gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        stacked = np.clip(np.rint(gray), 0, 255).astype(np.uint8)[:, None]  # (N, 1, H, W)
-    else:
-        stacked = rgb.transpose(0, 3, 1, 2)  # (N, 3, H, W)
+    stacked = to_channels(np.stack(arrays), n_channels)
     data = ImageData(
         images=torch.from_numpy(np.ascontiguousarray(stacked)),
         labels=torch.tensor(kept_labels, dtype=torch.int64),

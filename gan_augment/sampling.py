@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .checkpoint import load_checkpoint, strip_prefixes
+from .checkpoint import atomic_write, load_checkpoint, strip_prefixes
 from .config import ModelConfig
 from .errors import CheckpointError
 from .models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
@@ -253,15 +253,7 @@ def make_grid(images: torch.Tensor, rows: int, padding: int = 2) -> Image.Image:
 
 def save_image_atomic(image: Image.Image, path: str | os.PathLike[str]) -> None:
     """Save a PIL image as PNG atomically."""
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
 def class_grid(
