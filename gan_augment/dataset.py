@@ -202,9 +202,6 @@ class GANAugmentedDataset(Dataset):
         state["_bank"] = None  # workers get the generated images, never the generator
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
     def _ensure_bank(self) -> None:
         if self._bank is None:
             raise RuntimeError("this copy was unpickled without its generator: resample in the main process")

@@ -251,6 +251,14 @@ def run_seed(
     gan_cfg = settings.gan.replace(seed=seed, image_size=size, channels=channels, model=settings.gan.model)
     unl = split.unlabeled
 
+    cached: list[ImageData] = []
+
+    def gan_data() -> ImageData:
+        """The seed's labeled + unlabeled images for fit_data, concatenated once for every GAN arm."""
+        if not cached:
+            cached.append(memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}"))
+        return cached[0]
+
     def record(arm: str, acc: float, t0: float, **extra: Any) -> None:
         rec = {"arm": arm, "seed": seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2), **extra}
         records.append(rec)
@@ -266,7 +274,7 @@ def run_seed(
             mode = arm.split("-", 1)[1]
             run = runs.get(mode) or work / f"{arm}-seed{seed}"
             if mode not in runs:
-                data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+                data = gan_data()
                 fit_data(data, run, gan_cfg.replace(mode=mode), device=dev, overwrite=True, reporter=Reporter(quiet=True))
             ds = GANAugmentedDataset(base, run, synthetic_ratio=settings.synthetic_ratio, transform=aug, device=dev, seed=seed)
             model = train_classifier(ds, channels, k, settings.classifier, dev, seed)
@@ -277,7 +285,7 @@ def run_seed(
         elif arm == "d-features":
             run = runs.get("unconditional") or work / f"unconditional-seed{seed}"
             if "unconditional" not in runs:
-                data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+                data = gan_data()
                 fit_data(data, run, gan_cfg.replace(mode="unconditional"), device=dev, overwrite=True, reporter=Reporter(quiet=True))
             from sklearn.linear_model import LogisticRegression
             from sklearn.pipeline import make_pipeline
@@ -290,7 +298,7 @@ def run_seed(
         elif arm == "ssl":
             from .classify import train_ssl
 
-            data = memory_data(split.train_images, split.train_labels, split.class_names, unl, tag=f"seed{seed}")
+            data = gan_data()
             result = train_ssl(data, gan_cfg, dev, 0.0, Reporter(quiet=True))
             from .ssl import SSLDiscriminator
 

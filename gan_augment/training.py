@@ -526,6 +526,7 @@ def fit(
     reporter = reporter or Reporter(quiet=quiet)
     resolve_device(device)
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
+    ckpt = None
     if resume:
         ckpt = load_checkpoint(out_dir, map_location="cpu")
         # The checkpoint's settings, with pre-training fixed at what the run resolved it to.
@@ -535,7 +536,10 @@ def fit(
     data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
     reporter.message(summary(data))
     sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
-    return fit_data(data, out_dir, config, device=device, resume=resume, overwrite=overwrite, reporter=reporter, sources=sources)
+    return fit_data(
+        data, out_dir, config, device=device, resume=resume, overwrite=overwrite, reporter=reporter,
+        sources=sources, checkpoint=ckpt,
+    )
 
 
 def fit_data(
@@ -549,10 +553,12 @@ def fit_data(
     quiet: bool = False,
     reporter: Reporter | None = None,
     sources: dict[str, str | None] | None = None,
+    checkpoint: dict[str, Any] | None = None,
 ) -> Path:
     """Train on images already decoded (an :class:`ImageData`, e.g. a benchmark's split) into ``out``.
 
-    ``config.image_size`` must match the images; see :func:`fit` for the rest.
+    ``config.image_size`` must match the images; ``checkpoint`` is the run's checkpoint when the
+    caller has already read it for ``resume``; see :func:`fit` for the rest.
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
@@ -563,7 +569,8 @@ def fit_data(
     sources = sources or {}
     trainer = Trainer(config, data, out_dir, dev, reporter, sources)
     if resume:
-        trainer.load(load_checkpoint(out_dir, map_location=dev))
+        # On the CPU: load_state_dict copies to the device, and RNG states must stay CPU tensors.
+        trainer.load(checkpoint if checkpoint is not None else load_checkpoint(out_dir, map_location="cpu"))
         reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")
     prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
     atomic_write_json(
