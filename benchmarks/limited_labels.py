@@ -132,6 +132,7 @@ def main() -> None:
     p.add_argument("--clf-steps", type=int, default=ClassifierConfig().steps)
     p.add_argument("--clf-width", type=int, default=ClassifierConfig().width)
     p.add_argument("--clf-batch", type=int, default=ClassifierConfig().batch_size)
+    p.add_argument("--classifier", default="small-resnet", help="small-resnet or a torchvision model name, e.g. resnet18")
     p.add_argument("--max-unlabeled", type=int, help="cap on the unlabeled pool (reduced runs)")
     p.add_argument("--cpu-reduced", action="store_true", help="small GAN and classifier, fewer steps: a CPU-sized protocol")
     p.add_argument("--quick", action="store_true", help="tiny subset, tiny models: checks the code path, not accuracy")
@@ -142,7 +143,8 @@ def main() -> None:
 
     dev = resolve_device(args.device)
     gan = TrainConfig(steps=args.gan_steps)
-    clf = ClassifierConfig(steps=args.clf_steps, width=args.clf_width, batch_size=args.clf_batch, workers=4 if dev.type == "cuda" else 0)
+    clf = ClassifierConfig(steps=args.clf_steps, width=args.clf_width, batch_size=args.clf_batch,
+                           workers=4 if dev.type == "cuda" else 0, architecture=args.classifier)
     if args.cpu_reduced:
         gan = TrainConfig(steps=min(args.gan_steps, 400), batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64))
         clf = ClassifierConfig(steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0)

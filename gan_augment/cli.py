@@ -367,13 +367,14 @@ def evaluate(
     image_size: int = typer.Option(default(T, "image_size"), min=8, max=1024, help="Side of the images."),
     gan_steps: int = typer.Option(default(T, "steps"), min=1, help="GAN training steps per arm."),
     clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
+    classifier: str = typer.Option("small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."),
     synthetic_ratio: float = typer.Option(0.5, min=0.0, max=0.95, help="Fraction of synthetic images in the GAN arms."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Horizontal flips in the classic augmentation."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
 ) -> None:
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
-    from .evaluate import ARMS, ArmSettings, ClassifierConfig, evaluate_folders, markdown_table
+    from .evaluate import ARMS, ArmSettings, ClassifierConfig, build_classifier, evaluate_folders, markdown_table
     from .progress import Reporter
     from .training import resolve_device
 
@@ -383,10 +384,14 @@ def evaluate(
         raise GanAugmentError(f"unknown arm(s) {bad}: choose from {', '.join(ARMS)}")
     if "baseline" not in arm_list:
         arm_list.insert(0, "baseline")
+    try:
+        build_classifier(classifier, 3, 2)  # validate the name before any decoding
+    except ValueError as e:
+        raise GanAugmentError(str(e)) from None
     dev = resolve_device(device)
     settings = ArmSettings(
         gan=TrainConfig(image_size=image_size, steps=gan_steps, model=ModelConfig(image_size=image_size)),
-        classifier=ClassifierConfig(steps=clf_steps, workers=0 if dev.type == "cpu" else 4),
+        classifier=ClassifierConfig(steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier),
         synthetic_ratio=synthetic_ratio, flip=flip, device=dev,
     )
     report = evaluate_folders(labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run,

@@ -89,6 +89,9 @@ class ClassifierConfig:
         label_smoothing: Cross-entropy label smoothing.
         warmup: Fraction of steps of linear warm-up.
         workers: DataLoader workers.
+        architecture: ``"small-resnet"`` (this module's :class:`SmallResNet`) or the name of a
+            torchvision classification model (``"resnet18"``, ``"mobilenet_v3_small"``, ...),
+            built untrained; ResNets get a 3×3 stride-1 stem without max-pool for small images.
     """
 
     width: int = 64
@@ -99,6 +102,42 @@ class ClassifierConfig:
     label_smoothing: float = 0.1
     warmup: float = 0.15
     workers: int = 4
+    architecture: str = "small-resnet"
+
+
+def classifier_names() -> list[str]:
+    """The accepted ``architecture`` values: ``small-resnet`` and torchvision's classification models."""
+    import torchvision
+
+    return ["small-resnet", *sorted(torchvision.models.list_models(module=torchvision.models))]
+
+
+def build_classifier(architecture: str, channels: int, num_classes: int, width: int = 64) -> nn.Module:
+    """An untrained classifier for (N, channels, H, W) images in [-1, 1] (no weights are downloaded).
+
+    Raises:
+        ValueError: ``architecture`` is neither ``small-resnet`` nor a torchvision classification model.
+    """
+    if architecture == "small-resnet":
+        return SmallResNet(channels, num_classes, width)
+    import torchvision
+
+    names = classifier_names()
+    if architecture not in names:
+        close = [n for n in names if architecture.lower()[:4] in n][:6]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ": see torchvision.models.list_models()"
+        raise ValueError(f"unknown classifier {architecture!r}: use small-resnet or a torchvision model name{hint}")
+    model = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
+    if isinstance(model, torchvision.models.ResNet):
+        # The CIFAR-style stem: 3×3 stride 1, no max-pool (a 7×7/2 stem + pool loses 32×32 images' detail).
+        model.conv1 = nn.Conv2d(channels, model.conv1.out_channels, 3, 1, 1, bias=False)
+        model.maxpool = nn.Identity()
+    elif channels != 3:
+        first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        if first.in_channels != 3:
+            raise ValueError(f"classifier {architecture!r}: cannot adapt its first layer to {channels}-channel images")
+        model = nn.Sequential(nn.Conv2d(channels, 3, 1), model)  # learnable channel lift for grayscale input
+    return model
 
 
 class _Residual(nn.Module):
@@ -133,10 +172,11 @@ class SmallResNet(nn.Module):
 
 def train_classifier(
     dataset: Dataset, channels: int, num_classes: int, config: ClassifierConfig, device: torch.device, seed: int
-) -> SmallResNet:
+) -> nn.Module:
     """Train the secondary classifier for exactly ``config.steps`` steps on a dataset of (tensor, label)."""
     torch.manual_seed(seed)
-    model = SmallResNet(channels, num_classes, config.width).to(device).to(memory_format=torch.channels_last)
+    model = build_classifier(config.architecture, channels, num_classes, config.width)
+    model = model.to(device).to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD(

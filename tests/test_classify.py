@@ -118,6 +118,29 @@ class TestEvaluate:
         gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
         assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
 
+    def test_cli_evaluate_torchvision_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        out = tmp_path / "ev"
+        result = runner.invoke(app, [
+            "evaluate", str(folders[0]), "--out", str(out), "--arms", "baseline", "--classifier", "resnet18",
+            "--seeds", "1", "--image-size", "16", "--clf-steps", "2", "--device", "cpu", "--quiet",
+        ])
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "evaluation.json").read_text())
+        assert report["settings"]["classifier"]["architecture"] == "resnet18"
+        assert [r["arm"] for r in report["runs"]] == ["baseline"]
+
+    def test_build_classifier_adapts_channels(self) -> None:
+        from gan_augment.evaluate import build_classifier
+
+        for name in ("small-resnet", "resnet18", "mobilenet_v3_small"):
+            model = build_classifier(name, 1, 7).eval()
+            assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7), name
+
+    def test_cli_evaluate_bad_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        result = runner.invoke(app, ["evaluate", str(folders[0]), "--classifier", "resnet1800", "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and "unknown classifier 'resnet1800'" in result.output and "resnet18" in result.output
+        assert not (tmp_path / "x").exists()
+
     def test_cli_evaluate_bad_arm(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         result = runner.invoke(app, ["evaluate", str(folders[0]), "--arms", "magic", "--out", str(tmp_path)])
         assert result.exit_code == 2 and "unknown arm" in result.output
