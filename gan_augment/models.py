@@ -25,18 +25,42 @@ def _widths(base: int, n: int) -> list[int]:
     return [base * min(2**i, 8) for i in range(n)]
 
 
-class UpBlock(nn.Module):
-    """BatchNorm → upsample ×2 → 3×3 conv → ReLU (or BatchNorm → 4×4 transposed conv → ReLU)."""
+class GroupedLinear(nn.Module):
+    """``groups`` independent linear layers in one call: (B, G, in) → (B, G, out).
 
-    def __init__(self, c_in: int, c_out: int, upsample: str) -> None:
+    The weight is stored as (G·out, in), the concatenation of the G layers' weights, so that
+    ``groups=1`` has exactly ``nn.Linear``'s parameter shapes.
+    """
+
+    def __init__(self, in_features: int, out_features: int, groups: int) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm2d(c_in)
+        self.groups, self.out_features = groups, out_features
+        self.weight = nn.Parameter(torch.empty(groups * out_features, in_features))
+        self.bias = nn.Parameter(torch.zeros(groups * out_features))
+        nn.init.normal_(self.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.view(self.groups, self.out_features, -1)  # (G, out, in)
+        return torch.einsum("bgi,goi->bgo", x, w) + self.bias.view(self.groups, self.out_features)
+
+
+class UpBlock(nn.Module):
+    """BatchNorm → upsample ×2 → 3×3 conv → ReLU (or BatchNorm → 4×4 transposed conv → ReLU).
+
+    With ``groups`` > 1 it holds that many independent blocks side by side (grouped convolutions;
+    BatchNorm is per channel, so per model).
+    """
+
+    def __init__(self, c_in: int, c_out: int, upsample: str, groups: int = 1) -> None:
+        super().__init__()
+        g = groups
+        self.norm = nn.BatchNorm2d(g * c_in)
         if upsample == "transposed":
             self.up: nn.Module = nn.Identity()
-            self.conv: nn.Module = nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1)
+            self.conv: nn.Module = nn.ConvTranspose2d(g * c_in, g * c_out, 4, stride=2, padding=1, groups=g)
         else:
             self.up = nn.Upsample(scale_factor=2, mode="nearest")
-            self.conv = nn.Conv2d(c_in, c_out, 3, stride=1, padding=1)
+            self.conv = nn.Conv2d(g * c_in, g * c_out, 3, stride=1, padding=1, groups=g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.conv(self.up(self.norm(x))))  # (B, c_out, 2H, 2W)
@@ -45,15 +69,21 @@ class UpBlock(nn.Module):
 class Generator(nn.Module):
     """DCGAN generator: linear from noise, reshape, up-blocks, final 3×3 conv and tanh.
 
-    With ``config.num_classes > 0`` a learned class embedding is concatenated to the noise.
+    With ``config.num_classes > 0`` a learned class embedding is concatenated to the noise. With
+    ``groups`` = G > 1 the module is G independent unconditional generators computed together
+    (grouped convolutions): noise (B, G, z_dim) → images (B, G, C, H, W); every parameter is the
+    concatenation along dim 0 of the G single generators' parameters (see :func:`pack_states`).
 
     Args:
         config: The model configuration.
+        groups: Number of independent generators computed as one.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, groups: int = 1) -> None:
         super().__init__()
-        self.config = config
+        if groups > 1 and config.num_classes > 0:
+            raise ValueError("grouped generators are unconditional: set num_classes=0")
+        self.config, self.groups = config, groups
         self.start, n_up = base_size(config.image_size)
         widths = _widths(config.g_width, n_up + 1)[::-1]  # widest first
         self.c0 = widths[0]
@@ -62,35 +92,46 @@ class Generator(nn.Module):
         if config.num_classes > 0:
             self.embed = nn.Embedding(config.num_classes, config.embed_dim)
             in_dim += config.embed_dim
-        self.fc = nn.Linear(in_dim, self.c0 * self.start * self.start)
+        fc_out = self.c0 * self.start * self.start
+        self.fc: nn.Module = nn.Linear(in_dim, fc_out) if groups == 1 else GroupedLinear(in_dim, fc_out, groups)
         self.blocks = nn.Sequential(
-            *[UpBlock(widths[i], widths[i + 1], config.upsample) for i in range(n_up)]
+            *[UpBlock(widths[i], widths[i + 1], config.upsample, groups) for i in range(n_up)]
         )
-        self.to_image = nn.Conv2d(widths[-1], config.channels, 3, padding=1)
+        self.to_image = nn.Conv2d(groups * widths[-1], groups * config.channels, 3, padding=1, groups=groups)
         self.apply(init_weights)
 
     @property
     def num_classes(self) -> int:
         return self.config.num_classes
 
+    @property
+    def z_shape(self) -> tuple[int, ...]:
+        """Shape of one sample's noise: (z_dim,), or (groups, z_dim) for grouped generators."""
+        return (self.config.z_dim,) if self.groups == 1 else (self.groups, self.config.z_dim)
+
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Map noise (B, z_dim) and, if conditional, labels (B,) to images (B, C, H, W) in [-1, 1]."""
+        """Map noise (B, z_dim) and, if conditional, labels (B,) to images (B, C, H, W) in [-1, 1].
+
+        Grouped: noise (B, G, z_dim) to images (B, G, C, H, W), model g fed only by ``z[:, g]``.
+        """
         if self.embed is not None:
             if y is None:
                 raise ValueError("this generator is class-conditional: pass labels y")
             z = torch.cat([z, self.embed(y)], dim=1)  # (B, z_dim + embed_dim)
-        h = self.fc(z).view(-1, self.c0, self.start, self.start)  # (B, C0, s, s)
-        return torch.tanh(self.to_image(self.blocks(h)))  # (B, C, H, W)
+        g = self.groups
+        h = self.fc(z).reshape(-1, g * self.c0, self.start, self.start)  # (B, G·C0, s, s)
+        x = torch.tanh(self.to_image(self.blocks(h)))  # (B, G·C, H, W)
+        return x if g == 1 else x.unflatten(1, (g, self.config.channels))  # (B, G, C, H, W)
 
 
 class DownBlock(nn.Module):
-    """Strided 3×3 conv → LeakyReLU(0.2) → dropout → BatchNorm (BatchNorm optional)."""
+    """Strided 3×3 conv → LeakyReLU(0.2) → dropout → BatchNorm (BatchNorm optional); ``groups`` side by side."""
 
-    def __init__(self, c_in: int, c_out: int, dropout: float, norm: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, dropout: float, norm: bool, groups: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(groups * c_in, groups * c_out, 3, stride=2, padding=1, groups=groups)
         self.drop = nn.Dropout(dropout)
-        self.norm: nn.Module = nn.BatchNorm2d(c_out) if norm else nn.Identity()
+        self.norm: nn.Module = nn.BatchNorm2d(groups * c_out) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.drop(F.leaky_relu(self.conv(x), 0.2)))  # (B, c_out, ceil(H/2), ...)
@@ -102,14 +143,19 @@ class Discriminator(nn.Module):
     Blocks halve the resolution until it is at most 4×4. With ``config.num_classes > 0`` it is a
     projection discriminator (Miyato & Koyama 2018): the logit adds the inner product of a class
     embedding with the flattened features; a label of -1 (an unlabeled real image) adds nothing.
+    With ``groups`` = G > 1 it is G independent unconditional discriminators computed together:
+    images (B, G, C, H, W) → logits (B, G), model g seeing only ``x[:, g]``.
 
     Args:
         config: The model configuration.
+        groups: Number of independent discriminators computed as one.
     """
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, groups: int = 1) -> None:
         super().__init__()
-        self.config = config
+        if groups > 1 and config.num_classes > 0:
+            raise ValueError("grouped discriminators are unconditional: set num_classes=0")
+        self.config, self.groups = config, groups
         n_blocks, size = 0, config.image_size
         while size > 4:
             size = (size + 1) // 2
@@ -118,12 +164,12 @@ class Discriminator(nn.Module):
         ins = [config.channels] + widths[:-1]
         self.blocks = nn.ModuleList(
             [
-                DownBlock(ins[i], widths[i], config.d_dropout, i > 0 and config.d_norm == "batch")
+                DownBlock(ins[i], widths[i], config.d_dropout, i > 0 and config.d_norm == "batch", groups)
                 for i in range(n_blocks)
             ]
         )
         self.feature_dim = widths[-1] * size * size
-        self.head = nn.Linear(self.feature_dim, 1)
+        self.head: nn.Module = nn.Linear(self.feature_dim, 1) if groups == 1 else GroupedLinear(self.feature_dim, 1, groups)
         self.embed: nn.Embedding | None = None
         if config.num_classes > 0:
             self.embed = nn.Embedding(config.num_classes, self.feature_dim)
@@ -148,8 +194,29 @@ class Discriminator(nn.Module):
         return logit
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Map images (B, C, H, W) in [-1, 1] and optional labels (B,) to logits (B,)."""
-        return self.forward_head(self.forward_features(x)[-1], y)
+        """Map images (B, C, H, W) in [-1, 1] and optional labels (B,) to logits (B,).
+
+        Grouped: images (B, G, C, H, W) to logits (B, G).
+        """
+        if self.groups == 1:
+            return self.forward_head(self.forward_features(x)[-1], y)
+        h = self.forward_features(x.flatten(1, 2))[-1]  # (B, G·C', h, w)
+        return self.head(h.reshape(h.shape[0], self.groups, -1)).squeeze(2)  # (B, G)
+
+
+def pack_states(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """State dicts of G identical single models → the state dict of their grouped model.
+
+    Every tensor is concatenated along dim 0 (the layout of the grouped layers); 0-d tensors (such
+    as BatchNorm's ``num_batches_tracked``) are taken from the first model.
+    """
+    return {k: v if v.ndim == 0 else torch.cat([s[k] for s in states]) for k, v in states[0].items()}
+
+
+def unpack_states(state: dict[str, torch.Tensor], groups: int) -> list[dict[str, torch.Tensor]]:
+    """The inverse of :func:`pack_states`: a grouped model's state dict → G single-model state dicts."""
+    parts = {k: [v] * groups if v.ndim == 0 else list(v.chunk(groups)) for k, v in state.items()}
+    return [{k: parts[k][i].clone() for k in state} for i in range(groups)]
 
 
 def route_by_class(models: nn.ModuleList, x: torch.Tensor, y: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from .config import ModelConfig, TrainConfig
 from .data import ImageData, load_image_data, summary
 from .errors import GanAugmentError, RunDirError
 from .losses import d_loss, g_loss, gradient_penalty
-from .models import Discriminator, Generator, PerClassGenerator
+from .models import Discriminator, Generator, PerClassGenerator, pack_states, unpack_states
 from .progress import Reporter
 from .sampling import class_grid, save_image_atomic
 
@@ -55,13 +55,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 @dataclass
 class GanPair:
-    """One DCGAN being trained: generator, its EMA copy, discriminator and both optimisers."""
+    """One DCGAN being trained: generator, its EMA copy, discriminator and both optimisers.
+
+    With ``groups`` > 1 the modules are grouped (``groups`` independent per-class models computed
+    as one, see :class:`~gan_augment.models.Generator`); Adam is elementwise, so one optimiser over
+    the concatenated parameters is exactly ``groups`` separate optimisers.
+    """
 
     g: Generator
     g_ema: Generator
     d: Discriminator
     opt_g: torch.optim.Adam
     opt_d: torch.optim.Adam
+    groups: int = 1
 
     def state(self) -> dict[str, Any]:
         return {
@@ -72,6 +78,15 @@ class GanPair:
             "opt_d": self.opt_d.state_dict(),
         }
 
+    def states(self) -> list[dict[str, Any]]:
+        """One single-model state per group (the checkpoint's layout, whatever the engine)."""
+        if self.groups == 1:
+            return [self.state()]
+        n = self.groups
+        parts = {k: unpack_states(v.state_dict(), n) for k, v in (("g", self.g), ("g_ema", self.g_ema), ("d", self.d))}
+        parts.update({k: unpack_optimizer(v.state_dict(), n) for k, v in (("opt_g", self.opt_g), ("opt_d", self.opt_d))})
+        return [{k: parts[k][i] for k in parts} for i in range(n)]
+
     def load(self, state: dict[str, Any]) -> None:
         self.g.load_state_dict(state["g"])
         self.g_ema.load_state_dict(state["g_ema"])
@@ -79,23 +94,59 @@ class GanPair:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
 
+    def load_states(self, states: list[dict[str, Any]]) -> None:
+        """Load ``groups`` single-model states (the inverse of :meth:`states`)."""
+        if len(states) != self.groups:
+            raise ValueError(f"{len(states)} model states for {self.groups} grouped models")
+        if self.groups == 1:
+            self.load(states[0])
+            return
+        self.load({
+            **{k: pack_states([s[k] for s in states]) for k in ("g", "g_ema", "d")},
+            **{k: pack_optimizer([s[k] for s in states]) for k in ("opt_g", "opt_d")},
+        })
+
+
+def pack_optimizer(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """Adam state dicts of G single models → the state dict for their grouped model (see ``pack_states``)."""
+    first = states[0]
+    packed = {
+        i: {k: v if not torch.is_tensor(v) or v.ndim == 0 else torch.cat([s["state"][i][k] for s in states]) for k, v in st.items()}
+        for i, st in first["state"].items()
+    }
+    return {"state": packed, "param_groups": copy.deepcopy(first["param_groups"])}
+
+
+def unpack_optimizer(state: dict[str, Any], groups: int) -> list[dict[str, Any]]:
+    """The inverse of :func:`pack_optimizer`."""
+    def part(v: Any, i: int) -> Any:
+        return v.clone() if torch.is_tensor(v) and v.ndim == 0 else v.chunk(groups)[i].clone() if torch.is_tensor(v) else v
+
+    return [
+        {"state": {j: {k: part(v, i) for k, v in st.items()} for j, st in state["state"].items()},
+         "param_groups": copy.deepcopy(state["param_groups"])}
+        for i in range(groups)
+    ]
+
 
 def _adam(params: Iterator[nn.Parameter], lr: float, config: TrainConfig) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
 
 
-def new_pair(model_cfg: ModelConfig, config: TrainConfig, device: torch.device) -> GanPair:
-    """Build a freshly initialised DCGAN on ``device``."""
-    g = Generator(model_cfg).to(device)
-    d = Discriminator(model_cfg).to(device)
+def new_pair(model_cfg: ModelConfig, config: TrainConfig, device: torch.device, groups: int = 1) -> GanPair:
+    """Build a freshly initialised DCGAN (``groups`` of them computed as one) on ``device``."""
+    g = Generator(model_cfg, groups).to(device)
+    d = Discriminator(model_cfg, groups).to(device)
     g_ema = copy.deepcopy(g).requires_grad_(False).eval()
-    return GanPair(g, g_ema, d, _adam(g.parameters(), config.lr_g, config), _adam(d.parameters(), config.lr_d, config))
+    return GanPair(g, g_ema, d, _adam(g.parameters(), config.lr_g, config), _adam(d.parameters(), config.lr_d, config), groups)
 
 
-def copy_pair(src: GanPair, config: TrainConfig) -> GanPair:
-    """A copy of ``src``'s weights with fresh optimisers (per-class models start from pre-training)."""
-    g, d, g_ema = copy.deepcopy(src.g), copy.deepcopy(src.d), copy.deepcopy(src.g_ema)
-    return GanPair(g, g_ema, d, _adam(g.parameters(), config.lr_g, config), _adam(d.parameters(), config.lr_d, config))
+def replicate_pair(src: GanPair, config: TrainConfig, groups: int) -> GanPair:
+    """``groups`` copies of ``src``'s weights as one grouped pair with fresh optimisers (per-class start)."""
+    pair = new_pair(src.g.config, config, next(src.g.parameters()).device, groups)
+    for name in ("g", "g_ema", "d"):
+        getattr(pair, name).load_state_dict(pack_states([getattr(src, name).state_dict()] * groups))
+    return pair
 
 
 @torch.no_grad()
@@ -128,7 +179,7 @@ def recalibrate_batchnorm(
         m.momentum = None
     g.train()
     for _ in range(batches):
-        z = torch.randn(batch_size, g.config.z_dim, device=dev, generator=gen)
+        z = torch.randn(batch_size, *g.z_shape, device=dev, generator=gen)
         g(z, labels(batch_size))
     for m, mom in zip(norms, momenta):
         m.momentum = mom
@@ -189,6 +240,11 @@ class Trainer:
         self.unlabeled_idx = (self.labels < 0).nonzero(as_tuple=True)[0]
         self.all_idx = torch.arange(len(self.labels), device=device)
         self.class_idx = [(self.labels == c).nonzero(as_tuple=True)[0] for c in range(self.num_classes)]
+        # Per-class batches for all class models at once: indices sorted by class, offsets, counts.
+        self.class_sorted = torch.cat(self.class_idx)
+        counts = torch.tensor([len(i) for i in self.class_idx], device=device)
+        self.class_counts = counts
+        self.class_offsets = torch.cumsum(counts, 0) - counts
         per_model = {
             "per-class": min(len(i) for i in self.class_idx),
             "conditional": len(self.all_idx),
@@ -216,14 +272,14 @@ class Trainer:
 
     def _new_pairs(self, phase: str) -> list[GanPair]:
         pretrain_cfg = replace(self.model_cfg, num_classes=0)
-        if phase == "per-class":
-            return [new_pair(pretrain_cfg, self.config, self.device) for _ in range(self.num_classes)]
+        if phase == "per-class":  # all class models as one grouped computation
+            return [new_pair(pretrain_cfg, self.config, self.device, groups=self.num_classes)]
         return [new_pair(self.model_cfg, self.config, self.device)]
 
     def _enter_per_class(self) -> None:
         """Start every class's model from the pre-trained one."""
-        src = self.pairs[0]
-        self.pairs = [copy_pair(src, self.config) for _ in range(self.num_classes)]
+        self.pairs = [replicate_pair(self.pairs[0], self.config, self.num_classes)]
+        self._calibrated_step = None
         self.phase = "per-class"
         self.reporter.message(f"pre-training done at step {self.step}: training {self.num_classes} per-class models")
 
@@ -232,6 +288,13 @@ class Trainer:
         """A batch drawn with replacement from ``pool``: images (n, C, H, W) in [-1, 1], labels (n,)."""
         idx = pool[torch.randint(0, len(pool), (n,), device=self.device, generator=self.gen)]
         return self.images[idx].float().div_(127.5).sub_(1.0), self.labels[idx]
+
+    def _real_per_class(self, n: int) -> torch.Tensor:
+        """n images of every class, drawn with replacement: (n, K, C, H, W) in [-1, 1]."""
+        u = torch.rand(n, self.num_classes, device=self.device, generator=self.gen)
+        pick = (u * self.class_counts).long().clamp_(max=self.class_counts - 1)  # (n, K)
+        idx = self.class_sorted[self.class_offsets + pick]
+        return self.images[idx].float().div_(127.5).sub_(1.0)
 
     def _pools(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(labeled pool, unlabeled pool) for model k in the current phase."""
@@ -250,29 +313,45 @@ class Trainer:
         return contextlib.nullcontext()
 
     # ---------------------------------------------------------------- one step
+    def _critic(self, d: Discriminator, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """D's logits on augmented images; grouped D: x (B, K, C, H, W), each image augmented on its own."""
+        if d.groups > 1:
+            return d(self._aug(x.flatten(0, 1)).view_as(x))  # (B, K)
+        return d(self._aug(x), y)
+
     def _d_step(self, pair: GanPair, d: Discriminator, opt: torch.optim.Optimizer, k: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         conditional = self.phase == "conditional"
-        pool, upool = self._pools(k)
-        real, y = self._real(pool, cfg.batch_size)
+        grouped = pair.groups > 1
+        # A grouped step's loss is the sum of its models' losses: each gets its own gradient.
+        scale = float(pair.groups)
+        if grouped:
+            real, y, upool = self._real_per_class(cfg.batch_size), None, None
+        else:
+            pool, upool = self._pools(k)
+            real, y = self._real(pool, cfg.batch_size)
         y_in = y if conditional else None
-        z = torch.randn(cfg.batch_size, self.model_cfg.z_dim, device=self.device, generator=self.gen)
+        z = torch.randn(cfg.batch_size, *pair.g.z_shape, device=self.device, generator=self.gen)
         with self._autocast():
             with torch.no_grad():
                 fake = pair.g(z, y_in).float()  # fakes share the real batch's labels
-            real_logits = d(self._aug(real), y_in)
+            real_logits = self._critic(d, real, y_in)
             if upool is not None:  # unlabeled real images: D's class-free term says "real"
                 ureal, uy = self._real(upool, cfg.batch_size)
                 real_logits = torch.cat([real_logits, d(self._aug(ureal), uy)])
-            fake_logits = d(self._aug(fake), y_in)
-            loss = d_loss(cfg.loss, real_logits.float(), fake_logits.float())
+            fake_logits = self._critic(d, fake, y_in)
+            loss = scale * d_loss(cfg.loss, real_logits.float(), fake_logits.float())
         if cfg.loss == "wgan-gp" and cfg.gp_weight > 0:
-            loss = loss + cfg.gp_weight * gradient_penalty(lambda x: d(self._aug(x), y_in), real, fake, self.gen)
+            if grouped:  # per image: model k's logit depends on its own image only
+                loss = loss + scale * cfg.gp_weight * gradient_penalty(
+                    lambda x: self._critic(d, x.view_as(real), None), real.flatten(0, 1), fake.flatten(0, 1), self.gen)
+            else:
+                loss = loss + cfg.gp_weight * gradient_penalty(lambda x: d(self._aug(x), y_in), real, fake, self.gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         return {
-            "loss_d": loss.detach(),
+            "loss_d": loss.detach() / scale,
             "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach().float()).mean(),
         }
@@ -293,11 +372,12 @@ class Trainer:
         if conditional:  # labels drawn as often as they occur in the labeled data
             pick = torch.randint(0, len(self.labeled_idx), (cfg.batch_size,), device=self.device, generator=self.gen)
             y = self.labels[self.labeled_idx[pick]]
-        z = torch.randn(cfg.batch_size, self.model_cfg.z_dim, device=self.device, generator=self.gen)
+        z = torch.randn(cfg.batch_size, *pair.g.z_shape, device=self.device, generator=self.gen)
         d.requires_grad_(False)
+        scale = float(pair.groups)
         with self._autocast():
-            fake_logits = d(self._aug(pair.g(z, y)), y)
-            loss = g_loss(cfg.loss, fake_logits.float())
+            fake_logits = self._critic(d, pair.g(z, y), y)
+            loss = scale * g_loss(cfg.loss, fake_logits.float())
         d.requires_grad_(True)
         pair.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -308,7 +388,7 @@ class Trainer:
             update_ema(pair.g_ema, pair.g, decay)
         else:
             update_ema(pair.g_ema, pair.g, 0.0)
-        return {"loss_g": loss.detach()}
+        return {"loss_g": loss.detach() / scale}
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """Advance every model one discriminator and one generator step; return mean statistics."""
@@ -323,7 +403,7 @@ class Trainer:
 
     def images_per_step(self) -> int:
         """Real images the discriminators see per step (all models together)."""
-        n = self.config.batch_size * len(self.pairs)
+        n = self.config.batch_size * sum(p.groups for p in self.pairs)
         if self.phase == "conditional" and len(self.unlabeled_idx):
             n *= 2
         return n
@@ -337,9 +417,20 @@ class Trainer:
                 labels = self._cycle_labels if conditional else _no_labels
                 recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1))
             self._calibrated_step = self.step
-        if self.phase == "per-class":
-            return PerClassGenerator([p.g_ema for p in self.pairs])
-        return self.pairs[0].g_ema
+            self._sampler = self._build_sampler()
+        return self._sampler
+
+    def _build_sampler(self) -> nn.Module:
+        pair = self.pairs[0]
+        if self.phase != "per-class":
+            return pair.g_ema
+        gens = []
+        for state in unpack_states(pair.g_ema.state_dict(), pair.groups):
+            with torch.device("meta"):  # no initialisation: it would draw from training's RNG
+                g = Generator(pair.g_ema.config)
+            g.load_state_dict(state, assign=True)
+            gens.append(g.requires_grad_(False).eval())
+        return PerClassGenerator(gens)
 
     def _cycle_labels(self, n: int) -> torch.Tensor:
         return torch.arange(n, device=self.device) % self.num_classes
@@ -365,7 +456,7 @@ class Trainer:
             "step": self.step,
             "pretrain_steps": self.pretrain_steps,
             "total_steps": self.total_steps,
-            "models": [p.state() for p in self.pairs],
+            "models": [state for p in self.pairs for state in p.states()],
             "class_names": list(self.data.class_names),
             "image_size": self.config.image_size,
             "channels": self.channels,
@@ -395,8 +486,10 @@ class Trainer:
         self.elapsed = float(ckpt.get("elapsed_s", 0.0))
         self.phase = ckpt["phase"]
         self.pairs = self._new_pairs(self.phase)
-        for pair, state in zip(self.pairs, ckpt["models"]):
-            pair.load(state)
+        states = list(ckpt["models"])
+        for pair in self.pairs:
+            pair.load_states(states[: pair.groups])
+            states = states[pair.groups :]
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"])
         if rng.get("device") == str(self.device):
