@@ -92,6 +92,7 @@ def fit(
     g_width: int = typer.Option(default(M, "g_width"), min=1, max=4096, help="Generator width (channels of its last block)."),
     d_width: int = typer.Option(default(M, "d_width"), min=1, max=4096, help="Discriminator width (channels of its first block)."),
     z_dim: int = typer.Option(default(M, "z_dim"), min=1, max=4096, help="Noise vector length."),
+    d_dropout: float = typer.Option(default(M, "d_dropout"), min=0.0, max=0.99, help="Dropout after each discriminator activation."),
     seed: int = typer.Option(default(T, "seed"), help="Random seed."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     sample_every: int = typer.Option(default(T, "sample_every"), min=1, help="Steps between sample grids."),
@@ -112,6 +113,7 @@ def fit(
             g_width=g_width,
             d_width=d_width,
             z_dim=z_dim,
+            d_dropout=d_dropout,
             d_norm="none" if loss == LossChoice.wgan_gp else "batch",
         )
         config = TrainConfig(

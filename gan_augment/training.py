@@ -19,6 +19,7 @@ from .augment import diff_augment
 from .checkpoint import CHECKPOINT_NAME, atomic_write_json, load_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import ImageData, load_image_data, summary
+from .distributed import DistContext, from_environment, shard
 from .errors import GanAugmentError, RunDirError
 from .losses import d_loss, g_loss, gradient_penalty
 from .models import Discriminator, Generator, PerClassGenerator, pack_states, unpack_states
@@ -130,7 +131,9 @@ def unpack_optimizer(state: dict[str, Any], groups: int) -> list[dict[str, Any]]
 
 
 def _adam(params: Iterator[nn.Parameter], lr: float, config: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+    params = list(params)
+    fused = bool(params) and params[0].is_cuda  # one kernel for all parameters on the GPU
+    return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=fused or None)
 
 
 def new_pair(model_cfg: ModelConfig, config: TrainConfig, device: torch.device, groups: int = 1) -> GanPair:
@@ -152,21 +155,23 @@ def replicate_pair(src: GanPair, config: TrainConfig, groups: int) -> GanPair:
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema ← decay·ema + (1−decay)·model for parameters; buffers (BatchNorm statistics) are copied."""
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1.0 - decay)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
     for be, bm in zip(ema.buffers(), model.buffers()):
         be.copy_(bm)
 
 
 @torch.no_grad()
 def recalibrate_batchnorm(
-    g: Generator, labels: Callable[[int], torch.Tensor | None], seed: int, batches: int = 4, batch_size: int = 256
+    g: Generator, labels: Callable[[int], torch.Tensor | None], seed: int, batches: int = 4, batch_size: int = 256,
+    groups_of: tuple[int, torch.Tensor] | None = None,
 ) -> None:
     """Recompute a generator's BatchNorm statistics for its own (EMA) weights.
 
     The EMA weights never ran in training, so the running statistics copied from the live
     generator do not quite fit them; a few forward passes with a cumulative average fix that.
-    Uses its own seeded RNG, so training's random stream is untouched.
+    Uses its own seeded RNG, so training's random stream is untouched. ``groups_of`` = (K, idx)
+    draws the noise of K grouped models and keeps models ``idx`` (a rank's share of the classes),
+    so each class model's statistics do not depend on how the classes are sharded.
     """
     dev = next(g.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -179,7 +184,11 @@ def recalibrate_batchnorm(
         m.momentum = None
     g.train()
     for _ in range(batches):
-        z = torch.randn(batch_size, *g.z_shape, device=dev, generator=gen)
+        if groups_of is None:
+            z = torch.randn(batch_size, *g.z_shape, device=dev, generator=gen)
+        else:
+            z = torch.randn(batch_size, groups_of[0], g.config.z_dim, device=dev, generator=gen)[:, groups_of[1]]
+            z = z if g.groups > 1 else z[:, 0]
         g(z, labels(batch_size))
     for m, mom in zip(norms, momenta):
         m.momentum = mom
@@ -188,6 +197,17 @@ def recalibrate_batchnorm(
 
 def _no_labels(n: int) -> None:
     return None
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A nested state with every tensor moved to the CPU (for gathering across ranks)."""
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
 
 
 class Trainer:
@@ -200,6 +220,7 @@ class Trainer:
         device: Training device.
         reporter: Progress and message output.
         sources: The folders the data came from (recorded in the checkpoint).
+        dist: This process's place in a multi-process job (default: alone).
     """
 
     def __init__(
@@ -210,7 +231,9 @@ class Trainer:
         device: torch.device,
         reporter: Reporter,
         sources: dict[str, str | None] | None = None,
+        dist: DistContext | None = None,
     ) -> None:
+        self.dist = dist or DistContext()
         self.config = config
         self.data = data
         self.out_dir = Path(out_dir)
@@ -245,6 +268,14 @@ class Trainer:
         counts = torch.tensor([len(i) for i in self.class_idx], device=device)
         self.class_counts = counts
         self.class_offsets = torch.cumsum(counts, 0) - counts
+        # This rank's class models (all of them in a single process).
+        self.my_classes = shard(self.num_classes, self.dist.rank, self.dist.world)
+        if config.mode == "per-class" and not self.my_classes:
+            raise GanAugmentError(
+                f"{self.dist.world} processes for {self.num_classes} classes: per-class mode needs at "
+                f"most one process per class; use --nproc-per-node {self.num_classes} or fewer"
+            )
+        self.my_class_idx = torch.tensor(self.my_classes, device=device)
         per_model = {
             "per-class": min(len(i) for i in self.class_idx),
             "conditional": len(self.all_idx),
@@ -257,6 +288,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         if device.type == "cuda":
             torch.cuda.manual_seed_all(config.seed)
+        # One stream for all ranks: per-class draws are made for every class and each rank keeps
+        # its own classes' (so a sharded run equals a single-process one); data-parallel phases
+        # offset it by rank (see _real).
         self.gen = torch.Generator(device=device).manual_seed(config.seed + 1)
         self.step = 0
         self._calibrated_step: int | None = None
@@ -272,34 +306,53 @@ class Trainer:
 
     def _new_pairs(self, phase: str) -> list[GanPair]:
         pretrain_cfg = replace(self.model_cfg, num_classes=0)
-        if phase == "per-class":  # all class models as one grouped computation
-            return [new_pair(pretrain_cfg, self.config, self.device, groups=self.num_classes)]
+        if phase == "per-class":  # this rank's class models as one grouped computation
+            # Every class model initialised on its own, in class order (the same weights whatever
+            # the number of processes), then this rank's share packed together.
+            singles = [Generator(pretrain_cfg).state_dict() for _ in range(self.num_classes)], \
+                [Discriminator(pretrain_cfg).state_dict() for _ in range(self.num_classes)]
+            pair = new_pair(pretrain_cfg, self.config, self.device, groups=len(self.my_classes))
+            g_state = pack_states([singles[0][c] for c in self.my_classes])
+            pair.g.load_state_dict(g_state)
+            pair.g_ema.load_state_dict(g_state)
+            pair.d.load_state_dict(pack_states([singles[1][c] for c in self.my_classes]))
+            return [pair]
         return [new_pair(self.model_cfg, self.config, self.device)]
 
     def _enter_per_class(self) -> None:
         """Start every class's model from the pre-trained one."""
-        self.pairs = [replicate_pair(self.pairs[0], self.config, self.num_classes)]
+        self.pairs = [replicate_pair(self.pairs[0], self.config, len(self.my_classes))]
         self._calibrated_step = None
         self.phase = "per-class"
         self.reporter.message(f"pre-training done at step {self.step}: training {self.num_classes} per-class models")
 
     # ---------------------------------------------------------------- data
     def _real(self, pool: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch drawn with replacement from ``pool``: images (n, C, H, W) in [-1, 1], labels (n,)."""
-        idx = pool[torch.randint(0, len(pool), (n,), device=self.device, generator=self.gen)]
+        """A batch drawn with replacement from ``pool``: images (n, C, H, W) in [-1, 1], labels (n,).
+
+        In a data-parallel job every rank draws the whole job's batch and keeps its slice.
+        """
+        w, r = self.dist.world, self.dist.rank
+        idx = pool[torch.randint(0, len(pool), (n * w,), device=self.device, generator=self.gen)[r * n : (r + 1) * n]]
         return self.images[idx].float().div_(127.5).sub_(1.0), self.labels[idx]
 
     def _real_per_class(self, n: int) -> torch.Tensor:
-        """n images of every class, drawn with replacement: (n, K, C, H, W) in [-1, 1]."""
-        u = torch.rand(n, self.num_classes, device=self.device, generator=self.gen)
-        pick = (u * self.class_counts).long().clamp_(max=self.class_counts - 1)  # (n, K)
-        idx = self.class_sorted[self.class_offsets + pick]
+        """n images of each of this rank's classes, drawn with replacement: (n, K, C, H, W) in [-1, 1]."""
+        u = torch.rand(n, self.num_classes, device=self.device, generator=self.gen)  # drawn for all classes
+        pick = (u * self.class_counts).long().clamp_(max=self.class_counts - 1)  # (n, K_all)
+        idx = (self.class_sorted[self.class_offsets + pick])[:, self.my_class_idx]  # (n, K)
         return self.images[idx].float().div_(127.5).sub_(1.0)
+
+    def _noise(self, pair: GanPair, n: int) -> torch.Tensor:
+        """Noise for ``pair``'s generator; grouped: drawn for all classes, this rank's kept."""
+        if self.phase == "per-class":  # (n, K, z_dim)
+            z = torch.randn(n, self.num_classes, self.model_cfg.z_dim, device=self.device, generator=self.gen)
+            return z[:, self.my_class_idx]
+        w, r = self.dist.world, self.dist.rank
+        return torch.randn(n * w, *pair.g.z_shape, device=self.device, generator=self.gen)[r * n : (r + 1) * n]
 
     def _pools(self, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(labeled pool, unlabeled pool) for model k in the current phase."""
-        if self.phase == "per-class":
-            return self.class_idx[k], None
         if self.phase == "conditional":
             return self.labeled_idx, self.unlabeled_idx if len(self.unlabeled_idx) else None
         return self.all_idx, None
@@ -314,15 +367,22 @@ class Trainer:
 
     # ---------------------------------------------------------------- one step
     def _critic(self, d: Discriminator, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """D's logits on augmented images; grouped D: x (B, K, C, H, W), each image augmented on its own."""
-        if d.groups > 1:
-            return d(self._aug(x.flatten(0, 1)).view_as(x))  # (B, K)
-        return d(self._aug(x), y)
+        """D's logits on augmented images; per-class: x (B, K, C, H, W) → (B, K), each image augmented on its own."""
+        if self.phase != "per-class":
+            return d(self._aug(x), y)
+        xa = self._aug(x.flatten(0, 1)).view_as(x)
+        return d(xa) if d.groups > 1 else d(xa[:, 0]).unsqueeze(1)
+
+    def _generate(self, g: Generator, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """G's images; per-class: noise (B, K, z_dim) → images (B, K, C, H, W)."""
+        if self.phase != "per-class":
+            return g(z, y)
+        return g(z) if g.groups > 1 else g(z[:, 0]).unsqueeze(1)
 
     def _d_step(self, pair: GanPair, d: Discriminator, opt: torch.optim.Optimizer, k: int) -> dict[str, torch.Tensor]:
         cfg = self.config
         conditional = self.phase == "conditional"
-        grouped = pair.groups > 1
+        grouped = self.phase == "per-class"
         # A grouped step's loss is the sum of its models' losses: each gets its own gradient.
         scale = float(pair.groups)
         if grouped:
@@ -331,10 +391,10 @@ class Trainer:
             pool, upool = self._pools(k)
             real, y = self._real(pool, cfg.batch_size)
         y_in = y if conditional else None
-        z = torch.randn(cfg.batch_size, *pair.g.z_shape, device=self.device, generator=self.gen)
+        z = self._noise(pair, cfg.batch_size)
         with self._autocast():
             with torch.no_grad():
-                fake = pair.g(z, y_in).float()  # fakes share the real batch's labels
+                fake = self._generate(pair.g, z, y_in).float()  # fakes share the real batch's labels
             real_logits = self._critic(d, real, y_in)
             if upool is not None:  # unlabeled real images: D's class-free term says "real"
                 ureal, uy = self._real(upool, cfg.batch_size)
@@ -349,6 +409,8 @@ class Trainer:
                 loss = loss + cfg.gp_weight * gradient_penalty(lambda x: d(self._aug(x), y_in), real, fake, self.gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.phase != "per-class":  # data-parallel phases: the job's mean gradient
+            self.dist.average_gradients(d)
         opt.step()
         return {
             "loss_d": loss.detach() / scale,
@@ -370,17 +432,21 @@ class Trainer:
         conditional = self.phase == "conditional"
         y = None
         if conditional:  # labels drawn as often as they occur in the labeled data
-            pick = torch.randint(0, len(self.labeled_idx), (cfg.batch_size,), device=self.device, generator=self.gen)
+            w, r = self.dist.world, self.dist.rank
+            pick = torch.randint(0, len(self.labeled_idx), (cfg.batch_size * w,), device=self.device, generator=self.gen)
+            pick = pick[r * cfg.batch_size : (r + 1) * cfg.batch_size]
             y = self.labels[self.labeled_idx[pick]]
-        z = torch.randn(cfg.batch_size, *pair.g.z_shape, device=self.device, generator=self.gen)
+        z = self._noise(pair, cfg.batch_size)
         d.requires_grad_(False)
         scale = float(pair.groups)
         with self._autocast():
-            fake_logits = self._critic(d, pair.g(z, y), y)
+            fake_logits = self._critic(d, self._generate(pair.g, z, y), y)
             loss = scale * g_loss(cfg.loss, fake_logits.float())
         d.requires_grad_(True)
         pair.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        if self.phase != "per-class":
+            self.dist.average_gradients(pair.g)
         pair.opt_g.step()
         phase_step = self.step - (self.pretrain_steps if self.phase == "per-class" else 0)
         if cfg.ema_decay > 0:
@@ -403,31 +469,31 @@ class Trainer:
 
     def images_per_step(self) -> int:
         """Real images the discriminators see per step (all models together)."""
-        n = self.config.batch_size * sum(p.groups for p in self.pairs)
+        n = self.config.batch_size * (self.num_classes if self.phase == "per-class" else len(self.pairs) * self.dist.world)
         if self.phase == "conditional" and len(self.unlabeled_idx):
             n *= 2
         return n
 
     # ---------------------------------------------------------------- sampling generator
     def sampling_generator(self) -> nn.Module:
-        """The EMA generator(s) as one module with ``G(z, y)``, BatchNorm recalibrated for this step."""
+        """This rank's EMA generator(s) as one module with ``G(z, y)``, BatchNorm recalibrated for this step."""
         if self._calibrated_step != self.step:
             conditional = self.phase == "conditional"
             for k, pair in enumerate(self.pairs):
                 labels = self._cycle_labels if conditional else _no_labels
-                recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1))
+                share = (self.num_classes, self.my_class_idx) if self.phase == "per-class" else None
+                recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1), groups_of=share)
             self._calibrated_step = self.step
-            self._sampler = self._build_sampler()
+            self._sampler = self._build_sampler([s["g_ema"] for p in self.pairs for s in p.states()])
         return self._sampler
 
-    def _build_sampler(self) -> nn.Module:
-        pair = self.pairs[0]
+    def _build_sampler(self, g_ema_states: list[dict[str, torch.Tensor]]) -> nn.Module:
         if self.phase != "per-class":
-            return pair.g_ema
+            return self.pairs[0].g_ema
         gens = []
-        for state in unpack_states(pair.g_ema.state_dict(), pair.groups):
+        for state in g_ema_states:
             with torch.device("meta"):  # no initialisation: it would draw from training's RNG
-                g = Generator(pair.g_ema.config)
+                g = Generator(self.pairs[0].g_ema.config)
             g.load_state_dict(state, assign=True)
             gens.append(g.requires_grad_(False).eval())
         return PerClassGenerator(gens)
@@ -435,19 +501,45 @@ class Trainer:
     def _cycle_labels(self, n: int) -> torch.Tensor:
         return torch.arange(n, device=self.device) % self.num_classes
 
-    def save_samples(self) -> Path:
+    def _job_states(self) -> list[dict[str, Any]] | None:
+        """Every class model's state (per-class: gathered from all ranks, in class order) on rank 0; None elsewhere."""
+        local = [state for p in self.pairs for state in p.states()]
+        if not self.dist.enabled:
+            return local
+        mine = _to_cpu(local) if (self.phase == "per-class" or self.dist.is_main) else None
+        gathered = self.dist.gather(mine)
+        if not self.dist.is_main:
+            return None
+        return [st for part in gathered for st in part] if self.phase == "per-class" else gathered[0]
+
+    def save_samples(self) -> Path | None:
+        """Write this step's sample grid (rank 0; every rank must call it in a multi-process job)."""
+        gen = self.sampling_generator()
+        if self.dist.enabled:
+            states = self._job_states()  # collective
+            if states is None:
+                return None
+            if self.phase == "per-class":
+                gen = self._build_sampler([{k: v.to(self.device) for k, v in st["g_ema"].items()} for st in states])
         path = self.out_dir / "samples" / f"step_{self.step:06d}.png"
         upscale = max(1, 64 // self.config.image_size)
-        grid = class_grid(self.sampling_generator(), per_row=10, seed=self.config.seed, upscale=upscale)
+        grid = class_grid(gen, per_row=10, seed=self.config.seed, upscale=upscale)
         save_image_atomic(grid, path)
         return path
 
     # ---------------------------------------------------------------- checkpoints
-    def checkpoint(self) -> dict[str, Any]:
+    def checkpoint(self) -> dict[str, Any] | None:
+        """The run's checkpoint dict (None on ranks other than 0; every rank must call it in a job)."""
         self.sampling_generator()  # recalibrated EMA statistics go into the checkpoint
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "trainer": self.gen.get_state(), "device": str(self.device)}
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "trainer": self.gen.get_state().cpu(), "device": str(self.device)}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        models = self._job_states()
+        ranks = self.dist.gather(rng)
+        if models is None:
+            return None
+        if self.dist.enabled:
+            rng = {**rng, "world": self.dist.world, "ranks": ranks}
         return {
             "config": self.config.to_dict(),
             "model_config": self.model_cfg.to_dict(),
@@ -456,7 +548,7 @@ class Trainer:
             "step": self.step,
             "pretrain_steps": self.pretrain_steps,
             "total_steps": self.total_steps,
-            "models": [state for p in self.pairs for state in p.states()],
+            "models": models,
             "class_names": list(self.data.class_names),
             "image_size": self.config.image_size,
             "channels": self.channels,
@@ -469,7 +561,9 @@ class Trainer:
 
     def save(self) -> Path:
         path = self.out_dir / CHECKPOINT_NAME
-        save_checkpoint(self.checkpoint(), path)
+        ckpt = self.checkpoint()
+        if ckpt is not None:
+            save_checkpoint(ckpt, path)
         return path
 
     def load(self, ckpt: dict[str, Any]) -> None:
@@ -487,17 +581,26 @@ class Trainer:
         self.phase = ckpt["phase"]
         self.pairs = self._new_pairs(self.phase)
         states = list(ckpt["models"])
+        if self.phase == "per-class":
+            states = [states[c] for c in self.my_classes]  # this rank's share
         for pair in self.pairs:
             pair.load_states(states[: pair.groups])
             states = states[pair.groups :]
         rng = ckpt["rng"]
+        if self.dist.enabled or "ranks" in rng:
+            if rng.get("world", 1) == self.dist.world:
+                rng = rng["ranks"][self.dist.rank]
+            else:
+                self.reporter.message(f"resuming with {self.dist.world} processes instead of {rng.get('world', 1)}: random streams reseeded")
+                rng = {**rng, "device": "reseed"}
         torch.set_rng_state(rng["torch"])
         if rng.get("device") == str(self.device):
             self.gen.set_state(rng["trainer"])
             if self.device.type == "cuda" and "cuda" in rng:
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
         else:
-            self.reporter.message(f"resuming on {self.device} instead of {rng.get('device')}: random stream reseeded")
+            if rng.get("device") != "reseed":
+                self.reporter.message(f"resuming on {self.device} instead of {rng.get('device')}: random stream reseeded")
             self.gen.manual_seed(self.config.seed + 1 + self.step)
 
     # ---------------------------------------------------------------- the loop
@@ -527,8 +630,9 @@ class Trainer:
                         row.update({k: round(float(v) / n_sums, 5) for k, v in sums.items()})
                         row["img_per_s"] = round(images_since / max(dt, 1e-9), 1)
                         row["elapsed_s"] = round(self.elapsed, 2)
-                        with open(metrics_path, "a") as f:
-                            f.write(json.dumps(row) + "\n")
+                        if self.dist.is_main:
+                            with open(metrics_path, "a") as f:
+                                f.write(json.dumps(row) + "\n")
                         bar.update(self.step, row)
                         sums, n_sums, t_last, images_since = {}, 0, now, 0
                     else:
@@ -538,6 +642,9 @@ class Trainer:
                     if self.step % cfg.checkpoint_every == 0 or last:
                         self.save()
             except KeyboardInterrupt:
+                if self.dist.enabled:  # the other ranks may be gone: no collective save
+                    self.reporter.message(f"interrupted at step {self.step}: resume from the last checkpoint with --resume")
+                    raise
                 self.save()
                 self.reporter.message(
                     f"interrupted at step {self.step}: checkpoint saved; continue with "
@@ -656,15 +763,32 @@ def fit_data(
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
     dev = resolve_device(device)
+    job, dev = from_environment(dev)  # under torchrun: this rank's place and device
+    if not job.is_main:
+        reporter = Reporter(quiet=True)
     if data.images.shape[-1] != config.image_size:
         raise GanAugmentError(f"images are {data.images.shape[-1]} px but config.image_size={config.image_size}")
     check_run_dir(out_dir, resume, overwrite)
     sources = sources or {}
-    trainer = Trainer(config, data, out_dir, dev, reporter, sources)
+    trainer = Trainer(config, data, out_dir, dev, reporter, sources, dist=job)
     if resume:
         # On the CPU: load_state_dict copies to the device, and RNG states must stay CPU tensors.
         trainer.load(checkpoint if checkpoint is not None else load_checkpoint(out_dir, map_location="cpu"))
         reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")
+    job.barrier()  # every rank has checked the run directory before rank 0 writes to it
+    if job.is_main:
+        _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
+    job.barrier()
+    reporter.message(
+        f"training {config.mode} on {dev}" + (f" × {job.world} processes" if job.enabled else "") + f" ({trainer.total_steps} steps"
+        + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
+        + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss})"
+    )
+    return trainer.fit()
+
+
+def _write_run_header(out_dir: Path, config: TrainConfig, trainer: Trainer, data: ImageData,
+                      sources: dict[str, str | None], dev: torch.device, resume: bool, overwrite: bool, world: int) -> None:
     prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
     atomic_write_json(
         out_dir / "config.json",
@@ -674,14 +798,9 @@ def fit_data(
             "class_names": data.class_names,
             "data": {**data.fingerprint(), **{k: v for k, v in sources.items() if v}},
             "device": str(dev),
+            "processes": world,
             "diffaugment": trainer.diffaugment,
             "pretrain_steps": trainer.pretrain_steps,
             "total_steps": trainer.total_steps,
         },
     )
-    reporter.message(
-        f"training {config.mode} on {dev} ({trainer.total_steps} steps"
-        + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
-        + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss})"
-    )
-    return trainer.fit()

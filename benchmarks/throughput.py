@@ -1,0 +1,328 @@
+"""Training, sampling and feature-extraction throughput: the package against a plain reference loop.
+
+The reference is written here in the style of the PyTorch DCGAN example: eager fp32, Adam(2e-4,
+β1=0.5), BCE on logits, data from a ``DataLoader`` moved to the device each step, and in per-class
+mode one model trained after another. It uses the package's own Generator and Discriminator with
+the same configuration, so only the training engine differs. Both run in the same process, on
+random images of the same shape (throughput does not depend on content), with DiffAugment off in
+both so that they do the same work per image (the package's trainer still does its EMA update).
+
+    python benchmarks/throughput.py                 # GPU cases if CUDA is there, else the CPU (demo) cases
+    python benchmarks/throughput.py --quick         # a few steps: checks the code path, numbers meaningless
+    python benchmarks/throughput.py --demo          # CPU: also time `gan-augment demo` end to end
+
+Writes ``docs/results/throughput.json`` (records of other device kinds are kept) and the table in
+``docs/performance.md`` between the markers of this device kind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from gan_augment import Discriminator, Generator, ModelConfig, TrainConfig, __version__
+from gan_augment.data import ImageData
+from gan_augment.features import extract_features
+from gan_augment.progress import Reporter
+from gan_augment.sampling import sample
+from gan_augment.training import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def random_data(k: int, per_class: int, channels: int, size: int) -> ImageData:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (k * per_class, channels, size, size), dtype=torch.uint8, generator=g)
+    labels = torch.arange(k).repeat_interleave(per_class)
+    return ImageData(images=images, labels=labels, class_names=[f"c{i}" for i in range(k)], files=[], skipped=[])
+
+
+def flops_of(fn: Callable[[], Any]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+# ----------------------------------------------------------------------------- the reference loop
+class ReferenceLoop:
+    """The PyTorch DCGAN example's training loop for one model (optionally class-conditional)."""
+
+    def __init__(self, cfg: ModelConfig, images: torch.Tensor, labels: torch.Tensor, batch: int, dev: torch.device) -> None:
+        self.dev, self.cfg, self.batch = dev, cfg, batch
+        self.conditional = cfg.num_classes > 0
+        self.g, self.d = Generator(cfg).to(dev), Discriminator(cfg).to(dev)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        ds = TensorDataset(images.float().div(127.5).sub(1), labels)
+        self.loader = DataLoader(ds, batch_size=batch, shuffle=True, drop_last=True, pin_memory=dev.type == "cuda")
+        self.it = iter(self.loader)
+
+    def step(self) -> None:
+        try:
+            x, y = next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            x, y = next(self.it)
+        x, y = x.to(self.dev), y.to(self.dev)
+        y_in = y if self.conditional else None
+        b = x.shape[0]
+        ones, zeros = torch.ones(b, device=self.dev), torch.zeros(b, device=self.dev)
+        self.d.zero_grad()
+        F.binary_cross_entropy_with_logits(self.d(x, y_in), ones).backward()
+        noise = torch.randn(b, self.cfg.z_dim, device=self.dev)
+        fake = self.g(noise, y_in)
+        F.binary_cross_entropy_with_logits(self.d(fake.detach(), y_in), zeros).backward()
+        self.opt_d.step()
+        self.g.zero_grad()
+        F.binary_cross_entropy_with_logits(self.d(fake, y_in), ones).backward()
+        self.opt_g.step()
+
+
+def time_steps(step: Callable[[], None], n: int, dev: torch.device) -> float:
+    """Seconds per call of ``step`` over ``n`` calls (after the caller's warm-up)."""
+    sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    sync(dev)
+    return (time.perf_counter() - t0) / n
+
+
+def reset_peak(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+
+
+def peak_gb(dev: torch.device) -> float | None:
+    return round(torch.cuda.max_memory_allocated(dev) / 2**30, 3) if dev.type == "cuda" else None
+
+
+def bench_reference(mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int, dev: torch.device) -> dict[str, Any]:
+    """The reference loop: per-class trains class after class; images/s over all classes."""
+    reset_peak(dev)
+    if mode == "per-class":
+        k = len(data.class_names)
+        seconds, flops = 0.0, 0
+        for c in range(k):
+            sel = data.labels == c
+            loop = ReferenceLoop(cfg, data.images[sel], data.labels[sel], batch, dev)
+            for _ in range(warmup if c == 0 else 1):
+                loop.step()
+            if c == 0:
+                flops = flops_of(loop.step)
+            seconds += time_steps(loop.step, steps, dev) * steps
+        sec_per_step = seconds / (k * steps)  # one class's step
+        images_per_step = batch
+    else:
+        ccfg = replace(cfg, num_classes=len(data.class_names)) if mode == "conditional" else cfg
+        loop = ReferenceLoop(ccfg, data.images, data.labels, batch, dev)
+        for _ in range(warmup):
+            loop.step()
+        flops = flops_of(loop.step)
+        sec_per_step = time_steps(loop.step, steps, dev)
+        images_per_step = batch
+    return {"img_per_s": images_per_step / sec_per_step, "ms_per_step": 1e3 * sec_per_step,
+            "tflops": flops / sec_per_step / 1e12, "peak_gpu_mem_gb": peak_gb(dev)}
+
+
+def bench_package(mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int, dev: torch.device) -> dict[str, Any]:
+    """The package's trainer (grouped per-class models, data on the device, fused Adam, bf16 on CUDA)."""
+    reset_peak(dev)
+    tcfg = TrainConfig(mode=mode, image_size=cfg.image_size, channels=cfg.channels, batch_size=batch, steps=steps,
+                       pretrain_steps=0, diffaugment="off", model=cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(tcfg, data, Path(tmp), dev, Reporter(quiet=True))
+        for _ in range(warmup):
+            trainer.train_step()
+        flops = flops_of(trainer.train_step)
+        if mode == "per-class":
+            # FlopCounterMode over-counts grouped convolutions' backward (it ignores groups): count
+            # one class model's step, as an unconditional trainer at the same batch, times K.
+            single = Trainer(tcfg.replace(mode="unconditional"), data, Path(tmp), dev, Reporter(quiet=True))
+            flops = flops_of(single.train_step) * len(data.class_names)
+            del single
+        sec_per_step = time_steps(trainer.train_step, steps, dev)
+        images_per_step = trainer.images_per_step()
+        sampler = trainer.sampling_generator()
+    return {"img_per_s": images_per_step / sec_per_step, "ms_per_step": 1e3 * sec_per_step,
+            "tflops": flops / sec_per_step / 1e12, "peak_gpu_mem_gb": peak_gb(dev), "sampler": sampler}
+
+
+def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int,
+                  dev: torch.device, reference: bool = True) -> tuple[dict[str, Any], torch.nn.Module]:
+    ref = bench_reference(mode, cfg, data, batch, steps, warmup, dev) if reference else None
+    pkg = bench_package(mode, cfg, data, batch, steps, warmup, dev)
+    sampler = pkg.pop("sampler")
+    rec: dict[str, Any] = {
+        "case": name, "mode": mode, "image_size": cfg.image_size, "channels": cfg.channels,
+        "classes": len(data.class_names), "batch": batch, "steps_timed": steps,
+        "img_per_s": round(pkg["img_per_s"], 1), "ms_per_step": round(pkg["ms_per_step"], 3),
+        "tflops": round(pkg["tflops"], 4), "peak_gpu_mem_gb": pkg["peak_gpu_mem_gb"],
+        "reference_img_per_s": round(ref["img_per_s"], 1) if ref else None,
+        "reference_ms_per_step": round(ref["ms_per_step"], 3) if ref else None,
+        "reference_tflops": round(ref["tflops"], 4) if ref else None,
+        "reference_peak_gpu_mem_gb": ref["peak_gpu_mem_gb"] if ref else None,
+        "speedup": round(pkg["img_per_s"] / ref["img_per_s"], 2) if ref else None,
+    }
+    print(f"{name:>20}: {rec['img_per_s']:>10.0f} img/s ({rec['ms_per_step']:.2f} ms/step)"
+          + (f"  reference {rec['reference_img_per_s']:.0f} img/s  speedup {rec['speedup']:.2f}×" if ref else ""), flush=True)
+    return rec, sampler
+
+
+def sampling_case(generator: torch.nn.Module, n: int, dev: torch.device, batch: int) -> dict[str, Any]:
+    """Images/s of ``sample`` (noise → uint8 images on the CPU), per-class generator, classes cycling."""
+    reset_peak(dev)
+    sample(generator, min(n, batch), seed=0, batch_size=batch)  # warm-up
+    sync(dev)
+    t0 = time.perf_counter()
+    sample(generator, n, seed=1, batch_size=batch)
+    sync(dev)
+    rate = n / (time.perf_counter() - t0)
+    print(f"{'sampling':>20}: {rate:>10.0f} img/s", flush=True)
+    return {"case": "sampling", "images": n, "batch": batch, "img_per_s": round(rate, 1), "peak_gpu_mem_gb": peak_gb(dev),
+            "reference_img_per_s": None, "speedup": None}
+
+
+def features_case(cfg: ModelConfig, n: int, dev: torch.device, batch: int) -> dict[str, Any]:
+    """Images/s of ``extract_features`` (all blocks, 4×4 max-pooled) from float images on the CPU."""
+    reset_peak(dev)
+    d = Discriminator(cfg).to(dev).eval()
+    images = torch.rand(n, cfg.channels, cfg.image_size, cfg.image_size) * 2 - 1
+    with torch.no_grad():
+        extract_features(d, images[:batch], batch_size=batch)
+        sync(dev)
+        t0 = time.perf_counter()
+        extract_features(d, images, batch_size=batch)
+        sync(dev)
+    rate = n / (time.perf_counter() - t0)
+    print(f"{'features':>20}: {rate:>10.0f} img/s", flush=True)
+    return {"case": "features", "images": n, "batch": batch, "img_per_s": round(rate, 1), "peak_gpu_mem_gb": peak_gb(dev),
+            "reference_img_per_s": None, "speedup": None}
+
+
+def demo_case() -> dict[str, Any]:
+    """Wall time of ``gan-augment demo`` (the README's first command), in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gan_augment.cli", "demo", "--out", tmp, "--quiet", "--device", "cpu"], check=True)
+        seconds = time.perf_counter() - t0
+    print(f"{'demo':>20}: {seconds:.1f} s wall", flush=True)
+    return {"case": "demo", "seconds": round(seconds, 1), "img_per_s": None, "reference_img_per_s": None, "speedup": None,
+            "peak_gpu_mem_gb": None}
+
+
+# ----------------------------------------------------------------------------- report
+def table(records: list[dict[str, Any]]) -> str:
+    def f(v: Any, fmt: str) -> str:
+        return "–" if v is None else format(v, fmt)
+
+    lines = ["| case | images | batch | reference img/s | package img/s | speedup | package ms/step | TFLOP/s (ref → pkg) | peak GPU GB (ref → pkg) |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in records:
+        if r["case"] == "demo":
+            lines.append(f"| demo (`gan-augment demo`, wall) | – | – | – | – | – | {r['seconds']:.1f} s in all | – | – |")
+            continue
+        shape = f"{r.get('classes', '')}× " if r.get("mode") == "per-class" else ""
+        shape += f"{r['image_size']}²×{r['channels']}" if "image_size" in r else f"{r['images']:,}"
+        lines.append(
+            f"| {r['case']} | {shape} | {r['batch']}{' per class' if r.get('mode') == 'per-class' else ''} | "
+            f"{f(r['reference_img_per_s'], ',.0f')} | {f(r['img_per_s'], ',.0f')} | {f(r['speedup'], '.2f')}{'×' if r['speedup'] else ''} | "
+            f"{f(r.get('ms_per_step'), '.2f')} | {f(r.get('reference_tflops'), '.3f')} → {f(r.get('tflops'), '.3f')} | "
+            f"{f(r.get('reference_peak_gpu_mem_gb'), '.2f')} → {f(r.get('peak_gpu_mem_gb'), '.2f')} |")
+    return "\n".join(lines)
+
+
+def write_reports(records: list[dict[str, Any]], meta: dict[str, Any], kind: str, json_path: Path, md_path: Path) -> None:
+    old: list[dict[str, Any]] = []
+    if json_path.is_file():
+        old = [r for r in json.loads(json_path.read_text()).get("results", []) if r.get("device") != kind]
+    for r in records:
+        r.update({"device": kind, "machine": meta["machine"], "torch": meta["torch"], "commit": meta["commit"]})
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({**meta, "results": old + records}, indent=2) + "\n")
+    start, end = f"<!-- throughput:{kind}:start -->", f"<!-- throughput:{kind}:end -->"
+    block = (f"{start}\n_Written by `benchmarks/throughput.py` on {meta['machine']}, torch {meta['torch']}, "
+             f"gan-augment {meta['version']}, commit {meta['commit']}; {meta['note']}_\n\n{table(records)}\n{end}")
+    text = md_path.read_text() if md_path.is_file() else "# Performance\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    md_path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--quick", action="store_true", help="a few steps of each case (checks the code path)")
+    p.add_argument("--demo", action="store_true", help="also time `gan-augment demo` (CPU)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per case")
+    p.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "throughput.json")
+    p.add_argument("--markdown", type=Path, default=ROOT / "docs" / "performance.md")
+    args = p.parse_args(argv)
+    dev = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    torch.manual_seed(0)
+    gpu = dev.type == "cuda"
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+    steps = args.steps or (2 if args.quick else (50 if gpu else 20))
+    warmup = 1 if args.quick else (10 if gpu else 3)
+    records = []
+    if gpu and not args.quick:
+        # The issue's cases: 32×32 RGB per-class (10 classes, batch 64 each), conditional at batch 128
+        # and 1,024, unconditional 64×64 at batch 128, a 64×64 per-class run for the 8 GB budget.
+        c32 = ModelConfig(image_size=32, channels=3)
+        c64 = ModelConfig(image_size=64, channels=3, upsample="transposed")
+        d32, d64 = random_data(10, 500, 3, 32), random_data(10, 500, 3, 64)
+        rec, sampler = training_case("per-class", "per-class", c32, d32, 64, steps, warmup, dev)
+        records.append(rec)
+        records.append(training_case("conditional", "conditional", c32, d32, 128, steps, warmup, dev)[0])
+        records.append(training_case("conditional-1024", "conditional", c32, d32, 1024, steps, warmup, dev)[0])
+        records.append(training_case("unconditional-64", "unconditional", c64, d64, 128, steps, warmup, dev)[0])
+        records.append(training_case("per-class-64", "per-class", c64, d64, 64, steps, warmup, dev, reference=False)[0])
+        records.append(sampling_case(sampler, 200_000, dev, 8192))
+        records.append(features_case(c32, 100_000, dev, 4096))
+        note = "random images; DiffAugment off in both loops; bf16 autocast in the package on CUDA, fp32 in the reference"
+    else:
+        # The demo's configuration (16×16 grayscale, widths 16, z 32, batch 32 per class) on the CPU.
+        demo = ModelConfig(image_size=16, channels=1, g_width=16, d_width=16, z_dim=32)
+        data = random_data(10, 100, 1, 16)
+        rec, sampler = training_case("per-class", "per-class", demo, data, 32, steps, warmup, dev)
+        records.append(rec)
+        records.append(training_case("conditional", "conditional", demo, data, 128, steps, warmup, dev)[0])
+        records.append(training_case("unconditional", "unconditional", demo, data, 128, steps, warmup, dev)[0])
+        records.append(sampling_case(sampler, 2_000 if args.quick else 20_000, dev, 1024))
+        records.append(features_case(demo, 2_000 if args.quick else 20_000, dev, 1024))
+        if args.demo:
+            records.append(demo_case())
+        note = f"demo configuration (16×16 grayscale, widths 16); random images; DiffAugment off in both loops; {torch.get_num_threads()} threads"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    machine = torch.cuda.get_device_name(dev) if gpu else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    meta = {"machine": machine, "torch": torch.__version__, "commit": commit, "version": __version__, "note": note,
+            "quick": args.quick}
+    write_reports(records, meta, "cuda" if gpu else "cpu", args.json, args.markdown)
+    print(f"wrote {args.json} and {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
