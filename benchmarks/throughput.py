@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu = dev.type == "cuda"
     if gpu:
         torch.backends.cudnn.benchmark = True
-    steps = args.steps or (2 if args.quick else (50 if gpu else 20))
+    steps = args.steps or (2 if args.quick else (50 if gpu else 40))
     warmup = 1 if args.quick else (10 if gpu else 3)
     records = []
     if gpu and not args.quick:
