@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,11 @@ def load_checkpoint(
         CheckpointError: If the file is missing, untrusted, corrupt, or of a newer format.
     """
     path = resolve_checkpoint_path(path_or_run_dir)
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; anything else is not unpickled at all
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable checkpoint (not a torch.save archive): the file is corrupt, "
+            "truncated or of another kind; use another checkpoint"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -60,8 +60,13 @@ def expected_errors(fn: F) -> F:
         except (GanAugmentError, ValueError) as exc:
             typer.echo(f"Error: {exc}", err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+        except OSError as exc:  # a full disk or an unwritable folder; atomic writes left the old files intact
+            where = f" {str(exc.filename)!r}" if exc.filename else ""
+            typer.echo(f"Error: cannot write or read{where}: {exc.strerror or exc}; check free disk space and "
+                       "permissions (files already written are intact)", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt as exc:  # SIGINT → 130, SIGTERM → 143 (a checkpoint was written)
+            raise typer.Exit(128 + int(getattr(exc, "signum", 2))) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -100,6 +105,7 @@ def fit(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
+    strict: bool = typer.Option(False, "--strict", help="Stop on an unreadable image file instead of skipping it."),
 ) -> None:
     """Train DCGAN(s) on LABELED (and UNLABELED) and write a run directory."""
     from .training import fit as run_fit
@@ -135,7 +141,8 @@ def fit(
             model=model,
         )
     t0 = time.perf_counter()
-    ckpt = run_fit(labeled, unlabeled, out, config, device=device, resume=resume, overwrite=overwrite, quiet=quiet)
+    ckpt = run_fit(labeled, unlabeled, out, config, device=device, resume=resume, overwrite=overwrite, quiet=quiet,
+                   strict=strict)
     if not quiet:
         typer.echo(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}", err=True)
         typer.echo(f"next: gan-augment sample {out} --n 100 --out grid.png", err=True)

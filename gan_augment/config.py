@@ -142,6 +142,11 @@ class TrainConfig:
         log_every: Steps between rows of ``metrics.jsonl``.
         sample_every: Steps between sample grids in ``samples/``.
         checkpoint_every: Steps between checkpoint writes (one is always written at the end).
+        max_rollbacks: Divergence handling: how many times a diverged run (NaN or inf in a loss
+            or in the weights, or a collapsed discriminator loss) is rolled back to its last
+            checkpoint with both learning rates halved before training stops with an error.
+        collapse_steps: A BCE or hinge discriminator loss below 1e-3 for this many consecutive
+            steps counts as divergence (0 turns the check off).
         model: The model architecture.
     """
 
@@ -166,6 +171,8 @@ class TrainConfig:
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
+    max_rollbacks: int = 3
+    collapse_steps: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -189,6 +196,8 @@ class TrainConfig:
         _check_range("log_every", self.log_every, 1)
         _check_range("sample_every", self.sample_every, 1)
         _check_range("checkpoint_every", self.checkpoint_every, 1)
+        _check_range("max_rollbacks", self.max_rollbacks, 0, 100)
+        _check_range("collapse_steps", self.collapse_steps, 0)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain dict (for checkpoints and JSON)."""

@@ -18,6 +18,7 @@ from .errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 CACHE_FORMAT = 1
+MAX_CLASSES = 1000  # more class folders than this is almost always the wrong folder
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
 
 
@@ -76,7 +77,11 @@ def _walk_images(root: Path) -> tuple[list[Path], int]:
     """Return the image files under ``root`` (recursive, sorted, hidden skipped) and the number ignored."""
     found: list[Path] = []
     ignored = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def unreadable(exc: OSError) -> None:
+        raise DataError(f"folder {str(exc.filename)!r} cannot be listed ({exc.strerror}): check its permissions")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             p = Path(dirpath) / name
@@ -114,12 +119,28 @@ def scan_folders(
         DataError: If a folder is missing, unreadable, has no classes or a class has no images.
     """
     root = _check_dir(Path(labeled), "labeled")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _is_visible(d))
+    try:
+        class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and _is_visible(d))
+    except OSError as exc:
+        raise DataError(f"labeled folder {str(root)!r} cannot be listed ({exc.strerror}): check its permissions") from None
     if not class_dirs:
         raise DataError(
             f"labeled folder {str(root)!r} has no class folders: put each class's images in a "
             "sub-folder named after the class"
         )
+    if len(class_dirs) > MAX_CLASSES:
+        raise DataError(
+            f"labeled folder {str(root)!r} has {len(class_dirs)} class folders, more than {MAX_CLASSES}: "
+            "is it the folder that holds the class folders?"
+        )
+    by_case: dict[str, str] = {}
+    for d in class_dirs:
+        other = by_case.setdefault(d.name.casefold(), d.name)
+        if other != d.name:
+            raise DataError(
+                f"class folders {other!r} and {d.name!r} in {str(root)!r} differ only in case (one class on "
+                "Windows and macOS, two here): merge or rename them"
+            )
     files: list[Path] = []
     labels: list[int] = []
     ignored = 0
@@ -208,6 +229,7 @@ def load_image_data(
     channels: int = 0,
     use_cache: bool = True,
     workers: int | None = None,
+    strict: bool = False,
 ) -> ImageData:
     """Scan, decode (in parallel) and cache the training images.
 
@@ -222,13 +244,31 @@ def load_image_data(
         channels: 1, 3, or 0 for auto (1 when every image is grayscale).
         use_cache: Read and write the decode cache.
         workers: Decoding threads (default: the number of CPU cores).
+        strict: Raise on the first file that cannot be decoded instead of skipping and listing it.
 
     Returns:
         The decoded images and their labels.
 
     Raises:
-        DataError: On a missing or empty folder, or when no image could be decoded.
+        DataError: On a missing or empty folder, when no image could be decoded, or (``strict``)
+            when any could not.
     """
+    data = _load_image_data(labeled, unlabeled, image_size, channels, use_cache, workers)
+    if strict and data.skipped:
+        path, reason = data.skipped[0]
+        more = f" (and {len(data.skipped) - 1} more)" if len(data.skipped) > 1 else ""
+        raise DataError(f"image {path!r} cannot be used: {reason}{more}; fix or remove it, or drop --strict to skip such files")
+    return data
+
+
+def _load_image_data(
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None,
+    image_size: int,
+    channels: int,
+    use_cache: bool,
+    workers: int | None,
+) -> ImageData:
     files, labels, class_names, ignored = scan_folders(labeled, unlabeled)
     key = _cache_key(files, labels, image_size, channels)
     cache_file = _cache_dir() / f"{key}.pt"
@@ -315,6 +355,9 @@ def summary(data: ImageData) -> str:
         parts.append(f"{len(data.skipped)} unreadable skipped")
     if data.ignored:
         parts.append(f"{data.ignored} non-image files ignored")
+    single = [n for n, c in zip(data.class_names, counts) if c == 1]
+    if single:
+        parts.append(f"a single image in class(es) {', '.join(map(repr, single))}: their models can only copy it")
     parts.append(f"{tuple(data.images.shape[1:])} uint8" + (" (from cache)" if data.from_cache else ""))
     return "; ".join(parts)
 

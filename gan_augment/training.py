@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import math
 import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -293,6 +296,8 @@ class Trainer:
         # offset it by rank (see _real).
         self.gen = torch.Generator(device=device).manual_seed(config.seed + 1)
         self.step = 0
+        self.rollbacks = 0
+        self.oom_retries = 0
         self._calibrated_step: int | None = None
         self.elapsed = 0.0
         self.phase = self._phase_at(0)
@@ -560,10 +565,17 @@ class Trainer:
         }
 
     def save(self) -> Path:
+        """Write the checkpoint atomically; a failed write leaves the previous checkpoint intact."""
         path = self.out_dir / CHECKPOINT_NAME
         ckpt = self.checkpoint()
         if ckpt is not None:
-            save_checkpoint(ckpt, path)
+            try:
+                save_checkpoint(ckpt, path)
+            except OSError as exc:
+                raise GanAugmentError(
+                    f"could not write the checkpoint {str(path)!r} at step {self.step} ({exc.strerror or exc}): "
+                    "the previous checkpoint is intact; free disk space or fix the folder's permissions, then --resume"
+                ) from None
         return path
 
     def load(self, ckpt: dict[str, Any]) -> None:
@@ -604,43 +616,74 @@ class Trainer:
             self.gen.manual_seed(self.config.seed + 1 + self.step)
 
     # ---------------------------------------------------------------- the loop
-    def fit(self) -> Path:
-        """Train to ``total_steps``, writing metrics, sample grids and checkpoints; return the checkpoint path."""
+    # ---------------------------------------------------------------- faults
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for pair in self.pairs for m in (pair.g, pair.d) for p in m.parameters())
+
+    def _rollback(self, reason: str) -> None:
+        """Go back to the last checkpoint with both learning rates halved (at most ``max_rollbacks`` times)."""
         cfg = self.config
-        metrics_path = self.out_dir / "metrics.jsonl"
-        sums: dict[str, float] = {}
-        n_sums = 0
-        t_last, images_since = time.perf_counter(), 0
-        with self.reporter.progress(self.total_steps, self.step) as bar:
+        path = self.out_dir / CHECKPOINT_NAME
+        self.rollbacks += 1
+        if self.rollbacks > cfg.max_rollbacks or not path.is_file():
+            raise GanAugmentError(
+                f"training diverged at step {self.step} ({reason})"
+                + (f" after {cfg.max_rollbacks} roll-backs with lower learning rates" if cfg.max_rollbacks else "")
+                + f"; the last good checkpoint {str(path)!r} is intact: try lower --lr-g/--lr-d, --loss hinge or --diffaugment on"
+            )
+        failed_at = self.step
+        rollbacks = self.rollbacks
+        ckpt = load_checkpoint(path, map_location="cpu")
+        lr_g, lr_d = max(cfg.lr_g * 0.5, 1e-8), max(cfg.lr_d * 0.5, 1e-8)
+        self.config = cfg.replace(lr_g=lr_g, lr_d=lr_d)
+        self.load(ckpt)
+        self.rollbacks = rollbacks
+        for pair in self.pairs:
+            for opt, lr in ((pair.opt_g, lr_g), (pair.opt_d, lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+        self.reporter.message(
+            f"training diverged at step {failed_at} ({reason}): rolled back to step {self.step}, "
+            f"learning rates halved to {lr_g:.2e} (G) and {lr_d:.2e} (D) [{self.rollbacks}/{cfg.max_rollbacks}]"
+        )
+        self._event({"event": "rollback", "step": failed_at, "to_step": self.step, "reason": reason, "lr_g": lr_g, "lr_d": lr_d})
+
+    def _shrink_batch(self, exc: BaseException) -> None:
+        """After CUDA running out of memory: retry at half the batch (at most three times)."""
+        b = self.config.batch_size
+        self.oom_retries += 1
+        if b < 4 or self.oom_retries > 3 or self.dist.enabled:  # ranks must keep in step: no retry in a job
+            raise GanAugmentError(
+                f"out of GPU memory on {self.device} at batch size {b}: try --batch-size {max(2, b // 2)}, "
+                "a smaller --image-size or narrower models (--g-width, --d-width)"
+            ) from None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.config = self.config.replace(batch_size=b // 2)
+        self.reporter.message(f"out of GPU memory at batch size {b} (step {self.step}): retrying at batch size {b // 2}")
+        self._event({"event": "oom", "step": self.step, "batch_size": b // 2})
+
+    def _event(self, row: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            with open(self.out_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    # ---------------------------------------------------------------- the loop
+    def fit(self) -> Path:
+        """Train to ``total_steps``, writing metrics, sample grids and checkpoints; return the checkpoint path.
+
+        SIGINT (Ctrl-C) and SIGTERM stop at the end of the current step with a checkpoint; a second
+        Ctrl-C stops at once. Divergence rolls back (see :meth:`_rollback`); CUDA running out of
+        memory retries at half the batch.
+        """
+        with _stop_signals(self) as stop:
+            fresh = not (self.out_dir / CHECKPOINT_NAME).is_file()
+            if self.dist.enabled:
+                fresh = bool(self.dist.gather(fresh)[0])  # rank 0 decides: the save is collective
+            if fresh:
+                self.save()  # a rollback target from the start, and something to resume after kill -9
             try:
-                while self.step < self.total_steps:
-                    if self.phase == "pretrain" and self.step >= self.pretrain_steps:
-                        self._enter_per_class()
-                    stats = self.train_step()
-                    images_since += self.images_per_step()
-                    for name, v in stats.items():
-                        sums[name] = sums.get(name, 0.0) + v
-                    n_sums += 1
-                    last = self.step == self.total_steps
-                    if self.step % cfg.log_every == 0 or last:
-                        now = time.perf_counter()
-                        dt = now - t_last
-                        self.elapsed += dt
-                        row = {"step": self.step, "phase": self.phase}
-                        row.update({k: round(float(v) / n_sums, 5) for k, v in sums.items()})
-                        row["img_per_s"] = round(images_since / max(dt, 1e-9), 1)
-                        row["elapsed_s"] = round(self.elapsed, 2)
-                        if self.dist.is_main:
-                            with open(metrics_path, "a") as f:
-                                f.write(json.dumps(row) + "\n")
-                        bar.update(self.step, row)
-                        sums, n_sums, t_last, images_since = {}, 0, now, 0
-                    else:
-                        bar.update(self.step, None)
-                    if self.step % cfg.sample_every == 0 or last:
-                        self.save_samples()
-                    if self.step % cfg.checkpoint_every == 0 or last:
-                        self.save()
+                self._loop(stop)
             except KeyboardInterrupt:
                 if self.dist.enabled:  # the other ranks may be gone: no collective save
                     self.reporter.message(f"interrupted at step {self.step}: resume from the last checkpoint with --resume")
@@ -652,6 +695,98 @@ class Trainer:
                 )
                 raise
         return self.out_dir / CHECKPOINT_NAME
+
+    def _loop(self, stop: dict[str, int | None]) -> None:
+        sums: dict[str, torch.Tensor] = {}
+        n_sums = 0
+        t_last, images_since = time.perf_counter(), 0
+        collapse_run, last_check = 0, self.step
+        check_every = 10  # steps between the (synchronising) health checks
+        with self.reporter.progress(self.total_steps, self.step) as bar:
+            while self.step < self.total_steps:
+                if stop["signal"] is not None and not self.dist.enabled:
+                    raise TrainingStopped(stop["signal"])
+                cfg = self.config
+                if self.phase == "pretrain" and self.step >= self.pretrain_steps:
+                    self._enter_per_class()
+                try:
+                    stats = self.train_step()
+                except torch.cuda.OutOfMemoryError as exc:
+                    self._shrink_batch(exc)
+                    sums, n_sums = {}, 0
+                    continue
+                images_since += self.images_per_step()
+                for name, v in stats.items():
+                    sums[name] = sums.get(name, 0) + v
+                n_sums += 1
+                last = self.step == self.total_steps
+                logging = self.step % cfg.log_every == 0 or last
+                saving = self.step % cfg.checkpoint_every == 0 or last
+                if logging or saving or self.step % check_every == 0:
+                    # NaN in the weights makes every later loss NaN, so this step's losses suffice.
+                    now_stats = {k: float(v) for k, v in stats.items()}
+                    reason = ", ".join(k for k, v in now_stats.items() if not math.isfinite(v))
+                    if not reason and saving and not self._weights_finite():
+                        reason = "weights"
+                    reason = f"{reason} not finite" if reason else ""
+                    if not reason and cfg.collapse_steps and cfg.loss in ("bce", "hinge"):
+                        collapse_run = collapse_run + (self.step - last_check) if now_stats["loss_d"] < 1e-3 else 0
+                        if collapse_run >= cfg.collapse_steps:
+                            reason = f"discriminator loss below 1e-3 for {collapse_run} steps"
+                    last_check = self.step
+                    if self.dist.enabled:  # every rank rolls back together, or none does
+                        reason = "; ".join(r for r in self.dist.gather(reason) if r)
+                    if reason:
+                        self._rollback(reason)
+                        sums, n_sums, collapse_run, last_check = {}, 0, 0, self.step
+                        continue
+                if logging:
+                    now = time.perf_counter()
+                    dt = now - t_last
+                    self.elapsed += dt
+                    row: dict[str, Any] = {"step": self.step, "phase": self.phase}
+                    row.update({k: round(float(v) / n_sums, 5) for k, v in sums.items()})
+                    row["img_per_s"] = round(images_since / max(dt, 1e-9), 1)
+                    row["elapsed_s"] = round(self.elapsed, 2)
+                    self._event(row)
+                    bar.update(self.step, row)
+                    sums, n_sums, t_last, images_since = {}, 0, now, 0
+                else:
+                    bar.update(self.step, None)
+                if self.step % cfg.sample_every == 0 or last:
+                    self.save_samples()
+                if saving:
+                    self.save()
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM asked training to stop; a checkpoint was written at a step boundary."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals(trainer: Trainer) -> Iterator[dict[str, int | None]]:
+    """While training: SIGINT/SIGTERM set a flag the loop checks between steps (a second SIGINT stops at once)."""
+    stop: dict[str, int | None] = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop["signal"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+        trainer.reporter.message(f"{signal.Signals(signum).name} received: stopping after this step (Ctrl-C again to stop now)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
@@ -678,6 +813,9 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     """Create ``out``; with ``overwrite``, first remove the previous run's files (and only those)."""
     check_run_dir(out, resume, overwrite)
+    if out.is_dir():  # temporary files of a write that a kill -9 cut short
+        for stale in out.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
     if overwrite and not resume:
         for name in RUN_FILES:
             p = out / name
@@ -699,6 +837,7 @@ def fit(
     overwrite: bool = False,
     quiet: bool = False,
     reporter: Reporter | None = None,
+    strict: bool = False,
 ) -> Path:
     """Train DCGAN(s) on image folders and write a run directory.
 
@@ -715,6 +854,7 @@ def fit(
         overwrite: Replace a run already in ``out``.
         quiet: No progress bar or messages.
         reporter: Where progress goes (default: a terminal reporter honouring ``quiet``).
+        strict: Fail on an unreadable image file instead of skipping and listing it.
 
     Returns:
         Path of the final checkpoint.
@@ -733,7 +873,7 @@ def fit(
         saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
         config = saved.replace(steps=config.steps) if config is not None else saved
     config = config or TrainConfig()
-    data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
+    data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict)
     reporter.message(summary(data))
     sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
     return fit_data(

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import json
-import pickle
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -112,7 +112,7 @@ class TestInfo:
             def __reduce__(self):
                 return (open, (str(marker), "w"))
 
-        (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}, protocol=2))
+        torch.save({"format_version": 1, "x": Evil()}, tmp_path / "checkpoint.pt")
         result = invoke("info", tmp_path)
         assert result.exit_code == 2 and "not a trusted checkpoint" in result.output
         assert not marker.exists()

@@ -109,8 +109,11 @@ class TestCheckpoint:
                 return (open, (str(marker), "w"))
 
         bad = tmp_path / "evil.pt"
-        bad.write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}, protocol=2))
+        torch.save({"format_version": 1, "x": Evil()}, bad)  # pickling stores the call, does not run it
         with pytest.raises(CheckpointError, match="not a trusted checkpoint"):
+            load_checkpoint(bad)
+        bad.write_bytes(pickle.dumps({"format_version": 1, "x": Evil()}, protocol=2))  # a bare pickle
+        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
             load_checkpoint(bad)
         assert not marker.exists()
 
