@@ -1,0 +1,63 @@
+"""Property-based: random folder layouts and random bytes as image files never crash ``fit``.
+
+``fit`` (a few steps) either succeeds or raises the documented :class:`GanAugmentError`; any other
+exception is a bug.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from conftest import tiny_config
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from gan_augment import GanAugmentError, fit, load_checkpoint
+
+
+def _png(seed: int, size: int, mode: str) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (size, size, 3 if mode == "RGB" else 1), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr if mode == "RGB" else arr[..., 0]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+real_image = st.builds(_png, st.integers(0, 1000), st.integers(1, 40), st.sampled_from(["RGB", "L"]))
+file_contents = st.one_of(
+    real_image, real_image, real_image,  # mostly real images, so that many layouts train
+    st.binary(max_size=300),  # random bytes
+    st.builds(lambda b, n: b[:n], st.builds(_png, st.integers(0, 9), st.just(24), st.just("RGB")), st.integers(0, 200)),  # truncated
+)
+file_names = st.sampled_from(["a.png", "b.jpg", "c.jpeg", "d.bmp", "e.gif", "notes.txt", ".hidden.png", "Thumbs.db", "x.webp"])
+class_names = st.sampled_from(["cat", "Dog", "007", "red fox", "é", ".secret"])
+layouts = st.dictionaries(class_names, st.dictionaries(file_names, file_contents, min_size=1, max_size=4), max_size=3)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layout=layouts, stray=st.dictionaries(file_names, file_contents, max_size=2))
+def test_fit_succeeds_or_fails_cleanly(layout: dict[str, dict[str, bytes]], stray: dict[str, bytes]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "labeled"
+        root.mkdir()
+        for cls, files in layout.items():
+            (root / cls).mkdir(exist_ok=True)
+            for name, content in files.items():
+                (root / cls / name).write_bytes(content)
+        for name, content in stray.items():  # files beside the class folders
+            (root / name).write_bytes(content)
+        out = Path(tmp) / "run"
+        try:
+            fit(root, None, out, tiny_config(steps=2), device="cpu", quiet=True)
+        except GanAugmentError as exc:
+            event(f"refused: {type(exc).__name__}")
+            assert str(exc) and "\n" not in str(exc)  # the documented one-line error
+            assert not (out / "checkpoint.pt").exists()  # refused before anything was written
+        else:
+            event("trained")
+            ckpt = load_checkpoint(out)
+            assert ckpt["step"] == 2 and ckpt["class_names"]
