@@ -489,7 +489,7 @@ class Trainer:
                 share = (self.num_classes, self.my_class_idx) if self.phase == "per-class" else None
                 recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1), groups_of=share)
             self._calibrated_step = self.step
-            self._sampler = self._build_sampler([s["g_ema"] for p in self.pairs for s in p.states()])
+            self._sampler = self._build_sampler([st for p in self.pairs for st in unpack_states(p.g_ema.state_dict(), p.groups)])
         return self._sampler
 
     def _build_sampler(self, g_ema_states: list[dict[str, torch.Tensor]]) -> nn.Module:
