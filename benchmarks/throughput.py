@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
@@ -116,75 +117,88 @@ def peak_gb(dev: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(dev) / 2**30, 3) if dev.type == "cuda" else None
 
 
-def bench_reference(mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int, dev: torch.device) -> dict[str, Any]:
-    """The reference loop: per-class trains class after class; images/s over all classes."""
-    reset_peak(dev)
-    if mode == "per-class":
-        k = len(data.class_names)
-        seconds, flops = 0.0, 0
-        for c in range(k):
-            sel = data.labels == c
-            loop = ReferenceLoop(cfg, data.images[sel], data.labels[sel], batch, dev)
-            for _ in range(warmup if c == 0 else 1):
-                loop.step()
-            if c == 0:
-                flops = flops_of(loop.step)
-            seconds += time_steps(loop.step, steps, dev) * steps
-        sec_per_step = seconds / (k * steps)  # one class's step
-        images_per_step = batch
-    else:
-        ccfg = replace(cfg, num_classes=len(data.class_names)) if mode == "conditional" else cfg
-        loop = ReferenceLoop(ccfg, data.images, data.labels, batch, dev)
-        for _ in range(warmup):
-            loop.step()
-        flops = flops_of(loop.step)
-        sec_per_step = time_steps(loop.step, steps, dev)
-        images_per_step = batch
-    return {"img_per_s": images_per_step / sec_per_step, "ms_per_step": 1e3 * sec_per_step,
-            "tflops": flops / sec_per_step / 1e12, "peak_gpu_mem_gb": peak_gb(dev)}
+class ReferenceRun:
+    """The reference for one case: per-class trains the classes one after another (one loop each)."""
 
-
-def bench_package(mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int, dev: torch.device) -> dict[str, Any]:
-    """The package's trainer (grouped per-class models, data on the device, fused Adam, bf16 on CUDA)."""
-    reset_peak(dev)
-    tcfg = TrainConfig(mode=mode, image_size=cfg.image_size, channels=cfg.channels, batch_size=batch, steps=steps,
-                       pretrain_steps=0, diffaugment="off", model=cfg)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(tcfg, data, Path(tmp), dev, Reporter(quiet=True))
-        for _ in range(warmup):
-            trainer.train_step()
-        flops = flops_of(trainer.train_step)
+    def __init__(self, mode: str, cfg: ModelConfig, data: ImageData, batch: int, dev: torch.device) -> None:
         if mode == "per-class":
-            # FlopCounterMode over-counts grouped convolutions' backward (it ignores groups): count
-            # one class model's step, as an unconditional trainer at the same batch, times K.
-            single = Trainer(tcfg.replace(mode="unconditional"), data, Path(tmp), dev, Reporter(quiet=True))
-            flops = flops_of(single.train_step) * len(data.class_names)
-            del single
-        sec_per_step = time_steps(trainer.train_step, steps, dev)
-        images_per_step = trainer.images_per_step()
-        sampler = trainer.sampling_generator()
-    return {"img_per_s": images_per_step / sec_per_step, "ms_per_step": 1e3 * sec_per_step,
-            "tflops": flops / sec_per_step / 1e12, "peak_gpu_mem_gb": peak_gb(dev), "sampler": sampler}
+            self.loops = [ReferenceLoop(cfg, data.images[data.labels == c], data.labels[data.labels == c], batch, dev)
+                          for c in range(len(data.class_names))]
+        else:
+            ccfg = replace(cfg, num_classes=len(data.class_names)) if mode == "conditional" else cfg
+            self.loops = [ReferenceLoop(ccfg, data.images, data.labels, batch, dev)]
+        self.images_per_step = batch  # one loop's step
+
+    def seconds_per_step(self, steps: int, dev: torch.device) -> float:
+        """Each class's loop for ``steps`` steps in turn; seconds per (one model's) step."""
+        return sum(time_steps(loop.step, steps, dev) for loop in self.loops) / len(self.loops)
+
+
+class PackageRun:
+    """The package's trainer (grouped per-class models, data on the device, fused Adam, bf16 on CUDA)."""
+
+    def __init__(self, mode: str, cfg: ModelConfig, data: ImageData, batch: int, dev: torch.device, tmp: Path) -> None:
+        self.tcfg = TrainConfig(mode=mode, image_size=cfg.image_size, channels=cfg.channels, batch_size=batch, steps=10**6,
+                                pretrain_steps=0, diffaugment="off", model=cfg)
+        self.trainer = Trainer(self.tcfg, data, tmp, dev, Reporter(quiet=True))
+        self.images_per_step = self.trainer.images_per_step()
+
+    def seconds_per_step(self, steps: int, dev: torch.device) -> float:
+        return time_steps(self.trainer.train_step, steps, dev)
 
 
 def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int,
-                  dev: torch.device, reference: bool = True) -> tuple[dict[str, Any], torch.nn.Module]:
-    ref = bench_reference(mode, cfg, data, batch, steps, warmup, dev) if reference else None
-    pkg = bench_package(mode, cfg, data, batch, steps, warmup, dev)
-    sampler = pkg.pop("sampler")
+                  dev: torch.device, reference: bool = True, rounds: int = 3) -> tuple[dict[str, Any], torch.nn.Module]:
+    """Reference and package timed in alternating rounds (medians), so drift of a shared machine hits both."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = ref_flops = ref_peak = None
+        if reference:
+            reset_peak(dev)
+            ref = ReferenceRun(mode, cfg, data, batch, dev)
+            for loop in ref.loops:
+                for _ in range(warmup):
+                    loop.step()
+            ref_flops = flops_of(ref.loops[0].step)  # one model's step
+            ref_peak = peak_gb(dev)
+        reset_peak(dev)
+        base = torch.cuda.memory_allocated(dev) / 2**30 if dev.type == "cuda" else 0.0
+        pkg = PackageRun(mode, cfg, data, batch, dev, Path(tmp))
+        for _ in range(warmup):
+            pkg.trainer.train_step()
+        pkg_peak = None if dev.type != "cuda" else round(peak_gb(dev) - base, 3)  # type: ignore[operator]
+        if mode == "per-class":
+            # FlopCounterMode over-counts grouped convolutions' backward (it ignores groups): count
+            # one class model's step, as an unconditional trainer at the same batch, times K.
+            single = Trainer(pkg.tcfg.replace(mode="unconditional"), data, Path(tmp), dev, Reporter(quiet=True))
+            pkg_flops = flops_of(single.train_step) * len(data.class_names)
+            del single
+        else:
+            pkg_flops = flops_of(pkg.trainer.train_step)
+        ref_times, pkg_times = [], []
+        for _ in range(rounds):
+            if ref is not None:
+                ref_times.append(ref.seconds_per_step(steps, dev))
+            pkg_times.append(pkg.seconds_per_step(steps, dev))
+        sampler = pkg.trainer.sampling_generator()
+    t_pkg = float(np.median(pkg_times))
+    t_ref = float(np.median(ref_times)) if ref_times else None
+    ref_ips = ref.images_per_step / t_ref if ref is not None and t_ref else None
+    pkg_ips = pkg.images_per_step / t_pkg
     rec: dict[str, Any] = {
         "case": name, "mode": mode, "image_size": cfg.image_size, "channels": cfg.channels,
-        "classes": len(data.class_names), "batch": batch, "steps_timed": steps,
-        "img_per_s": round(pkg["img_per_s"], 1), "ms_per_step": round(pkg["ms_per_step"], 3),
-        "tflops": round(pkg["tflops"], 4), "peak_gpu_mem_gb": pkg["peak_gpu_mem_gb"],
-        "reference_img_per_s": round(ref["img_per_s"], 1) if ref else None,
-        "reference_ms_per_step": round(ref["ms_per_step"], 3) if ref else None,
-        "reference_tflops": round(ref["tflops"], 4) if ref else None,
-        "reference_peak_gpu_mem_gb": ref["peak_gpu_mem_gb"] if ref else None,
-        "speedup": round(pkg["img_per_s"] / ref["img_per_s"], 2) if ref else None,
+        "classes": len(data.class_names), "batch": batch, "steps_timed": steps, "rounds": rounds,
+        "img_per_s": round(pkg_ips, 1), "ms_per_step": round(1e3 * t_pkg, 3),
+        "img_per_s_rounds": [round(pkg.images_per_step / t, 1) for t in pkg_times],
+        "tflops": round(pkg_flops / t_pkg / 1e12, 4), "peak_gpu_mem_gb": pkg_peak,
+        "reference_img_per_s": round(ref_ips, 1) if ref_ips else None,
+        "reference_img_per_s_rounds": [round(batch / t, 1) for t in ref_times] if ref_times else None,
+        "reference_ms_per_step": round(1e3 * t_ref, 3) if t_ref else None,
+        "reference_tflops": round(ref_flops / t_ref / 1e12, 4) if ref_flops and t_ref else None,
+        "reference_peak_gpu_mem_gb": ref_peak,
+        "speedup": round(pkg_ips / ref_ips, 2) if ref_ips else None,
     }
     print(f"{name:>20}: {rec['img_per_s']:>10.0f} img/s ({rec['ms_per_step']:.2f} ms/step)"
-          + (f"  reference {rec['reference_img_per_s']:.0f} img/s  speedup {rec['speedup']:.2f}×" if ref else ""), flush=True)
+          + (f"  reference {rec['reference_img_per_s']:.0f} img/s  speedup {rec['speedup']:.2f}×" if ref_ips else ""), flush=True)
     return rec, sampler
 
 
@@ -284,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu = dev.type == "cuda"
     if gpu:
         torch.backends.cudnn.benchmark = True
-    steps = args.steps or (2 if args.quick else (50 if gpu else 40))
+    steps = args.steps or (2 if args.quick else (50 if gpu else 15))
     warmup = 1 if args.quick else (10 if gpu else 3)
     records = []
     if gpu and not args.quick:
