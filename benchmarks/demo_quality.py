@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="per-class steps of the demo arm")
     parser.add_argument("--per-class", type=int, default=100, help="samples per class to score")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--arms", nargs="+", help="only these arms (names as in the table)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -95,7 +96,10 @@ def main() -> None:
     real_div = {c: pairwise_mean(real[y_real == c][:200]) for c in range(10)}
 
     results = []
-    for name, (cfg, use_unlabeled) in arms(args.steps).items():
+    chosen = {k: v for k, v in arms(args.steps).items() if not args.arms or k in args.arms}
+    if not chosen:
+        parser.error(f"no arm matches {args.arms}: choose from {list(arms(args.steps))}")
+    for name, (cfg, use_unlabeled) in chosen.items():
         for seed in args.seeds:
             run = work / f"{name.replace(' ', '_').replace(',', '')}_{seed}"
             t0 = time.perf_counter()
@@ -113,7 +117,7 @@ def main() -> None:
             results.append(row)
 
     summary = []
-    for name in arms(args.steps):
+    for name in chosen:
         rows = [r for r in results if r["arm"] == name]
         f = np.array([r["fidelity"] for r in rows])
         d = np.array([r["diversity"] for r in rows])
