@@ -383,7 +383,7 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
 ) -> None:
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
-    from .evaluate import ARMS, ArmSettings, ClassifierConfig, build_classifier, evaluate_folders, markdown_table
+    from .evaluate import ARMS, ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
     from .progress import Reporter
     from .training import resolve_device
 
@@ -393,10 +393,7 @@ def evaluate(
         raise GanAugmentError(f"unknown arm(s) {bad}: choose from {', '.join(ARMS)}")
     if "baseline" not in arm_list:
         arm_list.insert(0, "baseline")
-    try:
-        build_classifier(classifier, 3, 2)  # validate the name before any decoding
-    except ValueError as e:
-        raise GanAugmentError(str(e)) from None
+    check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
     settings = ArmSettings(
         gan=TrainConfig(image_size=image_size, steps=gan_steps, model=ModelConfig(image_size=image_size)),

@@ -112,21 +112,26 @@ def classifier_names() -> list[str]:
     return ["small-resnet", *sorted(torchvision.models.list_models(module=torchvision.models))]
 
 
+def check_classifier_name(architecture: str) -> None:
+    """Raise ValueError (naming close matches) unless ``architecture`` is in :func:`classifier_names`."""
+    names = classifier_names()
+    if architecture not in names:
+        close = [n for n in names if architecture.lower()[:4] in n][:6]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ": see torchvision.models.list_models()"
+        raise ValueError(f"unknown classifier {architecture!r}: use small-resnet or a torchvision model name{hint}")
+
+
 def build_classifier(architecture: str, channels: int, num_classes: int, width: int = 64) -> nn.Module:
     """An untrained classifier for (N, channels, H, W) images in [-1, 1] (no weights are downloaded).
 
     Raises:
         ValueError: ``architecture`` is neither ``small-resnet`` nor a torchvision classification model.
     """
+    check_classifier_name(architecture)
     if architecture == "small-resnet":
         return SmallResNet(channels, num_classes, width)
     import torchvision
 
-    names = classifier_names()
-    if architecture not in names:
-        close = [n for n in names if architecture.lower()[:4] in n][:6]
-        hint = f" (did you mean {', '.join(close)}?)" if close else ": see torchvision.models.list_models()"
-        raise ValueError(f"unknown classifier {architecture!r}: use small-resnet or a torchvision model name{hint}")
     model = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
     if isinstance(model, torchvision.models.ResNet):
         # The CIFAR-style stem: 3×3 stride 1, no max-pool (a 7×7/2 stem + pool loses 32×32 images' detail).

@@ -71,7 +71,10 @@ class GanPair:
     d: Discriminator
     opt_g: torch.optim.Adam
     opt_d: torch.optim.Adam
-    groups: int = 1
+
+    @property
+    def groups(self) -> int:
+        return self.g.groups
 
     def state(self) -> dict[str, Any]:
         return {
@@ -112,25 +115,21 @@ class GanPair:
 
 
 def pack_optimizer(states: list[dict[str, Any]]) -> dict[str, Any]:
-    """Adam state dicts of G single models → the state dict for their grouped model (see ``pack_states``)."""
+    """Adam state dicts of G single models → the state dict for their grouped model.
+
+    Each parameter's state (``exp_avg``, ``exp_avg_sq``, ``step``) is packed like the parameter
+    itself, by :func:`~gan_augment.models.pack_states`.
+    """
     first = states[0]
-    packed = {
-        i: {k: v if not torch.is_tensor(v) or v.ndim == 0 else torch.cat([s["state"][i][k] for s in states]) for k, v in st.items()}
-        for i, st in first["state"].items()
-    }
+    packed = {i: pack_states([s["state"][i] for s in states]) for i in first["state"]}
     return {"state": packed, "param_groups": copy.deepcopy(first["param_groups"])}
 
 
 def unpack_optimizer(state: dict[str, Any], groups: int) -> list[dict[str, Any]]:
     """The inverse of :func:`pack_optimizer`."""
-    def part(v: Any, i: int) -> Any:
-        return v.clone() if torch.is_tensor(v) and v.ndim == 0 else v.chunk(groups)[i].clone() if torch.is_tensor(v) else v
-
-    return [
-        {"state": {j: {k: part(v, i) for k, v in st.items()} for j, st in state["state"].items()},
-         "param_groups": copy.deepcopy(state["param_groups"])}
-        for i in range(groups)
-    ]
+    parts = {i: unpack_states(st, groups) for i, st in state["state"].items()}
+    return [{"state": {i: parts[i][g] for i in parts}, "param_groups": copy.deepcopy(state["param_groups"])}
+            for g in range(groups)]
 
 
 def _adam(params: Iterator[nn.Parameter], lr: float, config: TrainConfig) -> torch.optim.Adam:
@@ -139,20 +138,34 @@ def _adam(params: Iterator[nn.Parameter], lr: float, config: TrainConfig) -> tor
     return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=fused or None)
 
 
-def new_pair(model_cfg: ModelConfig, config: TrainConfig, device: torch.device, groups: int = 1) -> GanPair:
-    """Build a freshly initialised DCGAN (``groups`` of them computed as one) on ``device``."""
-    g = Generator(model_cfg, groups).to(device)
-    d = Discriminator(model_cfg, groups).to(device)
-    g_ema = copy.deepcopy(g).requires_grad_(False).eval()
-    return GanPair(g, g_ema, d, _adam(g.parameters(), config.lr_g, config), _adam(d.parameters(), config.lr_d, config), groups)
+def _make_pair(g: Generator, d: Discriminator, config: TrainConfig, g_ema: Generator | None = None) -> GanPair:
+    g_ema = g_ema if g_ema is not None else copy.deepcopy(g)
+    g_ema.requires_grad_(False).eval()
+    return GanPair(g, g_ema, d, _adam(g.parameters(), config.lr_g, config), _adam(d.parameters(), config.lr_d, config))
 
 
-def replicate_pair(src: GanPair, config: TrainConfig, groups: int) -> GanPair:
-    """``groups`` copies of ``src``'s weights as one grouped pair with fresh optimisers (per-class start)."""
-    pair = new_pair(src.g.config, config, next(src.g.parameters()).device, groups)
-    for name in ("g", "g_ema", "d"):
-        getattr(pair, name).load_state_dict(pack_states([getattr(src, name).state_dict()] * groups))
-    return pair
+def new_pair(model_cfg: ModelConfig, config: TrainConfig, device: torch.device) -> GanPair:
+    """Build a freshly initialised DCGAN on ``device``."""
+    return _make_pair(Generator(model_cfg).to(device), Discriminator(model_cfg).to(device), config)
+
+
+def grouped_pair(
+    model_cfg: ModelConfig, config: TrainConfig, device: torch.device,
+    g: list[dict[str, torch.Tensor]], d: list[dict[str, torch.Tensor]], g_ema: list[dict[str, torch.Tensor]] | None = None,
+) -> GanPair:
+    """Single models' states (one per class) as one grouped pair with fresh optimisers.
+
+    The grouped modules are built without initialisation (it would draw from training's RNG
+    only to be overwritten).
+    """
+    def grouped(cls: type[nn.Module], states: list[dict[str, torch.Tensor]]) -> Any:
+        with torch.device("meta"):
+            module = cls(model_cfg, len(states))
+        module.load_state_dict(pack_states(states), assign=True)
+        return module.to(device)
+
+    return _make_pair(grouped(Generator, g), grouped(Discriminator, d), config,
+                      grouped(Generator, g_ema) if g_ema is not None else None)
 
 
 @torch.no_grad()
@@ -299,6 +312,7 @@ class Trainer:
         self.rollbacks = 0
         self.oom_retries = 0
         self._calibrated_step: int | None = None
+        self._sampler: tuple[int, nn.Module] | None = None  # (step, sampling module)
         self.elapsed = 0.0
         self.phase = self._phase_at(0)
         self.pairs = self._new_pairs(self.phase)
@@ -314,20 +328,19 @@ class Trainer:
         if phase == "per-class":  # this rank's class models as one grouped computation
             # Every class model initialised on its own, in class order (the same weights whatever
             # the number of processes), then this rank's share packed together.
-            singles = [Generator(pretrain_cfg).state_dict() for _ in range(self.num_classes)], \
-                [Discriminator(pretrain_cfg).state_dict() for _ in range(self.num_classes)]
-            pair = new_pair(pretrain_cfg, self.config, self.device, groups=len(self.my_classes))
-            g_state = pack_states([singles[0][c] for c in self.my_classes])
-            pair.g.load_state_dict(g_state)
-            pair.g_ema.load_state_dict(g_state)
-            pair.d.load_state_dict(pack_states([singles[1][c] for c in self.my_classes]))
-            return [pair]
+            gs = [Generator(pretrain_cfg).state_dict() for _ in range(self.num_classes)]
+            ds = [Discriminator(pretrain_cfg).state_dict() for _ in range(self.num_classes)]
+            mine = self.my_classes
+            return [grouped_pair(pretrain_cfg, self.config, self.device, [gs[c] for c in mine], [ds[c] for c in mine])]
         return [new_pair(self.model_cfg, self.config, self.device)]
 
     def _enter_per_class(self) -> None:
         """Start every class's model from the pre-trained one."""
-        self.pairs = [replicate_pair(self.pairs[0], self.config, len(self.my_classes))]
+        src, k = self.pairs[0], len(self.my_classes)
+        self.pairs = [grouped_pair(src.g.config, self.config, self.device, [src.g.state_dict()] * k,
+                                   [src.d.state_dict()] * k, [src.g_ema.state_dict()] * k)]
         self._calibrated_step = None
+        self._sampler = None
         self.phase = "per-class"
         self.reporter.message(f"pre-training done at step {self.step}: training {self.num_classes} per-class models")
 
@@ -352,7 +365,7 @@ class Trainer:
         """Noise for ``pair``'s generator; grouped: drawn for all classes, this rank's kept."""
         if self.phase == "per-class":  # (n, K, z_dim)
             z = torch.randn(n, self.num_classes, self.model_cfg.z_dim, device=self.device, generator=self.gen)
-            return z[:, self.my_class_idx]
+            return z[:, self.my_class_idx] if self.dist.enabled else z
         w, r = self.dist.world, self.dist.rank
         return torch.randn(n * w, *pair.g.z_shape, device=self.device, generator=self.gen)[r * n : (r + 1) * n]
 
@@ -480,17 +493,27 @@ class Trainer:
         return n
 
     # ---------------------------------------------------------------- sampling generator
+    def _recalibrate(self) -> None:
+        """Recompute the EMA generators' BatchNorm statistics for this step (once per step)."""
+        if self._calibrated_step == self.step:
+            return
+        conditional = self.phase == "conditional"
+        for k, pair in enumerate(self.pairs):
+            labels = self._cycle_labels if conditional else _no_labels
+            share = (self.num_classes, self.my_class_idx) if self.phase == "per-class" else None
+            recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1), groups_of=share)
+        self._calibrated_step = self.step
+
+    def _ema_states(self) -> list[dict[str, torch.Tensor]]:
+        """This rank's EMA generator states, one per model."""
+        return [st for p in self.pairs for st in unpack_states(p.g_ema.state_dict(), p.groups)]
+
     def sampling_generator(self) -> nn.Module:
         """This rank's EMA generator(s) as one module with ``G(z, y)``, BatchNorm recalibrated for this step."""
-        if self._calibrated_step != self.step:
-            conditional = self.phase == "conditional"
-            for k, pair in enumerate(self.pairs):
-                labels = self._cycle_labels if conditional else _no_labels
-                share = (self.num_classes, self.my_class_idx) if self.phase == "per-class" else None
-                recalibrate_batchnorm(pair.g_ema, labels, seed=self.config.seed + 7919 * (k + 1), groups_of=share)
-            self._calibrated_step = self.step
-            self._sampler = self._build_sampler([st for p in self.pairs for st in unpack_states(p.g_ema.state_dict(), p.groups)])
-        return self._sampler
+        if self._sampler is None or self._sampler[0] != self.step:
+            self._recalibrate()
+            self._sampler = (self.step, self._build_sampler(self._ema_states()))
+        return self._sampler[1]
 
     def _build_sampler(self, g_ema_states: list[dict[str, torch.Tensor]]) -> nn.Module:
         if self.phase != "per-class":
@@ -506,12 +529,12 @@ class Trainer:
     def _cycle_labels(self, n: int) -> torch.Tensor:
         return torch.arange(n, device=self.device) % self.num_classes
 
-    def _job_states(self) -> list[dict[str, Any]] | None:
-        """Every class model's state (per-class: gathered from all ranks, in class order) on rank 0; None elsewhere."""
-        local = [state for p in self.pairs for state in p.states()]
+    def _job_states(self, local: Callable[[], list[Any]]) -> list[Any] | None:
+        """``local()``'s per-model states for the whole job on rank 0 (per-class: gathered from
+        every rank, in class order; other phases: rank 0's own); None on other ranks. Collective."""
         if not self.dist.enabled:
-            return local
-        mine = _to_cpu(local) if (self.phase == "per-class" or self.dist.is_main) else None
+            return local()
+        mine = _to_cpu(local()) if (self.phase == "per-class" or self.dist.is_main) else None
         gathered = self.dist.gather(mine)
         if not self.dist.is_main:
             return None
@@ -519,13 +542,16 @@ class Trainer:
 
     def save_samples(self) -> Path | None:
         """Write this step's sample grid (rank 0; every rank must call it in a multi-process job)."""
-        gen = self.sampling_generator()
-        if self.dist.enabled:
-            states = self._job_states()  # collective
+        if self.dist.enabled and self.phase == "per-class":  # the grid needs every rank's classes
+            self._recalibrate()
+            states = self._job_states(self._ema_states)
             if states is None:
                 return None
-            if self.phase == "per-class":
-                gen = self._build_sampler([{k: v.to(self.device) for k, v in st["g_ema"].items()} for st in states])
+            gen = self._build_sampler([{k: v.to(self.device) for k, v in st.items()} for st in states])
+        elif not self.dist.is_main:
+            return None
+        else:
+            gen = self.sampling_generator()
         path = self.out_dir / "samples" / f"step_{self.step:06d}.png"
         upscale = max(1, 64 // self.config.image_size)
         grid = class_grid(gen, per_row=10, seed=self.config.seed, upscale=upscale)
@@ -535,11 +561,11 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def checkpoint(self) -> dict[str, Any] | None:
         """The run's checkpoint dict (None on ranks other than 0; every rank must call it in a job)."""
-        self.sampling_generator()  # recalibrated EMA statistics go into the checkpoint
+        self._recalibrate()  # recalibrated EMA statistics go into the checkpoint
         rng: dict[str, Any] = {"torch": torch.get_rng_state(), "trainer": self.gen.get_state().cpu(), "device": str(self.device)}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        models = self._job_states()
+        models = self._job_states(lambda: [st for p in self.pairs for st in p.states()])
         ranks = self.dist.gather(rng)
         if models is None:
             return None
@@ -589,6 +615,7 @@ class Trainer:
             )
         self.step = int(ckpt["step"])
         self._calibrated_step = None
+        self._sampler = None
         self.elapsed = float(ckpt.get("elapsed_s", 0.0))
         self.phase = ckpt["phase"]
         self.pairs = self._new_pairs(self.phase)
@@ -724,7 +751,7 @@ class Trainer:
                 saving = self.step % cfg.checkpoint_every == 0 or last
                 if logging or saving or self.step % check_every == 0:
                     # NaN in the weights makes every later loss NaN, so this step's losses suffice.
-                    now_stats = {k: float(v) for k, v in stats.items()}
+                    now_stats = dict(zip(stats, torch.stack([v.float() for v in stats.values()]).tolist()))
                     reason = ", ".join(k for k, v in now_stats.items() if not math.isfinite(v))
                     if not reason and saving and not self._weights_finite():
                         reason = "weights"

@@ -24,6 +24,15 @@ def _states(path: Path) -> list[dict[str, torch.Tensor]]:
     return [{f"{part}.{k}": v for part in ("g", "g_ema", "d") for k, v in m[part].items()} for m in ckpt["models"]]
 
 
+def _full_and_resumed(labeled: Path, unlabeled: Path, tmp_path: Path, mode: str, device: str) -> tuple[Path, Path]:
+    """6 steps straight through, and 3 steps then resumed to 6: the two run directories."""
+    cfg = tiny_config(mode=mode, steps=6, pretrain_steps=2, checkpoint_every=100, sample_every=100)
+    fit(labeled, unlabeled, tmp_path / "full", cfg, device=device, quiet=True)
+    fit(labeled, unlabeled, tmp_path / "half", cfg.replace(steps=3), device=device, quiet=True)
+    fit(labeled, unlabeled, tmp_path / "half", cfg, device=device, quiet=True, resume=True)
+    return tmp_path / "full", tmp_path / "half"
+
+
 class TestFit:
     @pytest.mark.parametrize("mode", ["per-class", "conditional", "unconditional"])
     @pytest.mark.parametrize("loss", ["bce", "wgan-gp", "hinge"])
@@ -78,11 +87,8 @@ class TestCheckpoint:
 
     @pytest.mark.parametrize("mode", ["per-class", "conditional"])
     def test_resume_equals_uninterrupted(self, labeled: Path, unlabeled: Path, tmp_path: Path, mode: str) -> None:
-        cfg = tiny_config(mode=mode, steps=6, pretrain_steps=2, checkpoint_every=100, sample_every=100)
-        fit(labeled, unlabeled, tmp_path / "full", cfg, device="cpu", quiet=True)
-        fit(labeled, unlabeled, tmp_path / "half", cfg.replace(steps=3), device="cpu", quiet=True)
-        fit(labeled, unlabeled, tmp_path / "half", cfg, device="cpu", quiet=True, resume=True)
-        full, resumed = _states(tmp_path / "full"), _states(tmp_path / "half")
+        full_dir, half_dir = _full_and_resumed(labeled, unlabeled, tmp_path, mode, "cpu")
+        full, resumed = _states(full_dir), _states(half_dir)
         assert load_checkpoint(tmp_path / "half")["step"] == load_checkpoint(tmp_path / "full")["step"]
         for a, b in zip(full, resumed):
             for key in a:
@@ -184,11 +190,8 @@ class TestCuda:
     @pytest.mark.parametrize("mode", ["per-class", "conditional"])
     def test_resume_on_cuda(self, labeled: Path, unlabeled: Path, tmp_path: Path, mode: str) -> None:
         """CUDA RNG states and fused Adam survive a checkpoint: resuming equals running on (within float noise)."""
-        cfg = tiny_config(mode=mode, steps=6, pretrain_steps=2, checkpoint_every=100, sample_every=100)
-        fit(labeled, unlabeled, tmp_path / "full", cfg, device="cuda", quiet=True)
-        fit(labeled, unlabeled, tmp_path / "half", cfg.replace(steps=3), device="cuda", quiet=True)
-        fit(labeled, unlabeled, tmp_path / "half", cfg, device="cuda", quiet=True, resume=True)
-        for a, b in zip(_states(tmp_path / "full"), _states(tmp_path / "half")):
+        full_dir, half_dir = _full_and_resumed(labeled, unlabeled, tmp_path, mode, "cuda")
+        for a, b in zip(_states(full_dir), _states(half_dir)):
             for key in a:
                 torch.testing.assert_close(a[key], b[key], rtol=1e-3, atol=1e-4, msg=key)
 
