@@ -27,6 +27,8 @@ class DistContext:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # this context started the process group and must destroy it
+
 
     @property
     def enabled(self) -> bool:
@@ -39,6 +41,21 @@ class DistContext:
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
+
+    def close(self, *, clean: bool = True) -> None:
+        """End this process's part in the job: wait for the others (``clean``) and destroy the group.
+
+        A process that exits with a live gloo group can abort in the interpreter's teardown
+        ("terminate called without an active exception"); destroying it first avoids that. After
+        an error no barrier is attempted (the other ranks may be gone).
+        """
+        if not (self.owns_group and dist.is_initialized()):
+            return
+        try:
+            if clean:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj``, in rank order, on every rank (just ``[obj]`` when not distributed)."""
@@ -68,7 +85,8 @@ def from_environment(device: torch.device) -> tuple[DistContext, torch.device]:
     """Join the job that ``torchrun`` describes in the environment (if any); pick this rank's GPU.
 
     Uses NCCL on CUDA and gloo on the CPU. Without ``WORLD_SIZE`` > 1 returns a single-process
-    context and ``device`` unchanged.
+    context and ``device`` unchanged. A group started here is the caller's to end with
+    :meth:`DistContext.close`; one that already existed is left alone.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -77,9 +95,10 @@ def from_environment(device: torch.device) -> tuple[DistContext, torch.device]:
     if device.type == "cuda":
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank, world, local), device
+    return DistContext(rank, world, local, owns), device
 
 
 def shard(n: int, rank: int, world: int) -> list[int]:

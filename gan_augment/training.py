@@ -931,6 +931,18 @@ def fit_data(
     reporter = reporter or Reporter(quiet=quiet)
     dev = resolve_device(device)
     job, dev = from_environment(dev)  # under torchrun: this rank's place and device
+    try:
+        out_path = _fit_job(data, out_dir, config, job, dev, resume, overwrite, reporter, sources, checkpoint)
+    except BaseException:
+        job.close(clean=False)
+        raise
+    job.close()
+    return out_path
+
+
+def _fit_job(data: ImageData, out_dir: Path, config: TrainConfig, job: DistContext, dev: torch.device, resume: bool,
+             overwrite: bool, reporter: Reporter, sources: dict[str, str | None] | None,
+             checkpoint: dict[str, Any] | None) -> Path:
     if not job.is_main:
         reporter = Reporter(quiet=True)
     if data.images.shape[-1] != config.image_size:

@@ -13,6 +13,7 @@ import torch
 from conftest import write_folder
 
 from gan_augment import load_checkpoint, load_generator, sample
+from gan_augment.distributed import DistContext
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 
@@ -97,6 +98,7 @@ def test_data_parallel_conditional_keeps_ranks_in_step(three_classes: Path, tmp_
         "    t.train_step()\n"
         "params = torch.cat([p.detach().flatten() for m in (t.pairs[0].g, t.pairs[0].d) for p in m.parameters()])\n"
         "torch.save({'params': params, 'init': init}, os.path.join(sys.argv[2], f'rank{job.rank}.pt'))\n"
+        "job.close()\n"
     )
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
            "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(script), str(three_classes), str(tmp_path)]
@@ -112,3 +114,17 @@ def test_more_processes_than_classes_is_refused(tmp_path: Path) -> None:
     result = torchrun(3, str(labeled), *TINY, "--mode", "per-class", "--steps", "1", "--out", str(tmp_path / "run"))
     assert result.returncode != 0
     assert "3 processes for 2 classes" in result.stderr + result.stdout
+
+
+def test_close_destroys_only_a_group_it_started(tmp_path: Path) -> None:
+    """A live gloo group at interpreter exit can abort the process (SIGABRT): fit ends the group it began."""
+    dist = torch.distributed
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        DistContext(owns_group=False).close()
+        assert dist.is_initialized()  # someone else's group (a caller's) is left alone
+        DistContext(owns_group=True).close()
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
