@@ -1,25 +1,48 @@
 #!/usr/bin/env bash
 # Everything a lent GPU should measure, in one device call; results are written under $OUT.
 #
-# Prepared on the development machine (no GPU there), so it has not run yet. Before the call:
-#   pip download -d .wheels albumentations           # the GPU machine has no albumentations
-#   mkdir -p .data && cp ../shared/data/cifar10-train.zip .data/    # 52 MiB (or mnist.zip)
-# then run it with carry [".wheels", ".data"]:
-#   bash benchmarks/gpu_session.sh throughput cifar10     # or: throughput, cifar10, mnist
+# Before the call, on the development machine:
+#   mkdir -p .data && cp ../shared/data/cifar10-train.zip .data/   # 52 MiB (or mnist.zip, 29 MiB)
+# then call it with carry [".data"]:
+#   bash benchmarks/gpu_session.sh throughput cifar10     # jobs: throughput, cifar10, mnist
 # The working tree travels in at most 64 MiB, so CIFAR-10 and MNIST go in separate calls.
+#
+# Time: one call may run 10 minutes. limited_labels starts no (budget, seed) run that would end
+# past LL_MINUTES (default 7) and writes its report after every finished run, so a call cut short
+# still returns what it measured. To continue in a later call, copy the returned
+# ll-<job>/limited_labels.json to .data/ll-<job>/ (carried): it is picked up with --resume.
+#
+# The GPU machine lacks albumentations, and nothing here needs it there: on CUDA the classifier's
+# augmentation runs on the device (ClassifierConfig.augment="auto"). Wheels in .wheels (carried)
+# are installed if present, for --clf-augment albumentations.
+#
+# GPU_SESSION_DRY=1 runs the same steps on the CPU with --quick (checks this script, no numbers).
 set -euo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
-pip install -q --no-index --find-links .wheels albumentations || echo "albumentations not installed: limited_labels needs it"
-pip install -q --no-deps --no-build-isolation -e . || pip install -q --no-deps -e .
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+LL_MINUTES=${LL_MINUTES:-7}
+if [[ "${GPU_SESSION_DRY:-0}" == 1 ]]; then
+  quick=(--quick --device cpu)
+else
+  quick=()
+  if [[ -d .wheels ]]; then
+    pip install -q --no-index --find-links .wheels albumentations || echo "albumentations not installed: limited_labels needs it"
+  fi
+  pip install -q --no-deps --no-build-isolation -e . || pip install -q --no-deps -e .
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+fi
+python -c "import torch, gan_augment; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'gan_augment', gan_augment.__version__)" | tee -a "$OUT/gpu.txt"
 for job in "$@"; do
   case "$job" in
     throughput)
-      python benchmarks/throughput.py --json "$OUT/throughput.json" --markdown "$OUT/performance.md" 2>&1 | tee "$OUT/throughput.log" ;;
+      python benchmarks/throughput.py "${quick[@]}" --json "$OUT/throughput.json" --markdown "$OUT/performance.md" 2>&1 | tee "$OUT/throughput.log" ;;
     cifar10|mnist)
-      python benchmarks/limited_labels.py --dataset "$job" --data-dir .data --out "$OUT/ll-$job" \
-        --report "$OUT/results-$job.md" 2>&1 | tail -40 | tee "$OUT/ll-$job.log" ;;
+      resume=()
+      if [[ -f ".data/ll-$job/limited_labels.json" ]]; then
+        mkdir -p "$OUT/ll-$job" && cp ".data/ll-$job/limited_labels.json" "$OUT/ll-$job/" && resume=(--resume)
+      fi
+      python benchmarks/limited_labels.py --dataset "$job" --data-dir .data --out "$OUT/ll-$job" --report "$OUT/results-$job.md" \
+        --time-budget "$LL_MINUTES" "${resume[@]}" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
     *) echo "unknown job $job: throughput, cifar10 or mnist" >&2; exit 2 ;;
   esac
 done

@@ -14,6 +14,9 @@ Examples:
     python benchmarks/limited_labels.py                                  # full protocol (GPU)
     python benchmarks/limited_labels.py --dataset mnist --device cpu --cpu-reduced
     python benchmarks/limited_labels.py --train-dir my_imagefolder --quick --out /tmp/r
+    python benchmarks/limited_labels.py --dataset cifar10 --time-budget 7 --out r    # stops starting runs at 7 min
+    python benchmarks/limited_labels.py --dataset cifar10 --resume --out r           # adds the missing runs
+    python benchmarks/limited_labels.py --dataset cifar10 --report-only --out r      # redraws from r/limited_labels.json
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch
 from gan_augment import ModelConfig, TrainConfig, __version__, load_image_data
 from gan_augment.evaluate import (
     ARMS,
+    AUGMENT_MODES,
     ArmSettings,
     ClassifierConfig,
     Split,
@@ -45,6 +49,7 @@ from gan_augment.evaluate import (
     settings_dict,
     summarize,
 )
+from gan_augment.checkpoint import atomic_write_text
 from gan_augment.progress import Reporter
 from gan_augment.sampling import class_grid, load_generator, save_image_atomic
 from gan_augment.training import resolve_device
@@ -113,6 +118,71 @@ def dataset_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
     return specs
 
 
+def load_previous(path: Path) -> dict[str, Any]:
+    """The report a killed or time-limited run left, to be continued by ``--resume`` (empty if none)."""
+    if not path.is_file():
+        return {}
+    try:
+        previous = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        sys.exit(f"Error: {path} is not valid JSON ({e}); move it away or drop --resume")
+    return previous if isinstance(previous, dict) else {}
+
+
+def write_report(args: argparse.Namespace, records: list[dict[str, Any]], sweep: list[dict[str, Any]], grids: dict[str, str],
+                 per_dataset_settings: dict[str, Any], meta: dict[str, Any], wall: float, state: str) -> None:
+    """JSON, table, plots and (unless --quick) the Markdown report from every record so far, each written atomically.
+
+    ``state`` says whether the protocol is complete, still running, or cut short by ``--time-budget``;
+    ``meta`` holds the machine, torch version, package version, commit and protocol of the runs.
+    """
+    rows = summarize(records)
+    machine, torch_version, version, commit, protocol = (meta[k] for k in ("machine", "torch", "package_version", "commit", "protocol"))
+    report = {
+        "machine": machine, "torch": torch_version, "package_version": version, "commit": commit,
+        "protocol": protocol, "state": state, "seeds": sorted({r["seed"] for r in records}), "wall_seconds": round(wall, 1), "settings": per_dataset_settings,
+        "summary": rows, "runs": [{"package_version": version, "commit": commit, "machine": machine, **r} for r in records],
+        "ratio_sweep": sweep,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "limited_labels.json", json.dumps(report, indent=2) + "\n")
+    try:
+        import matplotlib  # noqa: F401  (the GPU machine may lack it: the report then goes without plots)
+
+        plotted = True
+    except ImportError:
+        plotted = False
+    for name in sorted({r["dataset"] for r in records}) if plotted else []:
+        plot_accuracy([r for r in rows if r["dataset"] == name], args.out / f"limited_labels_{name}.png", f"{name}: accuracy vs labels ({protocol})")
+    table = markdown_table(rows)
+    atomic_write_text(args.out / "limited_labels.md", table + "\n")
+    report_path = args.report if args.report else (None if args.quick else ROOT / "docs" / "results.md")
+    if report_path is not None:
+        rel = Path(args.out).resolve().relative_to(report_path.resolve().parent) if args.out.resolve().is_relative_to(report_path.resolve().parent) else args.out
+        lines = [
+            "# Results: does GAN augmentation help a classifier with few labels?", "",
+            f"Written by `benchmarks/limited_labels.py` ({protocol} protocol, {state}) on {machine}, torch {torch_version}, "
+            f"gan-augment {version}, commit {commit}; seeds {sorted({r['seed'] for r in records})}; wall time {wall / 60:.1f} min. "
+            "Accuracy is on the held-out validation split (500 images per class carved from the training "
+            "archive with split seed 0) unless a test directory is named; MNIST uses its official test split. "
+            "Gains are paired by seed (each seed draws its own labeled subset); the interval is a 95% t-interval.", "",
+            *[f"Settings, {name}: " + json.dumps(d) for name, d in per_dataset_settings.items()], "",
+            table, "",
+            "Synthetic-ratio sweep (gan-per-class at the first budget, the same GANs, only the classifier retrained):", "",
+            ratio_table(sweep) if sweep else "(not run)", "",
+            "CAS: accuracy on real test images of the same classifier trained on synthetic images only. "
+            "Real clf on synth.: the baseline classifier's accuracy on synthetic images. Diversity: mean pairwise "
+            "distance of a class's synthetic images over that of its real ones (1 = as diverse; near 0 = collapse).", "",
+        ]
+        for name in sorted({r["dataset"] for r in records}):
+            lines += [f"![accuracy vs labels, {name}]({rel}/limited_labels_{name}.png)" if plotted else
+                      "(plot not drawn: matplotlib is not installed; `--report-only` redraws it where it is)", ""]
+        for title, fname in sorted(grids.items()):
+            lines += [f"Samples, {title} (one row per class):", "", f"![{title}]({rel}/{fname})", ""]
+        lines += [ANCHORS, ""]
+        atomic_write_text(report_path, "\n".join(lines))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=["cifar10", "mnist", "both"], default="both")
@@ -132,32 +202,69 @@ def main() -> None:
     p.add_argument("--clf-steps", type=int, default=ClassifierConfig().steps)
     p.add_argument("--clf-width", type=int, default=ClassifierConfig().width)
     p.add_argument("--clf-batch", type=int, default=ClassifierConfig().batch_size)
+    p.add_argument("--clf-augment", default="auto", choices=list(AUGMENT_MODES),
+                   help="where the classic augmentation runs: auto = on the GPU when training on one, else albumentations")
     p.add_argument("--classifier", default="small-resnet", help="small-resnet or a torchvision model name, e.g. resnet18")
     p.add_argument("--max-unlabeled", type=int, help="cap on the unlabeled pool (reduced runs)")
     p.add_argument("--cpu-reduced", action="store_true", help="small GAN and classifier, fewer steps: a CPU-sized protocol")
     p.add_argument("--quick", action="store_true", help="tiny subset, tiny models: checks the code path, not accuracy")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    p.add_argument("--time-budget", type=float, metavar="MIN",
+                   help="start no (dataset, budget, seed) run that would end past MIN minutes (the slowest one so far as the guide)")
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: rewrite the table, plots and report from OUT/limited_labels.json")
+    p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/limited_labels.json and add the missing ones")
     p.add_argument("--report", type=Path, help="also write the full Markdown report here (default docs/results.md unless --quick)")
     args = p.parse_args()
 
     dev = resolve_device(args.device)
     gan = TrainConfig(steps=args.gan_steps)
     clf = ClassifierConfig(steps=args.clf_steps, width=args.clf_width, batch_size=args.clf_batch,
-                           workers=4 if dev.type == "cuda" else 0, architecture=args.classifier)
+                           workers=4 if dev.type == "cuda" else 0, architecture=args.classifier, augment=args.clf_augment)
     if args.cpu_reduced:
         gan = TrainConfig(steps=min(args.gan_steps, 400), batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64))
-        clf = ClassifierConfig(steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0)
+        clf = ClassifierConfig(steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0, augment=args.clf_augment)
     if args.quick:
         gan = TrainConfig(steps=2, batch_size=4, log_every=1, model=ModelConfig(g_width=4, d_width=4, z_dim=8))
-        clf = ClassifierConfig(steps=2, width=4, batch_size=8, workers=0)
+        clf = ClassifierConfig(steps=2, width=4, batch_size=8, workers=0, augment=args.clf_augment)
         args.seeds = args.seeds[:1]
     reporter = Reporter()
-    records: list[dict[str, Any]] = []
-    per_dataset_settings: dict[str, Any] = {}
-    sweep: list[dict[str, Any]] = []
-    grids = {}
+    if args.report_only:  # e.g. to draw the plots of a GPU run made where matplotlib is missing
+        previous = load_previous(args.out / "limited_labels.json")
+        if not previous.get("runs"):
+            sys.exit(f"Error: no runs in {args.out / 'limited_labels.json'}: nothing to report")
+        have = {p.name for p in args.out.glob("samples_*.png")}
+        grids = {" ".join(f.removeprefix("samples_").removesuffix(".png").rsplit("_", 1)): f for f in sorted(have)}
+        write_report(args, previous["runs"], previous.get("ratio_sweep", []), grids, previous.get("settings", {}),
+                     {k: previous.get(k, "?") for k in ("machine", "torch", "package_version", "commit", "protocol")},
+                     float(previous.get("wall_seconds", 0.0)), previous.get("state", "complete"))
+        print(markdown_table(summarize(previous["runs"])))
+        return
+    previous = load_previous(args.out / "limited_labels.json") if args.resume else {}
+    records: list[dict[str, Any]] = previous.get("runs", [])
+    sweep: list[dict[str, Any]] = previous.get("ratio_sweep", [])
+    per_dataset_settings: dict[str, Any] = previous.get("settings", {})
+    grids: dict[str, str] = {}
+    done = {(r["dataset"], r["labels_per_class"], r["seed"]) for r in records}
+    if done:
+        reporter.message(f"resuming: {len(done)} (dataset, budget, seed) runs already in {args.out / 'limited_labels.json'}")
     t_start = time.perf_counter()
+    seed_seconds: list[float] = []
+    skipped: list[str] = []
+
+    meta = {
+        "machine": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__, "package_version": __version__,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "protocol": "quick (code path only)" if args.quick else ("CPU-reduced" if args.cpu_reduced else "full"),
+    }
+
+    def report(final: bool) -> None:
+        wall = time.perf_counter() - t_start + float(previous.get("wall_seconds", 0.0))
+        state = ("complete" if not skipped else "partial, cut by --time-budget: " + ", ".join(skipped) + " not run") if final else "in progress"
+        write_report(args, records, sweep, grids, per_dataset_settings, meta, wall, state)
+
     for spec in dataset_specs(args):
         size = spec.get("image_size", 16 if args.quick else 32)
         data = load_image_data(spec["train"], image_size=size)
@@ -174,23 +281,37 @@ def main() -> None:
         reporter.message(f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes")
         settings = ArmSettings(gan=gan.replace(image_size=size), classifier=clf, synthetic_ratio=args.synthetic_ratio,
                                flip=spec["flip"], device=dev)
-        per_dataset_settings[spec["name"]] = settings_dict(settings)
+        now = json.loads(json.dumps(settings_dict(settings)))  # as it reads back from the JSON
+        if per_dataset_settings.get(spec["name"], now) != now:
+            sys.exit(f"Error: --resume with other settings for {spec['name']} than the runs in {args.out}: "
+                     "use the same options, or another --out")
+        per_dataset_settings[spec["name"]] = now
         work = ROOT / ".data" / "runs" / spec["name"] if not args.quick else args.out / "runs"
         for n in spec["budgets"]:
             for seed in args.seeds:
+                if (spec["name"], n, seed) in done:
+                    continue
+                elapsed = time.perf_counter() - t_start
+                if args.time_budget and seed_seconds and elapsed + max(seed_seconds) > args.time_budget * 60:
+                    skipped.append(f"{spec['name']} n={n} seed={seed}")
+                    reporter.message(f"skipped {skipped[-1]}: it would pass the {args.time_budget} min budget "
+                                     "(rerun with --resume to add it)")
+                    continue
+                t_seed = time.perf_counter()
                 split = make_split(images, labels, pool, n, seed, test_pair, names, args.max_unlabeled)
                 reporter.message(f"{spec['name']} {n} labels/class, seed {seed}: {len(split.train_labels)} labeled, "
                                  f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled")
-                for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter):
-                    records.append({"dataset": spec["name"], "labels_per_class": n, **rec})
+                new = [{"dataset": spec["name"], "labels_per_class": n, **rec}
+                       for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter)]
+                records += new
                 gan_run = work / f"n{n}" / f"gan-per-class-seed{seed}"
                 if n == spec["budgets"][0] and args.sweep_ratios and (gan_run / "checkpoint.pt").exists():
                     for rec in ratio_sweep(split, gan_run, args.sweep_ratios, settings, seed, reporter):
                         sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
-                    sweep += [{**r, "synthetic_ratio": 0.0} for r in records
-                              if r["dataset"] == spec["name"] and r["labels_per_class"] == n and r["seed"] == seed and r["arm"] == "baseline"]
-                    sweep += [r for r in records if r["dataset"] == spec["name"] and r["labels_per_class"] == n
-                              and r["seed"] == seed and r["arm"] == "gan-per-class"]
+                    sweep += [{**r, "synthetic_ratio": 0.0} for r in new if r["arm"] == "baseline"]
+                    sweep += [r for r in new if r["arm"] == "gan-per-class"]
+                seed_seconds.append(time.perf_counter() - t_seed)
+                report(final=False)  # a run killed later still leaves every finished seed on disk
         for arm in ("gan-per-class", "gan-conditional"):
             run = work / f"n{spec['budgets'][0]}" / f"{arm}-seed{args.seeds[0]}"
             if (run / "checkpoint.pt").exists():
@@ -199,48 +320,9 @@ def main() -> None:
                 save_image_atomic(class_grid(gen, per_row=10, seed=0, upscale=2), grid_path)
                 grids[f"{spec['name']} {arm}"] = grid_path.name
 
-    rows = summarize(records)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    machine = (torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    report(final=True)
+    print(markdown_table(summarize(records)))
     wall = time.perf_counter() - t_start
-    protocol = "quick (code path only)" if args.quick else ("CPU-reduced" if args.cpu_reduced else "full")
-    report = {
-        "machine": machine, "torch": torch.__version__, "package_version": __version__, "commit": commit,
-        "protocol": protocol, "seeds": args.seeds, "wall_seconds": round(wall, 1), "settings": per_dataset_settings,
-        "summary": rows, "runs": [{**r, "package_version": __version__, "commit": commit} for r in records],
-        "ratio_sweep": sweep,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "limited_labels.json").write_text(json.dumps(report, indent=2) + "\n")
-    for name in sorted({r["dataset"] for r in records}):
-        plot_accuracy([r for r in rows if r["dataset"] == name], args.out / f"limited_labels_{name}.png", f"{name}: accuracy vs labels ({protocol})")
-    table = markdown_table(rows)
-    (args.out / "limited_labels.md").write_text(table + "\n")
-    print(table)
-    report_path = args.report if args.report else (None if args.quick else ROOT / "docs" / "results.md")
-    if report_path is not None:
-        rel = Path(args.out).resolve().relative_to(report_path.resolve().parent) if args.out.resolve().is_relative_to(report_path.resolve().parent) else args.out
-        lines = [
-            "# Results: does GAN augmentation help a classifier with few labels?", "",
-            f"Written by `benchmarks/limited_labels.py` ({protocol} protocol) on {machine}, torch {torch.__version__}, "
-            f"gan-augment {__version__}, commit {commit}; seeds {args.seeds}; wall time {wall / 60:.1f} min. "
-            "Accuracy is on the held-out validation split (500 images per class carved from the training "
-            "archive with split seed 0) unless a test directory is named; MNIST uses its official test split. "
-            "Gains are paired by seed (each seed draws its own labeled subset); the interval is a 95% t-interval.", "",
-            *[f"Settings, {name}: " + json.dumps(d) for name, d in per_dataset_settings.items()], "",
-            table, "",
-            "Synthetic-ratio sweep (gan-per-class at the first budget, the same GANs, only the classifier retrained):", "",
-            ratio_table(sweep) if sweep else "(not run)", "",
-            "CAS: accuracy on real test images of the same classifier trained on synthetic images only. "
-            "Real clf on synth.: the baseline classifier's accuracy on synthetic images. Diversity: mean pairwise "
-            "distance of a class's synthetic images over that of its real ones (1 = as diverse; near 0 = collapse).", "",
-        ]
-        for name in sorted({r["dataset"] for r in records}):
-            lines += [f"![accuracy vs labels, {name}]({rel}/limited_labels_{name}.png)", ""]
-        for title, fname in grids.items():
-            lines += [f"Samples, {title} (one row per class):", "", f"![{title}]({rel}/{fname})", ""]
-        lines += [ANCHORS, ""]
-        report_path.write_text("\n".join(lines))
     reporter.message(f"done in {wall / 60:.1f} min: {args.out}")
 
 

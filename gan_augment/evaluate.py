@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from .checkpoint import atomic_write
 from .config import ModelConfig, TrainConfig
 from .data import ImageData
 from .dataset import GANAugmentedDataset
@@ -22,6 +23,7 @@ from .sampling import load_generator, sample
 from .training import fit_data
 
 ARMS: tuple[str, ...] = ("baseline", "gan-per-class", "gan-conditional", "d-features", "ssl")
+AUGMENT_MODES: tuple[str, ...] = ("auto", "albumentations", "device")
 
 
 # ----------------------------------------------------------------------------- data
@@ -57,7 +59,10 @@ class ArrayDataset(Dataset):
 
 
 def classic_augmentation(image_size: int, flip: bool) -> Any:
-    """The baseline's augmentation (albumentations): reflect-pad by 1/8, random crop, horizontal flip."""
+    """The baseline's augmentation (albumentations): reflect-pad by 1/8, random crop, horizontal flip.
+
+    :func:`device_augmentation` is the same augmentation done on a whole batch on the training device.
+    """
     import albumentations as A
     import cv2
     from albumentations.pytorch import ToTensorV2
@@ -74,6 +79,41 @@ def classic_augmentation(image_size: int, flip: bool) -> Any:
     )
 
 
+def crop_pad(image_size: int) -> int:
+    """Padding on each side before the random crop: 1/8 of the image size (at least 1 pixel)."""
+    return max(1, image_size // 8)
+
+
+def crop_flip(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flipped: torch.Tensor, size: int) -> torch.Tensor:
+    """Crop ``size``×``size`` windows at (``top``, ``left``) from each padded image (B, C, H', W'), mirrored
+    where ``flipped``; one gather for the whole batch. Returns (B, C, size, size)."""
+    b = padded.shape[0]
+    dev = padded.device
+    ar = torch.arange(size, device=dev)
+    rows = top.to(dev)[:, None] + ar  # (B, size)
+    cols = left.to(dev)[:, None] + torch.where(flipped.to(dev)[:, None], size - 1 - ar, ar)
+    out = padded[torch.arange(b, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, size, size, C)
+    return out.permute(0, 3, 1, 2)
+
+
+def device_augmentation(images: torch.Tensor, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """:func:`classic_augmentation` for a uint8 batch (B, C, H, W) on any device, in one pass.
+
+    Reflect-pads by :func:`crop_pad` (OpenCV's BORDER_REFLECT_101, as the albumentations pipeline),
+    crops a random window of the original size, flips half the images horizontally when ``flip``,
+    and scales to [-1, 1]. Random draws come from ``generator`` (a CPU generator).
+    """
+    b, _, h, w = images.shape
+    if h != w:
+        raise ValueError(f"device augmentation needs square images, got {h}×{w}")
+    pad = crop_pad(h)
+    padded = F.pad(images.float(), (pad, pad, pad, pad), mode="reflect")
+    top = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    left = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+    flipped = torch.rand(b, generator=generator) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    return crop_flip(padded, top, left, flipped, h).div_(127.5).sub_(1)
+
+
 # ----------------------------------------------------------------------------- the secondary classifier
 @dataclass(frozen=True)
 class ClassifierConfig:
@@ -88,7 +128,13 @@ class ClassifierConfig:
         weight_decay: L2 weight decay.
         label_smoothing: Cross-entropy label smoothing.
         warmup: Fraction of steps of linear warm-up.
-        workers: DataLoader workers.
+        workers: DataLoader workers (the albumentations path).
+        augment: Where the classic augmentation runs: ``"albumentations"`` (per image, in
+            DataLoader workers), ``"device"`` (:func:`device_augmentation`, whole batches on the
+            training device, the images resident there: no loader in the way of a fast GPU), or
+            ``"auto"`` (``device`` on CUDA, ``albumentations`` elsewhere). Both apply the same
+            augmentation to batches drawn the same way (a fresh permutation per epoch, last partial
+            batch dropped).
         architecture: ``"small-resnet"`` (this module's :class:`SmallResNet`) or the name of a
             torchvision classification model (``"resnet18"``, ``"mobilenet_v3_small"``, ...),
             built untrained; ResNets get a 3×3 stride-1 stem without max-pool for small images.
@@ -103,6 +149,17 @@ class ClassifierConfig:
     warmup: float = 0.15
     workers: int = 4
     architecture: str = "small-resnet"
+    augment: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENT_MODES:
+            raise ValueError(f"augment={self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
+
+    def augment_on(self, device: torch.device) -> str:
+        """The augmentation path this configuration takes on ``device``."""
+        if self.augment == "auto":
+            return "device" if device.type == "cuda" else "albumentations"
+        return self.augment
 
 
 def classifier_names() -> list[str]:
@@ -175,10 +232,75 @@ class SmallResNet(nn.Module):
         return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))  # (B, K)
 
 
+def _to_chw_uint8(image: Any) -> torch.Tensor:
+    """One raw item (HWC or HW numpy array, CHW uint8 tensor, or PIL image) as a uint8 (C, H, W) tensor."""
+    if isinstance(image, torch.Tensor):
+        t = image if image.ndim == 3 else image[None]
+    else:
+        arr = np.asarray(image)
+        t = torch.from_numpy(np.ascontiguousarray(arr if arr.ndim == 3 else arr[..., None])).permute(2, 0, 1)
+    if t.dtype != torch.uint8:
+        raise TypeError(f"the classifier expects raw uint8 images, got {t.dtype}: build the dataset without a transform")
+    return t
+
+
+def materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (raw image, label) item of ``dataset`` as uint8 images (N, C, H, W) and int64 labels."""
+    if isinstance(dataset, ArrayDataset) and dataset.transform is None:
+        return dataset.images, torch.as_tensor(dataset.targets, dtype=torch.int64)
+    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    return torch.stack([_to_chw_uint8(x) for x, _ in items]), torch.as_tensor([int(y) for _, y in items], dtype=torch.int64)
+
+
+class _Augmented(Dataset):
+    """A raw dataset with the albumentations pipeline applied to each item (the loader path)."""
+
+    def __init__(self, dataset: Dataset, transform: Any) -> None:
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        x, y = self.dataset[i]
+        arr = _to_chw_uint8(x).permute(1, 2, 0).numpy()
+        return self.transform(image=arr)["image"], int(y)
+
+
+def _batches(dataset: Dataset, config: ClassifierConfig, device: torch.device, flip: bool, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless augmented training batches on ``device``: each epoch a fresh permutation, the last partial batch dropped."""
+    g = torch.Generator().manual_seed(seed)
+    batch = min(config.batch_size, len(dataset))  # type: ignore[arg-type]
+    if config.augment_on(device) == "device":
+        images, labels = materialize(dataset)
+        images, labels = images.to(device), labels.to(device)  # resident: nothing crosses the bus per step
+        while True:
+            perm = torch.randperm(len(labels), generator=g)
+            for i in range(0, len(perm) - batch + 1, batch):
+                idx = perm[i : i + batch].to(device)
+                yield device_augmentation(images[idx], flip, g), labels[idx]
+    x0, _ = dataset[0]
+    loader = DataLoader(
+        _Augmented(dataset, classic_augmentation(int(_to_chw_uint8(x0).shape[-1]), flip)), batch_size=batch,
+        shuffle=True, drop_last=True, generator=g, num_workers=config.workers, persistent_workers=config.workers > 0,
+        pin_memory=device.type == "cuda",
+    )
+    while True:
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
+
+
 def train_classifier(
-    dataset: Dataset, channels: int, num_classes: int, config: ClassifierConfig, device: torch.device, seed: int
+    dataset: Dataset, channels: int, num_classes: int, config: ClassifierConfig, device: torch.device, seed: int,
+    flip: bool = True,
 ) -> nn.Module:
-    """Train the secondary classifier for exactly ``config.steps`` steps on a dataset of (tensor, label)."""
+    """Train the secondary classifier for exactly ``config.steps`` steps.
+
+    ``dataset`` yields raw (image, label) items: uint8 HWC arrays (as :class:`ArrayDataset` and a
+    :class:`GANAugmentedDataset` over it without a transform give them), CHW uint8 tensors or PIL
+    images. The classic augmentation (padded random crop, horizontal flip when ``flip``) is applied
+    here, where ``config.augment`` says.
+    """
     torch.manual_seed(seed)
     model = build_classifier(config.architecture, channels, num_classes, config.width)
     model = model.to(device).to(memory_format=torch.channels_last)
@@ -196,28 +318,19 @@ def train_classifier(
         t = (step - warm) / max(1, config.steps - warm)
         return config.lr * 0.5 * (1 + np.cos(np.pi * t))
 
-    g = torch.Generator().manual_seed(seed)
-    loader = DataLoader(
-        dataset, batch_size=min(config.batch_size, len(dataset)), shuffle=True, drop_last=True, generator=g,
-        num_workers=config.workers, persistent_workers=config.workers > 0, pin_memory=device.type == "cuda",
-    )
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     model.train()
-    step = 0
-    while step < config.steps:
-        for x, y in loader:
-            if step >= config.steps:
-                break
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-            x = x.to(device, non_blocking=True).to(memory_format=torch.channels_last)
-            y = torch.as_tensor(y).to(device, non_blocking=True)
-            with amp:
-                loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    batches = _batches(dataset, config, device, flip, seed)
+    for step in range(config.steps):
+        x, y = next(batches)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        with amp:
+            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y, label_smoothing=config.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    batches.close()  # ends the loader's workers
     return model.eval()
 
 
@@ -289,7 +402,6 @@ def run_seed(
     k = len(split.class_names)
     channels = int(split.train_images.shape[1])
     size = int(split.train_images.shape[-1])
-    aug = classic_augmentation(size, settings.flip)
     base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
     records: list[dict[str, Any]] = []
     baseline_model: nn.Module | None = None
@@ -312,8 +424,7 @@ def run_seed(
     for arm in arms:
         t0 = time.perf_counter()
         if arm == "baseline":
-            ds = ArrayDataset(split.train_images, split.train_labels, split.class_names, transform=aug)
-            baseline_model = train_classifier(ds, channels, k, settings.classifier, dev, seed)
+            baseline_model = train_classifier(base, channels, k, settings.classifier, dev, seed, settings.flip)
             record(arm, classifier_accuracy(baseline_model, split.test_images, split.test_labels, dev), t0)
         elif arm in ("gan-per-class", "gan-conditional"):
             mode = arm.split("-", 1)[1]
@@ -321,11 +432,11 @@ def run_seed(
             if mode not in runs:
                 data = gan_data()
                 fit_data(data, run, gan_cfg.replace(mode=mode), device=dev, overwrite=True, reporter=Reporter(quiet=True))
-            ds = GANAugmentedDataset(base, run, synthetic_ratio=settings.synthetic_ratio, transform=aug, device=dev, seed=seed)
-            model = train_classifier(ds, channels, k, settings.classifier, dev, seed)
+            ds = GANAugmentedDataset(base, run, synthetic_ratio=settings.synthetic_ratio, device=dev, seed=seed)
+            model = train_classifier(ds, channels, k, settings.classifier, dev, seed, settings.flip)
             extra: dict[str, Any] = {"synthetic_ratio": settings.synthetic_ratio}
             if settings.quality:
-                extra.update(generator_quality(run, split, baseline_model, settings, seed, aug))
+                extra.update(generator_quality(run, split, baseline_model, settings, seed))
             record(arm, classifier_accuracy(model, split.test_images, split.test_labels, dev), t0, **extra)
         elif arm == "d-features":
             run = runs.get("unconditional") or work / f"unconditional-seed{seed}"
@@ -363,14 +474,12 @@ def ratio_sweep(
 ) -> list[dict[str, Any]]:
     """The secondary classifier trained with ``run``'s synthetic images at each ratio (the GAN reused)."""
     dev = settings.device
-    size = int(split.train_images.shape[-1])
-    aug = classic_augmentation(size, settings.flip)
     base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
     out = []
     for r in ratios:
         t0 = time.perf_counter()
-        ds = GANAugmentedDataset(base, run, synthetic_ratio=r, transform=aug, device=dev, seed=seed)
-        model = train_classifier(ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed)
+        ds = GANAugmentedDataset(base, run, synthetic_ratio=r, device=dev, seed=seed)
+        model = train_classifier(ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed, settings.flip)
         acc = classifier_accuracy(model, split.test_images, split.test_labels, dev)
         out.append({"arm": "gan-per-class", "seed": seed, "accuracy": acc, "synthetic_ratio": r,
                     "seconds": round(time.perf_counter() - t0, 2)})
@@ -379,7 +488,7 @@ def ratio_sweep(
 
 
 def generator_quality(
-    run: Path, split: Split, real_model: nn.Module | None, settings: ArmSettings, seed: int, aug: Any
+    run: Path, split: Split, real_model: nn.Module | None, settings: ArmSettings, seed: int
 ) -> dict[str, float]:
     """Classification accuracy score (train on synthetic only, test on real), the real-data classifier's
     accuracy on synthetic images, and the mean per-class diversity ratio (min over classes too)."""
@@ -391,16 +500,17 @@ def generator_quality(
     labels = torch.arange(k).repeat_interleave(n_per_class)
     synth = sample(gen, len(labels), labels=labels, seed=10_000 + seed)
     out: dict[str, float] = {}
-    syn_ds = ArrayDataset(synth, labels, split.class_names, transform=aug)
-    cas_model = train_classifier(syn_ds, synth.shape[1], k, settings.classifier, dev, seed)
+    syn_ds = ArrayDataset(synth.cpu(), labels, split.class_names)
+    cas_model = train_classifier(syn_ds, synth.shape[1], k, settings.classifier, dev, seed, settings.flip)
     out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, dev)
     if real_model is not None:
         out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, dev)
     ratios = [
         diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)
     ]
-    out["diversity"] = float(np.nanmean(ratios))
-    out["diversity_min"] = float(np.nanmin(ratios))
+    valid = [r for r in ratios if not np.isnan(r)]  # a class with < 2 evaluation images has no ratio
+    out["diversity"] = float(np.mean(valid)) if valid else float("nan")
+    out["diversity_min"] = float(np.min(valid)) if valid else float("nan")
     return out
 
 
@@ -497,8 +607,7 @@ def plot_accuracy(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=120, format="png"))
     plt.close(fig)
 
 
@@ -506,7 +615,7 @@ def settings_dict(settings: ArmSettings) -> dict[str, Any]:
     """The protocol's settings as plain data for the JSON report."""
     return {
         "gan": settings.gan.to_dict(),
-        "classifier": asdict(settings.classifier),
+        "classifier": {**asdict(settings.classifier), "augment_path": settings.classifier.augment_on(settings.device)},
         "synthetic_ratio": settings.synthetic_ratio,
         "flip": settings.flip,
         "device": str(settings.device),

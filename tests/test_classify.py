@@ -165,25 +165,49 @@ class TestStatistics:
 
 
 def test_benchmark_quick_runs(tmp_path: Path) -> None:
-    """benchmarks/limited_labels.py --quick on generated images writes a well-formed report."""
+    """benchmarks/limited_labels.py --quick on generated images writes a well-formed report; a run cut by
+    --time-budget says so and --resume completes it, keeping the runs already made."""
     import subprocess
     import sys
 
     data = write_folder(tmp_path / "data", ["a", "b", "c"], [8, 8, 8], size=20)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "limited_labels.py"
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, str(script), "--train-dir", str(data), "--quick", "--budgets", "3",
-                             "--out", str(out), "--device", "cpu", "--report", str(tmp_path / "results.md")],
-                            capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, str(script), "--train-dir", str(data), "--quick", "--budgets", "3", "4",
+           "--out", str(out), "--device", "cpu", "--report", str(tmp_path / "results.md")]
+    result = subprocess.run([*cmd, "--time-budget", "0.0001"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    partial = json.loads((out / "limited_labels.json").read_text())
+    assert partial["state"] == "partial, cut by --time-budget: data n=4 seed=0 not run"
+    assert {r["labels_per_class"] for r in partial["runs"]} == {3}
+    assert "partial, cut by --time-budget" in (tmp_path / "results.md").read_text()
+
+    result = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "limited_labels.json").read_text())
+    assert report["state"] == "complete" and report["wall_seconds"] > partial["wall_seconds"]
+    assert [r for r in report["runs"] if r["labels_per_class"] == 3] == partial["runs"]
     assert {"machine", "runs", "summary", "commit", "package_version"} <= set(report)
-    arms = {r["arm"] for r in report["runs"]}
-    assert arms == {"baseline", "gan-per-class", "gan-conditional", "d-features", "ssl"}
+    for n in (3, 4):
+        arms = {r["arm"] for r in report["runs"] if r["labels_per_class"] == n}
+        assert arms == {"baseline", "gan-per-class", "gan-conditional", "d-features", "ssl"}
     for r in report["runs"]:
         assert {"dataset", "arm", "labels_per_class", "seed", "accuracy", "seconds"} <= set(r)
         assert 0 <= r["accuracy"] <= 1
     assert (out / "limited_labels_data.png").is_file() and (out / "samples_data_gan-per-class.png").is_file()
     text = (tmp_path / "results.md").read_text()
-    assert "| data | 3 | baseline |" in text and "| data | 3 | 0.25 | 1 |" in text
+    assert "complete" in text and "| data | 3 | baseline |" in text and "| data | 4 | baseline |" in text
+    assert "| data | 3 | 0.25 | 1 |" in text
     assert {r["synthetic_ratio"] for r in report["ratio_sweep"]} == {0.0, 0.25, 0.5, 0.75}
+
+    # Where matplotlib is missing (the GPU machine) the report goes without plots; --report-only redraws them.
+    (out / "limited_labels_data.png").unlink()
+    argv = [str(script), *cmd[2:], "--report-only"]
+    no_mpl = f"import sys, runpy; sys.modules['matplotlib'] = None; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+    result = subprocess.run([sys.executable, "-c", no_mpl], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "plot not drawn" in (tmp_path / "results.md").read_text() and not (out / "limited_labels_data.png").exists()
+    result = subprocess.run([*cmd, "--report-only"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (out / "limited_labels_data.png").is_file() and json.loads((out / "limited_labels.json").read_text())["runs"] == report["runs"]
+    assert (tmp_path / "results.md").read_text() == text  # the same report, redrawn from the JSON alone

@@ -1,0 +1,133 @@
+"""The secondary classifier's classic augmentation: the batched device path equals the albumentations one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan_augment.evaluate import (
+    ArrayDataset,
+    ClassifierConfig,
+    classic_augmentation,
+    crop_flip,
+    crop_pad,
+    device_augmentation,
+    materialize,
+    train_classifier,
+)
+
+
+@pytest.mark.parametrize("size,channels", [(16, 3), (28, 1), (32, 3)])
+def test_crop_flip_matches_albumentations_window(size: int, channels: int) -> None:
+    """For the same window and flip, the batched gather gives albumentations' pixels (reflect-101 padding)."""
+    import albumentations as A
+    import cv2
+
+    rng = np.random.default_rng(size)
+    images = rng.integers(0, 256, (6, size, size, channels), dtype=np.uint8)
+    pad = crop_pad(size)
+    top = torch.tensor(rng.integers(0, 2 * pad + 1, 6))
+    left = torch.tensor(rng.integers(0, 2 * pad + 1, 6))
+    flipped = torch.tensor([False, True, False, True, True, False])
+    padded = F.pad(torch.from_numpy(images).permute(0, 3, 1, 2).float(), (pad,) * 4, mode="reflect")
+    ours = crop_flip(padded, top, left, flipped, size)
+    for i in range(6):
+        t, lft = int(top[i]), int(left[i])
+        ref = A.Compose([
+            A.PadIfNeeded(size + 2 * pad, size + 2 * pad, border_mode=cv2.BORDER_REFLECT_101),
+            A.Crop(x_min=lft, y_min=t, x_max=lft + size, y_max=t + size),
+            A.HorizontalFlip(p=1.0 if flipped[i] else 0.0),
+        ])(image=images[i])["image"]
+        ref = ref if ref.ndim == 3 else ref[..., None]
+        assert torch.equal(ours[i], torch.from_numpy(ref).permute(2, 0, 1).float()), i
+
+
+def test_device_augmentation_draws_every_window_and_flip() -> None:
+    """Every output is one of the (top, left, flip) windows; all of them occur; the scale is [-1, 1]."""
+    size = 8
+    pad = crop_pad(size)
+    image = torch.arange(size * size, dtype=torch.uint8).view(1, 1, size, size)  # distinct pixels
+    out = device_augmentation(image.expand(3000, -1, -1, -1), flip=True, generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3000, 1, size, size) and out.min() >= -1 and out.max() <= 1
+    padded = F.pad(image.float(), (pad,) * 4, mode="reflect")
+    windows = [(t, lft, f) for t in range(2 * pad + 1) for lft in range(2 * pad + 1) for f in (False, True)]
+    cands = torch.cat([crop_flip(padded, torch.tensor([t]), torch.tensor([lft]), torch.tensor([f]), size) for t, lft, f in windows])
+    cands = cands.div(127.5).sub(1).flatten(1)
+    match = (out.flatten(1)[:, None, :] - cands[None]).abs().amax(-1) < 1e-6  # (3000, windows)
+    assert bool(match.any(1).all())
+    counts = match.float().argmax(1).bincount(minlength=len(windows))
+    assert int(counts.min()) > 0.5 * 3000 / len(windows)  # roughly uniform over windows and flips
+    no_flip = device_augmentation(image.expand(500, -1, -1, -1), flip=False, generator=torch.Generator().manual_seed(0))
+    flipped_only = [i for i, w in enumerate(windows) if w[2] and not any(torch.equal(cands[i], cands[j]) for j, v in enumerate(windows) if not v[2])]
+    hits = (no_flip.flatten(1)[:, None, :] - cands[flipped_only][None]).abs().amax(-1) < 1e-6
+    assert not bool(hits.any())
+
+
+def test_materialize_reads_raw_items() -> None:
+    images = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    ds = ArrayDataset(images, labels, ["a", "b"])
+    x, y = materialize(ds)
+    assert x is images and torch.equal(y, labels)
+
+    class Items(torch.utils.data.Dataset):  # a generic dataset of HWC arrays and of grayscale HW arrays
+        def __len__(self) -> int:
+            return 5
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+            return images[i, 0].numpy(), int(labels[i])
+
+    x, y = materialize(Items())
+    assert x.shape == (5, 1, 8, 8) and torch.equal(x[:, 0], images[:, 0]) and torch.equal(y, labels)
+    with pytest.raises(TypeError, match="raw uint8"):
+        materialize(ArrayDataset(images, labels, ["a", "b"], transform=classic_augmentation(8, True)))
+
+
+@pytest.mark.parametrize("augment", ["device", "albumentations"])
+def test_both_paths_learn_a_separable_task(augment: str) -> None:
+    """Dark against bright images: either augmentation path trains a classifier that gets them all right."""
+    gen = torch.Generator().manual_seed(0)
+    dark = torch.randint(0, 60, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    bright = torch.randint(190, 256, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    ds = ArrayDataset(torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16), ["dark", "bright"])
+    cfg = ClassifierConfig(steps=40, width=4, batch_size=8, workers=0, augment=augment)
+    model = train_classifier(ds, 3, 2, cfg, torch.device("cpu"), seed=0)
+    test = torch.cat([torch.full((4, 3, 16, 16), 20, dtype=torch.uint8), torch.full((4, 3, 16, 16), 230, dtype=torch.uint8)])
+    with torch.no_grad():
+        pred = model(test.float().div(127.5).sub(1)).argmax(1)
+    assert pred.tolist() == [0] * 4 + [1] * 4
+
+
+def test_augment_setting() -> None:
+    assert ClassifierConfig().augment_on(torch.device("cpu")) == "albumentations"
+    assert ClassifierConfig().augment_on(torch.device("cuda")) == "device"
+    assert ClassifierConfig(augment="device").augment_on(torch.device("cpu")) == "device"
+    with pytest.raises(ValueError, match="augment='gpu'"):
+        ClassifierConfig(augment="gpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_device_augmentation_on_cuda_matches_cpu() -> None:
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    cpu = device_augmentation(images, True, torch.Generator().manual_seed(3))
+    gpu = device_augmentation(images.cuda(), True, torch.Generator().manual_seed(3))
+    assert torch.equal(cpu, gpu.cpu())
+
+
+def test_gan_arm_with_device_augmentation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A GANAugmentedDataset arm on the device path: its real and synthetic items are materialised and trained on."""
+    from conftest import tiny_config
+
+    from gan_augment.evaluate import ArmSettings, Split, run_seed
+    from gan_augment.progress import Reporter
+
+    gen = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (12, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2] * 4)
+    split = Split(images[:9], labels[:9], None, images[9:], labels[9:], ["a", "b", "c"])
+    settings = ArmSettings(gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=3, width=4, batch_size=4, workers=0, augment="device"))
+    records = run_seed(split, ["baseline", "gan-per-class"], settings, 0, tmp_path, Reporter(quiet=True))
+    assert [r["arm"] for r in records] == ["baseline", "gan-per-class"]
+    assert all(0 <= r["accuracy"] <= 1 for r in records) and 0 <= records[1]["cas"] <= 1
