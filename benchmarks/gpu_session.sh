@@ -7,9 +7,10 @@
 #   bash benchmarks/gpu_session.sh throughput cifar10     # jobs: throughput, cifar10, mnist
 # The working tree travels in at most 64 MiB, so CIFAR-10 and MNIST go in separate calls.
 #
-# Time: one call may run 10 minutes. limited_labels starts no (budget, seed) run that would end
-# past LL_MINUTES (default 7) and writes its report after every finished run, so a call cut short
-# still returns what it measured. To continue in a later call, copy the returned
+# Time: one call may run 10 minutes. limited_labels gets what is left of CALL_SECONDS (default
+# 540) after the jobs before it, less a minute: it starts no (budget, seed) run that would end
+# past that, and writes its report after every finished run, so a call cut short still returns
+# what it measured. To continue in a later call, copy the returned
 # ll-<job>/limited_labels.json to .data/ll-<job>/ (carried): it is picked up with --resume.
 #
 # The GPU machine lacks albumentations, and nothing here needs it there: on CUDA the classifier's
@@ -20,7 +21,7 @@
 set -euo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
-LL_MINUTES=${LL_MINUTES:-7}
+CALL_SECONDS=${CALL_SECONDS:-540}
 if [[ "${GPU_SESSION_DRY:-0}" == 1 ]]; then
   quick=(--quick --device cpu)
 else
@@ -41,8 +42,11 @@ for job in "$@"; do
       if [[ -f ".data/ll-$job/limited_labels.json" ]]; then
         mkdir -p "$OUT/ll-$job" && cp ".data/ll-$job/limited_labels.json" "$OUT/ll-$job/" && resume=(--resume)
       fi
+      left=$(( CALL_SECONDS - SECONDS - 60 ))
+      if (( left < 60 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
       python benchmarks/limited_labels.py --dataset "$job" --data-dir .data --out "$OUT/ll-$job" --report "$OUT/results-$job.md" \
-        --time-budget "$LL_MINUTES" "${resume[@]}" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
+        --time-budget "$(python -c "print(round($left / 60, 2))")" "${resume[@]}" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
     *) echo "unknown job $job: throughput, cifar10 or mnist" >&2; exit 2 ;;
   esac
 done
+echo "gpu_session: ${SECONDS} s" | tee -a "$OUT/gpu.txt"

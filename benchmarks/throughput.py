@@ -39,7 +39,8 @@ from gan_augment.data import ImageData
 from gan_augment.features import extract_features
 from gan_augment.progress import Reporter
 from gan_augment.sampling import sample
-from gan_augment.training import Trainer
+from gan_augment import training
+from gan_augment.training import COMPILE_MODES, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,10 +138,11 @@ class ReferenceRun:
 class PackageRun:
     """The package's trainer (grouped per-class models, data on the device, fused Adam, bf16 on CUDA)."""
 
-    def __init__(self, mode: str, cfg: ModelConfig, data: ImageData, batch: int, dev: torch.device, tmp: Path) -> None:
+    def __init__(self, mode: str, cfg: ModelConfig, data: ImageData, batch: int, dev: torch.device, tmp: Path,
+                 compile: str = "off") -> None:
         self.tcfg = TrainConfig(mode=mode, image_size=cfg.image_size, channels=cfg.channels, batch_size=batch, steps=10**6,
                                 pretrain_steps=0, diffaugment="off", model=cfg)
-        self.trainer = Trainer(self.tcfg, data, tmp, dev, Reporter(quiet=True))
+        self.trainer = Trainer(self.tcfg, data, tmp, dev, Reporter(quiet=True), compile=compile)
         self.images_per_step = self.trainer.images_per_step()
 
     def seconds_per_step(self, steps: int, dev: torch.device) -> float:
@@ -148,8 +150,13 @@ class PackageRun:
 
 
 def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int,
-                  dev: torch.device, reference: bool = True, rounds: int = 3) -> tuple[dict[str, Any], torch.nn.Module]:
-    """Reference and package timed in alternating rounds (medians), so drift of a shared machine hits both."""
+                  dev: torch.device, reference: bool = True, rounds: int = 3, compile: str = "off",
+                  ) -> tuple[dict[str, Any], torch.nn.Module]:
+    """Reference and package timed in alternating rounds (medians), so drift of a shared machine hits both.
+
+    With ``compile`` other than ``off``, the package's trainer with ``torch.compile`` in that mode
+    is a third contender in the same rounds (its compilation, the first warm-up steps, timed apart).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         ref = ref_flops = ref_peak = None
         if reference:
@@ -174,11 +181,23 @@ def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch
             del single
         else:
             pkg_flops = flops_of(pkg.trainer.train_step)
-        ref_times, pkg_times = [], []
+        cpk, compile_s = None, None
+        if compile != "off":
+            torch._dynamo.reset()
+            cpk = PackageRun(mode, cfg, data, batch, dev, Path(tmp) / "compiled", compile=compile)
+            sync(dev)
+            t0 = time.perf_counter()
+            for _ in range(max(3, warmup)):  # compilation (and CUDA-graph recording) happens here
+                cpk.trainer.train_step()
+            sync(dev)
+            compile_s = time.perf_counter() - t0
+        ref_times, pkg_times, cpk_times = [], [], []
         for _ in range(rounds):
             if ref is not None:
                 ref_times.append(ref.seconds_per_step(steps, dev))
             pkg_times.append(pkg.seconds_per_step(steps, dev))
+            if cpk is not None:
+                cpk_times.append(cpk.seconds_per_step(steps, dev))
         sampler = pkg.trainer.sampling_generator()
     t_pkg = float(np.median(pkg_times))
     t_ref = float(np.median(ref_times)) if ref_times else None
@@ -197,8 +216,17 @@ def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch
         "reference_peak_gpu_mem_gb": ref_peak,
         "speedup": round(pkg_ips / ref_ips, 2) if ref_ips else None,
     }
+    if cpk is not None:
+        t_cpk = float(np.median(cpk_times))
+        c_ips = cpk.images_per_step / t_cpk
+        rec.update({"compiled": compile, "compile_seconds": round(compile_s or 0.0, 1),
+                    "compiled_img_per_s": round(c_ips, 1), "compiled_ms_per_step": round(1e3 * t_cpk, 3),
+                    "compiled_img_per_s_rounds": [round(cpk.images_per_step / t, 1) for t in cpk_times],
+                    "compiled_speedup": round(c_ips / ref_ips, 2) if ref_ips else None})
     print(f"{name:>20}: {rec['img_per_s']:>10.0f} img/s ({rec['ms_per_step']:.2f} ms/step)"
-          + (f"  reference {rec['reference_img_per_s']:.0f} img/s  speedup {rec['speedup']:.2f}×" if ref_ips else ""), flush=True)
+          + (f"  reference {rec['reference_img_per_s']:.0f} img/s  speedup {rec['speedup']:.2f}×" if ref_ips else "")
+          + (f"  compiled ({compile}) {rec['compiled_img_per_s']:.0f} img/s after {rec['compile_seconds']:.0f} s" if cpk else ""),
+          flush=True)
     return rec, sampler
 
 
@@ -249,11 +277,11 @@ def table(records: list[dict[str, Any]]) -> str:
     def f(v: Any, fmt: str) -> str:
         return "–" if v is None else format(v, fmt)
 
-    lines = ["| case | images | batch | reference img/s | package img/s | speedup | package ms/step | TFLOP/s (ref → pkg) | peak GPU GB (ref → pkg) |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    lines = ["| case | images | batch | reference img/s | package img/s | speedup | package ms/step | TFLOP/s (ref → pkg) | peak GPU GB (ref → pkg) | compiled img/s (speedup; compile s) |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |"]
     for r in records:
         if r["case"] == "demo":
-            lines.append(f"| demo (`gan-augment demo`, wall) | – | – | – | – | – | {r['seconds']:.1f} s in all | – | – |")
+            lines.append(f"| demo (`gan-augment demo`, wall) | – | – | – | – | – | {r['seconds']:.1f} s in all | – | – | – |")
             continue
         shape = f"{r.get('classes', '')}× " if r.get("mode") == "per-class" else ""
         shape += f"{r['image_size']}²×{r['channels']}" if "image_size" in r else f"{r['images']:,}"
@@ -261,7 +289,9 @@ def table(records: list[dict[str, Any]]) -> str:
             f"| {r['case']} | {shape} | {r['batch']}{' per class' if r.get('mode') == 'per-class' else ''} | "
             f"{f(r['reference_img_per_s'], ',.0f')} | {f(r['img_per_s'], ',.0f')} | {f(r['speedup'], '.2f')}{'×' if r['speedup'] else ''} | "
             f"{f(r.get('ms_per_step'), '.2f')} | {f(r.get('reference_tflops'), '.3f')} → {f(r.get('tflops'), '.3f')} | "
-            f"{f(r.get('reference_peak_gpu_mem_gb'), '.2f')} → {f(r.get('peak_gpu_mem_gb'), '.2f')} |")
+            f"{f(r.get('reference_peak_gpu_mem_gb'), '.2f')} → {f(r.get('peak_gpu_mem_gb'), '.2f')} | "
+            + (f"{r['compiled_img_per_s']:,.0f} ({f(r.get('compiled_speedup'), '.2f')}×; {r['compile_seconds']:.0f} s) |"
+               if r.get("compiled") else "– |"))
     return "\n".join(lines)
 
 
@@ -290,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a few steps of each case (checks the code path)")
     p.add_argument("--demo", action="store_true", help="also time `gan-augment demo` (CPU)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per case")
+    p.add_argument("--compile", default=None, choices=list(COMPILE_MODES),
+                   help="also time the trainer under torch.compile in this mode (default: reduce-overhead on CUDA, off on the CPU)")
+    p.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: aot_eager
     p.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "throughput.json")
     p.add_argument("--markdown", type=Path, default=ROOT / "docs" / "performance.md")
     args = p.parse_args(argv)
@@ -299,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     if gpu:
         torch.backends.cudnn.benchmark = True
     steps = args.steps or (2 if args.quick else (50 if gpu else 15))
+    compile = args.compile or ("reduce-overhead" if gpu else "off")
+    training.COMPILE_BACKEND = args.compile_backend
     warmup = 1 if args.quick else (10 if gpu else 3)
     records = []
     if gpu and not args.quick:
@@ -307,11 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         c32 = ModelConfig(image_size=32, channels=3)
         c64 = ModelConfig(image_size=64, channels=3, upsample="transposed")
         d32, d64 = random_data(10, 500, 3, 32), random_data(10, 500, 3, 64)
-        rec, sampler = training_case("per-class", "per-class", c32, d32, 64, steps, warmup, dev)
+        rec, sampler = training_case("per-class", "per-class", c32, d32, 64, steps, warmup, dev, compile=compile)
         records.append(rec)
-        records.append(training_case("conditional", "conditional", c32, d32, 128, steps, warmup, dev)[0])
-        records.append(training_case("conditional-1024", "conditional", c32, d32, 1024, steps, warmup, dev)[0])
-        records.append(training_case("unconditional-64", "unconditional", c64, d64, 128, steps, warmup, dev)[0])
+        records.append(training_case("conditional", "conditional", c32, d32, 128, steps, warmup, dev, compile=compile)[0])
+        records.append(training_case("conditional-1024", "conditional", c32, d32, 1024, steps, warmup, dev, compile=compile)[0])
+        records.append(training_case("unconditional-64", "unconditional", c64, d64, 128, steps, warmup, dev, compile=compile)[0])
         records.append(training_case("per-class-64", "per-class", c64, d64, 64, steps, warmup, dev, reference=False)[0])
         records.append(sampling_case(sampler, 200_000, dev, 8192))
         records.append(features_case(c32, 100_000, dev, 4096))
@@ -320,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         # The demo's configuration (16×16 grayscale, widths 16, z 32, batch 32 per class) on the CPU.
         demo = ModelConfig(image_size=16, channels=1, g_width=16, d_width=16, z_dim=32)
         data = random_data(10, 100, 1, 16)
-        rec, sampler = training_case("per-class", "per-class", demo, data, 32, steps, warmup, dev)
+        rec, sampler = training_case("per-class", "per-class", demo, data, 32, steps, warmup, dev, compile=compile)
         records.append(rec)
         records.append(training_case("conditional", "conditional", demo, data, 128, steps, warmup, dev)[0])
         records.append(training_case("unconditional", "unconditional", demo, data, 128, steps, warmup, dev)[0])

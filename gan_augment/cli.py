@@ -44,6 +44,13 @@ class UpsampleChoice(str, enum.Enum):
     transposed = "transposed"
 
 
+class CompileChoice(str, enum.Enum):
+    off = "off"
+    default = "default"
+    reduce_overhead = "reduce-overhead"
+    max_autotune = "max-autotune"
+
+
 class SwitchChoice(str, enum.Enum):
     auto = "auto"
     on = "on"
@@ -106,6 +113,7 @@ def fit(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
     strict: bool = typer.Option(False, "--strict", help="Stop on an unreadable image file instead of skipping it."),
+    compile: CompileChoice = typer.Option(CompileChoice.off, "--compile", help="torch.compile the models (GPU; reduce-overhead adds CUDA graphs). Not with wgan-gp."),
 ) -> None:
     """Train DCGAN(s) on LABELED (and UNLABELED) and write a run directory."""
     from .training import fit as run_fit
@@ -142,7 +150,7 @@ def fit(
         )
     t0 = time.perf_counter()
     ckpt = run_fit(labeled, unlabeled, out, config, device=device, resume=resume, overwrite=overwrite, quiet=quiet,
-                   strict=strict)
+                   strict=strict, compile=compile.value)
     if not quiet:
         typer.echo(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}", err=True)
         typer.echo(f"next: gan-augment sample {out} --n 100 --out grid.png", err=True)

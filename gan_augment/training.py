@@ -138,6 +138,36 @@ def _adam(params: Iterator[nn.Parameter], lr: float, config: TrainConfig) -> tor
     return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=fused or None)
 
 
+COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune")
+COMPILE_BACKEND = "inductor"  # the tests use "aot_eager": the same graph capture without code generation
+
+
+def compile_pair(pair: GanPair, mode: str) -> None:
+    """Compile ``pair``'s generator and discriminator in place (``torch.compile``; state dict keys unchanged).
+
+    ``mode`` is one of :data:`COMPILE_MODES`; ``off`` does nothing. The EMA generator is not
+    compiled (it only samples, at grids and checkpoints).
+    """
+    if mode == "off":
+        return
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile={mode!r}: use one of {', '.join(COMPILE_MODES)}")
+    kwargs: dict[str, Any] = {"backend": COMPILE_BACKEND}
+    if COMPILE_BACKEND == "inductor" and mode != "default":
+        kwargs["mode"] = mode
+    for module in (pair.g, pair.d):
+        module.compile(**kwargs)
+
+
+def check_compile(compile: str, config: TrainConfig) -> None:
+    """Raise GanAugmentError unless ``compile`` is a known mode that works with ``config``."""
+    if compile not in COMPILE_MODES:
+        raise GanAugmentError(f"compile={compile!r}: use one of {', '.join(COMPILE_MODES)}")
+    if compile != "off" and config.loss == "wgan-gp":
+        raise GanAugmentError("--compile does not work with --loss wgan-gp (its gradient penalty needs a double "
+                              "backward): use --compile off, or the bce or hinge loss")
+
+
 def _make_pair(g: Generator, d: Discriminator, config: TrainConfig, g_ema: Generator | None = None) -> GanPair:
     g_ema = g_ema if g_ema is not None else copy.deepcopy(g)
     g_ema.requires_grad_(False).eval()
@@ -237,6 +267,10 @@ class Trainer:
         reporter: Progress and message output.
         sources: The folders the data came from (recorded in the checkpoint).
         dist: This process's place in a multi-process job (default: alone).
+        compile: ``torch.compile`` the training models: one of :data:`COMPILE_MODES`
+            (``reduce-overhead`` adds CUDA graphs). A way to run, not part of the run: it is
+            not saved in the checkpoint. Not with the wgan-gp loss (its gradient penalty needs
+            a double backward, which compiled graphs do not support).
     """
 
     def __init__(
@@ -248,7 +282,10 @@ class Trainer:
         reporter: Reporter,
         sources: dict[str, str | None] | None = None,
         dist: DistContext | None = None,
+        compile: str = "off",
     ) -> None:
+        check_compile(compile, config)
+        self.compile = compile
         self.dist = dist or DistContext()
         self.config = config
         self.data = data
@@ -316,6 +353,17 @@ class Trainer:
         self.elapsed = 0.0
         self.phase = self._phase_at(0)
         self.pairs = self._new_pairs(self.phase)
+
+    @property
+    def pairs(self) -> list[GanPair]:
+        """The models in training (one grouped pair in per-class mode, else one pair)."""
+        return self._pairs
+
+    @pairs.setter
+    def pairs(self, pairs: list[GanPair]) -> None:
+        for pair in pairs:
+            compile_pair(pair, self.compile)
+        self._pairs = pairs
 
     # ---------------------------------------------------------------- layout of the models
     def _phase_at(self, step: int) -> str:
@@ -865,6 +913,7 @@ def fit(
     quiet: bool = False,
     reporter: Reporter | None = None,
     strict: bool = False,
+    compile: str = "off",
 ) -> Path:
     """Train DCGAN(s) on image folders and write a run directory.
 
@@ -882,6 +931,7 @@ def fit(
         quiet: No progress bar or messages.
         reporter: Where progress goes (default: a terminal reporter honouring ``quiet``).
         strict: Fail on an unreadable image file instead of skipping and listing it.
+        compile: ``torch.compile`` the training models (see :class:`Trainer`); honoured on resume.
 
     Returns:
         Path of the final checkpoint.
@@ -900,12 +950,13 @@ def fit(
         saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
         config = saved.replace(steps=config.steps) if config is not None else saved
     config = config or TrainConfig()
+    check_compile(compile, config)  # before the (possibly long) decoding
     data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict)
     reporter.message(summary(data))
     sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
     return fit_data(
         data, out_dir, config, device=device, resume=resume, overwrite=overwrite, reporter=reporter,
-        sources=sources, checkpoint=ckpt,
+        sources=sources, checkpoint=ckpt, compile=compile,
     )
 
 
@@ -921,18 +972,20 @@ def fit_data(
     reporter: Reporter | None = None,
     sources: dict[str, str | None] | None = None,
     checkpoint: dict[str, Any] | None = None,
+    compile: str = "off",
 ) -> Path:
     """Train on images already decoded (an :class:`ImageData`, e.g. a benchmark's split) into ``out``.
 
     ``config.image_size`` must match the images; ``checkpoint`` is the run's checkpoint when the
-    caller has already read it for ``resume``; see :func:`fit` for the rest.
+    caller has already read it for ``resume``; ``compile`` as in :class:`Trainer`; see :func:`fit`
+    for the rest.
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
     dev = resolve_device(device)
     job, dev = from_environment(dev)  # under torchrun: this rank's place and device
     try:
-        out_path = _fit_job(data, out_dir, config, job, dev, resume, overwrite, reporter, sources, checkpoint)
+        out_path = _fit_job(data, out_dir, config, job, dev, resume, overwrite, reporter, sources, checkpoint, compile)
     except BaseException:
         job.close(clean=False)
         raise
@@ -942,14 +995,14 @@ def fit_data(
 
 def _fit_job(data: ImageData, out_dir: Path, config: TrainConfig, job: DistContext, dev: torch.device, resume: bool,
              overwrite: bool, reporter: Reporter, sources: dict[str, str | None] | None,
-             checkpoint: dict[str, Any] | None) -> Path:
+             checkpoint: dict[str, Any] | None, compile: str) -> Path:
     if not job.is_main:
         reporter = Reporter(quiet=True)
     if data.images.shape[-1] != config.image_size:
         raise GanAugmentError(f"images are {data.images.shape[-1]} px but config.image_size={config.image_size}")
     check_run_dir(out_dir, resume, overwrite)
     sources = sources or {}
-    trainer = Trainer(config, data, out_dir, dev, reporter, sources, dist=job)
+    trainer = Trainer(config, data, out_dir, dev, reporter, sources, dist=job, compile=compile)
     if resume:
         # On the CPU: load_state_dict copies to the device, and RNG states must stay CPU tensors.
         trainer.load(checkpoint if checkpoint is not None else load_checkpoint(out_dir, map_location="cpu"))
@@ -961,7 +1014,8 @@ def _fit_job(data: ImageData, out_dir: Path, config: TrainConfig, job: DistConte
     reporter.message(
         f"training {config.mode} on {dev}" + (f" × {job.world} processes" if job.enabled else "") + f" ({trainer.total_steps} steps"
         + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
-        + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss})"
+        + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss}"
+        + (f", compiled ({compile})" if compile != "off" else "") + ")"
     )
     return trainer.fit()
 

@@ -136,7 +136,8 @@ def test_throughput_benchmark_quick(tmp_path: Path) -> None:
     md = tmp_path / "performance.md"
     md.write_text("# Performance\n\nprose kept\n")
     result = subprocess.run([sys.executable, str(script), "--quick", "--device", "cpu", "--json", str(tmp_path / "t.json"),
-                             "--markdown", str(md)], capture_output=True, text=True, timeout=600, check=False)
+                             "--markdown", str(md), "--compile", "default", "--compile-backend", "aot_eager"],
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "t.json").read_text())
     assert {"machine", "torch", "commit", "results"} <= set(report)
@@ -146,5 +147,6 @@ def test_throughput_benchmark_quick(tmp_path: Path) -> None:
         assert {"reference_img_per_s", "img_per_s", "speedup", "peak_gpu_mem_gb", "device"} <= set(r)
         assert r["img_per_s"] > 0
     assert cases["per-class"]["speedup"] == pytest.approx(cases["per-class"]["img_per_s"] / cases["per-class"]["reference_img_per_s"], rel=0.01)
+    assert cases["per-class"]["compiled"] == "default" and cases["per-class"]["compiled_img_per_s"] > 0
     text = md.read_text()
     assert "prose kept" in text and text.count("<!-- throughput:cpu:start -->") == 1 and "| per-class |" in text
