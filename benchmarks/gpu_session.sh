@@ -3,8 +3,11 @@
 #
 # Before the call, on the development machine:
 #   mkdir -p .data && cp ../shared/data/cifar10-train.zip .data/   # 52 MiB (or mnist.zip, 29 MiB)
-# then call it with carry [".data"]:
-#   bash benchmarks/gpu_session.sh throughput cifar10     # jobs: throughput, cifar10, mnist
+#   pip download --no-deps -d .wheels pytest pluggy iniconfig packaging pygments exceptiongroup tomli  # < 3 MiB
+# then call it with carry [".data", ".wheels"]:
+#   bash benchmarks/gpu_session.sh tests throughput cifar10     # jobs: tests, throughput, cifar10, mnist
+# "tests" runs the test suite's GPU tests (pytest -m gpu: CUDA training, bf16, inductor and CUDA
+# graphs, device augmentation), which skip on the development machine.
 # The working tree travels in at most 64 MiB, so CIFAR-10 and MNIST go in separate calls.
 #
 # Time: one call may run 10 minutes. limited_labels gets what is left of CALL_SECONDS (default
@@ -27,7 +30,8 @@ if [[ "${GPU_SESSION_DRY:-0}" == 1 ]]; then
 else
   quick=()
   if [[ -d .wheels ]]; then
-    pip install -q --no-index --find-links .wheels albumentations || echo "albumentations not installed: limited_labels needs it"
+    python -c "import pytest" 2>/dev/null || pip install -q --no-index --find-links .wheels pytest || echo "pytest not installed"
+    ls .wheels | grep -qi albumentations && { pip install -q --no-index --find-links .wheels albumentations || echo "albumentations not installed"; }
   fi
   pip install -q --no-deps --no-build-isolation -e . || pip install -q --no-deps -e .
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
@@ -35,6 +39,9 @@ fi
 python -c "import torch, gan_augment; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'gan_augment', gan_augment.__version__)" | tee -a "$OUT/gpu.txt"
 for job in "$@"; do
   case "$job" in
+    tests)
+      python -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_training.py tests/test_compile.py tests/test_classifier_augment.py \
+        2>&1 | tail -40 | tee "$OUT/tests.log" || true ;;
     throughput)
       python benchmarks/throughput.py "${quick[@]}" --json "$OUT/throughput.json" --markdown "$OUT/performance.md" 2>&1 | tee "$OUT/throughput.log" ;;
     cifar10|mnist)
@@ -46,7 +53,7 @@ for job in "$@"; do
       if (( left < 60 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
       python benchmarks/limited_labels.py --dataset "$job" --data-dir .data --out "$OUT/ll-$job" --report "$OUT/results-$job.md" \
         --time-budget "$(python -c "print(round($left / 60, 2))")" "${resume[@]}" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
-    *) echo "unknown job $job: throughput, cifar10 or mnist" >&2; exit 2 ;;
+    *) echo "unknown job $job: tests, throughput, cifar10 or mnist" >&2; exit 2 ;;
   esac
 done
 echo "gpu_session: ${SECONDS} s" | tee -a "$OUT/gpu.txt"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -12,7 +12,11 @@ from PIL import Image
 
 from gan_augment import ModelConfig, TrainConfig
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def requires_cuda(obj: Any) -> Any:
+    """Mark a test ``gpu`` (``pytest -m gpu`` runs just these on a GPU machine) and skip it without CUDA."""
+    return pytest.mark.gpu(pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")(obj))
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import requires_cuda
 
 from gan_augment.evaluate import (
     ArrayDataset,
@@ -108,7 +109,7 @@ def test_augment_setting() -> None:
         ClassifierConfig(augment="gpu")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@requires_cuda
 def test_device_augmentation_on_cuda_matches_cpu() -> None:
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     cpu = device_augmentation(images, True, torch.Generator().manual_seed(3))
