@@ -7,7 +7,9 @@ rest as the unlabeled pool; budgets 25, 100 and 400 labels per class. MNIST from
 ``../shared/data/mnist.zip``: 10 labels per class, official test split. Arms: baseline (labels only,
 classic augmentation), gan-per-class and gan-conditional (baseline + GANAugmentedDataset at
 ``--synthetic-ratio``), d-features (logistic regression on discriminator features of an
-unconditional GAN on labeled + unlabeled images), ssl (semi-supervised GAN). Every arm uses the
+unconditional GAN on labeled + unlabeled images; labeled ∪ unlabeled is the whole pool at every
+budget, so one such GAN per seed serves all budgets unless ``--max-unlabeled`` caps the pool),
+ssl (semi-supervised GAN). Every arm uses the
 package's GAN defaults and the same secondary classifier recipe and step count.
 
 Examples:
@@ -281,12 +283,16 @@ def main() -> None:
         reporter.message(f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes")
         settings = ArmSettings(gan=gan.replace(image_size=size), classifier=clf, synthetic_ratio=args.synthetic_ratio,
                                flip=spec["flip"], device=dev)
-        now = json.loads(json.dumps(settings_dict(settings)))  # as it reads back from the JSON
+        share_uncond = args.max_unlabeled is None and "d-features" in args.arms
+        now = json.loads(json.dumps({**settings_dict(settings), "d_features_gan": (
+            "one unconditional GAN per seed, shared by every budget: its training images (labeled and unlabeled "
+            "together) are the whole pool at every budget" if share_uncond else "one unconditional GAN per budget and seed")}))
         if per_dataset_settings.get(spec["name"], now) != now:
             sys.exit(f"Error: --resume with other settings for {spec['name']} than the runs in {args.out}: "
                      "use the same options, or another --out")
         per_dataset_settings[spec["name"]] = now
         work = ROOT / ".data" / "runs" / spec["name"] if not args.quick else args.out / "runs"
+        uncond: dict[int, Path] = {}  # seed → its unconditional GAN (d-features), when shared
         for n in spec["budgets"]:
             for seed in args.seeds:
                 if (spec["name"], n, seed) in done:
@@ -301,8 +307,11 @@ def main() -> None:
                 split = make_split(images, labels, pool, n, seed, test_pair, names, args.max_unlabeled)
                 reporter.message(f"{spec['name']} {n} labels/class, seed {seed}: {len(split.train_labels)} labeled, "
                                  f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled")
+                shared = {"unconditional": uncond[seed]} if seed in uncond else None
                 new = [{"dataset": spec["name"], "labels_per_class": n, **rec}
-                       for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter)]
+                       for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter, shared)]
+                if share_uncond and seed not in uncond:
+                    uncond[seed] = work / f"n{n}" / f"unconditional-seed{seed}"
                 records += new
                 gan_run = work / f"n{n}" / f"gan-per-class-seed{seed}"
                 if n == spec["budgets"][0] and args.sweep_ratios and (gan_run / "checkpoint.pt").exists():

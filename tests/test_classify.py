@@ -211,3 +211,12 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (out / "limited_labels_data.png").is_file() and json.loads((out / "limited_labels.json").read_text())["runs"] == report["runs"]
     assert (tmp_path / "results.md").read_text() == text  # the same report, redrawn from the JSON alone
+
+    # d-features: one unconditional GAN per seed serves every budget (the same images at each).
+    shared = tmp_path / "shared"
+    result = subprocess.run([*cmd[:cmd.index("--out")], "--out", str(shared), "--device", "cpu", "--arms", "d-features"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (shared / "runs" / "n3" / "unconditional-seed0" / "checkpoint.pt").is_file()
+    assert not (shared / "runs" / "n4").exists()
+    assert {r["labels_per_class"] for r in json.loads((shared / "limited_labels.json").read_text())["runs"]} == {3, 4}
