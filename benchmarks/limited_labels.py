@@ -285,8 +285,8 @@ def main() -> None:
                                flip=spec["flip"], device=dev)
         share_uncond = args.max_unlabeled is None and "d-features" in args.arms
         now = json.loads(json.dumps({**settings_dict(settings), "d_features_gan": (
-            "one unconditional GAN per seed, shared by every budget: its training images (labeled and unlabeled "
-            "together) are the whole pool at every budget" if share_uncond else "one unconditional GAN per budget and seed")}))
+            "one unconditional GAN per seed, shared by the budgets run in the same call: its training images "
+            "(labeled and unlabeled together) are the whole pool at every budget" if share_uncond else "one unconditional GAN per budget and seed")}))
         if per_dataset_settings.get(spec["name"], now) != now:
             sys.exit(f"Error: --resume with other settings for {spec['name']} than the runs in {args.out}: "
                      "use the same options, or another --out")

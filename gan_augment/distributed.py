@@ -29,7 +29,6 @@ class DistContext:
     local_rank: int = 0
     owns_group: bool = False  # this context started the process group and must destroy it
 
-
     @property
     def enabled(self) -> bool:
         return self.world > 1
