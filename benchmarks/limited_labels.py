@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +201,11 @@ def main() -> None:
     p.add_argument("--sweep-ratios", type=float, nargs="*", default=[0.25, 0.75],
                    help="other synthetic ratios for gan-per-class at the first budget, reusing its GANs (reported separately)")
     p.add_argument("--val-per-class", type=int, default=500)
-    p.add_argument("--gan-steps", type=int, default=TrainConfig().steps)
+    p.add_argument("--gan-steps", type=int, help=f"GAN steps (default {TrainConfig().steps}; 400 with --cpu-reduced)")
+    p.add_argument("--gan-batch", type=int, help="GAN batch size (per class model in per-class mode)")
+    p.add_argument("--g-width", type=int, help="generator width (default: the package's, or the --cpu-reduced one)")
+    p.add_argument("--d-width", type=int, help="discriminator width")
+    p.add_argument("--z-dim", type=int, help="noise length")
     p.add_argument("--clf-steps", type=int, default=ClassifierConfig().steps)
     p.add_argument("--clf-width", type=int, default=ClassifierConfig().width)
     p.add_argument("--clf-batch", type=int, default=ClassifierConfig().batch_size)
@@ -221,16 +226,19 @@ def main() -> None:
     args = p.parse_args()
 
     dev = resolve_device(args.device)
-    gan = TrainConfig(steps=args.gan_steps)
+    gan = TrainConfig(steps=args.gan_steps or TrainConfig().steps)
     clf = ClassifierConfig(steps=args.clf_steps, width=args.clf_width, batch_size=args.clf_batch,
                            workers=4 if dev.type == "cuda" else 0, architecture=args.classifier, augment=args.clf_augment)
     if args.cpu_reduced:
-        gan = TrainConfig(steps=min(args.gan_steps, 400), batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64))
+        gan = TrainConfig(steps=args.gan_steps or 400, batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64))
         clf = ClassifierConfig(steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0, augment=args.clf_augment)
     if args.quick:
         gan = TrainConfig(steps=2, batch_size=4, log_every=1, model=ModelConfig(g_width=4, d_width=4, z_dim=8))
         clf = ClassifierConfig(steps=2, width=4, batch_size=8, workers=0, augment=args.clf_augment)
         args.seeds = args.seeds[:1]
+    else:  # explicit GAN sizes win over the presets
+        sizes = {k: getattr(args, k) for k in ("g_width", "d_width", "z_dim") if getattr(args, k) is not None}
+        gan = gan.replace(model=replace(gan.model, **sizes), batch_size=args.gan_batch or gan.batch_size)
     reporter = Reporter()
     if args.report_only:  # e.g. to draw the plots of a GPU run made where matplotlib is missing
         previous = load_previous(args.out / "limited_labels.json")
