@@ -202,6 +202,7 @@ def main() -> None:
                    help="other synthetic ratios for gan-per-class at the first budget, reusing its GANs (reported separately)")
     p.add_argument("--val-per-class", type=int, default=500)
     p.add_argument("--gan-steps", type=int, help=f"GAN steps (default {TrainConfig().steps}; 400 with --cpu-reduced)")
+    p.add_argument("--pretrain-steps", type=int, help="per-class pre-training steps (default: the package's rule, steps/2 with unlabeled images)")
     p.add_argument("--gan-batch", type=int, help="GAN batch size (per class model in per-class mode)")
     p.add_argument("--g-width", type=int, help="generator width (default: the package's, or the --cpu-reduced one)")
     p.add_argument("--d-width", type=int, help="discriminator width")
@@ -238,7 +239,8 @@ def main() -> None:
         args.seeds = args.seeds[:1]
     else:  # explicit GAN sizes win over the presets
         sizes = {k: getattr(args, k) for k in ("g_width", "d_width", "z_dim") if getattr(args, k) is not None}
-        gan = gan.replace(model=replace(gan.model, **sizes), batch_size=args.gan_batch or gan.batch_size)
+        gan = gan.replace(model=replace(gan.model, **sizes), batch_size=args.gan_batch or gan.batch_size,
+                          pretrain_steps=gan.pretrain_steps if args.pretrain_steps is None else args.pretrain_steps)
     reporter = Reporter()
     if args.report_only:  # e.g. to draw the plots of a GPU run made where matplotlib is missing
         previous = load_previous(args.out / "limited_labels.json")
