@@ -291,7 +291,8 @@ def main() -> None:
             val, pool = carve(labels.numpy(), k, n_val, split_seed=0)
             test_pair = (images[val], labels[val])
         reporter.message(f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes")
-        settings = ArmSettings(gan=gan.replace(image_size=size), classifier=clf, synthetic_ratio=args.synthetic_ratio,
+        ch = int(images.shape[1])  # the size and channels the GANs train at, in the model's fields too
+        settings = ArmSettings(gan=gan.replace(image_size=size, channels=ch, model=replace(gan.model, image_size=size, channels=ch)), classifier=clf, synthetic_ratio=args.synthetic_ratio,
                                flip=spec["flip"], device=dev)
         share_uncond = args.max_unlabeled is None and "d-features" in args.arms
         now = json.loads(json.dumps({**settings_dict(settings), "d_features_gan": (
@@ -333,7 +334,7 @@ def main() -> None:
                 report(final=False)  # a run killed later still leaves every finished seed on disk
         for arm in ("gan-per-class", "gan-conditional"):
             run = work / f"n{spec['budgets'][0]}" / f"{arm}-seed{args.seeds[0]}"
-            if (run / "checkpoint.pt").exists():
+            if arm in args.arms and (run / "checkpoint.pt").exists():  # (not a run left by another protocol)
                 gen, _ = load_generator(run, device="cpu")
                 grid_path = args.out / f"samples_{spec['name']}_{arm}.png"
                 save_image_atomic(class_grid(gen, per_row=10, seed=0, upscale=2), grid_path)
