@@ -200,6 +200,8 @@ def main() -> None:
     p.add_argument("--synthetic-ratio", type=float, default=0.5)
     p.add_argument("--sweep-ratios", type=float, nargs="*", default=[0.25, 0.75],
                    help="other synthetic ratios for gan-per-class at the first budget, reusing its GANs (reported separately)")
+    p.add_argument("--sweep-filter-top", type=float, metavar="F",
+                   help="also sweep the ratios with discriminator rejection: keep the top F of candidates by D score")
     p.add_argument("--val-per-class", type=int, default=500)
     p.add_argument("--gan-steps", type=int, help=f"GAN steps (default {TrainConfig().steps}; 400 with --cpu-reduced)")
     p.add_argument("--pretrain-steps", type=int, help="per-class pre-training steps (default: the package's rule, steps/2 with unlabeled images)")
@@ -328,6 +330,10 @@ def main() -> None:
                 if n == spec["budgets"][0] and args.sweep_ratios and (gan_run / "checkpoint.pt").exists():
                     for rec in ratio_sweep(split, gan_run, args.sweep_ratios, settings, seed, reporter):
                         sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
+                    if args.sweep_filter_top:
+                        ratios = sorted({args.synthetic_ratio, *args.sweep_ratios})
+                        for rec in ratio_sweep(split, gan_run, ratios, settings, seed, reporter, filter_top=args.sweep_filter_top):
+                            sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
                     sweep += [{**r, "synthetic_ratio": 0.0} for r in new if r["arm"] == "baseline"]
                     sweep += [r for r in new if r["arm"] == "gan-per-class"]
                 seed_seconds.append(time.perf_counter() - t_seed)

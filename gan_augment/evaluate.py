@@ -470,20 +470,25 @@ def run_seed(
 
 
 def ratio_sweep(
-    split: Split, run: Path, ratios: Sequence[float], settings: ArmSettings, seed: int, reporter: Reporter
+    split: Split, run: Path, ratios: Sequence[float], settings: ArmSettings, seed: int, reporter: Reporter,
+    filter_top: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The secondary classifier trained with ``run``'s synthetic images at each ratio (the GAN reused)."""
+    """The secondary classifier trained with ``run``'s synthetic images at each ratio (the GAN reused).
+
+    ``filter_top`` keeps only that top fraction of the generator's candidates by discriminator
+    score (``GANAugmentedDataset(filter_top=...)``); records then carry it.
+    """
     dev = settings.device
     base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
     out = []
     for r in ratios:
         t0 = time.perf_counter()
-        ds = GANAugmentedDataset(base, run, synthetic_ratio=r, device=dev, seed=seed)
+        ds = GANAugmentedDataset(base, run, synthetic_ratio=r, device=dev, seed=seed, filter_top=filter_top)
         model = train_classifier(ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed, settings.flip)
         acc = classifier_accuracy(model, split.test_images, split.test_labels, dev)
-        out.append({"arm": "gan-per-class", "seed": seed, "accuracy": acc, "synthetic_ratio": r,
-                    "seconds": round(time.perf_counter() - t0, 2)})
-        reporter.message(f"  seed {seed} gan-per-class at ratio {r}: accuracy {acc:.4f}")
+        rec = {"arm": "gan-per-class", "seed": seed, "accuracy": acc, "synthetic_ratio": r, "seconds": round(time.perf_counter() - t0, 2)}
+        out.append({**rec, "filter_top": filter_top} if filter_top is not None else rec)
+        reporter.message(f"  seed {seed} gan-per-class at ratio {r}{f', D-filtered top {filter_top}' if filter_top else ''}: accuracy {acc:.4f}")
     return out
 
 
@@ -546,20 +551,22 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
     """Markdown table of a synthetic-ratio sweep: accuracy and paired gain over the baseline per ratio."""
     from scipy import stats
 
-    lines = ["| dataset | labels_per_class | synthetic ratio | seeds | accuracy (mean ± std) | gain vs baseline (95% CI) |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| dataset | labels_per_class | synthetic ratio | D filter (top) | seeds | accuracy (mean ± std) | gain vs baseline (95% CI) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     keys = sorted({(r["dataset"], r["labels_per_class"]) for r in records}, key=str)
     for ds, n in keys:
         sub = [r for r in records if r["dataset"] == ds and r["labels_per_class"] == n]
         base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
-        for ratio in sorted({r["synthetic_ratio"] for r in sub if r["arm"] != "baseline"}):
-            accs = {r["seed"]: r["accuracy"] for r in sub if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio}
+        variants = {(r["synthetic_ratio"], r.get("filter_top") or 0.0) for r in sub if r["arm"] != "baseline"}
+        for ratio, top in sorted(variants):
+            accs = {r["seed"]: r["accuracy"] for r in sub
+                    if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio and (r.get("filter_top") or 0.0) == top}
             a = np.array(list(accs.values()))
             d = np.array([accs[k] - base[k] for k in accs if k in base])
             half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
             std = a.std(ddof=1) if len(a) > 1 else 0.0
             gain = f"{100 * d.mean():+.1f} ± {100 * half:.1f} pts" if len(d) else ""
-            lines.append(f"| {ds} | {n} | {ratio} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |")
+            lines.append(f"| {ds} | {n} | {ratio} | {top or '–'} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |")
     return "\n".join(lines)
 
 

@@ -174,7 +174,7 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "limited_labels.py"
     out = tmp_path / "out"
     cmd = [sys.executable, str(script), "--train-dir", str(data), "--quick", "--budgets", "3", "4",
-           "--out", str(out), "--device", "cpu", "--report", str(tmp_path / "results.md")]
+           "--out", str(out), "--device", "cpu", "--report", str(tmp_path / "results.md"), "--sweep-filter-top", "0.5"]
     result = subprocess.run([*cmd, "--time-budget", "0.0001"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     partial = json.loads((out / "limited_labels.json").read_text())
@@ -197,8 +197,10 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     assert (out / "limited_labels_data.png").is_file() and (out / "samples_data_gan-per-class.png").is_file()
     text = (tmp_path / "results.md").read_text()
     assert "complete" in text and "| data | 3 | baseline |" in text and "| data | 4 | baseline |" in text
-    assert "| data | 3 | 0.25 | 1 |" in text
+    assert "| data | 3 | 0.25 | – | 1 |" in text
     assert {r["synthetic_ratio"] for r in report["ratio_sweep"]} == {0.0, 0.25, 0.5, 0.75}
+    assert {r["synthetic_ratio"] for r in report["ratio_sweep"] if r.get("filter_top") == 0.5} == {0.25, 0.5, 0.75}
+    assert "| data | 3 | 0.5 | 0.5 | 1 |" in text and "| data | 3 | 0.5 | – | 1 |" in text
 
     # Where matplotlib is missing (the GPU machine) the report goes without plots; --report-only redraws them.
     (out / "limited_labels_data.png").unlink()
