@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from .checkpoint import atomic_write
 from .config import ModelConfig, TrainConfig
@@ -267,6 +267,14 @@ class _Augmented(Dataset):
         return self.transform(image=arr)["image"], int(y)
 
 
+def _seed_worker_augmentation(worker_id: int) -> None:
+    """Give each loader worker's copy of the albumentations pipeline its own seed (from the loader's
+    seeded generator), so workers neither repeat each other's draws nor differ between runs."""
+    info = get_worker_info()
+    if info is not None:
+        info.dataset.transform.set_random_seed(info.seed % 2**32)
+
+
 def _batches(dataset: Dataset, config: ClassifierConfig, device: torch.device, flip: bool, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless augmented training batches on ``device``: each epoch a fresh permutation, the last partial batch dropped."""
     g = torch.Generator().manual_seed(seed)
@@ -280,10 +288,12 @@ def _batches(dataset: Dataset, config: ClassifierConfig, device: torch.device, f
                 idx = perm[i : i + batch].to(device)
                 yield device_augmentation(images[idx], flip, g), labels[idx]
     x0, _ = dataset[0]
+    aug = classic_augmentation(int(_to_chw_uint8(x0).shape[-1]), flip)
+    aug.set_random_seed(seed)  # albumentations keeps its own random state: seed it, or runs differ
     loader = DataLoader(
-        _Augmented(dataset, classic_augmentation(int(_to_chw_uint8(x0).shape[-1]), flip)), batch_size=batch,
-        shuffle=True, drop_last=True, generator=g, num_workers=config.workers, persistent_workers=config.workers > 0,
-        pin_memory=device.type == "cuda",
+        _Augmented(dataset, aug), batch_size=batch, shuffle=True, drop_last=True, generator=g,
+        num_workers=config.workers, persistent_workers=config.workers > 0, pin_memory=device.type == "cuda",
+        worker_init_fn=_seed_worker_augmentation,
     )
     while True:
         for x, y in loader:

@@ -132,3 +132,20 @@ def test_gan_arm_with_device_augmentation(tmp_path) -> None:  # type: ignore[no-
     records = run_seed(split, ["baseline", "gan-per-class"], settings, 0, tmp_path, Reporter(quiet=True))
     assert [r["arm"] for r in records] == ["baseline", "gan-per-class"]
     assert all(0 <= r["accuracy"] <= 1 for r in records) and 0 <= records[1]["cas"] <= 1
+
+
+@pytest.mark.parametrize("augment,workers", [("albumentations", 0), ("albumentations", 2), ("device", 0)])
+def test_classifier_training_is_reproducible(augment: str, workers: int) -> None:
+    """The same seed gives the same classifier on either path (albumentations' own random state is seeded,
+    per loader worker too), and another seed a different one."""
+    gen = torch.Generator().manual_seed(0)
+    ds = ArrayDataset(torch.randint(0, 256, (24, 3, 16, 16), generator=gen, dtype=torch.uint8), torch.arange(24) % 3, ["a", "b", "c"])
+    cfg = ClassifierConfig(steps=6, width=4, batch_size=8, workers=workers, augment=augment)
+
+    def weights(seed: int) -> torch.Tensor:
+        model = train_classifier(ds, 3, 3, cfg, torch.device("cpu"), seed=seed)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    first = weights(0)
+    assert torch.equal(first, weights(0))
+    assert not torch.equal(first, weights(1))
