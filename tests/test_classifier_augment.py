@@ -149,3 +149,22 @@ def test_classifier_training_is_reproducible(augment: str, workers: int) -> None
     first = weights(0)
     assert torch.equal(first, weights(0))
     assert not torch.equal(first, weights(1))
+
+
+@requires_cuda
+def test_every_arm_runs_on_cuda(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The benchmark's arms end to end on a GPU (bf16 classifier, device augmentation, bank on the GPU, SSL)."""
+    from conftest import tiny_config
+
+    from gan_augment.evaluate import ARMS, ArmSettings, Split, run_seed
+    from gan_augment.progress import Reporter
+
+    gen = torch.Generator().manual_seed(2)
+    images = torch.randint(0, 256, (30, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    labels = torch.arange(30) % 3
+    split = Split(images[:18], labels[:18], images[18:24], images[24:], labels[24:], ["a", "b", "c"])
+    settings = ArmSettings(gan=tiny_config(steps=3), classifier=ClassifierConfig(steps=4, width=4, batch_size=6, workers=0),
+                           device=torch.device("cuda"))
+    assert settings.classifier.augment_on(settings.device) == "device"
+    records = run_seed(split, list(ARMS), settings, 0, tmp_path, Reporter(quiet=True))
+    assert [r["arm"] for r in records] == list(ARMS) and all(0 <= r["accuracy"] <= 1 for r in records)
