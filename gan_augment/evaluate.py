@@ -530,10 +530,20 @@ def generator_quality(
 
 
 # ----------------------------------------------------------------------------- statistics
-def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> list[dict[str, Any]]:
-    """Mean ± std per arm (and group), and each arm's gain over ``baseline`` with a paired 95% t-interval."""
+def _paired_gain(accs: dict[int, float], base: dict[int, float]) -> tuple[float, float] | None:
+    """Mean gain of ``accs`` over ``base`` on the seeds both have, and its 95% t-interval half-width
+    (nan with one seed); None when no seed is shared."""
     from scipy import stats
 
+    d = np.array([accs[s] - base[s] for s in accs if s in base])
+    if not len(d):
+        return None
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), half
+
+
+def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> list[dict[str, Any]]:
+    """Mean ± std per arm (and group), and each arm's gain over ``baseline`` with a paired 95% t-interval."""
     keys = sorted({tuple(r.get(g) for g in group) for r in records}, key=str)
     rows = []
     for key in keys:
@@ -544,11 +554,9 @@ def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", 
             a = np.array(list(accs.values()))
             row: dict[str, Any] = dict(zip(group, key))
             row.update({"arm": arm, "n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0})
-            paired = [accs[s] - base[s] for s in accs if s in base]
-            if arm != "baseline" and paired:
-                d = np.array(paired)
-                half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-                row.update({"gain": float(d.mean()), "gain_ci95": half})
+            paired = _paired_gain(accs, base) if arm != "baseline" else None
+            if paired is not None:
+                row.update({"gain": paired[0], "gain_ci95": paired[1]})
             for q in ("cas", "real_clf_on_synthetic", "diversity", "diversity_min"):
                 vals = [r[q] for r in sub if r["arm"] == arm and q in r]
                 if vals:
@@ -559,8 +567,6 @@ def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", 
 
 def ratio_table(records: list[dict[str, Any]]) -> str:
     """Markdown table of a synthetic-ratio sweep: accuracy and paired gain over the baseline per ratio."""
-    from scipy import stats
-
     lines = ["| dataset | labels_per_class | synthetic ratio | D filter (top) | seeds | accuracy (mean ± std) | gain vs baseline (95% CI) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     keys = sorted({(r["dataset"], r["labels_per_class"]) for r in records}, key=str)
@@ -572,10 +578,9 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
             accs = {r["seed"]: r["accuracy"] for r in sub
                     if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio and (r.get("filter_top") or 0.0) == top}
             a = np.array(list(accs.values()))
-            d = np.array([accs[k] - base[k] for k in accs if k in base])
-            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
+            paired = _paired_gain(accs, base)
             std = a.std(ddof=1) if len(a) > 1 else 0.0
-            gain = f"{100 * d.mean():+.1f} ± {100 * half:.1f} pts" if len(d) else ""
+            gain = f"{100 * paired[0]:+.1f} ± {100 * paired[1]:.1f} pts" if paired else ""
             lines.append(f"| {ds} | {n} | {ratio} | {top or '–'} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |")
     return "\n".join(lines)
 

@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_augment import ModelConfig, TrainConfig
-
+from gan_augment import ModelConfig, TrainConfig, fit
 
 
 def requires_cuda(obj: Any) -> Any:
@@ -152,3 +151,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     save_checkpoint(ckpt, runs["black-white"] / "checkpoint.pt")
     mp.undo()
     return runs
+
+
+@pytest.fixture
+def tiny_run(labeled: Path, tmp_path: Path) -> Path:
+    """A per-class run of two steps on ``labeled`` (two classes, 16×16), trained on the CPU."""
+    fit(labeled, None, tmp_path / "run", tiny_config(steps=2), device="cpu", quiet=True)
+    return tmp_path / "run"

@@ -229,40 +229,35 @@ def test_unsupported_image_size_value(labeled: Path, tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- 10-11. checkpoints
 class TestCheckpoints:
-    @pytest.fixture
-    def run(self, labeled: Path, tmp_path: Path) -> Path:
-        fit(labeled, None, tmp_path / "run", tiny_config(steps=2), device="cpu", quiet=True)
-        return tmp_path / "run"
-
     def test_not_a_checkpoint(self, tmp_path: Path) -> None:
         (tmp_path / "x.pt").write_bytes(b"\x00" * 100)
         result = runner.invoke(app, ["info", str(tmp_path / "x.pt")])
         one_line_error(result.exit_code, result.output, "x.pt", "not a readable checkpoint")
 
-    def test_truncated(self, run: Path, tmp_path: Path) -> None:
-        blob = (run / "checkpoint.pt").read_bytes()
+    def test_truncated(self, tiny_run: Path, tmp_path: Path) -> None:
+        blob = (tiny_run / "checkpoint.pt").read_bytes()
         (tmp_path / "half.pt").write_bytes(blob[: len(blob) // 2])
         result = runner.invoke(app, ["sample", str(tmp_path / "half.pt"), "--n", "4", "--out", str(tmp_path / "g.png")])
         one_line_error(result.exit_code, result.output, "half.pt", "not a readable checkpoint", "corrupt, truncated")
         assert not (tmp_path / "g.png").exists()
 
-    def test_newer_format(self, run: Path, tmp_path: Path) -> None:
-        ckpt = load_checkpoint(run)
+    def test_newer_format(self, tiny_run: Path, tmp_path: Path) -> None:
+        ckpt = load_checkpoint(tiny_run)
         ckpt["format_version"] = 99
         torch.save(ckpt, tmp_path / "future.pt")
         result = runner.invoke(app, ["info", str(tmp_path / "future.pt")])
         one_line_error(result.exit_code, result.output, "format 99", "upgrade gan-augment")
 
-    def test_other_class_set_or_size(self, run: Path, tmp_path: Path) -> None:
+    def test_other_class_set_or_size(self, tiny_run: Path, tmp_path: Path) -> None:
         from torchvision.datasets import ImageFolder
 
         from gan_augment import GANAugmentedDataset
 
         other = ImageFolder(str(write_folder(tmp_path / "other", ["apple", "pear"], [2, 2])))
         with pytest.raises(GanAugmentError, match="apple"):
-            GANAugmentedDataset(other, run, synthetic_ratio=0.5)
+            GANAugmentedDataset(other, tiny_run, synthetic_ratio=0.5)
         labeled_32 = write_folder(tmp_path / "l32", ["class_0", "class_1"], [3, 3], size=32)
-        code, out = fit_cli(str(labeled_32), "--out", str(run), "--resume")
+        code, out = fit_cli(str(labeled_32), "--out", str(tiny_run), "--resume")
         one_line_error(code, out, "differ from those")
 
     def test_code_in_a_pickle_never_runs(self, tmp_path: Path) -> None:
