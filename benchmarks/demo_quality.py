@@ -33,7 +33,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
 from gan_augment import ModelConfig, TrainConfig, fit, load_generator, load_image_data, sample
-from gan_augment.demo import write_digits_folders
+from gan_augment.data.demo import write_digits_folders
 
 ROOT = Path(__file__).resolve().parents[1]
 

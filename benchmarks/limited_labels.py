@@ -37,25 +37,27 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan_augment import ModelConfig, TrainConfig, __version__, load_image_data
+from gan_augment import GANAugmentedDataset, ModelConfig, TrainConfig, __version__, load_image_data
 from gan_augment.evaluate import (
     ARMS,
     AUGMENT_MODES,
     ArmSettings,
+    ArrayDataset,
     ClassifierConfig,
     Split,
+    classifier_accuracy,
     markdown_table,
+    paired_gain,
     plot_accuracy,
-    ratio_sweep,
-    ratio_table,
     run_seed,
     settings_dict,
     summarize,
+    train_classifier,
 )
-from gan_augment.checkpoint import atomic_write_text
+from gan_augment.device import resolve_device
+from gan_augment.io import atomic_write_text, load_generator, save_image_atomic
 from gan_augment.progress import Reporter
-from gan_augment.sampling import class_grid, load_generator, save_image_atomic
-from gan_augment.training import resolve_device
+from gan_augment.sampling import class_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = """Published CIFAR-10 *test* errors, for orientation (not ours, other split, other budgets of compute):
@@ -73,6 +75,50 @@ def extract(archive: Path, dest: Path) -> Path:
             z.extractall(dest)
         marker.write_text(archive.name)
     return dest
+
+
+# ----------------------------------------------------------------------------- the synthetic-ratio sweep
+def ratio_sweep(
+    split: Split, run: Path, ratios: Sequence[float], settings: ArmSettings, seed: int, reporter: Reporter,
+    filter_top: float | None = None,
+) -> list[dict[str, Any]]:
+    """The secondary classifier trained with ``run``'s synthetic images at each ratio (the GAN reused).
+
+    ``filter_top`` keeps only that top fraction of the generator's candidates by discriminator
+    score (``GANAugmentedDataset(filter_top=...)``); records then carry it.
+    """
+    dev = settings.device
+    base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
+    out = []
+    for r in ratios:
+        t0 = time.perf_counter()
+        ds = GANAugmentedDataset(base, run, synthetic_ratio=r, device=dev, seed=seed, filter_top=filter_top)
+        model = train_classifier(ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed, settings.flip)
+        acc = classifier_accuracy(model, split.test_images, split.test_labels, dev)
+        rec = {"arm": "gan-per-class", "seed": seed, "accuracy": acc, "synthetic_ratio": r, "seconds": round(time.perf_counter() - t0, 2)}
+        out.append({**rec, "filter_top": filter_top} if filter_top is not None else rec)
+        reporter.message(f"  seed {seed} gan-per-class at ratio {r}{f', D-filtered top {filter_top}' if filter_top else ''}: accuracy {acc:.4f}")
+    return out
+
+
+def ratio_table(records: list[dict[str, Any]]) -> str:
+    """Markdown table of a synthetic-ratio sweep: accuracy and paired gain over the baseline per ratio."""
+    lines = ["| dataset | labels_per_class | synthetic ratio | D filter (top) | seeds | accuracy (mean ± std) | gain vs baseline (95% CI) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    keys = sorted({(r["dataset"], r["labels_per_class"]) for r in records}, key=str)
+    for ds, n in keys:
+        sub = [r for r in records if r["dataset"] == ds and r["labels_per_class"] == n]
+        base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
+        variants = {(r["synthetic_ratio"], r.get("filter_top") or 0.0) for r in sub if r["arm"] != "baseline"}
+        for ratio, top in sorted(variants):
+            accs = {r["seed"]: r["accuracy"] for r in sub
+                    if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio and (r.get("filter_top") or 0.0) == top}
+            a = np.array(list(accs.values()))
+            paired = paired_gain(accs, base)
+            std = a.std(ddof=1) if len(a) > 1 else 0.0
+            gain = f"{100 * paired[0]:+.1f} ± {100 * paired[1]:.1f} pts" if paired else ""
+            lines.append(f"| {ds} | {n} | {ratio} | {top or '–'} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |")
+    return "\n".join(lines)
 
 
 def per_class_indices(labels: np.ndarray, k: int) -> list[np.ndarray]:
@@ -139,11 +185,12 @@ def write_report(args: argparse.Namespace, records: list[dict[str, Any]], sweep:
     ``state`` says whether the protocol is complete, still running, or cut short by ``--time-budget``;
     ``meta`` holds the machine, torch version, package version, commit and protocol of the runs.
     """
+    wall = round(wall, 1)  # what the JSON keeps, so a --report-only redraw prints the same Markdown
     rows = summarize(records)
     machine, torch_version, version, commit, protocol = (meta[k] for k in ("machine", "torch", "package_version", "commit", "protocol"))
     report = {
         "machine": machine, "torch": torch_version, "package_version": version, "commit": commit,
-        "protocol": protocol, "state": state, "seeds": sorted({r["seed"] for r in records}), "wall_seconds": round(wall, 1), "settings": per_dataset_settings,
+        "protocol": protocol, "state": state, "seeds": sorted({r["seed"] for r in records}), "wall_seconds": wall, "settings": per_dataset_settings,
         "summary": rows, "runs": [{"package_version": version, "commit": commit, "machine": machine, **r} for r in records],
         "ratio_sweep": sweep,
     }

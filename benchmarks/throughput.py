@@ -35,12 +35,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from gan_augment import Discriminator, Generator, ModelConfig, TrainConfig, __version__
+from gan_augment.config import COMPILE_MODES
 from gan_augment.data import ImageData
-from gan_augment.features import extract_features
+from gan_augment.plugins import extract_features
 from gan_augment.progress import Reporter
 from gan_augment.sampling import sample
-from gan_augment import training
-from gan_augment.training import COMPILE_MODES, Trainer
+from gan_augment.train import Trainer
+from gan_augment.train import pair as training_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -333,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
     steps = args.steps or (2 if args.quick else (50 if gpu else 15))
     compile = args.compile or ("reduce-overhead" if gpu else "off")
-    training.COMPILE_BACKEND = args.compile_backend
+    training_pair.COMPILE_BACKEND = args.compile_backend
     warmup = 1 if args.quick else (10 if gpu else 3)
     records = []
     if gpu and not args.quick:

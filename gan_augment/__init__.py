@@ -1,4 +1,9 @@
-"""gan_augment: DCGANs trained on your labeled (and unlabeled) images, put to work for a classifier."""
+"""gan_augment: DCGANs trained on your labeled (and unlabeled) images, put to work for a classifier.
+
+Layers, bottom up: ``config``/``errors``/``device``/``progress``; ``io`` (checkpoints, image forms);
+``data``; ``models``; ``sampling``; ``train``; ``plugins`` (torchvision and scikit-learn adapters);
+``evaluate``; ``classify``; ``cli``. This module only re-exports the public API.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import ImageData, load_image_data
-from .dataset import GANAugmentedDataset
 from .errors import CheckpointError, DataError, GanAugmentError, RunDirError
-from .features import DiscriminatorFeatures, extract_features
+from .io import GeneratorInfo, load_checkpoint, load_discriminator, load_generator, save_checkpoint
 from .models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
-from .sampling import GeneratorInfo, load_discriminator, load_generator, sample
-from .transforms import SyntheticSwap
-from .training import Trainer, fit
+from .plugins import DiscriminatorFeatures, GANAugmentedDataset, SyntheticSwap, extract_features
+from .sampling import sample
+from .train import Trainer, fit, fit_data
 
 __all__ = [
     "CheckpointError",
@@ -40,6 +43,7 @@ __all__ = [
     "__version__",
     "extract_features",
     "fit",
+    "fit_data",
     "load_checkpoint",
     "load_discriminator",
     "load_generator",

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+# Every set of choices is written once, here; the CLI's choices are generated from these tuples.
 Mode = Literal["per-class", "conditional", "unconditional"]
 Loss = Literal["bce", "wgan-gp", "hinge"]
 Upsample = Literal["nearest", "transposed"]
-DNorm = Literal["batch", "none"]
+DNorm = Literal["auto", "batch", "none"]
+Switch = Literal["auto", "on", "off"]
+CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
 
-MODES: tuple[str, ...] = ("per-class", "conditional", "unconditional")
-LOSSES: tuple[str, ...] = ("bce", "wgan-gp", "hinge")
-UPSAMPLES: tuple[str, ...] = ("nearest", "transposed")
-D_NORMS: tuple[str, ...] = ("batch", "none")
+MODES: tuple[str, ...] = get_args(Mode)
+LOSSES: tuple[str, ...] = get_args(Loss)
+UPSAMPLES: tuple[str, ...] = get_args(Upsample)
+D_NORMS: tuple[str, ...] = get_args(DNorm)
+SWITCHES: tuple[str, ...] = get_args(Switch)
+COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 MAX_CLASSES = 1000
 
 
@@ -70,8 +75,9 @@ class ModelConfig:
         upsample: ``nearest`` (the article: upsample ×2 then 3×3 conv) or ``transposed``
             (4×4 stride-2 transposed convolutions, the classic DCGAN).
         d_dropout: Dropout probability after each discriminator activation.
-        d_norm: ``batch`` (the article) or ``none`` (recommended for wgan-gp, whose gradient
-            penalty assumes per-sample critic outputs).
+        d_norm: ``batch`` (the article), ``none``, or ``auto``: inside a :class:`TrainConfig`,
+            ``none`` for the wgan-gp loss (its gradient penalty assumes per-sample critic
+            outputs) and ``batch`` otherwise; on its own, ``batch``.
     """
 
     image_size: int = 32  # output side in pixels
@@ -83,7 +89,7 @@ class ModelConfig:
     d_width: int = 64  # channels of the discriminator's first block
     upsample: Upsample = "nearest"
     d_dropout: float = 0.25
-    d_norm: DNorm = "batch"
+    d_norm: DNorm = "auto"
 
     def __post_init__(self) -> None:
         base_size(self.image_size)
@@ -97,6 +103,11 @@ class ModelConfig:
         _check_choice("upsample", self.upsample, UPSAMPLES)
         _check_range("d_dropout", self.d_dropout, 0.0, 0.99)
         _check_choice("d_norm", self.d_norm, D_NORMS)
+
+    @property
+    def batch_norm_in_d(self) -> bool:
+        """Whether the discriminator's blocks (after the first) have BatchNorm."""
+        return self.d_norm != "none"
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain dict (for checkpoints and JSON)."""
@@ -117,6 +128,7 @@ class TrainConfig:
         mode: ``per-class`` (one DCGAN per class), ``conditional`` (one class-conditional DCGAN)
             or ``unconditional`` (one DCGAN on all images, labels ignored).
         image_size: Side of the square training images; images are resized and centre-cropped.
+            The one source of the models' size: ``model.image_size`` is set from it.
         channels: 1 or 3; 0 picks 1 when every image is grayscale and 3 otherwise.
         steps: Training steps; in per-class mode every class model takes this many steps.
         pretrain_steps: Steps of unconditional pre-training on all images (labeled and
@@ -147,7 +159,9 @@ class TrainConfig:
             checkpoint with both learning rates halved before training stops with an error.
         collapse_steps: A BCE or hinge discriminator loss below 1e-3 for this many consecutive
             steps counts as divergence (0 turns the check off).
-        model: The model architecture.
+        model: The model architecture. Its ``image_size`` is set from ``image_size`` and an
+            ``auto`` ``d_norm`` is resolved from ``loss`` here; its ``channels`` and
+            ``num_classes`` are set from the data when training starts.
     """
 
     mode: Mode = "per-class"
@@ -164,7 +178,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     ema_decay: float = 0.999
-    diffaugment: Literal["auto", "on", "off"] = "auto"
+    diffaugment: Switch = "auto"
     diffaugment_below: int = 10000
     amp: bool = True
     seed: int = 0
@@ -191,13 +205,19 @@ class TrainConfig:
         _check_range("beta1", self.beta1, 0.0, 0.9999)
         _check_range("beta2", self.beta2, 0.0, 0.99999)
         _check_range("ema_decay", self.ema_decay, 0.0, 0.99999)
-        _check_choice("diffaugment", self.diffaugment, ("auto", "on", "off"))
+        _check_choice("diffaugment", self.diffaugment, SWITCHES)
         _check_range("diffaugment_below", self.diffaugment_below, 0)
         _check_range("log_every", self.log_every, 1)
         _check_range("sample_every", self.sample_every, 1)
         _check_range("checkpoint_every", self.checkpoint_every, 1)
         _check_range("max_rollbacks", self.max_rollbacks, 0, 100)
         _check_range("collapse_steps", self.collapse_steps, 0)
+        # Derived inside the configuration, so Python callers get what the CLI gets.
+        d_norm = self.model.d_norm
+        if d_norm == "auto":
+            d_norm = "none" if self.loss == "wgan-gp" else "batch"
+        if (self.model.image_size, self.model.d_norm) != (self.image_size, d_norm):
+            object.__setattr__(self, "model", dataclasses.replace(self.model, image_size=self.image_size, d_norm=d_norm))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain dict (for checkpoints and JSON)."""

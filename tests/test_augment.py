@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_augment.augment import diff_augment
+from gan_augment.train.diffaugment import diff_augment
 
 
 class TestDiffAugment:

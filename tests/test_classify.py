@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from gan_augment.classify import Predictor, classify
-from gan_augment.ssl import feature_matching_loss, ssl_d_loss
+from gan_augment.train.losses import feature_matching_loss, ssl_d_loss
 from gan_augment.cli import app
 from conftest import tiny_config, write_folder
 

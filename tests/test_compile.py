@@ -15,12 +15,12 @@ from conftest import requires_cuda, tiny_config, write_folder
 from typer.testing import CliRunner
 
 from gan_augment import ModelConfig, load_checkpoint
-from gan_augment import training
+from gan_augment.train import pair as training_pair
 from gan_augment.cli import app
 from gan_augment.data import load_image_data
 from gan_augment.errors import GanAugmentError
 from gan_augment.progress import Reporter
-from gan_augment.training import Trainer, fit_data
+from gan_augment.train import Trainer, fit_data
 
 EXACT = dict(diffaugment="off", model=ModelConfig(image_size=16, g_width=8, d_width=8, z_dim=8, embed_dim=4, d_dropout=0.0))
 
@@ -28,7 +28,7 @@ EXACT = dict(diffaugment="off", model=ModelConfig(image_size=16, g_width=8, d_wi
 @pytest.fixture()
 def aot_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     torch._dynamo.reset()
-    monkeypatch.setattr(training, "COMPILE_BACKEND", "aot_eager")
+    monkeypatch.setattr(training_pair, "COMPILE_BACKEND", "aot_eager")
 
 
 def _losses(trainer: Trainer, steps: int) -> list[float]:
@@ -47,10 +47,10 @@ def test_compiled_steps_equal_eager(mode: str, tmp_path: Path, aot_eager: None) 
     eager = Trainer(cfg, data, tmp_path / "e", torch.device("cpu"), Reporter(quiet=True))
     compiled = Trainer(cfg, data, tmp_path / "c", torch.device("cpu"), Reporter(quiet=True), compile="default")
     assert all(hasattr(m, "_compiled_call_impl") and m._compiled_call_impl is not None
-               for p in compiled.pairs for m in (p.g, p.d))
+               for p in [compiled.pair] for m in (p.g, p.d))
     torch.testing.assert_close(_losses(compiled, 3), _losses(eager, 3), rtol=1e-4, atol=1e-5)
-    for name, v in eager.pairs[0].g.state_dict().items():  # the same keys: checkpoints unchanged
-        torch.testing.assert_close(compiled.pairs[0].g.state_dict()[name], v, rtol=1e-4, atol=1e-5, msg=name)
+    for name, v in eager.pair.g.state_dict().items():  # the same keys: checkpoints unchanged
+        torch.testing.assert_close(compiled.pair.g.state_dict()[name], v, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_compiled_run_switches_phase_and_saves_plain_checkpoint(tmp_path: Path, aot_eager: None) -> None:
@@ -61,9 +61,9 @@ def test_compiled_run_switches_phase_and_saves_plain_checkpoint(tmp_path: Path, 
     cfg = tiny_config(steps=2, pretrain_steps=2, **EXACT)
     trainer = Trainer(cfg, data, tmp_path / "t", torch.device("cpu"), Reporter(quiet=True), compile="default")
     trainer.train_step()
-    trainer._enter_per_class()
-    assert all(m._compiled_call_impl is not None for m in (trainer.pairs[0].g, trainer.pairs[0].d))
-    assert trainer.pairs[0].g.groups == 2
+    trainer.enter_per_class()
+    assert all(m._compiled_call_impl is not None for m in (trainer.pair.g, trainer.pair.d))
+    assert trainer.pair.g.groups == 2
     fit_data(data, tmp_path / "run", cfg, device="cpu", quiet=True, compile="default")
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["step"] == 4 and len(ckpt["models"]) == 2
@@ -76,7 +76,7 @@ def test_compile_refused_with_wgan_gp(tmp_path: Path) -> None:
                                       "--compile", "default", "--image-size", "16", "--steps", "1", "--quiet"])
     assert result.exit_code == 2 and "wgan-gp" in result.output and not (tmp_path / "run").exists()
     with pytest.raises(GanAugmentError, match="compile='fast'"):
-        training.check_compile("fast", tiny_config())
+        training_pair.check_compile("fast", tiny_config())
 
 
 @requires_cuda

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.datasets import ImageFolder
 
 from gan_augment import DataError, load_image_data
 from gan_augment.data import decode_image, scan_folders
@@ -22,10 +23,29 @@ class TestScan:
     def test_skips_hidden_and_non_images(self, labeled: Path) -> None:
         (labeled / "class_0" / "notes.txt").write_text("hello")
         (labeled / "class_0" / ".DS_Store").write_bytes(b"\0")
-        (labeled / ".hidden_class").mkdir()
-        (labeled / ".hidden_class" / "x.png").write_bytes(b"")
         files, labels, names, ignored = scan_folders(labeled)
         assert names == ["class_0", "class_1"] and len(files) == 12 and ignored == 2
+
+    def test_hidden_class_folder_is_refused(self, labeled: Path) -> None:
+        """torchvision's ImageFolder counts a hidden folder as a class: refuse it rather than disagree."""
+        (labeled / ".ipynb_checkpoints").mkdir()
+        with pytest.raises(DataError, match=r"hidden folder '\.ipynb_checkpoints'.*move it out"):
+            scan_folders(labeled)
+
+    def test_classes_and_labels_agree_with_image_folder(self, labeled: Path) -> None:
+        """A GIF (which ImageFolder does not read) neither adds a class nor shifts a label."""
+        Image.new("RGB", (8, 8)).save(labeled / "class_0" / "extra.gif")
+        (labeled / "a_gif_only").mkdir()
+        Image.new("RGB", (8, 8)).save(labeled / "a_gif_only" / "only.gif")
+        with pytest.raises(DataError, match="a_gif_only.*has no images"):
+            scan_folders(labeled)
+        (labeled / "a_gif_only" / "only.gif").unlink()
+        Image.new("RGB", (8, 8)).save(labeled / "a_gif_only" / "only.png")
+        files, labels, names, _ = scan_folders(labeled)
+        reference = ImageFolder(labeled)
+        assert names == reference.classes
+        assert [str(f) for f in files] == [p for p, _ in reference.samples]
+        assert labels == reference.targets
 
     def test_missing_folder(self, tmp_path: Path) -> None:
         with pytest.raises(DataError, match="does not exist"):

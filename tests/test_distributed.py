@@ -13,7 +13,7 @@ import torch
 from conftest import write_folder
 
 from gan_augment import load_checkpoint, load_generator, sample
-from gan_augment.distributed import DistContext
+from gan_augment.train.distributed import DistContext
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
 
@@ -85,18 +85,18 @@ def test_data_parallel_conditional_keeps_ranks_in_step(three_classes: Path, tmp_
         "import os, sys, torch\n"
         "from gan_augment import ModelConfig, TrainConfig\n"
         "from gan_augment.data import load_image_data\n"
-        "from gan_augment.distributed import from_environment\n"
+        "from gan_augment.train.distributed import from_environment\n"
         "from gan_augment.progress import Reporter\n"
-        "from gan_augment.training import Trainer\n"
+        "from gan_augment.train import Trainer\n"
         "job, dev = from_environment(torch.device('cpu'))\n"
         "data = load_image_data(sys.argv[1], None, image_size=16)\n"
         "cfg = TrainConfig(mode='conditional', image_size=16, batch_size=4, steps=3,\n"
         "                  model=ModelConfig(image_size=16, g_width=8, d_width=8, z_dim=8, embed_dim=4))\n"
         "t = Trainer(cfg, data, sys.argv[2], dev, Reporter(quiet=True), dist=job)\n"
-        "init = torch.cat([p.detach().flatten().clone() for p in t.pairs[0].g.parameters()])\n"
+        "init = torch.cat([p.detach().flatten().clone() for p in t.pair.g.parameters()])\n"
         "for _ in range(3):\n"
         "    t.train_step()\n"
-        "params = torch.cat([p.detach().flatten() for m in (t.pairs[0].g, t.pairs[0].d) for p in m.parameters()])\n"
+        "params = torch.cat([p.detach().flatten() for m in (t.pair.g, t.pair.d) for p in m.parameters()])\n"
         "torch.save({'params': params, 'init': init}, os.path.join(sys.argv[2], f'rank{job.rank}.pt'))\n"
         "job.close()\n"
     )

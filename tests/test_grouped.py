@@ -12,10 +12,11 @@ from conftest import tiny_config, write_folder
 
 from gan_augment import Discriminator, Generator, ModelConfig
 from gan_augment.data import load_image_data
-from gan_augment.losses import d_loss, g_loss, gradient_penalty
+from gan_augment.train.losses import d_loss, g_loss, gradient_penalty
 from gan_augment.models import pack_states, unpack_states
 from gan_augment.progress import Reporter
-from gan_augment.training import Trainer, pack_optimizer, unpack_optimizer
+from gan_augment.train import Trainer, pack_optimizer, unpack_optimizer
+from gan_augment.train import trainer as step_module
 
 
 @pytest.mark.parametrize("upsample", ["nearest", "transposed"])
@@ -54,36 +55,26 @@ def test_pack_round_trip(seed: int) -> None:
 
 
 @pytest.mark.parametrize("loss", ["bce", "hinge", "wgan-gp"])
-def test_trainer_step_equals_separate_models(loss: str, tmp_path: Path) -> None:
+def test_trainer_step_equals_separate_models(loss: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One grouped D + G step: the same losses and gradients as K separate DCGANs given the same inputs."""
     folder = write_folder(tmp_path / "lab", ["a", "b", "c"], [5, 6, 7])
     data = load_image_data(folder, None, image_size=16)
     cfg = tiny_config(mode="per-class", steps=1, pretrain_steps=0, diffaugment="off", loss=loss, batch_size=4)
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, d_dropout=0.0))
     trainer = Trainer(cfg, data, tmp_path / "run", torch.device("cpu"), Reporter(quiet=True))
-    pair = trainer.pairs[0]
+    pair = trainer.pair
     assert pair.groups == 3
     before = pair.states()
     # Record the grouped step's inputs: real batches, noise, and (WGAN-GP) the interpolation weights.
     reals: list[torch.Tensor] = []
     zs: list[torch.Tensor] = []
-    draw = trainer._real_per_class
-    trainer._real_per_class = lambda n: reals.append(draw(n)) or reals[-1]  # type: ignore[method-assign]
+    draw = trainer.batches.real_per_class
+    monkeypatch.setattr(trainer.batches, "real_per_class", lambda n: reals.append(draw(n)) or reals[-1])
     pair.g.register_forward_pre_hook(lambda m, args: zs.append(args[0].clone()))
-    alphas: list[torch.Tensor] = []
-    rand = torch.rand
-
-    def recording_rand(*shape, **kw):  # type: ignore[no-untyped-def]
-        out = rand(*shape, **kw)
-        if len(shape) == 4 and shape[1:] == (1, 1, 1):
-            alphas.append(out)
-        return out
-
-    torch.rand = recording_rand  # type: ignore[assignment]
-    try:
-        stats = trainer.train_step()
-    finally:
-        torch.rand = rand  # type: ignore[assignment]
+    alphas: list[torch.Tensor] = []  # the gradient penalty's interpolation weights, as the step drew them
+    weights = step_module.penalty_weights
+    monkeypatch.setattr(step_module, "penalty_weights", lambda *a, **kw: alphas.append(weights(*a, **kw)) or alphas[-1])
+    stats = trainer.train_step()
     grouped = pair.states()
     real, z_d, z_g = reals[0], zs[0], zs[1]
 
@@ -97,13 +88,7 @@ def test_trainer_step_equals_separate_models(loss: str, tmp_path: Path) -> None:
         ld = d_loss(loss, d(real[:, i]), d(fake))
         if loss == "wgan-gp":
             a = alphas[0].view(-1, 3)[:, i].view(-1, 1, 1, 1)  # the grouped step's per-image weights
-            gp_gen = torch.Generator().manual_seed(0)
-            torch_rand = torch.rand
-            torch.rand = lambda *s, **kw: a  # type: ignore[assignment]
-            try:
-                ld = ld + cfg.gp_weight * gradient_penalty(d, real[:, i], fake, gp_gen)
-            finally:
-                torch.rand = torch_rand  # type: ignore[assignment]
+            ld = ld + cfg.gp_weight * gradient_penalty(d, real[:, i], fake, alpha=a)
         d.zero_grad()
         ld.backward()
         d_grads = [p.grad.clone() for p in d.parameters()]

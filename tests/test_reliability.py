@@ -23,11 +23,11 @@ from conftest import tiny_config, write_folder
 from PIL import Image
 from typer.testing import CliRunner
 
-import gan_augment.data as data_module
+import gan_augment.data.folders as data_module
 from gan_augment import GanAugmentError, fit, load_checkpoint
 from gan_augment.cli import app
 from gan_augment.data import load_image_data
-from gan_augment.training import Trainer
+from gan_augment.train import Trainer
 
 runner = CliRunner()
 TINY = ["--image-size", "16", "--batch-size", "4", "--g-width", "8", "--d-width", "8", "--z-dim", "8",
@@ -113,8 +113,6 @@ class TestFiles:
     def test_non_images_and_hidden_are_skipped_with_a_count(self, labeled: Path, tmp_path: Path) -> None:
         for name in ("notes.txt", ".DS_Store", "Thumbs.db"):
             (labeled / "class_0" / name).write_bytes(b"junk")
-        (labeled / ".thumbnails").mkdir()
-        (labeled / ".thumbnails" / "x.png").write_bytes(png_bytes())
         (labeled / "class_1" / ".cache").mkdir()
         (labeled / "class_1" / ".cache" / "y.png").write_bytes(png_bytes())
         result = runner.invoke(app, ["fit", str(labeled), "--out", str(tmp_path / "run"), *TINY[:-1]])
@@ -292,7 +290,7 @@ class TestRunDirectory:
         out = tmp_path / "run"
         fit(labeled, None, out, tiny_config(steps=2), device="cpu", quiet=True)
         good = load_checkpoint(out)
-        import gan_augment.checkpoint as ck
+        import gan_augment.io.atomic as ck
 
         if failure == "disk full":  # the disk fills up while the checkpoint is being written
             def save(obj: object, f: io.BufferedWriter) -> None:
@@ -387,7 +385,7 @@ class TestDivergence:
             if self.step == 7 and not poisoned:  # once: a weight goes NaN (as after an overflow)
                 poisoned.append(True)
                 with torch.no_grad():
-                    next(self.pairs[0].d.parameters()).view(-1)[0] = float("nan")
+                    next(self.pair.d.parameters()).view(-1)[0] = float("nan")
             return stats
 
         monkeypatch.setattr(Trainer, "train_step", train_step)
@@ -397,7 +395,8 @@ class TestDivergence:
         assert [e["event"] for e in events] == ["rollback"]
         assert events[0]["step"] <= 10 and events[0]["to_step"] == 5  # caught within a few steps
         ckpt = load_checkpoint(tmp_path / "run")
-        assert ckpt["step"] == 20 and ckpt["config"]["lr_d"] == pytest.approx(cfg.lr_d / 2)
+        assert ckpt["step"] == 20 and ckpt["train_state"]["lr_d"] == pytest.approx(cfg.lr_d / 2)
+        assert ckpt["config"]["lr_d"] == cfg.lr_d  # the configuration as given; the change is training state
         assert all(torch.isfinite(v).all() for m in ckpt["models"] for part in ("g", "d") for v in m[part].values()
                    if v.is_floating_point())
 
@@ -442,14 +441,14 @@ class TestOutOfMemory:
         step = Trainer.train_step
 
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
-            if self.config.batch_size > 4:
+            if self.batch_size > 4:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             return step(self)
 
         monkeypatch.setattr(Trainer, "train_step", train_step)
         fit(labeled, None, tmp_path / "run", tiny_config(steps=3, batch_size=16), device="cpu", quiet=True)
         ckpt = load_checkpoint(tmp_path / "run")
-        assert ckpt["step"] == 3 and ckpt["config"]["batch_size"] == 4
+        assert ckpt["step"] == 3 and ckpt["train_state"]["batch_size"] == 4 and ckpt["config"]["batch_size"] == 16
         rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert [r["batch_size"] for r in rows if r.get("event") == "oom"] == [8, 4]
 

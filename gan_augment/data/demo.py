@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .checkpoint import atomic_write_text
+from ..io.atomic import atomic_write_text
 
 
 def write_digits_folders(root: str | os.PathLike[str], labels_per_class: int = 20, seed: int = 0) -> tuple[Path, Path]:

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
-from .errors import GanAugmentError
-from .sampling import load_discriminator, load_generator, sample
-
-RawForm = Literal["pil", "numpy", "tensor", "float"]
+from ..errors import GanAugmentError
+from ..io.images import to_unit
+from ..io.rebuild import load_discriminator, load_generator
+from ..sampling import sample
 
 
 def dataset_classes(ds: Any) -> list[str] | None:
@@ -118,6 +117,12 @@ class SyntheticBank:
             return sample(self._generator, len(labels), labels=labels, seed=seed, batch_size=self.batch_size), labels
         return self._filtered(labels, seed)
 
+    def _score(self, images: torch.Tensor, c: int) -> torch.Tensor:
+        """Discriminator logits (B,) of uint8 images (B, C, H, W) of class c, on the CPU."""
+        assert self._discriminator is not None
+        labels = torch.full((len(images),), c, device=images.device)
+        return self._discriminator(to_unit(images), labels).float().cpu()
+
     @torch.no_grad()
     def _filtered(self, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._discriminator is None:
@@ -130,42 +135,8 @@ class SyntheticBank:
             n = int((labels == c).sum())
             m = int(np.ceil(n * factor))
             cand = sample(self._generator, m, labels=c, seed=seed + 7919 * (c + 1), batch_size=self.batch_size)
-            scores = torch.cat(
-                [
-                    self._discriminator(cand[i : i + self.batch_size].to(dev).float().div(127.5).sub(1), torch.full((len(cand[i : i + self.batch_size]),), c, device=dev)).float().cpu()
-                    for i in range(0, m, self.batch_size)
-                ]
-            )
+            scores = torch.cat([self._score(cand[i : i + self.batch_size].to(dev), c) for i in range(0, m, self.batch_size)])
             top = scores.topk(n).indices.sort().values
             keep_images.append(cand[top])
             keep_labels.append(torch.full((n,), c, dtype=torch.int64))
         return torch.cat(keep_images), torch.cat(keep_labels)
-
-
-def raw_form_of(x: Any) -> RawForm:
-    """The form of a base dataset's sample: PIL image, numpy uint8 HWC, uint8 tensor, or float tensor."""
-    if isinstance(x, Image.Image):
-        return "pil"
-    if isinstance(x, np.ndarray):
-        return "numpy"
-    if isinstance(x, torch.Tensor):
-        return "tensor" if x.dtype == torch.uint8 else "float"
-    raise GanAugmentError(
-        f"cannot tell the image form of a base sample of type {type(x).__name__}: pass output_format="
-        "'pil', 'numpy', 'tensor' or 'float'"
-    )
-
-
-def to_raw(img: torch.Tensor, form: RawForm, mode: str | None = None) -> Any:
-    """Convert one uint8 (C, H, W) tensor to the base dataset's form (``mode``: PIL mode to match)."""
-    if form == "tensor":
-        return img.clone()
-    if form == "float":
-        return img.float().div(255)
-    arr = img.permute(1, 2, 0).numpy()  # (H, W, C)
-    if form == "numpy":
-        return np.ascontiguousarray(arr)
-    pil = Image.fromarray(arr[..., 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
-    if mode is not None and pil.mode != mode:
-        pil = pil.convert(mode)
-    return pil

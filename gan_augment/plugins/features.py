@@ -13,9 +13,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from .errors import GanAugmentError
-from .models import Discriminator
-from .sampling import default_device, load_discriminator
+from ..device import resolve_device
+from ..errors import GanAugmentError
+from ..io.rebuild import load_discriminator
+from ..models import Discriminator
 
 
 def _block_indices(layers: str | Sequence[int], n_blocks: int) -> list[int]:
@@ -203,7 +204,7 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         """Features of images ``X`` as float32 (N, n_features_out_)."""
         check_is_fitted(self, "discriminator_")
         images = images_to_tensor(X, self.image_size_, self.channels_)
-        dev = torch.device(self.device) if self.device is not None else default_device()
+        dev = resolve_device(self.device)
         d = self.discriminator_.to(dev).eval()
         feats = extract_features(d, images, self.layers, int(self.grid), int(self.batch_size))
         return feats.numpy().astype(np.float32)

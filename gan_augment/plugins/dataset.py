@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .bank import RawForm, SyntheticBank, dataset_classes, dataset_targets, map_classes, raw_form_of, to_raw
+from ..io.images import RawForm, raw_form_of, to_raw
+from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes
 
 PipelineKind = Literal["auto", "torchvision", "albumentations"]
 

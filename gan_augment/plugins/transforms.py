@@ -10,7 +10,8 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .bank import SyntheticBank, map_classes, to_raw
+from ..io.images import to_raw
+from .bank import SyntheticBank, map_classes
 
 
 class SyntheticSwap(v2.Transform):

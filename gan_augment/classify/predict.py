@@ -1,0 +1,84 @@
+"""A saved classifier put to use: class probabilities of images, predictions for a folder as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig
+from ..data import decode_folder
+from ..device import resolve_device
+from ..errors import CheckpointError
+from ..io.atomic import atomic_write_text
+from ..io.checkpoint import load_checkpoint
+from ..io.images import to_unit
+from ..io.rebuild import build_discriminator
+from ..models import Discriminator, SSLDiscriminator
+from ..plugins import extract_features
+from .train import CLASSIFIER_NAME
+
+
+class Predictor:
+    """A classifier saved by :func:`classify`, ready to predict class probabilities.
+
+    Args:
+        path_or_run_dir: ``classifier.pt`` or the folder holding it.
+        device: Where to run (default CUDA when available).
+    """
+
+    def __init__(self, path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "auto") -> None:
+        path = Path(path_or_run_dir)
+        if path.is_dir():
+            path = path / CLASSIFIER_NAME
+        if not path.is_file():
+            raise CheckpointError(f"no classifier at {str(path)!r}: pass a folder written by `gan-augment classify`")
+        self.state = load_checkpoint(path)
+        if self.state.get("kind") not in ("features", "ssl"):
+            raise CheckpointError(f"{str(path)!r} is a GAN checkpoint, not a classifier: use `gan-augment classify`")
+        self.device = resolve_device(device)
+        self.class_names: list[str] = list(self.state["class_names"])
+        self.image_size = int(self.state["image_size"])
+        self.channels = int(self.state["channels"])
+        if self.state["kind"] == "features":
+            d = build_discriminator(self.state["gan"])
+            assert isinstance(d, Discriminator)
+            self.model: torch.nn.Module = d.to(self.device).eval()
+        else:
+            sd = SSLDiscriminator(ModelConfig.from_dict(self.state["model_config"]), len(self.class_names))
+            sd.load_state_dict(self.state["d"])
+            self.model = sd.to(self.device).eval()
+
+    @torch.no_grad()
+    def predict_proba(self, images: torch.Tensor) -> np.ndarray:
+        """Class probabilities (N, K) of uint8 images (N, C, H, W) at the classifier's size."""
+        x = to_unit(images)
+        if self.state["kind"] == "ssl":
+            logits = torch.cat([self.model(x[i : i + 512].to(self.device)).float().cpu() for i in range(0, len(x), 512)])
+        else:
+            assert isinstance(self.model, Discriminator)
+            feats = extract_features(self.model, x, self.state["layers"], int(self.state["grid"]))
+            feats = (feats - self.state["scaler_mean"]) / self.state["scaler_scale"]
+            logits = feats @ self.state["coef"].T + self.state["intercept"]
+            if logits.shape[1] == 1:  # scikit-learn's binary form: one logit for the second class
+                logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
+        return torch.softmax(logits, dim=1).numpy()
+
+
+def predict_folder(run: str | os.PathLike[str], images_dir: str | os.PathLike[str], out_csv: str | os.PathLike[str], device: str = "auto") -> int:
+    """Write ``file,class,probability`` for every image under ``images_dir``; returns the row count."""
+    predictor = Predictor(run, device=device)
+    files, images, _ = decode_folder(images_dir, predictor.image_size, predictor.channels)
+    probs = predictor.predict_proba(images)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["file", "class", "probability"])
+    for path, p in zip(files, probs):
+        c = int(p.argmax())
+        w.writerow([path, predictor.class_names[c], f"{p[c]:.6f}"])
+    atomic_write_text(out_csv, text.getvalue())
+    return len(files)

@@ -1,0 +1,124 @@
+"""``classify``: few labels and many unlabeled images to a saved classifier (discriminator features, or the SSL GAN)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..config import TrainConfig
+from ..data import load_image_data, summary
+from ..device import resolve_device
+from ..errors import GanAugmentError
+from ..io.atomic import atomic_write_json
+from ..io.checkpoint import load_checkpoint, save_checkpoint
+from ..plugins import DiscriminatorFeatures
+from ..progress import Reporter
+from ..train import check_run_dir, fit, prepare_run_dir
+from ..train.ssl import train_ssl
+
+CLASSIFIER_NAME = "classifier.pt"
+Method = Literal["features", "ssl"]
+METHODS: tuple[str, ...] = ("features", "ssl")
+
+
+def train_features_classifier(
+    labeled: Path, unlabeled: Path | None, out: Path, config: TrainConfig, device: torch.device, reporter: Reporter
+) -> dict[str, Any]:
+    gan_dir = out / "gan"
+    fit(labeled, unlabeled, gan_dir, config.replace(mode="unconditional"), device=device, overwrite=True, reporter=reporter)
+    gan_ckpt = load_checkpoint(gan_dir)
+    data = load_image_data(labeled, None, image_size=config.image_size, channels=int(gan_ckpt["channels"]))
+    extractor = DiscriminatorFeatures(gan_dir, device=str(device)).fit()
+    X = extractor.transform(data.images)
+    y = data.labels.numpy()
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    folds = int(min(5, np.bincount(y).min()))
+    scores = (
+        cross_val_score(clf, X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=config.seed))
+        if folds >= 2
+        else np.array([])
+    )
+    clf.fit(X, y)
+    scaler, logreg = clf[0], clf[1]
+    state = {
+        "kind": "features",
+        "class_names": data.class_names,
+        "image_size": config.image_size,
+        "channels": int(data.images.shape[1]),
+        "gan": {k: gan_ckpt[k] for k in ("model_config", "phase", "models")},
+        "layers": "all",
+        "grid": 4,
+        "scaler_mean": torch.from_numpy(scaler.mean_.astype(np.float32)),
+        "scaler_scale": torch.from_numpy(scaler.scale_.astype(np.float32)),
+        "coef": torch.from_numpy(logreg.coef_.astype(np.float32)),
+        "intercept": torch.from_numpy(logreg.intercept_.astype(np.float32)),
+        "classes_": torch.from_numpy(logreg.classes_.astype(np.int64)),
+    }
+    metrics = {
+        "method": "features",
+        "cv_folds": folds,
+        "cv_accuracy_mean": float(scores.mean()) if len(scores) else None,
+        "cv_accuracy_std": float(scores.std()) if len(scores) else None,
+        "num_features": int(X.shape[1]),
+        "num_labeled": int(len(y)),
+    }
+    return {"state": state, "metrics": metrics}
+
+
+def classify(
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None,
+    out: str | os.PathLike[str],
+    method: Method = "features",
+    config: TrainConfig | None = None,
+    *,
+    val_fraction: float = 0.2,
+    device: str | torch.device = "auto",
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Train a classifier from few labels and many unlabeled images, and save it as ``classifier.pt``.
+
+    Methods:
+        ``features``: an unconditional DCGAN on all images; a standardised logistic regression on
+        the discriminator features of the labeled ones (accuracy: stratified k-fold
+        cross-validation on the labeled images, k = min(5, smallest class)).
+        ``ssl``: the semi-supervised GAN (K class outputs + implicit fake; labeled: cross-entropy;
+        all real images: "not fake"; generated: "fake"; generator by feature matching); accuracy
+        on a stratified held-out ``val_fraction`` of the labeled images, which it does not train on.
+
+    Returns:
+        The metrics written to ``out/metrics.json``.
+    """
+    if method not in ("features", "ssl"):
+        raise GanAugmentError(f"method={method!r} is not one of {', '.join(METHODS)}")
+    if not 0 <= val_fraction < 1:
+        raise GanAugmentError(f"val_fraction={val_fraction} must be in [0, 1)")
+    out_dir = Path(out).expanduser()
+    reporter = Reporter(quiet=quiet)
+    dev = resolve_device(device)
+    if (out_dir / CLASSIFIER_NAME).exists() and not overwrite:
+        raise GanAugmentError(f"{str(out_dir)!r} already holds a classifier: pass --overwrite or another --out")
+    check_run_dir(out_dir, resume=False, overwrite=True)
+    config = config or TrainConfig()
+    t0 = time.perf_counter()
+    if method == "features":
+        result = train_features_classifier(Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter)
+    else:
+        data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
+        reporter.message(summary(data))
+        prepare_run_dir(out_dir, resume=False, overwrite=True)
+        result = train_ssl(data, config, dev, val_fraction, reporter)
+    metrics = {**result["metrics"], "seconds": round(time.perf_counter() - t0, 1), "device": str(dev), "seed": config.seed}
+    save_checkpoint({**result["state"], "metrics": metrics}, out_dir / CLASSIFIER_NAME)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    return metrics

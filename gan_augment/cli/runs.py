@@ -1,0 +1,89 @@
+"""Commands that read a run: ``sample`` (grids and ImageFolders of synthetic images) and ``info``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..device import resolve_device
+from ..errors import GanAugmentError
+from ..io.checkpoint import load_checkpoint
+from ..io.images import save_image_atomic
+from ..io.rebuild import load_generator
+from ..sampling import class_grid, write_image_folder
+from .app import app, expected_errors, out_console_line
+
+
+@app.command()
+@expected_errors
+def sample(
+    run: Path = typer.Argument(..., help="Run directory (or checkpoint.pt) from `gan-augment fit`."),
+    n: int = typer.Option(100, "--n", min=1, max=1_000_000, help="Images in the grid (rounded up to full rows, one row per class)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write a PNG grid here."),
+    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, max=1_000_000, help="Write this many PNGs per class into --out-dir."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for --per-class images (an ImageFolder)."),
+    seed: int = typer.Option(0, help="Seed of the noise; the same seed gives the same images."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Draw synthetic images: a grid (one row per class) or an ImageFolder of PNGs."""
+    if (per_class is None) != (out_dir is None):
+        raise GanAugmentError("--per-class and --out-dir go together: pass both to write an ImageFolder")
+    if out is None and out_dir is None:
+        raise GanAugmentError("nothing to write: pass --out grid.png, or --per-class N --out-dir DIR")
+    gen, info = load_generator(run, device=resolve_device(device))
+    if out is not None:
+        if info.class_names:  # one row per class
+            rows = len(info.class_names)
+            per_row = math.ceil(n / rows)
+        else:  # a near-square grid
+            per_row = math.ceil(math.sqrt(n))
+            rows = math.ceil(n / per_row)
+        grid = class_grid(gen, per_row=per_row, rows=rows, seed=seed, upscale=max(1, 64 // info.image_size))
+        save_image_atomic(grid, out)
+        out_console_line(f"wrote {out} ({rows} rows, {info.image_size}×{info.image_size}, step {info.step})")
+    if out_dir is not None and per_class is not None:
+        total = write_image_folder(gen, out_dir, per_class, info.class_names, seed=seed)
+        out_console_line(f"wrote {total} images to {out_dir}/")
+
+
+def out_console_line(text: str) -> None:
+    typer.echo(text)
+
+
+@app.command()
+@expected_errors
+def info(
+    run: Path = typer.Argument(..., help="Run directory (or checkpoint.pt) from `gan-augment fit`."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show a run's configuration, classes, progress and the data it was trained on."""
+    ckpt = load_checkpoint(run)
+    summary = {
+        "checkpoint_format": ckpt["format_version"],
+        "package_version": ckpt.get("package_version"),
+        "mode": ckpt.get("mode"),
+        "phase": ckpt.get("phase"),
+        "step": ckpt.get("step"),
+        "total_steps": ckpt.get("total_steps"),
+        "pretrain_steps": ckpt.get("pretrain_steps"),
+        "image_size": ckpt.get("image_size"),
+        "channels": ckpt.get("channels"),
+        "class_names": ckpt.get("class_names"),
+        "diffaugment": ckpt.get("diffaugment"),
+        "elapsed_s": round(float(ckpt.get("elapsed_s", 0.0)), 1),
+        "data": ckpt.get("data"),
+        "config": ckpt.get("config"),
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    for key, value in summary.items():
+        if key == "config":
+            continue
+        out_console_line(f"{key:>18}: {value}")
+    out_console_line(f"{'config':>18}: " + ", ".join(f"{k}={v}" for k, v in (ckpt.get("config") or {}).items() if k != "model"))
+    out_console_line(f"{'model':>18}: " + ", ".join(f"{k}={v}" for k, v in (ckpt.get("model_config") or {}).items()))

@@ -1,0 +1,24 @@
+"""Data: folder scanning (torchvision's class list), decoding, the decode cache, ``ImageData``, splits, the demo data."""
+
+from .cache import load_image_data
+from .decode import decode_folder, decode_image, to_channels
+from .folders import LABELED_EXTENSIONS, UNLABELED_EXTENSIONS, find_classes, is_image_folder, scan_folders, walk_images
+from .image_data import ImageData, memory_data, summary
+from .split import stratified_split
+
+__all__ = [
+    "LABELED_EXTENSIONS",
+    "UNLABELED_EXTENSIONS",
+    "ImageData",
+    "decode_folder",
+    "decode_image",
+    "find_classes",
+    "is_image_folder",
+    "load_image_data",
+    "memory_data",
+    "scan_folders",
+    "stratified_split",
+    "summary",
+    "to_channels",
+    "walk_images",
+]

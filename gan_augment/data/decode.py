@@ -1,0 +1,101 @@
+"""Decoding images: EXIF rotation, alpha over white, 16-bit scaled, resized and centre-cropped, gray or RGB."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..errors import DataError
+from .folders import check_dir, walk_images
+
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
+
+
+class TooManyPixels(ValueError):
+    """An image header claims more pixels than PIL's ``MAX_IMAGE_PIXELS`` (a decompression bomb)."""
+
+
+def decode_image(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
+    """Decode one image: EXIF rotation, RGB, shorter side resized to ``image_size``, centre crop.
+
+    Returns:
+        ``(array, is_gray)``: uint8 (image_size, image_size, 3) and whether the file was grayscale.
+    """
+    with Image.open(path) as im:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and im.width * im.height > limit:  # checked before any pixel is decoded
+            raise TooManyPixels(f"{im.width}×{im.height} pixels")
+        im = ImageOps.exif_transpose(im)
+        is_gray = im.mode in _GRAY_MODES or (im.mode == "P" and _palette_is_gray(im))
+        if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            arr = np.asarray(im, dtype=np.float64)
+            peak = arr.max() if arr.max() > 255 else 255.0
+            im = Image.fromarray(np.clip(arr / peak * 255.0, 0, 255).astype(np.uint8))
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(background, im)
+        im = im.convert("RGB")
+        w, h = im.size
+        scale = image_size / min(w, h)
+        nw, nh = max(image_size, round(w * scale)), max(image_size, round(h * scale))
+        im = im.resize((nw, nh), Image.Resampling.BICUBIC)
+        left, top = (nw - image_size) // 2, (nh - image_size) // 2
+        im = im.crop((left, top, left + image_size, top + image_size))
+        return np.asarray(im, dtype=np.uint8), is_gray
+
+
+def _palette_is_gray(im: Image.Image) -> bool:
+    palette = im.getpalette() or []
+    rgb = np.asarray(palette[: len(palette) // 3 * 3]).reshape(-1, 3)
+    return bool((rgb == rgb[:, :1]).all())
+
+
+def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) → uint8 (N, C, H, W), grayscale by ITU-R 601 luma when ``channels == 1``."""
+    if channels == 1:
+        gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[:, None]  # (N, 1, H, W)
+    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))  # (N, 3, H, W)
+
+
+def decode_files(files: list[Path], image_size: int, workers: int | None = None) -> list[tuple[np.ndarray, bool] | str]:
+    """Decode ``files`` in a thread pool: ``(array, is_gray)`` per file, or the reason it cannot be used."""
+
+    def work(p: Path) -> tuple[np.ndarray, bool] | str:
+        try:
+            return decode_image(p, image_size)
+        except (TooManyPixels, Image.DecompressionBombError):
+            return "too many pixels (possible decompression bomb)"
+        except Exception as exc:  # PIL raises many types for bad files
+            return f"cannot decode: {type(exc).__name__}: {exc}".splitlines()[0]
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        return list(pool.map(work, files))
+
+
+def decode_folder(
+    folder: str | os.PathLike[str], image_size: int, channels: int
+) -> tuple[list[str], torch.Tensor, list[tuple[str, str]]]:
+    """Decode every image under ``folder`` (recursive) to uint8 (N, C, H, W); returns files, images, skipped.
+
+    Raises:
+        DataError: If the folder is missing or holds no readable image.
+    """
+    root = check_dir(folder, "images")
+    files, _ = walk_images(root)
+    arrays, kept, skipped = [], [], []
+    for p, result in zip(files, decode_files(files, image_size)):
+        if isinstance(result, str):  # unreadable images are listed, not fatal
+            skipped.append((str(p), result))
+            continue
+        arrays.append(result[0])
+        kept.append(str(p))
+    if not arrays:
+        raise DataError(f"no readable image under {str(root)!r}")
+    return kept, torch.from_numpy(to_channels(np.stack(arrays), channels)), skipped

@@ -1,0 +1,81 @@
+"""``ImageData``: decoded images with their labels and sources, the unit every trainer takes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class ImageData:
+    """Decoded training images and what they came from.
+
+    Attributes:
+        images: uint8 tensor (N, C, H, W).
+        labels: int64 tensor (N,); -1 marks an unlabeled image.
+        class_names: Class folder names, in label order.
+        files: Source paths, in row order.
+        skipped: ``(path, reason)`` of every file that could not be used.
+        ignored: Number of non-image or hidden files passed over.
+        from_cache: Whether the images were read from the decode cache.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: list[str]
+    files: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    ignored: int = 0
+    from_cache: bool = False
+
+    @property
+    def num_labeled(self) -> int:
+        return int((self.labels >= 0).sum())
+
+    @property
+    def num_unlabeled(self) -> int:
+        return int((self.labels < 0).sum())
+
+    def fingerprint(self) -> dict[str, object]:
+        """Count and hash of the file list, stored in checkpoints to tie a run to its data."""
+        h = hashlib.sha256()
+        for path, label in zip(self.files, self.labels.tolist()):
+            h.update(f"{label}\t{path}\n".encode())
+        return {
+            "num_images": len(self.files),
+            "num_labeled": self.num_labeled,
+            "num_unlabeled": self.num_unlabeled,
+            "files_sha256": h.hexdigest(),
+        }
+
+
+def memory_data(
+    images: torch.Tensor, labels: torch.Tensor, class_names: list[str], unlabeled: torch.Tensor | None = None, tag: str = "memory"
+) -> ImageData:
+    """An :class:`ImageData` from tensors (labeled uint8 (N, C, H, W), optional unlabeled), for ``fit_data``."""
+    if unlabeled is not None and len(unlabeled):
+        all_images = torch.cat([images, unlabeled])
+        all_labels = torch.cat([labels.long(), torch.full((len(unlabeled),), -1, dtype=torch.int64)])
+    else:
+        all_images, all_labels = images, labels.long()
+    return ImageData(all_images.contiguous(), all_labels, list(class_names), [f"{tag}:{i}" for i in range(len(all_labels))])
+
+
+def summary(data: ImageData) -> str:
+    """One line describing what was loaded, for the CLI."""
+    counts = torch.bincount(data.labels[data.labels >= 0], minlength=len(data.class_names)).tolist()
+    per_class = ", ".join(f"{n}: {c}" for n, c in zip(data.class_names, counts))
+    parts = [f"{data.num_labeled} labeled images in {len(data.class_names)} classes ({per_class})"]
+    if data.num_unlabeled:
+        parts.append(f"{data.num_unlabeled} unlabeled")
+    if data.skipped:
+        parts.append(f"{len(data.skipped)} unreadable skipped")
+    if data.ignored:
+        parts.append(f"{data.ignored} non-image files ignored")
+    single = [n for n, c in zip(data.class_names, counts) if c == 1]
+    if single:
+        parts.append(f"a single image in class(es) {', '.join(map(repr, single))}: their models can only copy it")
+    parts.append(f"{tuple(data.images.shape[1:])} uint8" + (" (from cache)" if data.from_cache else ""))
+    return "; ".join(parts)

@@ -1,0 +1,29 @@
+"""The one stratified split: held-out images per class, every class keeping at least one training image."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int, min_held_out: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) index arrays, sorted, with about ``fraction`` of each class held out.
+
+    Each class holds out ``round(n · fraction)`` images, at least ``min_held_out`` and at most
+    ``n - 1`` (every class keeps a training image). scikit-learn's stratified splitters are not
+    used: they refuse classes of one image and do not promise a training image per class, which
+    few-label folders need.
+
+    Raises:
+        ValueError: If a class has fewer than ``min_held_out + 1`` images.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    kept, held = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        if len(idx) < min_held_out + 1:
+            raise ValueError(f"class {c} has {len(idx)} image(s): this split needs at least {min_held_out + 1} per class")
+        n_held = min(len(idx) - 1, max(min_held_out, int(round(len(idx) * fraction))))
+        held.append(idx[:n_held])
+        kept.append(idx[n_held:])
+    return np.sort(np.concatenate(kept)).astype(np.int64), np.sort(np.concatenate(held)).astype(np.int64)

@@ -1,0 +1,41 @@
+"""The evidence: does a GAN raise a secondary classifier's accuracy? Classic augmentation, the classifier,
+generator quality, the arms, paired statistics, reports, and ``evaluate_folders``."""
+
+from ..models import build_classifier, check_classifier_name, classifier_names
+from .arms import ArmSettings, SeedArms, Split, run_seed, with_gan
+from .augmentation import classic_augmentation, crop_flip, crop_pad, device_augmentation
+from .classifier import AUGMENT_MODES, ArrayDataset, ClassifierConfig, classifier_accuracy, materialize, train_classifier
+from .folders import evaluate_folders
+from .quality import diversity_ratio, generator_quality
+from .report import markdown_table, plot_accuracy, settings_dict
+from .stats import ARMS, paired_gain, summarize, verdict
+
+__all__ = [
+    "ARMS",
+    "AUGMENT_MODES",
+    "ArmSettings",
+    "ArrayDataset",
+    "ClassifierConfig",
+    "SeedArms",
+    "Split",
+    "build_classifier",
+    "check_classifier_name",
+    "classic_augmentation",
+    "classifier_accuracy",
+    "classifier_names",
+    "crop_flip",
+    "crop_pad",
+    "device_augmentation",
+    "diversity_ratio",
+    "evaluate_folders",
+    "generator_quality",
+    "markdown_table",
+    "materialize",
+    "paired_gain",
+    "plot_accuracy",
+    "run_seed",
+    "settings_dict",
+    "summarize",
+    "train_classifier",
+    "verdict",
+]

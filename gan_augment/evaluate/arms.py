@@ -1,0 +1,170 @@
+"""The arms of the limited-labels comparison: one seed's split, each arm trained and scored on it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig, TrainConfig
+from ..data import ImageData, memory_data
+from ..io.images import to_unit
+from ..models import SSLDiscriminator
+from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
+from ..progress import Reporter
+from ..train import fit_data
+from ..train.ssl import train_ssl
+from .classifier import ArrayDataset, ClassifierConfig, classifier_accuracy, train_classifier
+from .quality import generator_quality
+from .stats import ARMS
+
+
+@dataclass(frozen=True)
+class Split:
+    """One seed's data: labeled training images, the unlabeled pool, and the evaluation images."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    unlabeled: torch.Tensor | None
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: list[str]
+
+
+@dataclass(frozen=True)
+class ArmSettings:
+    """What the arms share: GAN and classifier recipes, the synthetic ratio, flips, the device."""
+
+    gan: TrainConfig
+    classifier: ClassifierConfig
+    synthetic_ratio: float = 0.5
+    flip: bool = True
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    quality: bool = True  # CAS, real-classifier accuracy on samples, diversity
+
+
+class SeedArms:
+    """The arms of one seed, sharing its split, its GAN data and (for generator quality) its baseline.
+
+    ``runs`` maps a GAN mode (``per-class``, ``conditional``, ``unconditional``) to an existing run
+    to use instead of training one in ``work``.
+    """
+
+    def __init__(self, split: Split, settings: ArmSettings, seed: int, work: Path, reporter: Reporter,
+                 runs: dict[str, Path] | None = None) -> None:
+        self.split, self.settings, self.seed, self.work, self.reporter = split, settings, seed, work, reporter
+        self.runs = dict(runs or {})
+        self.k = len(split.class_names)
+        self.channels = int(split.train_images.shape[1])
+        size = int(split.train_images.shape[-1])
+        self.gan_cfg = settings.gan.replace(seed=seed, image_size=size, channels=self.channels)
+        self.base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
+        self.baseline_model: nn.Module | None = None
+        self._gan_data: ImageData | None = None
+
+    def gan_data(self) -> ImageData:
+        """The seed's labeled + unlabeled images for fit_data, concatenated once for every GAN arm."""
+        if self._gan_data is None:
+            s = self.split
+            self._gan_data = memory_data(s.train_images, s.train_labels, s.class_names, s.unlabeled, tag=f"seed{self.seed}")
+        return self._gan_data
+
+    def gan_run(self, mode: str, name: str) -> Path:
+        """The run of ``mode`` this seed uses: the one given, or one trained now into ``work/name``."""
+        if mode not in self.runs:
+            run = self.work / name
+            fit_data(self.gan_data(), run, self.gan_cfg.replace(mode=mode), device=self.settings.device,
+                     overwrite=True, reporter=Reporter(quiet=True))
+            self.runs[mode] = run
+        return self.runs[mode]
+
+    def _train(self, dataset: Any) -> nn.Module:
+        s = self.settings
+        return train_classifier(dataset, self.channels, self.k, s.classifier, s.device, self.seed, s.flip)
+
+    def _accuracy(self, model: nn.Module) -> float:
+        return classifier_accuracy(model, self.split.test_images, self.split.test_labels, self.settings.device)
+
+    def baseline(self) -> tuple[float, dict[str, Any]]:
+        self.baseline_model = self._train(self.base)
+        return self._accuracy(self.baseline_model), {}
+
+    def gan_samples(self, arm: str) -> tuple[float, dict[str, Any]]:
+        """Baseline + ``GANAugmentedDataset`` at the synthetic ratio; generator quality beside it."""
+        s = self.settings
+        run = self.gan_run(arm.split("-", 1)[1], f"{arm}-seed{self.seed}")
+        ds = GANAugmentedDataset(self.base, run, synthetic_ratio=s.synthetic_ratio, device=s.device, seed=self.seed)
+        model = self._train(ds)
+        extra: dict[str, Any] = {"synthetic_ratio": s.synthetic_ratio}
+        if s.quality:
+            extra.update(generator_quality(run, self.split, self.baseline_model, s, self.seed))
+        return self._accuracy(model), extra
+
+    def d_features(self) -> tuple[float, dict[str, Any]]:
+        """Logistic regression on the discriminator features of an unconditional GAN."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        run = self.gan_run("unconditional", f"unconditional-seed{self.seed}")
+        features = DiscriminatorFeatures(run, device=str(self.settings.device))
+        pipe = make_pipeline(features, StandardScaler(), LogisticRegression(max_iter=2000))
+        pipe.fit(self.split.train_images, self.split.train_labels.numpy())
+        return float((pipe.predict(self.split.test_images) == self.split.test_labels.numpy()).mean()), {}
+
+    def ssl(self) -> tuple[float, dict[str, Any]]:
+        """The semi-supervised GAN's discriminator as the classifier."""
+        dev = self.settings.device
+        state = train_ssl(self.gan_data(), self.gan_cfg, dev, 0.0, Reporter(quiet=True))["state"]
+        d = SSLDiscriminator(ModelConfig.from_dict(state["model_config"]), self.k)
+        d.load_state_dict(state["d"])
+        d = d.to(dev).eval()
+        images = self.split.test_images
+        with torch.no_grad():
+            pred = torch.cat([d(to_unit(images[i : i + 1024].to(dev))).argmax(1).cpu() for i in range(0, len(images), 1024)])
+        return float((pred == self.split.test_labels).float().mean()), {}
+
+    def run(self, arm: str) -> dict[str, Any]:
+        """Train and score ``arm``; its record."""
+        t0 = time.perf_counter()
+        if arm == "baseline":
+            acc, extra = self.baseline()
+        elif arm in ("gan-per-class", "gan-conditional"):
+            acc, extra = self.gan_samples(arm)
+        elif arm == "d-features":
+            acc, extra = self.d_features()
+        elif arm == "ssl":
+            acc, extra = self.ssl()
+        else:
+            raise ValueError(f"unknown arm {arm!r}: choose from {', '.join(ARMS)}")
+        rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2), **extra}
+        self.reporter.message(f"  seed {self.seed} {arm}: accuracy {acc:.4f} ({rec['seconds']:.0f} s)")
+        return rec
+
+
+def run_seed(
+    split: Split,
+    arms: Sequence[str],
+    settings: ArmSettings,
+    seed: int,
+    work: Path,
+    reporter: Reporter,
+    runs: dict[str, Path] | None = None,
+) -> list[dict[str, Any]]:
+    """Train and score every arm for one seed; returns one record per arm (plus generator quality).
+
+    ``runs`` maps a GAN mode (``per-class``, ``conditional``, ``unconditional``) to an existing run
+    to use instead of training one.
+    """
+    seed_arms = SeedArms(split, settings, seed, work, reporter, runs)
+    return [seed_arms.run(arm) for arm in arms]
+
+
+def with_gan(settings: ArmSettings, **changes: Any) -> ArmSettings:
+    """A copy of ``settings`` with ``changes`` applied to its GAN configuration."""
+    return dataclasses.replace(settings, gan=settings.gan.replace(**changes))

@@ -1,0 +1,171 @@
+"""The secondary classifier's recipe and training loop, and its accuracy on held-out images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..io.images import to_chw_uint8, to_hwc_numpy, to_unit
+from ..models import build_classifier
+from .augmentation import Augmented, classic_augmentation, device_augmentation, seed_worker_augmentation
+
+AUGMENT_MODES: tuple[str, ...] = ("auto", "albumentations", "device")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The secondary classifier's fixed recipe.
+
+    Attributes:
+        width: Channels of the first stage; the three stages have width, 2·width, 4·width.
+        steps: Optimisation steps (the same for every arm).
+        batch_size: Images per step.
+        lr: Peak learning rate (SGD, Nesterov momentum 0.9), reached after ``warmup`` of the steps,
+            then cosine decay to 0 (one cycle).
+        weight_decay: L2 weight decay.
+        label_smoothing: Cross-entropy label smoothing.
+        warmup: Fraction of steps of linear warm-up.
+        workers: DataLoader workers (the albumentations path).
+        augment: Where the classic augmentation runs: ``"albumentations"`` (per image, in
+            DataLoader workers), ``"device"`` (:func:`device_augmentation`, whole batches on the
+            training device, the images resident there: no loader in the way of a fast GPU), or
+            ``"auto"`` (``device`` on CUDA, ``albumentations`` elsewhere). Both apply the same
+            augmentation to batches drawn the same way (a fresh permutation per epoch, last partial
+            batch dropped).
+        architecture: ``"small-resnet"`` (this module's :class:`SmallResNet`) or the name of a
+            torchvision classification model (``"resnet18"``, ``"mobilenet_v3_small"``, ...),
+            built untrained; ResNets get a 3×3 stride-1 stem without max-pool for small images.
+    """
+
+    width: int = 64
+    steps: int = 2500
+    batch_size: int = 256
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    warmup: float = 0.15
+    workers: int = 4
+    architecture: str = "small-resnet"
+    augment: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.augment not in AUGMENT_MODES:
+            raise ValueError(f"augment={self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
+
+    def augment_on(self, device: torch.device) -> str:
+        """The augmentation path this configuration takes on ``device``."""
+        if self.augment == "auto":
+            return "device" if device.type == "cuda" else "albumentations"
+        return self.augment
+
+
+class ArrayDataset(Dataset):
+    """uint8 images (N, C, H, W) served as numpy HWC arrays (albumentations' raw form) with labels."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], transform: Callable[..., Any] | None = None) -> None:
+        self.images = images
+        self.targets = [int(t) for t in labels]
+        self.classes = list(classes)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        img = to_hwc_numpy(self.images[i])  # (H, W, C)
+        if self.transform is not None:
+            img = self.transform(image=img)["image"]
+        return img, self.targets[i]
+
+
+def materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every (raw image, label) item of ``dataset`` as uint8 images (N, C, H, W) and int64 labels."""
+    if isinstance(dataset, ArrayDataset) and dataset.transform is None:
+        return dataset.images, torch.as_tensor(dataset.targets, dtype=torch.int64)
+    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    return torch.stack([to_chw_uint8(x) for x, _ in items]), torch.as_tensor([int(y) for _, y in items], dtype=torch.int64)
+
+
+def _batches(dataset: Dataset, config: ClassifierConfig, device: torch.device, flip: bool, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless augmented training batches on ``device``: each epoch a fresh permutation, the last partial batch dropped."""
+    g = torch.Generator().manual_seed(seed)
+    batch = min(config.batch_size, len(dataset))  # type: ignore[arg-type]
+    if config.augment_on(device) == "device":
+        images, labels = materialize(dataset)
+        images, labels = images.to(device), labels.to(device)  # resident: nothing crosses the bus per step
+        while True:
+            perm = torch.randperm(len(labels), generator=g)
+            for i in range(0, len(perm) - batch + 1, batch):
+                idx = perm[i : i + batch].to(device)
+                yield device_augmentation(images[idx], flip, g), labels[idx]
+    x0, _ = dataset[0]
+    aug = classic_augmentation(int(to_chw_uint8(x0).shape[-1]), flip)
+    aug.set_random_seed(seed)  # albumentations keeps its own random state: seed it, or runs differ
+    loader = DataLoader(
+        Augmented(dataset, aug), batch_size=batch, shuffle=True, drop_last=True, generator=g,
+        num_workers=config.workers, persistent_workers=config.workers > 0, pin_memory=device.type == "cuda",
+        worker_init_fn=seed_worker_augmentation,
+    )
+    while True:
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
+
+
+def train_classifier(
+    dataset: Dataset, channels: int, num_classes: int, config: ClassifierConfig, device: torch.device, seed: int,
+    flip: bool = True,
+) -> nn.Module:
+    """Train the secondary classifier for exactly ``config.steps`` steps.
+
+    ``dataset`` yields raw (image, label) items: uint8 HWC arrays (as :class:`ArrayDataset` and a
+    :class:`GANAugmentedDataset` over it without a transform give them), CHW uint8 tensors or PIL
+    images. The classic augmentation (padded random crop, horizontal flip when ``flip``) is applied
+    here, where ``config.augment`` says.
+    """
+    torch.manual_seed(seed)
+    model = build_classifier(config.architecture, channels, num_classes, config.width)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr, momentum=0.9, nesterov=True,
+    )
+    warm = max(1, int(config.steps * config.warmup))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return config.lr * (step + 1) / warm
+        t = (step - warm) / max(1, config.steps - warm)
+        return config.lr * 0.5 * (1 + np.cos(np.pi * t))
+
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    model.train()
+    batches = _batches(dataset, config, device, flip, seed)
+    for step in range(config.steps):
+        x, y = next(batches)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        with amp:
+            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y, label_smoothing=config.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    batches.close()  # ends the loader's workers
+    return model.eval()
+
+
+@torch.no_grad()
+def classifier_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> float:
+    """Top-1 accuracy of ``model`` on uint8 images (N, C, H, W), normalised as in training."""
+    correct = 0
+    for i in range(0, len(images), 1024):
+        x = to_unit(images[i : i + 1024].to(device)).to(memory_format=torch.channels_last)
+        correct += int((model(x).argmax(1).cpu() == labels[i : i + 1024]).sum())
+    return correct / max(1, len(images))

@@ -1,0 +1,57 @@
+"""How good a run's samples are: classification accuracy score, a real-data classifier on them, diversity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..io.rebuild import load_generator
+from ..sampling import sample
+from .classifier import ArrayDataset, classifier_accuracy, train_classifier
+
+if TYPE_CHECKING:
+    from .arms import ArmSettings, Split
+
+
+def diversity_ratio(synthetic: torch.Tensor, real: torch.Tensor, max_n: int = 200) -> float:
+    """Mean pairwise L2 distance among synthetic images over that among real ones (≈1 good; ≪1 collapse)."""
+
+    def mean_dist(x: torch.Tensor) -> float:
+        x = x[:max_n].flatten(1).float() / 255
+        if len(x) < 2:
+            return float("nan")
+        d = torch.cdist(x, x)
+        return float(d.sum() / (len(x) * (len(x) - 1)))
+
+    return mean_dist(synthetic) / mean_dist(real)
+
+
+def generator_quality(
+    run: Path, split: Split, real_model: nn.Module | None, settings: ArmSettings, seed: int
+) -> dict[str, float]:
+    """Classification accuracy score (train on synthetic only, test on real), the real-data classifier's
+    accuracy on synthetic images, and the mean per-class diversity ratio (min over classes too)."""
+    dev = settings.device
+    k = len(split.class_names)
+    gen, _ = load_generator(run, device=dev)
+    n_per_class = max(1, int(np.bincount(split.train_labels.numpy(), minlength=k).max()))
+    n_per_class = max(n_per_class, 100)
+    labels = torch.arange(k).repeat_interleave(n_per_class)
+    synth = sample(gen, len(labels), labels=labels, seed=10_000 + seed)
+    out: dict[str, float] = {}
+    syn_ds = ArrayDataset(synth.cpu(), labels, split.class_names)
+    cas_model = train_classifier(syn_ds, synth.shape[1], k, settings.classifier, dev, seed, settings.flip)
+    out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, dev)
+    if real_model is not None:
+        out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, dev)
+    ratios = [
+        diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)
+    ]
+    valid = [r for r in ratios if not np.isnan(r)]  # a class with < 2 evaluation images has no ratio
+    out["diversity"] = float(np.mean(valid)) if valid else float("nan")
+    out["diversity_min"] = float(np.min(valid)) if valid else float("nan")
+    return out

@@ -1,0 +1,60 @@
+"""Paired statistics over seeds: each arm's mean ± std and its gain over the baseline of the same seeds."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats
+
+ARMS: tuple[str, ...] = ("baseline", "gan-per-class", "gan-conditional", "d-features", "ssl")
+
+
+def paired_gain(accs: dict[int, float], base: dict[int, float]) -> tuple[float, float] | None:
+    """Mean gain of ``accs`` over ``base`` on the seeds both have, and the half-width of its paired 95%
+    t-interval (scipy; nan with one seed); None when no seed is shared."""
+    d = np.array([accs[s] - base[s] for s in accs if s in base])
+    if not len(d):
+        return None
+    if len(d) < 2:
+        return float(d.mean()), float("nan")
+    if np.ptp(d) == 0:  # the same gain on every seed: no spread (scipy would warn of precision loss)
+        return float(d.mean()), 0.0
+    ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    return float(d.mean()), float(ci.high - d.mean())
+
+
+def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> list[dict[str, Any]]:
+    """Mean ± std per arm (and group), and each arm's gain over ``baseline`` with a paired 95% t-interval."""
+    keys = sorted({tuple(r.get(g) for g in group) for r in records}, key=str)
+    rows = []
+    for key in keys:
+        sub = [r for r in records if tuple(r.get(g) for g in group) == key]
+        base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
+        for arm in [a for a in ARMS if any(r["arm"] == a for r in sub)]:
+            accs = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == arm}
+            a = np.array(list(accs.values()))
+            row: dict[str, Any] = dict(zip(group, key))
+            row.update({"arm": arm, "n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0})
+            paired = paired_gain(accs, base) if arm != "baseline" else None
+            if paired is not None:
+                row.update({"gain": paired[0], "gain_ci95": paired[1]})
+            for q in ("cas", "real_clf_on_synthetic", "diversity", "diversity_min"):
+                vals = [r[q] for r in sub if r["arm"] == arm and q in r]
+                if vals:
+                    row[q] = float(np.mean(vals))
+            rows.append(row)
+    return rows
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """A plain sentence about one arm's gain over the baseline."""
+    gain, half = row.get("gain"), row.get("gain_ci95")
+    if gain is None:
+        return ""
+    pts, h = 100 * gain, 100 * half if half == half else float("nan")
+    if h == h and gain - half > 0:
+        return f"{row['arm']} raised accuracy by {pts:.1f} ± {h:.1f} points"
+    if h == h and gain + half < 0:
+        return f"{row['arm']} lowered accuracy by {-pts:.1f} ± {h:.1f} points: do not use it for this data"
+    return f"{row['arm']}: no measurable gain ({pts:+.1f} ± {h:.1f} points): do not use it for this data"

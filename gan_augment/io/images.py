@@ -1,0 +1,100 @@
+"""Image conversions, in one place: uint8 ↔ [-1, 1], tensor ↔ numpy ↔ PIL, the raw forms datasets use, grids."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid as tv_make_grid
+
+from ..errors import GanAugmentError
+from .atomic import atomic_write
+
+RawForm = Literal["pil", "numpy", "tensor", "float"]
+RAW_FORMS: tuple[str, ...] = ("pil", "numpy", "tensor", "float")
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (any shape) → float32 in [-1, 1], the models' range (a new tensor)."""
+    return images.float().div(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] → uint8 [0, 255] (clamped, rounded)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def to_chw_uint8(image: Any) -> torch.Tensor:
+    """One raw item (HWC or HW numpy array, CHW uint8 tensor, or PIL image) as a uint8 (C, H, W) tensor.
+
+    Raises:
+        TypeError: If the item is not uint8 (a float image has been transformed already).
+    """
+    if isinstance(image, torch.Tensor):
+        t = image if image.ndim == 3 else image[None]
+    else:
+        arr = np.asarray(image)
+        t = torch.from_numpy(np.ascontiguousarray(arr if arr.ndim == 3 else arr[..., None])).permute(2, 0, 1)
+    if t.dtype != torch.uint8:
+        raise TypeError(f"expected a raw uint8 image, got {t.dtype}: build the dataset without a transform")
+    return t
+
+
+def to_hwc_numpy(img: torch.Tensor) -> np.ndarray:
+    """One uint8 (C, H, W) tensor → a contiguous uint8 (H, W, C) array (albumentations' and PIL's layout)."""
+    return np.ascontiguousarray(img.permute(1, 2, 0).numpy())
+
+
+def to_pil(img: torch.Tensor, mode: str | None = None) -> Image.Image:
+    """One uint8 (C, H, W) tensor → a PIL image (mode L or RGB, converted to ``mode`` when given)."""
+    arr = to_hwc_numpy(img)
+    pil = Image.fromarray(arr[..., 0], mode="L") if arr.shape[2] == 1 else Image.fromarray(arr, mode="RGB")
+    return pil.convert(mode) if mode is not None and pil.mode != mode else pil
+
+
+def raw_form_of(x: Any) -> RawForm:
+    """The form of a dataset's raw sample: PIL image, numpy uint8 HWC, uint8 tensor, or float tensor.
+
+    Raises:
+        GanAugmentError: If the form is none of these.
+    """
+    if isinstance(x, Image.Image):
+        return "pil"
+    if isinstance(x, np.ndarray):
+        return "numpy"
+    if isinstance(x, torch.Tensor):
+        return "tensor" if x.dtype == torch.uint8 else "float"
+    raise GanAugmentError(
+        f"cannot tell the image form of a base sample of type {type(x).__name__}: pass output_format="
+        "'pil', 'numpy', 'tensor' or 'float'"
+    )
+
+
+def to_raw(img: torch.Tensor, form: RawForm, mode: str | None = None) -> Any:
+    """One uint8 (C, H, W) tensor in a dataset's raw form (``float``: CHW in [0, 1]; ``mode``: PIL mode to match)."""
+    if form == "tensor":
+        return img.clone()
+    if form == "float":
+        return img.float().div(255)
+    if form == "numpy":
+        return to_hwc_numpy(img)
+    return to_pil(img, mode)
+
+
+def make_grid(images: torch.Tensor, rows: int, padding: int = 2) -> Image.Image:
+    """Tile uint8 images (N, C, H, W) into a white-padded grid of ``rows`` rows (row-major), as a PIL image."""
+    n = images.shape[0]
+    cols = max(1, -(-n // max(1, rows)))
+    if n < rows * cols:  # torchvision draws only the rows it needs: blank cells keep the asked shape
+        blank = torch.full((rows * cols - n, *images.shape[1:]), 255, dtype=torch.uint8)
+        images = torch.cat([images, blank])
+    grid = tv_make_grid(images, nrow=cols, padding=padding, pad_value=255)  # (3, H', W') uint8
+    return to_pil(grid[:1] if images.shape[1] == 1 else grid)
+
+
+def save_image_atomic(image: Image.Image, path: str | os.PathLike[str]) -> None:
+    """Save a PIL image as PNG atomically."""
+    atomic_write(path, lambda f: image.save(f, format="PNG"))

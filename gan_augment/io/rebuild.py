@@ -1,0 +1,120 @@
+"""Rebuilding a run's generator or discriminator from its checkpoint, ready to sample or score."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..device import resolve_device
+from ..errors import CheckpointError
+from ..models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
+from .checkpoint import load_checkpoint, strip_prefixes
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """What a loaded generator produces.
+
+    Attributes:
+        mode: The training mode (``per-class``, ``conditional`` or ``unconditional``).
+        class_names: Class names in label order (empty when the generator is unconditional).
+        image_size: Side of the images in pixels.
+        channels: 1 or 3.
+        step: Training step of the checkpoint.
+        model: The architecture.
+        checkpoint: Path of the checkpoint file.
+    """
+
+    mode: str
+    class_names: list[str]
+    image_size: int
+    channels: int
+    step: int
+    model: ModelConfig
+    checkpoint: str
+
+
+def build_generator(ckpt: dict[str, Any], ema: bool = True) -> nn.Module:
+    """Rebuild the sampling generator (EMA weights by default) from a checkpoint dict."""
+    model_cfg = ModelConfig.from_dict(ckpt["model_config"])
+    key = "g_ema" if ema and ckpt["models"][0].get("g_ema") is not None else "g"
+    gens = []
+    for entry in ckpt["models"]:
+        g = Generator(model_cfg)
+        g.load_state_dict(strip_prefixes(entry[key]))
+        gens.append(g)
+    if ckpt["phase"] == "per-class":
+        return PerClassGenerator(gens)
+    return gens[0]
+
+
+def build_discriminator(ckpt: dict[str, Any]) -> nn.Module:
+    """Rebuild the discriminator(s) of a checkpoint dict (per class: one module with ``D(x, y)``)."""
+    model_cfg = ModelConfig.from_dict(ckpt["model_config"])
+    ds = []
+    for entry in ckpt["models"]:
+        d = Discriminator(model_cfg)
+        d.load_state_dict(strip_prefixes(entry["d"]))
+        ds.append(d)
+    if ckpt["phase"] == "per-class":
+        return PerClassDiscriminator(ds)
+    return ds[0]
+
+
+def load_discriminator(
+    path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None
+) -> nn.Module:
+    """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features).
+
+    Raises:
+        CheckpointError: If the checkpoint is missing, untrusted or unreadable.
+    """
+    ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
+    try:
+        d = build_discriminator(ckpt)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{str(path_or_run_dir)!r} is not a complete gan-augment checkpoint ({exc}): use another one"
+        ) from exc
+    return d.to(resolve_device(device)).eval()
+
+
+def load_generator(
+    path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None, ema: bool = True
+) -> tuple[nn.Module, GeneratorInfo]:
+    """Load a ready-to-sample generator (eval mode) and its metadata.
+
+    Args:
+        path_or_run_dir: A run directory from ``gan-augment fit`` or its ``checkpoint.pt``.
+        device: Where to put the generator (default: CUDA when available, else CPU).
+        ema: Use the exponential-moving-average weights (what sampling should use).
+
+    Returns:
+        ``(generator, info)``; call ``generator(z, y)`` or, simpler, :func:`sample`.
+
+    Raises:
+        CheckpointError: If the checkpoint is missing, untrusted or unreadable.
+    """
+    ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
+    try:
+        gen = build_generator(ckpt, ema=ema)
+        mode = ckpt["config"]["mode"]
+        info = GeneratorInfo(
+            mode=mode,
+            class_names=list(ckpt["class_names"]) if ckpt["phase"] in ("per-class", "conditional") else [],
+            image_size=int(ckpt["image_size"]),
+            channels=int(ckpt["channels"]),
+            step=int(ckpt["step"]),
+            model=ModelConfig.from_dict(ckpt["model_config"]),
+            checkpoint=str(path_or_run_dir),
+        )
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{str(path_or_run_dir)!r} is not a complete gan-augment checkpoint ({exc}): use another one"
+        ) from exc
+    return gen.to(resolve_device(device)).eval(), info

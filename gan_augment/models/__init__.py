@@ -1,0 +1,26 @@
+"""The models: the article's DCGAN, its grouped (batched per-class) form, the SSL discriminator, the secondary classifier."""
+
+from .classifier import SmallResNet, build_classifier, check_classifier_name, classifier_names
+from .dcgan import Discriminator, DownBlock, Generator, UpBlock, init_weights
+from .grouped import GroupedLinear, PerClassDiscriminator, PerClassGenerator, pack_states, route_by_class, unpack_states
+from .ssl import SSLDiscriminator, SSLGan
+
+__all__ = [
+    "Discriminator",
+    "DownBlock",
+    "Generator",
+    "GroupedLinear",
+    "PerClassDiscriminator",
+    "PerClassGenerator",
+    "SSLDiscriminator",
+    "SSLGan",
+    "SmallResNet",
+    "UpBlock",
+    "build_classifier",
+    "check_classifier_name",
+    "classifier_names",
+    "init_weights",
+    "pack_states",
+    "route_by_class",
+    "unpack_states",
+]

@@ -1,0 +1,28 @@
+"""Training: losses, DiffAugment, the model pair, the trainer's step and loop, health, run directories,
+several processes, the SSL GAN's trainer, and the public ``fit`` / ``fit_data``."""
+
+from .distributed import DistContext, from_environment, shard
+from .fit import fit, fit_data
+from .health import TrainingStopped
+from .pair import AdamSettings, GanPair, check_compile, compile_pair, pack_optimizer, unpack_optimizer
+from .rundir import RUN_FILES, check_run_dir, prepare_run_dir
+from .trainer import Trainer
+
+__all__ = [
+    "RUN_FILES",
+    "AdamSettings",
+    "DistContext",
+    "GanPair",
+    "Trainer",
+    "TrainingStopped",
+    "check_compile",
+    "check_run_dir",
+    "compile_pair",
+    "fit",
+    "fit_data",
+    "from_environment",
+    "pack_optimizer",
+    "prepare_run_dir",
+    "shard",
+    "unpack_optimizer",
+]

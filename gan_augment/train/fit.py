@@ -1,0 +1,159 @@
+"""The public entry points of training: ``fit`` (folders) and ``fit_data`` (decoded images)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig
+from ..data import ImageData, load_image_data, summary
+from ..device import resolve_device
+from ..errors import GanAugmentError
+from ..io.atomic import atomic_write_json
+from ..io.checkpoint import load_checkpoint
+from ..progress import Reporter
+from .distributed import DistContext, from_environment
+from .pair import check_compile
+from .rundir import check_run_dir, prepare_run_dir
+from .trainer import Trainer
+
+
+def fit(
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] = "runs/run",
+    config: TrainConfig | None = None,
+    *,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    reporter: Reporter | None = None,
+    strict: bool = False,
+    compile: str = "off",
+) -> Path:
+    """Train DCGAN(s) on image folders and write a run directory.
+
+    Args:
+        labeled: ImageFolder-style folder (one sub-folder of images per class).
+        unlabeled: Optional folder of unlabeled images of the same kind (searched recursively).
+        out: Run directory to write (``checkpoint.pt``, ``samples/``, ``metrics.jsonl``,
+            ``config.json``).
+        config: Training configuration (default: :class:`TrainConfig`'s defaults). With
+            ``resume``, the checkpoint's configuration is used and only ``steps`` is taken from
+            ``config`` (to train longer).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        resume: Continue the run in ``out`` from its checkpoint.
+        overwrite: Replace a run already in ``out``.
+        quiet: No progress bar or messages.
+        reporter: Where progress goes (default: a terminal reporter honouring ``quiet``).
+        strict: Fail on an unreadable image file instead of skipping and listing it.
+        compile: ``torch.compile`` the training models (see :class:`Trainer`); honoured on resume.
+
+    Returns:
+        Path of the final checkpoint.
+
+    Raises:
+        GanAugmentError: On bad folders, a run directory in the way, or an unusable device.
+    """
+    out_dir = Path(out).expanduser()
+    reporter = reporter or Reporter(quiet=quiet)
+    resolve_device(device)
+    check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(out_dir, map_location="cpu")
+        # The checkpoint's settings, with pre-training fixed at what the run resolved it to.
+        saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
+        config = saved.replace(steps=config.steps) if config is not None else saved
+    config = config or TrainConfig()
+    check_compile(compile, config)  # before the (possibly long) decoding
+    data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict)
+    reporter.message(summary(data))
+    sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
+    return fit_data(
+        data, out_dir, config, device=device, resume=resume, overwrite=overwrite, reporter=reporter,
+        sources=sources, checkpoint=ckpt, compile=compile,
+    )
+
+
+def fit_data(
+    data: ImageData,
+    out: str | os.PathLike[str],
+    config: TrainConfig,
+    *,
+    device: str | torch.device = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    reporter: Reporter | None = None,
+    sources: dict[str, str | None] | None = None,
+    checkpoint: dict[str, Any] | None = None,
+    compile: str = "off",
+) -> Path:
+    """Train on images already decoded (an :class:`ImageData`, e.g. a benchmark's split) into ``out``.
+
+    ``config.image_size`` must match the images; ``checkpoint`` is the run's checkpoint when the
+    caller has already read it for ``resume``; ``compile`` as in :class:`Trainer`; see :func:`fit`
+    for the rest.
+    """
+    out_dir = Path(out).expanduser()
+    reporter = reporter or Reporter(quiet=quiet)
+    dev = resolve_device(device)
+    job, dev = from_environment(dev)  # under torchrun: this rank's place and device
+    try:
+        out_path = _fit_job(data, out_dir, config, job, dev, resume, overwrite, reporter, sources, checkpoint, compile)
+    except BaseException:
+        job.close(clean=False)
+        raise
+    job.close()
+    return out_path
+
+
+def _fit_job(data: ImageData, out_dir: Path, config: TrainConfig, job: DistContext, dev: torch.device, resume: bool,
+             overwrite: bool, reporter: Reporter, sources: dict[str, str | None] | None,
+             checkpoint: dict[str, Any] | None, compile: str) -> Path:
+    if not job.is_main:
+        reporter = Reporter(quiet=True)
+    if data.images.shape[-1] != config.image_size:
+        raise GanAugmentError(f"images are {data.images.shape[-1]} px but config.image_size={config.image_size}")
+    check_run_dir(out_dir, resume, overwrite)
+    sources = sources or {}
+    trainer = Trainer(config, data, out_dir, dev, reporter, sources, dist=job, compile=compile)
+    if resume:
+        # On the CPU: load_state_dict copies to the device, and RNG states must stay CPU tensors.
+        trainer.load(checkpoint if checkpoint is not None else load_checkpoint(out_dir, map_location="cpu"))
+        reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")
+    job.barrier()  # every rank has checked the run directory before rank 0 writes to it
+    if job.is_main:
+        _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
+    job.barrier()
+    reporter.message(
+        f"training {config.mode} on {dev}" + (f" × {job.world} processes" if job.enabled else "") + f" ({trainer.total_steps} steps"
+        + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
+        + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss}"
+        + (f", compiled ({compile})" if compile != "off" else "") + ")"
+    )
+    return trainer.fit()
+
+
+def _write_run_header(out_dir: Path, config: TrainConfig, trainer: Trainer, data: ImageData,
+                      sources: dict[str, str | None], dev: torch.device, resume: bool, overwrite: bool, world: int) -> None:
+    prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
+    atomic_write_json(
+        out_dir / "config.json",
+        {
+            "config": config.to_dict(),
+            "model_config": trainer.model_cfg.to_dict(),
+            "class_names": data.class_names,
+            "data": {**data.fingerprint(), **{k: v for k, v in sources.items() if v}},
+            "device": str(dev),
+            "processes": world,
+            "diffaugment": trainer.diffaugment,
+            "pretrain_steps": trainer.pretrain_steps,
+            "total_steps": trainer.total_steps,
+        },
+    )

@@ -1,0 +1,125 @@
+"""Keeping a run alive: stop signals, divergence checks and roll-back, retrying after CUDA runs out of memory."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+from typing import TYPE_CHECKING, Any, Iterator
+
+import torch
+
+from ..errors import GanAugmentError
+from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from ..progress import Reporter
+from .rundir import append_event
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
+
+COLLAPSE_LOSS = 1e-3  # a BCE or hinge discriminator loss below this counts towards collapse
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM asked training to stop; a checkpoint was written at a step boundary."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals(reporter: Reporter) -> Iterator[dict[str, int | None]]:
+    """While training: SIGINT/SIGTERM set a flag the loop checks between steps (a second SIGINT stops at once)."""
+    stop: dict[str, int | None] = {"signal": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop["signal"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+        reporter.message(f"{signal.Signals(signum).name} received: stopping after this step (Ctrl-C again to stop now)")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class DivergenceCheck:
+    """Says why training has diverged (non-finite losses or weights, a collapsed discriminator), or ``""``."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.collapse_run = 0
+        self.last_check = trainer.step
+
+    def reset(self) -> None:
+        self.collapse_run, self.last_check = 0, self.trainer.step
+
+    def __call__(self, stats: dict[str, torch.Tensor], check_weights: bool) -> str:
+        t, cfg = self.trainer, self.trainer.config
+        # NaN in the weights makes every later loss NaN, so this step's losses suffice between checkpoints.
+        now = dict(zip(stats, torch.stack([v.float() for v in stats.values()]).tolist()))
+        reason = ", ".join(k for k, v in now.items() if not math.isfinite(v))
+        if not reason and check_weights and not t.pair.weights_finite():
+            reason = "weights"
+        reason = f"{reason} not finite" if reason else ""
+        if not reason and cfg.collapse_steps and cfg.loss in ("bce", "hinge"):
+            self.collapse_run = self.collapse_run + (t.step - self.last_check) if now["loss_d"] < COLLAPSE_LOSS else 0
+            if self.collapse_run >= cfg.collapse_steps:
+                reason = f"discriminator loss below 1e-3 for {self.collapse_run} steps"
+        self.last_check = t.step
+        if t.dist.enabled:  # every rank rolls back together, or none does
+            reason = "; ".join(r for r in t.dist.gather(reason) if r)
+        return reason
+
+
+def log_event(t: Trainer, row: dict[str, Any]) -> None:
+    """Append ``row`` to the run's metrics log (rank 0 only)."""
+    if t.dist.is_main:
+        append_event(t.out_dir, row)
+
+
+def rollback(t: Trainer, reason: str) -> None:
+    """Go back to the last checkpoint with both learning rates halved (at most ``max_rollbacks`` times)."""
+    cfg = t.config
+    path = t.out_dir / CHECKPOINT_NAME
+    t.rollbacks += 1
+    if t.rollbacks > cfg.max_rollbacks or not path.is_file():
+        raise GanAugmentError(
+            f"training diverged at step {t.step} ({reason})"
+            + (f" after {cfg.max_rollbacks} roll-backs with lower learning rates" if cfg.max_rollbacks else "")
+            + f"; the last good checkpoint {str(path)!r} is intact: try lower --lr-g/--lr-d, --loss hinge or --diffaugment on"
+        )
+    failed_at, rollbacks, halved = t.step, t.rollbacks, t.adam.halved()
+    t.load(load_checkpoint(path, map_location="cpu"))
+    t.rollbacks, t.adam = rollbacks, halved
+    t.pair.set_learning_rates(halved)
+    t.reporter.message(
+        f"training diverged at step {failed_at} ({reason}): rolled back to step {t.step}, "
+        f"learning rates halved to {halved.lr_g:.2e} (G) and {halved.lr_d:.2e} (D) [{t.rollbacks}/{cfg.max_rollbacks}]"
+    )
+    log_event(t, {"event": "rollback", "step": failed_at, "to_step": t.step, "reason": reason,
+                  "lr_g": halved.lr_g, "lr_d": halved.lr_d})
+
+
+def shrink_batch(t: Trainer, exc: BaseException) -> None:
+    """After CUDA running out of memory: retry at half the batch (at most three times)."""
+    b = t.batch_size
+    t.oom_retries += 1
+    if b < 4 or t.oom_retries > 3 or t.dist.enabled:  # ranks must keep in step: no retry in a job
+        raise GanAugmentError(
+            f"out of GPU memory on {t.device} at batch size {b}: try --batch-size {max(2, b // 2)}, "
+            "a smaller --image-size or narrower models (--g-width, --d-width)"
+        ) from None
+    if t.device.type == "cuda":
+        torch.cuda.empty_cache()
+    t.batch_size = b // 2
+    t.reporter.message(f"out of GPU memory at batch size {b} (step {t.step}): retrying at batch size {b // 2}")
+    log_event(t, {"event": "oom", "step": t.step, "batch_size": b // 2})
