@@ -49,8 +49,11 @@ class TestClassify:
     def test_train_save_predict(self, folders: tuple[Path, Path], tmp_path: Path, method: str) -> None:
         labeled, unlabeled = folders
         metrics = classify(labeled, unlabeled, tmp_path / "run", method, tiny_config(steps=3), device="cpu", quiet=True)
-        key = "cv_accuracy_mean" if method == "features" else "val_accuracy"
-        assert 0.0 <= metrics[key] <= 1.0
+        if method == "features":  # 5-fold cross-validation on the 12 labeled images (smallest class: 6)
+            assert metrics["cv_folds"] == 5 and metrics["num_labeled"] == 12 and metrics["cv_accuracy_mean"] is not None
+        else:  # a stratified 20% of each class held out: 1 of 6 per class; accuracy counts whole images
+            assert metrics["num_val"] == 2 and metrics["num_train_labeled"] == 10
+            assert metrics["val_accuracy"] * 2 == pytest.approx(round(metrics["val_accuracy"] * 2))
         assert json.loads((tmp_path / "run" / "metrics.json").read_text())["method"] == method
         p = Predictor(tmp_path / "run", device="cpu")
         probs = p.predict_proba(torch.zeros(3, 3, 16, 16, dtype=torch.uint8))
@@ -113,7 +116,13 @@ class TestEvaluate:
         assert result.exit_code == 0, result.output
         report = json.loads((out / "evaluation.json").read_text())
         assert {r["arm"] for r in report["runs"]} == {"baseline", "gan-per-class", "d-features"}
-        assert len(report["runs"]) == 6 and all(0 <= r["accuracy"] <= 1 for r in report["runs"])
+        assert len(report["runs"]) == 6
+        for row in report["summary"]:  # the summary is the runs' mean, and the gain their paired difference
+            accs = {r["seed"]: r["accuracy"] for r in report["runs"] if r["arm"] == row["arm"]}
+            base = {r["seed"]: r["accuracy"] for r in report["runs"] if r["arm"] == "baseline"}
+            assert row["mean"] == pytest.approx(np.mean(list(accs.values())))
+            if row["arm"] != "baseline":
+                assert row["gain"] == pytest.approx(np.mean([accs[s] - base[s] for s in accs]))
         assert len(report["verdicts"]) == 2 and (out / "evaluation.png").is_file()
         gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
         assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
@@ -193,7 +202,7 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
         assert arms == {"baseline", "gan-per-class", "gan-conditional", "d-features", "ssl"}
     for r in report["runs"]:
         assert {"dataset", "arm", "labels_per_class", "seed", "accuracy", "seconds"} <= set(r)
-        assert 0 <= r["accuracy"] <= 1
+        assert r["accuracy"] * 6 == pytest.approx(round(r["accuracy"] * 6))  # a count of the 6 evaluation images
     assert (out / "limited_labels_data.png").is_file() and (out / "samples_data_gan-per-class.png").is_file()
     text = (tmp_path / "results.md").read_text()
     assert "complete" in text and "| data | 3 | baseline |" in text and "| data | 4 | baseline |" in text

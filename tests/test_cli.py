@@ -51,13 +51,21 @@ class TestFit:
         assert not (tmp_path / "run").exists()
 
     @pytest.mark.parametrize(
-        ("option", "value"),
-        [("--image-size", "4"), ("--batch-size", "1"), ("--steps", "0"), ("--mode", "gan"), ("--loss", "l2")],
+        ("option", "value", "why"),
+        [
+            ("--image-size", "4", "greater than or equal to 8"),
+            ("--batch-size", "1", "greater than or equal to 2"),
+            ("--steps", "0", "greater than or equal to 1"),
+            ("--mode", "gan", "'gan' is not one of 'per-class', 'conditional', 'unconditional'"),
+            ("--loss", "l2", "'l2' is not one of 'bce', 'wgan-gp', 'hinge'"),
+        ],
     )
-    def test_bad_values(self, labeled: Path, tmp_path: Path, option: str, value: str) -> None:
+    def test_bad_values(self, labeled: Path, tmp_path: Path, option: str, value: str, why: str) -> None:
         result = invoke("fit", labeled, "--out", tmp_path / "run", option, value)
         assert result.exit_code == 2
-        assert option in result.output or value in result.output
+        said = " ".join(result.output.replace("│", " ").split())  # the error box, unwrapped
+        assert f"Invalid value for '{option}'" in said and why in said
+        assert not (tmp_path / "run").exists()
 
     def test_unsupported_image_size(self, labeled: Path, tmp_path: Path) -> None:
         result = invoke("fit", labeled, "--out", tmp_path / "run", "--image-size", "30", "--quiet")

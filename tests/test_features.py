@@ -46,7 +46,8 @@ class TestDiscriminatorFeatures:
         assert np.allclose(f.transform(as_tensor), ref, atol=1e-5)
         assert np.allclose(f.transform(as_tensor.float() / 255), ref, atol=1e-5)
         assert np.allclose(f.transform(as_pil), ref, atol=1e-5)
-        assert np.allclose(f.transform(X.reshape(4, -1, 3).reshape(4, 16, 16, 3)), ref)
+        assert np.allclose(f.transform(as_tensor.reshape(4, -1).numpy()), ref)  # flattened rows, C·H·W order
+        assert not np.allclose(f.transform(X.reshape(4, -1)), ref)  # H·W·C rows are another image: not read as one
         big = np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)  # 32×32: resized to 16×16
         assert f.transform(big).shape == ref.shape
 
@@ -67,7 +68,7 @@ class TestDiscriminatorFeatures:
         assert np.array_equal(copy.predict_proba(X), pipe.predict_proba(X))
 
     def test_errors(self, trained: dict[str, Path]) -> None:
-        with pytest.raises(NotFittedError):
+        with pytest.raises(NotFittedError, match="not fitted yet. Call .fit."):
             DiscriminatorFeatures(trained["unconditional"]).transform(images()[0])
         with pytest.raises(GanAugmentError, match="one discriminator per class"):
             DiscriminatorFeatures(trained["per-class"]).fit()

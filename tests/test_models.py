@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -110,5 +112,5 @@ class TestModelConfig:
         assert ModelConfig.from_dict(cfg.to_dict()) == cfg
 
     def test_frozen(self) -> None:
-        with pytest.raises(Exception):
+        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'image_size'"):
             ModelConfig().image_size = 64  # type: ignore[misc]

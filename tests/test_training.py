@@ -12,11 +12,14 @@ from gan_augment import (
     CheckpointError,
     PerClassGenerator,
     RunDirError,
+    Trainer,
     fit,
     load_checkpoint,
     load_generator,
+    load_image_data,
     sample,
 )
+from gan_augment.progress import Reporter
 
 
 def _states(path: Path) -> list[dict[str, torch.Tensor]]:
@@ -49,9 +52,28 @@ class TestFit:
         assert (tmp_path / "run" / "samples" / f"step_{expected_steps:06d}.png").is_file()
         assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["mode"] == mode
 
-    def test_unrolled(self, labeled: Path, tmp_path: Path) -> None:
-        fit(labeled, None, tmp_path / "run", tiny_config(unroll=2, steps=2), device="cpu", quiet=True)
-        assert load_checkpoint(tmp_path / "run")["config"]["unroll"] == 2
+    @pytest.mark.parametrize("unroll", [0, 2])
+    def test_unrolled(self, labeled: Path, tmp_path: Path, unroll: int) -> None:
+        """With unrolling, G is scored by a copy of D advanced ``unroll`` steps; the pair's D is left as it was."""
+        data = load_image_data(labeled, None, image_size=16)
+        t = Trainer(tiny_config(unroll=unroll, mode="unconditional"), data, tmp_path / "run", torch.device("cpu"),
+                    Reporter(quiet=True))
+        t.d_step(t.pair.d, t.pair.opt_d)
+        d_before = {k: v.clone() for k, v in t.pair.d.named_parameters()}
+        g_before = {k: v.clone() for k, v in t.pair.g.state_dict().items()}
+        calls: list[torch.nn.Module] = []
+        t.pair.d.register_forward_hook(lambda module, args, out: calls.append(module))  # copied with D, too
+        t.g_step()
+        assert all(torch.equal(v, d_before[k]) for k, v in t.pair.d.named_parameters())
+        assert any(not torch.equal(v, g_before[k]) for k, v in t.pair.g.state_dict().items())
+        critic = calls[-1]  # the D that scored G's step
+        if unroll:
+            assert critic is not t.pair.d and len(calls) == unroll * 2 + 1  # real and fake per D step, then G's
+            assert any(not torch.equal(v, d_before[k]) for k, v in critic.named_parameters())
+        else:
+            assert critic is t.pair.d and len(calls) == 1
+        fit(labeled, None, tmp_path / "fit", tiny_config(unroll=unroll, steps=2), device="cpu", quiet=True)
+        assert load_checkpoint(tmp_path / "fit")["step"] == 2
 
     def test_unlabeled_is_used(self, labeled: Path, unlabeled: Path, tmp_path: Path) -> None:
         """Per-class mode pre-trains on labeled + unlabeled images; without UNLABELED it does not."""

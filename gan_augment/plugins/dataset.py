@@ -45,6 +45,34 @@ def _image_size(x: Any) -> tuple[int, int] | None:
     return None
 
 
+def _check_sizing(synthetic_ratio: float | None, per_class: int | None, balance: bool) -> None:
+    if sum([synthetic_ratio is not None, per_class is not None, balance]) != 1:
+        raise ValueError("pass exactly one of synthetic_ratio, per_class or balance=True")
+    if synthetic_ratio is not None and not 0 <= synthetic_ratio < 1:
+        raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
+    if per_class is not None and per_class < 0:
+        raise ValueError(f"per_class={per_class} must be >= 0")
+
+
+def synthetic_counts(
+    targets: Sequence[int], ckpt_to_base: Mapping[int, int], synthetic_ratio: float | None, per_class: int | None,
+    balance: bool,
+) -> dict[int, int]:
+    """Synthetic images per generator class: up to the largest class (``balance``), ``per_class`` each,
+    or ``synthetic_ratio`` of the mixed dataset split as evenly as possible over the classes."""
+    counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=max(ckpt_to_base.values(), default=0) + 1)
+    gen_classes = sorted(ckpt_to_base)
+    if balance:
+        top = int(counts.max()) if len(counts) else 0
+        return {k: top - int(counts[ckpt_to_base[k]]) for k in gen_classes}
+    if per_class is not None:
+        return {k: per_class for k in gen_classes}
+    assert synthetic_ratio is not None
+    total = int(round(synthetic_ratio * len(targets) / (1 - synthetic_ratio)))
+    share, extra = divmod(total, max(1, len(gen_classes)))
+    return {k: share + (1 if i < extra else 0) for i, k in enumerate(gen_classes)}
+
+
 class GANAugmentedDataset(Dataset):
     """A labeled dataset with synthetic samples from a ``gan-augment fit`` run mixed in.
 
@@ -96,13 +124,7 @@ class GANAugmentedDataset(Dataset):
         seed: int = 0,
         batch_size: int = 1024,
     ) -> None:
-        chosen = [synthetic_ratio is not None, per_class is not None, balance]
-        if sum(chosen) != 1:
-            raise ValueError("pass exactly one of synthetic_ratio, per_class or balance=True")
-        if synthetic_ratio is not None and not 0 <= synthetic_ratio < 1:
-            raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
-        if per_class is not None and per_class < 0:
-            raise ValueError(f"per_class={per_class} must be >= 0")
+        _check_sizing(synthetic_ratio, per_class, balance)
         if pipeline not in ("auto", "torchvision", "albumentations"):
             raise ValueError(f"pipeline={pipeline!r} is not one of auto, torchvision, albumentations")
         if getattr(base_ds, "transform", None) is not None:
@@ -131,18 +153,7 @@ class GANAugmentedDataset(Dataset):
 
         targets = dataset_targets(base_ds)
         self.n_real = len(targets)
-        counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=max(self.ckpt_to_base.values(), default=0) + 1)
-        gen_classes = sorted(self.ckpt_to_base)
-        if balance:
-            top = int(counts.max()) if len(counts) else 0
-            self.counts = {k: top - int(counts[self.ckpt_to_base[k]]) for k in gen_classes}
-        elif per_class is not None:
-            self.counts = {k: per_class for k in gen_classes}
-        else:
-            assert synthetic_ratio is not None
-            total = int(round(synthetic_ratio * self.n_real / (1 - synthetic_ratio)))
-            share, extra = divmod(total, max(1, len(gen_classes)))
-            self.counts = {k: share + (1 if i < extra else 0) for i, k in enumerate(gen_classes)}
+        self.counts = synthetic_counts(targets, self.ckpt_to_base, synthetic_ratio, per_class, balance)
 
         first = base_ds[0][0] if self.n_real else None
         if output_format == "auto":

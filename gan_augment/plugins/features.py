@@ -80,13 +80,8 @@ def _block_shapes(discriminator: Discriminator, layers: str | Sequence[int], gri
     ]
 
 
-def images_to_tensor(X: Any, image_size: int, channels: int) -> torch.Tensor:
-    """Turn images in any accepted form into float (N, C, image_size, image_size) in [-1, 1].
-
-    Accepted: uint8 arrays (N, H, W) or (N, H, W, C); float arrays in [0, 1] of those shapes;
-    2-D arrays (N, C·H·W) of flattened images; tensors (N, C, H, W) (uint8, or float in [0, 1]);
-    lists of PIL images; a dataset of ``(image, label)`` or of images.
-    """
+def _as_array_or_tensor(X: Any, image_size: int, channels: int) -> np.ndarray | torch.Tensor:
+    """Lists of PIL images or tensors, datasets and array-likes as one numpy array or tensor."""
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError("sparse input is not supported: pass dense images")
     if hasattr(X, "__array__") and not isinstance(X, (np.ndarray, torch.Tensor)):
@@ -96,40 +91,50 @@ def images_to_tensor(X: Any, image_size: int, channels: int) -> torch.Tensor:
     if isinstance(X, (list, tuple)):
         if len(X) and isinstance(X[0], Image.Image):
             mode = "L" if channels == 1 else "RGB"
-            X = np.stack([np.asarray(im.convert(mode).resize((image_size, image_size), Image.Resampling.BICUBIC)) for im in X])
-        elif len(X) and isinstance(X[0], torch.Tensor):
-            X = torch.stack(list(X))
-        else:
-            X = np.asarray(X)
-    if isinstance(X, np.ndarray):
-        if X.dtype == object:
-            X = X.astype(np.float64)
-        if np.iscomplexobj(X):
-            raise ValueError("Complex data not supported: pass real-valued images")
-        if X.ndim < 2:
+            return np.stack([np.asarray(im.convert(mode).resize((image_size, image_size), Image.Resampling.BICUBIC)) for im in X])
+        if len(X) and isinstance(X[0], torch.Tensor):
+            return torch.stack(list(X))
+        return np.asarray(X)
+    if isinstance(X, (np.ndarray, torch.Tensor)):
+        return X
+    raise ValueError(f"cannot read images from {type(X).__name__}")
+
+
+def _array_to_nchw(X: np.ndarray, image_size: int, channels: int) -> torch.Tensor:
+    """(N, H, W), (N, H, W, C) or flattened (N, C·H·W) arrays as an (N, C, H, W) tensor."""
+    if X.dtype == object:
+        X = X.astype(np.float64)
+    if np.iscomplexobj(X):
+        raise ValueError("Complex data not supported: pass real-valued images")
+    if X.ndim < 2:
+        raise ValueError(
+            f"Expected 2D array, got {X.ndim}D array instead: images must be (N, H, W), (N, H, W, C) "
+            "or (N, C·H·W). Reshape your data"
+        )
+    if X.ndim == 2:  # flattened images
+        side = image_size
+        if X.shape[1] != channels * side * side:
             raise ValueError(
-                f"Expected 2D array, got {X.ndim}D array instead: images must be (N, H, W), (N, H, W, C) "
-                "or (N, C·H·W). Reshape your data"
+                f"2-D input has {X.shape[1]} features per row; flattened images for this discriminator "
+                f"need {channels}×{side}×{side} = {channels * side * side}"
             )
-        if X.ndim == 2:  # flattened images
-            side = image_size
-            if X.shape[1] != channels * side * side:
-                raise ValueError(
-                    f"2-D input has {X.shape[1]} features per row; flattened images for this discriminator "
-                    f"need {channels}×{side}×{side} = {channels * side * side}"
-                )
-            X = X.reshape(len(X), channels, side, side)
-            t = torch.from_numpy(np.ascontiguousarray(X))
-        elif X.ndim == 3:
-            t = torch.from_numpy(np.ascontiguousarray(X))[:, None]  # (N, 1, H, W)
-        elif X.ndim == 4:
-            t = torch.from_numpy(np.ascontiguousarray(X)).permute(0, 3, 1, 2)  # (N, C, H, W)
-        else:
-            raise ValueError(f"images must be (N, H, W), (N, H, W, C) or (N, C·H·W); got shape {X.shape}")
-    elif isinstance(X, torch.Tensor):
-        t = X if X.ndim == 4 else X[:, None]
-    else:
-        raise ValueError(f"cannot read images from {type(X).__name__}")
+        return torch.from_numpy(np.ascontiguousarray(X.reshape(len(X), channels, side, side)))
+    if X.ndim == 3:
+        return torch.from_numpy(np.ascontiguousarray(X))[:, None]  # (N, 1, H, W)
+    if X.ndim == 4:
+        return torch.from_numpy(np.ascontiguousarray(X)).permute(0, 3, 1, 2)  # (N, C, H, W)
+    raise ValueError(f"images must be (N, H, W), (N, H, W, C) or (N, C·H·W); got shape {X.shape}")
+
+
+def images_to_tensor(X: Any, image_size: int, channels: int) -> torch.Tensor:
+    """Turn images in any accepted form into float (N, C, image_size, image_size) in [-1, 1].
+
+    Accepted: uint8 arrays (N, H, W) or (N, H, W, C); float arrays in [0, 1] of those shapes;
+    2-D arrays (N, C·H·W) of flattened images; tensors (N, C, H, W) (uint8, or float in [0, 1]);
+    lists of PIL images; a dataset of ``(image, label)`` or of images.
+    """
+    X = _as_array_or_tensor(X, image_size, channels)
+    t = _array_to_nchw(X, image_size, channels) if isinstance(X, np.ndarray) else (X if X.ndim == 4 else X[:, None])
     if t.dtype == torch.uint8:
         t = t.float().div(255)
     t = t.float()
