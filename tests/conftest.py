@@ -158,3 +158,12 @@ def tiny_run(labeled: Path, tmp_path: Path) -> Path:
     """A per-class run of two steps on ``labeled`` (two classes, 16×16), trained on the CPU."""
     fit(labeled, None, tmp_path / "run", tiny_config(steps=2), device="cpu", quiet=True)
     return tmp_path / "run"
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two separable classes (dark, light) of 6 labeled images, and 8 unlabeled ones."""
+    root = tmp_path_factory.mktemp("cls")
+    labeled = write_folder(root / "labeled", ["dark", "light"], [6, 6])
+    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4])
+    return labeled, unlabeled

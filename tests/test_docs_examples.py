@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each example in a subprocess
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 
 

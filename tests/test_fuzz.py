@@ -6,6 +6,8 @@ exception is a bug.
 
 from __future__ import annotations
 
+import pytest
+
 import io
 import tempfile
 from pathlib import Path
@@ -17,6 +19,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gan_augment import GanAugmentError, fit, load_checkpoint
+
+pytestmark = pytest.mark.slow  # hypothesis runs fit on many generated folders
 
 
 def _png(seed: int, size: int, mode: str) -> bytes:

@@ -333,6 +333,7 @@ def _metrics_rows(out: Path) -> int:
     return len(p.read_text().splitlines()) if p.is_file() else 0
 
 
+@pytest.mark.slow  # a training subprocess, signalled
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_writes_a_checkpoint_and_says_how_to_resume(labeled: Path, tmp_path: Path, sig: int, code: int) -> None:
     out = tmp_path / "run"
@@ -349,6 +350,7 @@ def test_signal_writes_a_checkpoint_and_says_how_to_resume(labeled: Path, tmp_pa
     assert load_checkpoint(out)["step"] == step + 2
 
 
+@pytest.mark.slow  # a training subprocess, killed
 def test_kill_9_then_resume(labeled: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = _start(labeled, out, "--steps", "100000", "--checkpoint-every", "3", "--sample-every", "100000", "--quiet")

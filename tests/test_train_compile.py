@@ -15,12 +15,12 @@ from conftest import requires_cuda, tiny_config, write_folder
 from typer.testing import CliRunner
 
 from gan_augment import ModelConfig, load_checkpoint
-from gan_augment.train import pair as training_pair
 from gan_augment.cli import app
 from gan_augment.data import load_image_data
 from gan_augment.errors import GanAugmentError
 from gan_augment.progress import Reporter
 from gan_augment.train import Trainer, fit_data
+from gan_augment.train import pair as training_pair
 
 EXACT = dict(diffaugment="off", model=ModelConfig(image_size=16, g_width=8, d_width=8, z_dim=8, embed_dim=4, d_dropout=0.0))
 

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
 from gan_augment import Discriminator, Generator, ModelConfig, PerClassGenerator
-from gan_augment.config import base_size
 
 
 class TestGenerator:
@@ -85,32 +82,3 @@ class TestPerClassGenerator:
         x = bank(torch.randn(5, 8), y)
         assert torch.allclose(x[y == 0], torch.tensor(-1.0), atol=1e-4)
         assert torch.allclose(x[y == 1], torch.tensor(1.0), atol=1e-4)
-
-
-class TestModelConfig:
-    @pytest.mark.parametrize(
-        ("kwargs", "match"),
-        [
-            ({"image_size": 30}, "image_size=30"),
-            ({"image_size": 4}, "image_size=4"),
-            ({"channels": 2}, "channels=2"),
-            ({"upsample": "bilinear"}, "upsample='bilinear'"),
-            ({"d_dropout": 1.5}, "d_dropout=1.5"),
-            ({"g_width": 0}, "g_width=0"),
-        ],
-    )
-    def test_validation(self, kwargs: dict, match: str) -> None:
-        with pytest.raises(ValueError, match=match):
-            ModelConfig(**kwargs)
-
-    @pytest.mark.parametrize(("size", "expected"), [(16, (4, 2)), (28, (7, 2)), (32, (4, 3)), (128, (4, 5)), (48, (6, 3))])
-    def test_base_size(self, size: int, expected: tuple[int, int]) -> None:
-        assert base_size(size) == expected
-
-    def test_dict_round_trip(self) -> None:
-        cfg = ModelConfig(image_size=64, channels=1, num_classes=5)
-        assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-
-    def test_frozen(self) -> None:
-        with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'image_size'"):
-            ModelConfig().image_size = 64  # type: ignore[misc]

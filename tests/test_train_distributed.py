@@ -15,7 +15,7 @@ from conftest import write_folder
 from gan_augment import load_checkpoint, load_generator, sample
 from gan_augment.train.distributed import DistContext
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")]
 
 TINY = ["--image-size", "16", "--batch-size", "4", "--g-width", "8", "--d-width", "8", "--z-dim", "8",
         "--sample-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--quiet"]

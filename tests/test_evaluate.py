@@ -1,0 +1,83 @@
+"""evaluate: the CLI report, torchvision classifiers, paired statistics and verdicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gan_augment.cli import app
+
+runner = CliRunner()
+
+
+class TestEvaluate:
+    def test_cli_evaluate_report(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        labeled, unlabeled = folders
+        out = tmp_path / "ev"
+        result = runner.invoke(app, [
+            "evaluate", str(labeled), str(unlabeled), "--out", str(out), "--arms", "gan-per-class,d-features",
+            "--seeds", "2", "--image-size", "16", "--gan-steps", "2", "--clf-steps", "2", "--device", "cpu", "--quiet",
+        ])
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "evaluation.json").read_text())
+        assert {r["arm"] for r in report["runs"]} == {"baseline", "gan-per-class", "d-features"}
+        assert len(report["runs"]) == 6
+        for row in report["summary"]:  # the summary is the runs' mean, and the gain their paired difference
+            accs = {r["seed"]: r["accuracy"] for r in report["runs"] if r["arm"] == row["arm"]}
+            base = {r["seed"]: r["accuracy"] for r in report["runs"] if r["arm"] == "baseline"}
+            assert row["mean"] == pytest.approx(np.mean(list(accs.values())))
+            if row["arm"] != "baseline":
+                assert row["gain"] == pytest.approx(np.mean([accs[s] - base[s] for s in accs]))
+        assert len(report["verdicts"]) == 2 and (out / "evaluation.png").is_file()
+        gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
+        assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
+
+    def test_cli_evaluate_torchvision_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        out = tmp_path / "ev"
+        result = runner.invoke(app, [
+            "evaluate", str(folders[0]), "--out", str(out), "--arms", "baseline", "--classifier", "resnet18",
+            "--seeds", "1", "--image-size", "16", "--clf-steps", "2", "--device", "cpu", "--quiet",
+        ])
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "evaluation.json").read_text())
+        assert report["settings"]["classifier"]["architecture"] == "resnet18"
+        assert [r["arm"] for r in report["runs"]] == ["baseline"]
+
+    def test_build_classifier_adapts_channels(self) -> None:
+        from gan_augment.evaluate import build_classifier
+
+        for name in ("small-resnet", "resnet18", "mobilenet_v3_small"):
+            model = build_classifier(name, 1, 7).eval()
+            assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7), name
+
+    def test_cli_evaluate_bad_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        result = runner.invoke(app, ["evaluate", str(folders[0]), "--classifier", "resnet1800", "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and "unknown classifier 'resnet1800'" in result.output and "resnet18" in result.output
+        assert not (tmp_path / "x").exists()
+
+    def test_cli_evaluate_bad_arm(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        result = runner.invoke(app, ["evaluate", str(folders[0]), "--arms", "magic", "--out", str(tmp_path)])
+        assert result.exit_code == 2 and "unknown arm" in result.output
+
+
+class TestStatistics:
+    def test_paired_gain_and_verdict(self) -> None:
+        from gan_augment.evaluate import summarize, verdict
+
+        recs = [{"dataset": "d", "labels_per_class": 5, "arm": a, "seed": s, "accuracy": acc}
+                for s, (b, g) in enumerate([(0.50, 0.55), (0.60, 0.66), (0.40, 0.44)])
+                for a, acc in (("baseline", b), ("gan-per-class", g))]
+        rows = summarize(recs)
+        gan = next(r for r in rows if r["arm"] == "gan-per-class")
+        assert gan["gain"] == pytest.approx(0.05) and gan["gain_ci95"] > 0
+        assert "raised accuracy by 5.0" in verdict(gan)
+        noisy = [dict(r) for r in recs]
+        for r in noisy:  # gains of +1, -1 and 0 points: the interval covers zero
+            if r["arm"] == "gan-per-class":
+                r["accuracy"] = {0: 0.51, 1: 0.59, 2: 0.40}[r["seed"]]
+        assert "no measurable gain" in verdict(next(r for r in summarize(noisy) if r["arm"] == "gan-per-class"))
