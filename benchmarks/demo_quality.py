@@ -42,8 +42,14 @@ def arms(steps: int) -> dict[str, tuple[TrainConfig, bool]]:
     """name → (config, use the unlabeled folder)."""
     model = ModelConfig(image_size=16, channels=1, g_width=16, d_width=16, z_dim=32)
     base = TrainConfig(
-        image_size=16, channels=1, batch_size=32, steps=steps, pretrain_steps=2 * steps,
-        sample_every=10**9, checkpoint_every=10**9, model=model,
+        image_size=16,
+        channels=1,
+        batch_size=32,
+        steps=steps,
+        pretrain_steps=2 * steps,
+        sample_every=10**9,
+        checkpoint_every=10**9,
+        model=model,
     )
     return {
         "per-class (demo default)": (base, True),
@@ -111,8 +117,14 @@ def main() -> None:
             y = labels.numpy()
             fidelity = float((ref.predict(x) == [int(names[c]) for c in y]).mean())
             diversity = float(np.mean([pairwise_mean(x[y == c]) / real_div[int(names[c])] for c in range(10)]))
-            row = {"arm": name, "seed": seed, "fidelity": fidelity, "diversity": diversity, "seconds": seconds,
-                   "steps": cfg.steps + (cfg.pretrain_steps if cfg.mode == "per-class" else 0)}
+            row = {
+                "arm": name,
+                "seed": seed,
+                "fidelity": fidelity,
+                "diversity": diversity,
+                "seconds": seconds,
+                "steps": cfg.steps + (cfg.pretrain_steps if cfg.mode == "per-class" else 0),
+            }
             print(json.dumps(row), flush=True)
             results.append(row)
 
@@ -122,14 +134,33 @@ def main() -> None:
         f = np.array([r["fidelity"] for r in rows])
         d = np.array([r["diversity"] for r in rows])
         s = np.array([r["seconds"] for r in rows])
-        summary.append({"arm": name, "fidelity_mean": f.mean(), "fidelity_std": f.std(), "diversity_mean": d.mean(),
-                        "diversity_std": d.std(), "seconds_mean": s.mean(), "steps": rows[0]["steps"]})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        summary.append(
+            {
+                "arm": name,
+                "fidelity_mean": f.mean(),
+                "fidelity_std": f.std(),
+                "diversity_mean": d.mean(),
+                "diversity_std": d.std(),
+                "seconds_mean": s.mean(),
+                "steps": rows[0]["steps"],
+            }
+        )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
-    meta = {"machine": machine, "torch": torch.__version__, "commit": commit, "seeds": args.seeds,
-            "reference_classifier_cv_accuracy": ref_cv, "samples_per_class": args.per_class}
+    meta = {
+        "machine": machine,
+        "torch": torch.__version__,
+        "commit": commit,
+        "seeds": args.seeds,
+        "reference_classifier_cv_accuracy": ref_cv,
+        "samples_per_class": args.per_class,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "demo_quality.json").write_text(json.dumps({**meta, "summary": summary, "runs": results}, indent=2) + "\n")
+    (args.out / "demo_quality.json").write_text(
+        json.dumps({**meta, "summary": summary, "runs": results}, indent=2) + "\n"
+    )
     lines = [
         f"Digits (load_digits, 16×16), 20 labels per class, rest unlabeled; seeds {args.seeds}; "
         f"{machine}; torch {torch.__version__}; commit {commit}.",

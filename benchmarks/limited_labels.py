@@ -18,7 +18,7 @@ Examples:
     python benchmarks/limited_labels.py --train-dir my_imagefolder --quick --out /tmp/r
     python benchmarks/limited_labels.py --dataset cifar10 --time-budget 7 --out r    # stops starting runs at 7 min
     python benchmarks/limited_labels.py --dataset cifar10 --resume --out r           # adds the missing runs
-    python benchmarks/limited_labels.py --dataset cifar10 --report-only --out r      # redraws from r/limited_labels.json
+    python benchmarks/limited_labels.py --dataset cifar10 --report-only --out r      # redraws from its JSON
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from gan_augment import GANAugmentedDataset, ModelConfig, TrainConfig, __version__, load_image_data
+from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
     ARMS,
     AUGMENT_MODES,
@@ -54,7 +55,6 @@ from gan_augment.evaluate import (
     summarize,
     train_classifier,
 )
-from gan_augment.device import resolve_device
 from gan_augment.io import atomic_write_text, load_generator, save_image_atomic
 from gan_augment.progress import Reporter
 from gan_augment.sampling import class_grid
@@ -79,7 +79,12 @@ def extract(archive: Path, dest: Path) -> Path:
 
 # ----------------------------------------------------------------------------- the synthetic-ratio sweep
 def ratio_sweep(
-    split: Split, run: Path, ratios: Sequence[float], settings: ArmSettings, seed: int, reporter: Reporter,
+    split: Split,
+    run: Path,
+    ratios: Sequence[float],
+    settings: ArmSettings,
+    seed: int,
+    reporter: Reporter,
     filter_top: float | None = None,
 ) -> list[dict[str, Any]]:
     """The secondary classifier trained with ``run``'s synthetic images at each ratio (the GAN reused).
@@ -93,26 +98,44 @@ def ratio_sweep(
     for r in ratios:
         t0 = time.perf_counter()
         ds = GANAugmentedDataset(base, run, synthetic_ratio=r, device=dev, seed=seed, filter_top=filter_top)
-        model = train_classifier(ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed, settings.flip)
+        model = train_classifier(
+            ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed, settings.flip
+        )
         acc = classifier_accuracy(model, split.test_images, split.test_labels, dev)
-        rec = {"arm": "gan-per-class", "seed": seed, "accuracy": acc, "synthetic_ratio": r, "seconds": round(time.perf_counter() - t0, 2)}
+        rec = {
+            "arm": "gan-per-class",
+            "seed": seed,
+            "accuracy": acc,
+            "synthetic_ratio": r,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
         out.append({**rec, "filter_top": filter_top} if filter_top is not None else rec)
-        reporter.message(f"  seed {seed} gan-per-class at ratio {r}{f', D-filtered top {filter_top}' if filter_top else ''}: accuracy {acc:.4f}")
+        reporter.message(
+            f"  seed {seed} gan-per-class at ratio {r}"
+            + (f", D-filtered top {filter_top}" if filter_top else "")
+            + f": accuracy {acc:.4f}"
+        )
     return out
 
 
 def ratio_table(records: list[dict[str, Any]]) -> str:
     """Markdown table of a synthetic-ratio sweep: accuracy and paired gain over the baseline per ratio."""
-    lines = ["| dataset | labels_per_class | synthetic ratio | D filter (top) | seeds | accuracy (mean ± std) | gain vs baseline (95% CI) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| dataset | labels_per_class | synthetic ratio | D filter (top) | seeds | accuracy (mean ± std) "
+        "| gain vs baseline (95% CI) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     keys = sorted({(r["dataset"], r["labels_per_class"]) for r in records}, key=str)
     for ds, n in keys:
         sub = [r for r in records if r["dataset"] == ds and r["labels_per_class"] == n]
         base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
         variants = {(r["synthetic_ratio"], r.get("filter_top") or 0.0) for r in sub if r["arm"] != "baseline"}
         for ratio, top in sorted(variants):
-            accs = {r["seed"]: r["accuracy"] for r in sub
-                    if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio and (r.get("filter_top") or 0.0) == top}
+            accs = {
+                r["seed"]: r["accuracy"]
+                for r in sub
+                if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio and (r.get("filter_top") or 0.0) == top
+            }
             a = np.array(list(accs.values()))
             paired = paired_gain(accs, base)
             std = a.std(ddof=1) if len(a) > 1 else 0.0
@@ -136,8 +159,16 @@ def carve(labels: np.ndarray, k: int, n_val: int, split_seed: int) -> tuple[np.n
     return np.sort(np.concatenate(val)), np.sort(np.concatenate(rest))
 
 
-def make_split(images: torch.Tensor, labels: torch.Tensor, pool: np.ndarray, n: int, seed: int,
-               test: tuple[torch.Tensor, torch.Tensor], names: list[str], max_unlabeled: int | None) -> Split:
+def make_split(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    pool: np.ndarray,
+    n: int,
+    seed: int,
+    test: tuple[torch.Tensor, torch.Tensor],
+    names: list[str],
+    max_unlabeled: int | None,
+) -> Split:
     """Draw N labeled images per class from ``pool`` with ``seed``; the rest of the pool is unlabeled."""
     rng = np.random.default_rng(1000 + seed)
     lab = labels.numpy()
@@ -153,17 +184,40 @@ def dataset_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
     work = ROOT / ".data"
     specs = []
     if args.train_dir:
-        specs.append({"name": Path(args.train_dir).name, "train": Path(args.train_dir), "test": Path(args.test_dir) if args.test_dir else None,
-                      "budgets": args.budgets or [5], "flip": True})
+        specs.append(
+            {
+                "name": Path(args.train_dir).name,
+                "train": Path(args.train_dir),
+                "test": Path(args.test_dir) if args.test_dir else None,
+                "budgets": args.budgets or [5],
+                "flip": True,
+            }
+        )
         return specs
     if args.dataset in ("cifar10", "both"):
         root = extract(data_dir / "cifar10-train.zip", work / "cifar10")
-        specs.append({"name": "cifar10", "train": root / "train", "test": Path(args.test_dir) if args.test_dir else None,
-                      "budgets": args.cifar_budgets, "flip": True, "image_size": 32})
+        specs.append(
+            {
+                "name": "cifar10",
+                "train": root / "train",
+                "test": Path(args.test_dir) if args.test_dir else None,
+                "budgets": args.cifar_budgets,
+                "flip": True,
+                "image_size": 32,
+            }
+        )
     if args.dataset in ("mnist", "both"):
         root = extract(data_dir / "mnist.zip", work / "mnist")
-        specs.append({"name": "mnist", "train": root / "train", "test": root / "test", "budgets": args.mnist_budgets,
-                      "flip": False, "image_size": 28})
+        specs.append(
+            {
+                "name": "mnist",
+                "train": root / "train",
+                "test": root / "test",
+                "budgets": args.mnist_budgets,
+                "flip": False,
+                "image_size": 28,
+            }
+        )
     return specs
 
 
@@ -178,8 +232,16 @@ def load_previous(path: Path) -> dict[str, Any]:
     return previous if isinstance(previous, dict) else {}
 
 
-def write_report(args: argparse.Namespace, records: list[dict[str, Any]], sweep: list[dict[str, Any]], grids: dict[str, str],
-                 per_dataset_settings: dict[str, Any], meta: dict[str, Any], wall: float, state: str) -> None:
+def write_report(
+    args: argparse.Namespace,
+    records: list[dict[str, Any]],
+    sweep: list[dict[str, Any]],
+    grids: dict[str, str],
+    per_dataset_settings: dict[str, Any],
+    meta: dict[str, Any],
+    wall: float,
+    state: str,
+) -> None:
     """JSON, table, plots and (unless --quick) the Markdown report from every record so far, each written atomically.
 
     ``state`` says whether the protocol is complete, still running, or cut short by ``--time-budget``;
@@ -187,11 +249,21 @@ def write_report(args: argparse.Namespace, records: list[dict[str, Any]], sweep:
     """
     wall = round(wall, 1)  # what the JSON keeps, so a --report-only redraw prints the same Markdown
     rows = summarize(records)
-    machine, torch_version, version, commit, protocol = (meta[k] for k in ("machine", "torch", "package_version", "commit", "protocol"))
+    machine, torch_version, version, commit, protocol = (
+        meta[k] for k in ("machine", "torch", "package_version", "commit", "protocol")
+    )
     report = {
-        "machine": machine, "torch": torch_version, "package_version": version, "commit": commit,
-        "protocol": protocol, "state": state, "seeds": sorted({r["seed"] for r in records}), "wall_seconds": wall, "settings": per_dataset_settings,
-        "summary": rows, "runs": [{"package_version": version, "commit": commit, "machine": machine, **r} for r in records],
+        "machine": machine,
+        "torch": torch_version,
+        "package_version": version,
+        "commit": commit,
+        "protocol": protocol,
+        "state": state,
+        "seeds": sorted({r["seed"] for r in records}),
+        "wall_seconds": wall,
+        "settings": per_dataset_settings,
+        "summary": rows,
+        "runs": [{"package_version": version, "commit": commit, "machine": machine, **r} for r in records],
         "ratio_sweep": sweep,
     }
     args.out.mkdir(parents=True, exist_ok=True)
@@ -203,30 +275,50 @@ def write_report(args: argparse.Namespace, records: list[dict[str, Any]], sweep:
     except ImportError:
         plotted = False
     for name in sorted({r["dataset"] for r in records}) if plotted else []:
-        plot_accuracy([r for r in rows if r["dataset"] == name], args.out / f"limited_labels_{name}.png", f"{name}: accuracy vs labels ({protocol})")
+        plot_accuracy(
+            [r for r in rows if r["dataset"] == name],
+            args.out / f"limited_labels_{name}.png",
+            f"{name}: accuracy vs labels ({protocol})",
+        )
     table = markdown_table(rows)
     atomic_write_text(args.out / "limited_labels.md", table + "\n")
     report_path = args.report if args.report else (None if args.quick else ROOT / "docs" / "results.md")
     if report_path is not None:
-        rel = Path(args.out).resolve().relative_to(report_path.resolve().parent) if args.out.resolve().is_relative_to(report_path.resolve().parent) else args.out
+        rel = (
+            Path(args.out).resolve().relative_to(report_path.resolve().parent)
+            if args.out.resolve().is_relative_to(report_path.resolve().parent)
+            else args.out
+        )
         lines = [
-            "# Results: does GAN augmentation help a classifier with few labels?", "",
-            f"Written by `benchmarks/limited_labels.py` ({protocol} protocol, {state}) on {machine}, torch {torch_version}, "
-            f"gan-augment {version}, commit {commit}; seeds {sorted({r['seed'] for r in records})}; wall time {wall / 60:.1f} min. "
+            "# Results: does GAN augmentation help a classifier with few labels?",
+            "",
+            f"Written by `benchmarks/limited_labels.py` ({protocol} protocol, {state}) on {machine}, "
+            f"torch {torch_version}, gan-augment {version}, commit {commit}; "
+            f"seeds {sorted({r['seed'] for r in records})}; wall time {wall / 60:.1f} min. "
             "Accuracy is on the held-out validation split (500 images per class carved from the training "
             "archive with split seed 0) unless a test directory is named; MNIST uses its official test split. "
-            "Gains are paired by seed (each seed draws its own labeled subset); the interval is a 95% t-interval.", "",
-            *[f"Settings, {name}: " + json.dumps(d) for name, d in per_dataset_settings.items()], "",
-            table, "",
-            "Synthetic-ratio sweep (gan-per-class at the first budget, the same GANs, only the classifier retrained):", "",
-            ratio_table(sweep) if sweep else "(not run)", "",
+            "Gains are paired by seed (each seed draws its own labeled subset); the interval is a 95% t-interval.",
+            "",
+            *[f"Settings, {name}: " + json.dumps(d) for name, d in per_dataset_settings.items()],
+            "",
+            table,
+            "",
+            "Synthetic-ratio sweep (gan-per-class at the first budget, the same GANs, only the classifier retrained):",
+            "",
+            ratio_table(sweep) if sweep else "(not run)",
+            "",
             "CAS: accuracy on real test images of the same classifier trained on synthetic images only. "
             "Real clf on synth.: the baseline classifier's accuracy on synthetic images. Diversity: mean pairwise "
-            "distance of a class's synthetic images over that of its real ones (1 = as diverse; near 0 = collapse).", "",
+            "distance of a class's synthetic images over that of its real ones (1 = as diverse; near 0 = collapse).",
+            "",
         ]
         for name in sorted({r["dataset"] for r in records}):
-            lines += [f"![accuracy vs labels, {name}]({rel}/limited_labels_{name}.png)" if plotted else
-                      "(plot not drawn: matplotlib is not installed; `--report-only` redraws it where it is)", ""]
+            lines += [
+                f"![accuracy vs labels, {name}]({rel}/limited_labels_{name}.png)"
+                if plotted
+                else "(plot not drawn: matplotlib is not installed; `--report-only` redraws it where it is)",
+                "",
+            ]
         for title, fname in sorted(grids.items()):
             lines += [f"Samples, {title} (one row per class):", "", f"![{title}]({rel}/{fname})", ""]
         lines += [ANCHORS, ""]
@@ -236,7 +328,9 @@ def write_report(args: argparse.Namespace, records: list[dict[str, Any]], sweep:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", choices=["cifar10", "mnist", "both"], default="both")
-    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder with cifar10-train.zip and mnist.zip")
+    p.add_argument(
+        "--data-dir", default=str(ROOT.parent / "shared" / "data"), help="folder with cifar10-train.zip and mnist.zip"
+    )
     p.add_argument("--train-dir", help="any ImageFolder to use instead of the bundled datasets")
     p.add_argument("--test-dir", help="evaluation ImageFolder (default: the held-out validation split)")
     p.add_argument("--budgets", type=int, nargs="+", help="labels per class (--train-dir)")
@@ -245,13 +339,26 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--synthetic-ratio", type=float, default=0.5)
-    p.add_argument("--sweep-ratios", type=float, nargs="*", default=[0.25, 0.75],
-                   help="other synthetic ratios for gan-per-class at the first budget, reusing its GANs (reported separately)")
-    p.add_argument("--sweep-filter-top", type=float, metavar="F",
-                   help="also sweep the ratios with discriminator rejection: keep the top F of candidates by D score")
+    p.add_argument(
+        "--sweep-ratios",
+        type=float,
+        nargs="*",
+        default=[0.25, 0.75],
+        help="other synthetic ratios for gan-per-class at the first budget, reusing its GANs (reported separately)",
+    )
+    p.add_argument(
+        "--sweep-filter-top",
+        type=float,
+        metavar="F",
+        help="also sweep the ratios with discriminator rejection: keep the top F of candidates by D score",
+    )
     p.add_argument("--val-per-class", type=int, default=500)
     p.add_argument("--gan-steps", type=int, help=f"GAN steps (default {TrainConfig().steps}; 400 with --cpu-reduced)")
-    p.add_argument("--pretrain-steps", type=int, help="per-class pre-training steps (default: the package's rule, steps/2 with unlabeled images)")
+    p.add_argument(
+        "--pretrain-steps",
+        type=int,
+        help="per-class pre-training steps (default: the package's rule, steps/2 with unlabeled images)",
+    )
     p.add_argument("--gan-batch", type=int, help="GAN batch size (per class model in per-class mode)")
     p.add_argument("--g-width", type=int, help="generator width (default: the package's, or the --cpu-reduced one)")
     p.add_argument("--d-width", type=int, help="discriminator width")
@@ -259,37 +366,72 @@ def main() -> None:
     p.add_argument("--clf-steps", type=int, default=ClassifierConfig().steps)
     p.add_argument("--clf-width", type=int, default=ClassifierConfig().width)
     p.add_argument("--clf-batch", type=int, default=ClassifierConfig().batch_size)
-    p.add_argument("--clf-augment", default="auto", choices=list(AUGMENT_MODES),
-                   help="where the classic augmentation runs: auto = on the GPU when training on one, else albumentations")
-    p.add_argument("--classifier", default="small-resnet", help="small-resnet or a torchvision model name, e.g. resnet18")
+    p.add_argument(
+        "--clf-augment",
+        default="auto",
+        choices=list(AUGMENT_MODES),
+        help="where the classic augmentation runs: auto = on the GPU when training on one, else albumentations",
+    )
+    p.add_argument(
+        "--classifier", default="small-resnet", help="small-resnet or a torchvision model name, e.g. resnet18"
+    )
     p.add_argument("--max-unlabeled", type=int, help="cap on the unlabeled pool (reduced runs)")
-    p.add_argument("--cpu-reduced", action="store_true", help="small GAN and classifier, fewer steps: a CPU-sized protocol")
+    p.add_argument(
+        "--cpu-reduced", action="store_true", help="small GAN and classifier, fewer steps: a CPU-sized protocol"
+    )
     p.add_argument("--quick", action="store_true", help="tiny subset, tiny models: checks the code path, not accuracy")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
-    p.add_argument("--time-budget", type=float, metavar="MIN",
-                   help="start no (dataset, budget, seed) run that would end past MIN minutes (the slowest one so far as the guide)")
-    p.add_argument("--report-only", action="store_true",
-                   help="run nothing: rewrite the table, plots and report from OUT/limited_labels.json")
-    p.add_argument("--resume", action="store_true", help="keep the runs already in OUT/limited_labels.json and add the missing ones")
-    p.add_argument("--report", type=Path, help="also write the full Markdown report here (default docs/results.md unless --quick)")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MIN",
+        help="start no (dataset, budget, seed) run that would end past MIN minutes "
+        "(the slowest one so far as the guide)",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite the table, plots and report from OUT/limited_labels.json",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in OUT/limited_labels.json and add the missing ones",
+    )
+    p.add_argument(
+        "--report", type=Path, help="also write the full Markdown report here (default docs/results.md unless --quick)"
+    )
     args = p.parse_args()
 
     dev = resolve_device(args.device)
     gan = TrainConfig(steps=args.gan_steps or TrainConfig().steps)
-    clf = ClassifierConfig(steps=args.clf_steps, width=args.clf_width, batch_size=args.clf_batch,
-                           workers=4 if dev.type == "cuda" else 0, architecture=args.classifier, augment=args.clf_augment)
+    clf = ClassifierConfig(
+        steps=args.clf_steps,
+        width=args.clf_width,
+        batch_size=args.clf_batch,
+        workers=4 if dev.type == "cuda" else 0,
+        architecture=args.classifier,
+        augment=args.clf_augment,
+    )
     if args.cpu_reduced:
-        gan = TrainConfig(steps=args.gan_steps or 400, batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64))
-        clf = ClassifierConfig(steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0, augment=args.clf_augment)
+        gan = TrainConfig(
+            steps=args.gan_steps or 400, batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64)
+        )
+        clf = ClassifierConfig(
+            steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0, augment=args.clf_augment
+        )
     if args.quick:
         gan = TrainConfig(steps=2, batch_size=4, log_every=1, model=ModelConfig(g_width=4, d_width=4, z_dim=8))
         clf = ClassifierConfig(steps=2, width=4, batch_size=8, workers=0, augment=args.clf_augment)
         args.seeds = args.seeds[:1]
     else:  # explicit GAN sizes win over the presets
         sizes = {k: getattr(args, k) for k in ("g_width", "d_width", "z_dim") if getattr(args, k) is not None}
-        gan = gan.replace(model=replace(gan.model, **sizes), batch_size=args.gan_batch or gan.batch_size,
-                          pretrain_steps=gan.pretrain_steps if args.pretrain_steps is None else args.pretrain_steps)
+        gan = gan.replace(
+            model=replace(gan.model, **sizes),
+            batch_size=args.gan_batch or gan.batch_size,
+            pretrain_steps=gan.pretrain_steps if args.pretrain_steps is None else args.pretrain_steps,
+        )
     reporter = Reporter()
     if args.report_only:  # e.g. to draw the plots of a GPU run made where matplotlib is missing
         previous = load_previous(args.out / "limited_labels.json")
@@ -297,9 +439,16 @@ def main() -> None:
             sys.exit(f"Error: no runs in {args.out / 'limited_labels.json'}: nothing to report")
         have = {p.name for p in args.out.glob("samples_*.png")}
         grids = {" ".join(f.removeprefix("samples_").removesuffix(".png").rsplit("_", 1)): f for f in sorted(have)}
-        write_report(args, previous["runs"], previous.get("ratio_sweep", []), grids, previous.get("settings", {}),
-                     {k: previous.get(k, "?") for k in ("machine", "torch", "package_version", "commit", "protocol")},
-                     float(previous.get("wall_seconds", 0.0)), previous.get("state", "complete"))
+        write_report(
+            args,
+            previous["runs"],
+            previous.get("ratio_sweep", []),
+            grids,
+            previous.get("settings", {}),
+            {k: previous.get(k, "?") for k in ("machine", "torch", "package_version", "commit", "protocol")},
+            float(previous.get("wall_seconds", 0.0)),
+            previous.get("state", "complete"),
+        )
         print(markdown_table(summarize(previous["runs"])))
         return
     previous = load_previous(args.out / "limited_labels.json") if args.resume else {}
@@ -309,21 +458,32 @@ def main() -> None:
     grids: dict[str, str] = {}
     done = {(r["dataset"], r["labels_per_class"], r["seed"]) for r in records}
     if done:
-        reporter.message(f"resuming: {len(done)} (dataset, budget, seed) runs already in {args.out / 'limited_labels.json'}")
+        reporter.message(
+            f"resuming: {len(done)} (dataset, budget, seed) runs already in {args.out / 'limited_labels.json'}"
+        )
     t_start = time.perf_counter()
     seed_seconds: list[float] = []
     skipped: list[str] = []
 
     meta = {
-        "machine": torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "torch": torch.__version__, "package_version": __version__,
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+        "machine": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "package_version": __version__,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
         "protocol": "quick (code path only)" if args.quick else ("CPU-reduced" if args.cpu_reduced else "full"),
     }
 
     def report(final: bool) -> None:
         wall = time.perf_counter() - t_start + float(previous.get("wall_seconds", 0.0))
-        state = ("complete" if not skipped else "partial, cut by --time-budget: " + ", ".join(skipped) + " not run") if final else "in progress"
+        state = (
+            ("complete" if not skipped else "partial, cut by --time-budget: " + ", ".join(skipped) + " not run")
+            if final
+            else "in progress"
+        )
         write_report(args, records, sweep, grids, per_dataset_settings, meta, wall, state)
 
     for spec in dataset_specs(args):
@@ -339,17 +499,36 @@ def main() -> None:
         else:
             val, pool = carve(labels.numpy(), k, n_val, split_seed=0)
             test_pair = (images[val], labels[val])
-        reporter.message(f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes")
+        reporter.message(
+            f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes"
+        )
         ch = int(images.shape[1])  # the size and channels the GANs train at, in the model's fields too
-        settings = ArmSettings(gan=gan.replace(image_size=size, channels=ch, model=replace(gan.model, image_size=size, channels=ch)), classifier=clf, synthetic_ratio=args.synthetic_ratio,
-                               flip=spec["flip"], device=dev)
+        settings = ArmSettings(
+            gan=gan.replace(image_size=size, channels=ch, model=replace(gan.model, image_size=size, channels=ch)),
+            classifier=clf,
+            synthetic_ratio=args.synthetic_ratio,
+            flip=spec["flip"],
+            device=dev,
+        )
         share_uncond = args.max_unlabeled is None and "d-features" in args.arms
-        now = json.loads(json.dumps({**settings_dict(settings), "d_features_gan": (
-            "one unconditional GAN per seed, shared by the budgets run in the same call: its training images "
-            "(labeled and unlabeled together) are the whole pool at every budget" if share_uncond else "one unconditional GAN per budget and seed")}))
+        now = json.loads(
+            json.dumps(
+                {
+                    **settings_dict(settings),
+                    "d_features_gan": (
+                        "one unconditional GAN per seed, shared by the budgets run in the same call: its "
+                        "training images (labeled and unlabeled together) are the whole pool at every budget"
+                        if share_uncond
+                        else "one unconditional GAN per budget and seed"
+                    ),
+                }
+            )
+        )
         if per_dataset_settings.get(spec["name"], now) != now:
-            sys.exit(f"Error: --resume with other settings for {spec['name']} than the runs in {args.out}: "
-                     "use the same options, or another --out")
+            sys.exit(
+                f"Error: --resume with other settings for {spec['name']} than the runs in {args.out}: "
+                "use the same options, or another --out"
+            )
         per_dataset_settings[spec["name"]] = now
         work = ROOT / ".data" / "runs" / spec["name"] if not args.quick else args.out / "runs"
         uncond: dict[int, Path] = {}  # seed → its unconditional GAN (d-features), when shared
@@ -360,16 +539,22 @@ def main() -> None:
                 elapsed = time.perf_counter() - t_start
                 if args.time_budget and seed_seconds and elapsed + max(seed_seconds) > args.time_budget * 60:
                     skipped.append(f"{spec['name']} n={n} seed={seed}")
-                    reporter.message(f"skipped {skipped[-1]}: it would pass the {args.time_budget} min budget "
-                                     "(rerun with --resume to add it)")
+                    reporter.message(
+                        f"skipped {skipped[-1]}: it would pass the {args.time_budget} min budget "
+                        "(rerun with --resume to add it)"
+                    )
                     continue
                 t_seed = time.perf_counter()
                 split = make_split(images, labels, pool, n, seed, test_pair, names, args.max_unlabeled)
-                reporter.message(f"{spec['name']} {n} labels/class, seed {seed}: {len(split.train_labels)} labeled, "
-                                 f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled")
+                reporter.message(
+                    f"{spec['name']} {n} labels/class, seed {seed}: {len(split.train_labels)} labeled, "
+                    f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled"
+                )
                 shared = {"unconditional": uncond[seed]} if seed in uncond else None
-                new = [{"dataset": spec["name"], "labels_per_class": n, **rec}
-                       for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter, shared)]
+                new = [
+                    {"dataset": spec["name"], "labels_per_class": n, **rec}
+                    for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter, shared)
+                ]
                 if share_uncond and seed not in uncond:
                     uncond[seed] = work / f"n{n}" / f"unconditional-seed{seed}"
                 records += new
@@ -379,7 +564,9 @@ def main() -> None:
                         sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
                     if args.sweep_filter_top:
                         ratios = sorted({args.synthetic_ratio, *args.sweep_ratios})
-                        for rec in ratio_sweep(split, gan_run, ratios, settings, seed, reporter, filter_top=args.sweep_filter_top):
+                        for rec in ratio_sweep(
+                            split, gan_run, ratios, settings, seed, reporter, filter_top=args.sweep_filter_top
+                        ):
                             sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
                     sweep += [{**r, "synthetic_ratio": 0.0} for r in new if r["arm"] == "baseline"]
                     sweep += [r for r in new if r["arm"] == "gan-per-class"]

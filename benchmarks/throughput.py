@@ -68,7 +68,9 @@ def flops_of(fn: Callable[[], Any]) -> int:
 class ReferenceLoop:
     """The PyTorch DCGAN example's training loop for one model (optionally class-conditional)."""
 
-    def __init__(self, cfg: ModelConfig, images: torch.Tensor, labels: torch.Tensor, batch: int, dev: torch.device) -> None:
+    def __init__(
+        self, cfg: ModelConfig, images: torch.Tensor, labels: torch.Tensor, batch: int, dev: torch.device
+    ) -> None:
         self.dev, self.cfg, self.batch = dev, cfg, batch
         self.conditional = cfg.num_classes > 0
         self.g, self.d = Generator(cfg).to(dev), Discriminator(cfg).to(dev)
@@ -124,8 +126,10 @@ class ReferenceRun:
 
     def __init__(self, mode: str, cfg: ModelConfig, data: ImageData, batch: int, dev: torch.device) -> None:
         if mode == "per-class":
-            self.loops = [ReferenceLoop(cfg, data.images[data.labels == c], data.labels[data.labels == c], batch, dev)
-                          for c in range(len(data.class_names))]
+            self.loops = [
+                ReferenceLoop(cfg, data.images[data.labels == c], data.labels[data.labels == c], batch, dev)
+                for c in range(len(data.class_names))
+            ]
         else:
             ccfg = replace(cfg, num_classes=len(data.class_names)) if mode == "conditional" else cfg
             self.loops = [ReferenceLoop(ccfg, data.images, data.labels, batch, dev)]
@@ -139,10 +143,26 @@ class ReferenceRun:
 class PackageRun:
     """The package's trainer (grouped per-class models, data on the device, fused Adam, bf16 on CUDA)."""
 
-    def __init__(self, mode: str, cfg: ModelConfig, data: ImageData, batch: int, dev: torch.device, tmp: Path,
-                 compile: str = "off") -> None:
-        self.tcfg = TrainConfig(mode=mode, image_size=cfg.image_size, channels=cfg.channels, batch_size=batch, steps=10**6,
-                                pretrain_steps=0, diffaugment="off", model=cfg)
+    def __init__(
+        self,
+        mode: str,
+        cfg: ModelConfig,
+        data: ImageData,
+        batch: int,
+        dev: torch.device,
+        tmp: Path,
+        compile: str = "off",
+    ) -> None:
+        self.tcfg = TrainConfig(
+            mode=mode,
+            image_size=cfg.image_size,
+            channels=cfg.channels,
+            batch_size=batch,
+            steps=10**6,
+            pretrain_steps=0,
+            diffaugment="off",
+            model=cfg,
+        )
         self.trainer = Trainer(self.tcfg, data, tmp, dev, Reporter(quiet=True), compile=compile)
         self.images_per_step = self.trainer.images_per_step()
 
@@ -150,9 +170,19 @@ class PackageRun:
         return time_steps(self.trainer.train_step, steps, dev)
 
 
-def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch: int, steps: int, warmup: int,
-                  dev: torch.device, reference: bool = True, rounds: int = 3, compile: str = "off",
-                  ) -> tuple[dict[str, Any], torch.nn.Module]:
+def training_case(
+    name: str,
+    mode: str,
+    cfg: ModelConfig,
+    data: ImageData,
+    batch: int,
+    steps: int,
+    warmup: int,
+    dev: torch.device,
+    reference: bool = True,
+    rounds: int = 3,
+    compile: str = "off",
+) -> tuple[dict[str, Any], torch.nn.Module]:
     """Reference and package timed in alternating rounds (medians), so drift of a shared machine hits both.
 
     With ``compile`` other than ``off``, the package's trainer with ``torch.compile`` in that mode
@@ -205,11 +235,19 @@ def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch
     ref_ips = ref.images_per_step / t_ref if ref is not None and t_ref else None
     pkg_ips = pkg.images_per_step / t_pkg
     rec: dict[str, Any] = {
-        "case": name, "mode": mode, "image_size": cfg.image_size, "channels": cfg.channels,
-        "classes": len(data.class_names), "batch": batch, "steps_timed": steps, "rounds": rounds,
-        "img_per_s": round(pkg_ips, 1), "ms_per_step": round(1e3 * t_pkg, 3),
+        "case": name,
+        "mode": mode,
+        "image_size": cfg.image_size,
+        "channels": cfg.channels,
+        "classes": len(data.class_names),
+        "batch": batch,
+        "steps_timed": steps,
+        "rounds": rounds,
+        "img_per_s": round(pkg_ips, 1),
+        "ms_per_step": round(1e3 * t_pkg, 3),
         "img_per_s_rounds": [round(pkg.images_per_step / t, 1) for t in pkg_times],
-        "tflops": round(pkg_flops / t_pkg / 1e12, 4), "peak_gpu_mem_gb": pkg_peak,
+        "tflops": round(pkg_flops / t_pkg / 1e12, 4),
+        "peak_gpu_mem_gb": pkg_peak,
         "reference_img_per_s": round(ref_ips, 1) if ref_ips else None,
         "reference_img_per_s_rounds": [round(batch / t, 1) for t in ref_times] if ref_times else None,
         "reference_ms_per_step": round(1e3 * t_ref, 3) if t_ref else None,
@@ -220,14 +258,26 @@ def training_case(name: str, mode: str, cfg: ModelConfig, data: ImageData, batch
     if cpk is not None:
         t_cpk = float(np.median(cpk_times))
         c_ips = cpk.images_per_step / t_cpk
-        rec.update({"compiled": compile, "compile_seconds": round(compile_s or 0.0, 1),
-                    "compiled_img_per_s": round(c_ips, 1), "compiled_ms_per_step": round(1e3 * t_cpk, 3),
-                    "compiled_img_per_s_rounds": [round(cpk.images_per_step / t, 1) for t in cpk_times],
-                    "compiled_speedup": round(c_ips / ref_ips, 2) if ref_ips else None})
-    print(f"{name:>20}: {rec['img_per_s']:>10.0f} img/s ({rec['ms_per_step']:.2f} ms/step)"
-          + (f"  reference {rec['reference_img_per_s']:.0f} img/s  speedup {rec['speedup']:.2f}×" if ref_ips else "")
-          + (f"  compiled ({compile}) {rec['compiled_img_per_s']:.0f} img/s after {rec['compile_seconds']:.0f} s" if cpk else ""),
-          flush=True)
+        rec.update(
+            {
+                "compiled": compile,
+                "compile_seconds": round(compile_s or 0.0, 1),
+                "compiled_img_per_s": round(c_ips, 1),
+                "compiled_ms_per_step": round(1e3 * t_cpk, 3),
+                "compiled_img_per_s_rounds": [round(cpk.images_per_step / t, 1) for t in cpk_times],
+                "compiled_speedup": round(c_ips / ref_ips, 2) if ref_ips else None,
+            }
+        )
+    print(
+        f"{name:>20}: {rec['img_per_s']:>10.0f} img/s ({rec['ms_per_step']:.2f} ms/step)"
+        + (f"  reference {rec['reference_img_per_s']:.0f} img/s  speedup {rec['speedup']:.2f}×" if ref_ips else "")
+        + (
+            f"  compiled ({compile}) {rec['compiled_img_per_s']:.0f} img/s after {rec['compile_seconds']:.0f} s"
+            if cpk
+            else ""
+        ),
+        flush=True,
+    )
     return rec, sampler
 
 
@@ -241,8 +291,15 @@ def sampling_case(generator: torch.nn.Module, n: int, dev: torch.device, batch: 
     sync(dev)
     rate = n / (time.perf_counter() - t0)
     print(f"{'sampling':>20}: {rate:>10.0f} img/s", flush=True)
-    return {"case": "sampling", "images": n, "batch": batch, "img_per_s": round(rate, 1), "peak_gpu_mem_gb": peak_gb(dev),
-            "reference_img_per_s": None, "speedup": None}
+    return {
+        "case": "sampling",
+        "images": n,
+        "batch": batch,
+        "img_per_s": round(rate, 1),
+        "peak_gpu_mem_gb": peak_gb(dev),
+        "reference_img_per_s": None,
+        "speedup": None,
+    }
 
 
 def features_case(cfg: ModelConfig, n: int, dev: torch.device, batch: int) -> dict[str, Any]:
@@ -258,19 +315,34 @@ def features_case(cfg: ModelConfig, n: int, dev: torch.device, batch: int) -> di
         sync(dev)
     rate = n / (time.perf_counter() - t0)
     print(f"{'features':>20}: {rate:>10.0f} img/s", flush=True)
-    return {"case": "features", "images": n, "batch": batch, "img_per_s": round(rate, 1), "peak_gpu_mem_gb": peak_gb(dev),
-            "reference_img_per_s": None, "speedup": None}
+    return {
+        "case": "features",
+        "images": n,
+        "batch": batch,
+        "img_per_s": round(rate, 1),
+        "peak_gpu_mem_gb": peak_gb(dev),
+        "reference_img_per_s": None,
+        "speedup": None,
+    }
 
 
 def demo_case() -> dict[str, Any]:
     """Wall time of ``gan-augment demo`` (the README's first command), in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "gan_augment.cli", "demo", "--out", tmp, "--quiet", "--device", "cpu"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "gan_augment.cli", "demo", "--out", tmp, "--quiet", "--device", "cpu"], check=True
+        )
         seconds = time.perf_counter() - t0
     print(f"{'demo':>20}: {seconds:.1f} s wall", flush=True)
-    return {"case": "demo", "seconds": round(seconds, 1), "img_per_s": None, "reference_img_per_s": None, "speedup": None,
-            "peak_gpu_mem_gb": None}
+    return {
+        "case": "demo",
+        "seconds": round(seconds, 1),
+        "img_per_s": None,
+        "reference_img_per_s": None,
+        "speedup": None,
+        "peak_gpu_mem_gb": None,
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -278,25 +350,38 @@ def table(records: list[dict[str, Any]]) -> str:
     def f(v: Any, fmt: str) -> str:
         return "–" if v is None else format(v, fmt)
 
-    lines = ["| case | images | batch | reference img/s | package img/s | speedup | package ms/step | TFLOP/s (ref → pkg) | peak GPU GB (ref → pkg) | compiled img/s (speedup; compile s) |",
-             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |"]
+    lines = [
+        "| case | images | batch | reference img/s | package img/s | speedup | package ms/step | TFLOP/s (ref → pkg) "
+        "| peak GPU GB (ref → pkg) | compiled img/s (speedup; compile s) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
     for r in records:
         if r["case"] == "demo":
-            lines.append(f"| demo (`gan-augment demo`, wall) | – | – | – | – | – | {r['seconds']:.1f} s in all | – | – | – |")
+            lines.append(
+                f"| demo (`gan-augment demo`, wall) | – | – | – | – | – | {r['seconds']:.1f} s in all | – | – | – |"
+            )
             continue
         shape = f"{r.get('classes', '')}× " if r.get("mode") == "per-class" else ""
         shape += f"{r['image_size']}²×{r['channels']}" if "image_size" in r else f"{r['images']:,}"
         lines.append(
             f"| {r['case']} | {shape} | {r['batch']}{' per class' if r.get('mode') == 'per-class' else ''} | "
-            f"{f(r['reference_img_per_s'], ',.0f')} | {f(r['img_per_s'], ',.0f')} | {f(r['speedup'], '.2f')}{'×' if r['speedup'] else ''} | "
+            f"{f(r['reference_img_per_s'], ',.0f')} | {f(r['img_per_s'], ',.0f')} | "
+            f"{f(r['speedup'], '.2f')}{'×' if r['speedup'] else ''} | "
             f"{f(r.get('ms_per_step'), '.2f')} | {f(r.get('reference_tflops'), '.3f')} → {f(r.get('tflops'), '.3f')} | "
             f"{f(r.get('reference_peak_gpu_mem_gb'), '.2f')} → {f(r.get('peak_gpu_mem_gb'), '.2f')} | "
-            + (f"{r['compiled_img_per_s']:,.0f} ({f(r.get('compiled_speedup'), '.2f')}×; {r['compile_seconds']:.0f} s) |"
-               if r.get("compiled") else "– |"))
+            + (
+                f"{r['compiled_img_per_s']:,.0f} "
+                f"({f(r.get('compiled_speedup'), '.2f')}×; {r['compile_seconds']:.0f} s) |"
+                if r.get("compiled")
+                else "– |"
+            )
+        )
     return "\n".join(lines)
 
 
-def write_reports(records: list[dict[str, Any]], meta: dict[str, Any], kind: str, json_path: Path, md_path: Path) -> None:
+def write_reports(
+    records: list[dict[str, Any]], meta: dict[str, Any], kind: str, json_path: Path, md_path: Path
+) -> None:
     old: list[dict[str, Any]] = []
     if json_path.is_file():
         old = [r for r in json.loads(json_path.read_text()).get("results", []) if r.get("device") != kind]
@@ -305,11 +390,13 @@ def write_reports(records: list[dict[str, Any]], meta: dict[str, Any], kind: str
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({**meta, "results": old + records}, indent=2) + "\n")
     start, end = f"<!-- throughput:{kind}:start -->", f"<!-- throughput:{kind}:end -->"
-    block = (f"{start}\n_Written by `benchmarks/throughput.py` on {meta['machine']}, torch {meta['torch']}, "
-             f"gan-augment {meta['version']}, commit {meta['commit']}; {meta['note']}_\n\n{table(records)}\n{end}")
+    block = (
+        f"{start}\n_Written by `benchmarks/throughput.py` on {meta['machine']}, torch {meta['torch']}, "
+        f"gan-augment {meta['version']}, commit {meta['commit']}; {meta['note']}_\n\n{table(records)}\n{end}"
+    )
     text = md_path.read_text() if md_path.is_file() else "# Performance\n"
     if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     md_path.write_text(text)
@@ -321,8 +408,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a few steps of each case (checks the code path)")
     p.add_argument("--demo", action="store_true", help="also time `gan-augment demo` (CPU)")
     p.add_argument("--steps", type=int, default=None, help="timed steps per case")
-    p.add_argument("--compile", default=None, choices=list(COMPILE_MODES),
-                   help="also time the trainer under torch.compile in this mode (default: reduce-overhead on CUDA, off on the CPU)")
+    p.add_argument(
+        "--compile",
+        default=None,
+        choices=list(COMPILE_MODES),
+        help="also time the trainer under torch.compile in this mode "
+        "(default: reduce-overhead on CUDA, off on the CPU)",
+    )
     p.add_argument("--compile-backend", default="inductor", help=argparse.SUPPRESS)  # tests: aot_eager
     p.add_argument("--json", type=Path, default=ROOT / "docs" / "results" / "throughput.json")
     p.add_argument("--markdown", type=Path, default=ROOT / "docs" / "performance.md")
@@ -345,13 +437,21 @@ def main(argv: list[str] | None = None) -> int:
         d32, d64 = random_data(10, 500, 3, 32), random_data(10, 500, 3, 64)
         rec, sampler = training_case("per-class", "per-class", c32, d32, 64, steps, warmup, dev, compile=compile)
         records.append(rec)
-        records.append(training_case("conditional", "conditional", c32, d32, 128, steps, warmup, dev, compile=compile)[0])
-        records.append(training_case("conditional-1024", "conditional", c32, d32, 1024, steps, warmup, dev, compile=compile)[0])
-        records.append(training_case("unconditional-64", "unconditional", c64, d64, 128, steps, warmup, dev, compile=compile)[0])
+        records.append(
+            training_case("conditional", "conditional", c32, d32, 128, steps, warmup, dev, compile=compile)[0]
+        )
+        records.append(
+            training_case("conditional-1024", "conditional", c32, d32, 1024, steps, warmup, dev, compile=compile)[0]
+        )
+        records.append(
+            training_case("unconditional-64", "unconditional", c64, d64, 128, steps, warmup, dev, compile=compile)[0]
+        )
         records.append(training_case("per-class-64", "per-class", c64, d64, 64, steps, warmup, dev, reference=False)[0])
         records.append(sampling_case(sampler, 200_000, dev, 8192))
         records.append(features_case(c32, 100_000, dev, 4096))
-        note = "random images; DiffAugment off in both loops; bf16 autocast in the package on CUDA, fp32 in the reference"
+        note = (
+            "random images; DiffAugment off in both loops; bf16 autocast in the package on CUDA, fp32 in the reference"
+        )
     else:
         # The demo's configuration (16×16 grayscale, widths 16, z 32, batch 32 per class) on the CPU.
         demo = ModelConfig(image_size=16, channels=1, g_width=16, d_width=16, z_dim=32)
@@ -364,11 +464,24 @@ def main(argv: list[str] | None = None) -> int:
         records.append(features_case(demo, 2_000 if args.quick else 20_000, dev, 1024))
         if args.demo:
             records.append(demo_case())
-        note = f"demo configuration (16×16 grayscale, widths 16); random images; DiffAugment off in both loops; {torch.get_num_threads()} threads"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
-    machine = torch.cuda.get_device_name(dev) if gpu else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
-    meta = {"machine": machine, "torch": torch.__version__, "commit": commit, "version": __version__, "note": note,
-            "quick": args.quick}
+        note = (
+            "demo configuration (16×16 grayscale, widths 16); random images; DiffAugment off in both loops; "
+            f"{torch.get_num_threads()} threads"
+        )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    machine = (
+        torch.cuda.get_device_name(dev) if gpu else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+    )
+    meta = {
+        "machine": machine,
+        "torch": torch.__version__,
+        "commit": commit,
+        "version": __version__,
+        "note": note,
+        "quick": args.quick,
+    }
     write_reports(records, meta, "cuda" if gpu else "cpu", args.json, args.markdown)
     print(f"wrote {args.json} and {args.markdown}")
     return 0

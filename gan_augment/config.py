@@ -217,7 +217,9 @@ class TrainConfig:
         if d_norm == "auto":
             d_norm = "none" if self.loss == "wgan-gp" else "batch"
         if (self.model.image_size, self.model.d_norm) != (self.image_size, d_norm):
-            object.__setattr__(self, "model", dataclasses.replace(self.model, image_size=self.image_size, d_norm=d_norm))
+            object.__setattr__(
+                self, "model", dataclasses.replace(self.model, image_size=self.image_size, d_norm=d_norm)
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain dict (for checkpoints and JSON)."""

@@ -85,9 +85,7 @@ def sample(
     generator.train(was_training)
     cfg = generator.config
     images = (
-        torch.cat(chunks)
-        if chunks
-        else torch.empty(0, cfg.channels, cfg.image_size, cfg.image_size, dtype=torch.uint8)
+        torch.cat(chunks) if chunks else torch.empty(0, cfg.channels, cfg.image_size, cfg.image_size, dtype=torch.uint8)
     )
     if output == "pil":
         return [to_pil(img) for img in images]

@@ -20,9 +20,27 @@ def test_throughput_benchmark_quick(tmp_path: Path) -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "throughput.py"
     md = tmp_path / "performance.md"
     md.write_text("# Performance\n\nprose kept\n")
-    result = subprocess.run([sys.executable, str(script), "--quick", "--device", "cpu", "--json", str(tmp_path / "t.json"),
-                             "--markdown", str(md), "--compile", "default", "--compile-backend", "aot_eager"],
-                            capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--quick",
+            "--device",
+            "cpu",
+            "--json",
+            str(tmp_path / "t.json"),
+            "--markdown",
+            str(md),
+            "--compile",
+            "default",
+            "--compile-backend",
+            "aot_eager",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "t.json").read_text())
     assert {"machine", "torch", "commit", "results"} <= set(report)
@@ -31,7 +49,9 @@ def test_throughput_benchmark_quick(tmp_path: Path) -> None:
     for r in cases.values():
         assert {"reference_img_per_s", "img_per_s", "speedup", "peak_gpu_mem_gb", "device"} <= set(r)
         assert r["img_per_s"] > 0
-    assert cases["per-class"]["speedup"] == pytest.approx(cases["per-class"]["img_per_s"] / cases["per-class"]["reference_img_per_s"], rel=0.01)
+    assert cases["per-class"]["speedup"] == pytest.approx(
+        cases["per-class"]["img_per_s"] / cases["per-class"]["reference_img_per_s"], rel=0.01
+    )
     assert cases["per-class"]["compiled"] == "default" and cases["per-class"]["compiled_img_per_s"] > 0
     text = md.read_text()
     assert "prose kept" in text and text.count("<!-- throughput:cpu:start -->") == 1 and "| per-class |" in text
@@ -46,8 +66,24 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     data = write_folder(tmp_path / "data", ["a", "b", "c"], [8, 8, 8], size=20)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "limited_labels.py"
     out = tmp_path / "out"
-    cmd = [sys.executable, str(script), "--train-dir", str(data), "--quick", "--budgets", "3", "4",
-           "--out", str(out), "--device", "cpu", "--report", str(tmp_path / "results.md"), "--sweep-filter-top", "0.5"]
+    cmd = [
+        sys.executable,
+        str(script),
+        "--train-dir",
+        str(data),
+        "--quick",
+        "--budgets",
+        "3",
+        "4",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--report",
+        str(tmp_path / "results.md"),
+        "--sweep-filter-top",
+        "0.5",
+    ]
     result = subprocess.run([*cmd, "--time-budget", "0.0001"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     partial = json.loads((out / "limited_labels.json").read_text())
@@ -78,19 +114,28 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     # Where matplotlib is missing (the GPU machine) the report goes without plots; --report-only redraws them.
     (out / "limited_labels_data.png").unlink()
     argv = [str(script), *cmd[2:], "--report-only"]
-    no_mpl = f"import sys, runpy; sys.modules['matplotlib'] = None; sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+    no_mpl = (
+        "import sys, runpy; sys.modules['matplotlib'] = None; "
+        f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
     result = subprocess.run([sys.executable, "-c", no_mpl], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "plot not drawn" in (tmp_path / "results.md").read_text() and not (out / "limited_labels_data.png").exists()
     result = subprocess.run([*cmd, "--report-only"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert (out / "limited_labels_data.png").is_file() and json.loads((out / "limited_labels.json").read_text())["runs"] == report["runs"]
+    assert (out / "limited_labels_data.png").is_file() and json.loads((out / "limited_labels.json").read_text())[
+        "runs"
+    ] == report["runs"]
     assert (tmp_path / "results.md").read_text() == text  # the same report, redrawn from the JSON alone
 
     # d-features: one unconditional GAN per seed serves every budget (the same images at each).
     shared = tmp_path / "shared"
-    result = subprocess.run([*cmd[:cmd.index("--out")], "--out", str(shared), "--device", "cpu", "--arms", "d-features"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [*cmd[: cmd.index("--out")], "--out", str(shared), "--device", "cpu", "--arms", "d-features"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert (shared / "runs" / "n3" / "unconditional-seed0" / "checkpoint.pt").is_file()
     assert not (shared / "runs" / "n4").exists()

@@ -43,7 +43,9 @@ class TestClassify:
         classify(labeled, unlabeled, tmp_path / "run", "features", tiny_config(steps=2), device="cpu", quiet=True)
         data = load_image_data(labeled, image_size=16)
         feats = DiscriminatorFeatures(tmp_path / "run" / "gan", device="cpu").fit()
-        pipe = make_pipeline(feats, StandardScaler(), LogisticRegression(max_iter=2000)).fit(data.images, data.labels.numpy())
+        pipe = make_pipeline(feats, StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+            data.images, data.labels.numpy()
+        )
         ours = Predictor(tmp_path / "run", device="cpu").predict_proba(data.images)
         assert np.allclose(ours, pipe.predict_proba(data.images), atol=1e-4)
 
@@ -51,19 +53,34 @@ class TestClassify:
         labeled, unlabeled = folders
         run = tmp_path / "run"
         args = ["--image-size", "16", "--steps", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]
-        result = runner.invoke(app, ["classify", str(labeled), str(unlabeled), "--out", str(run), "--method", "ssl", *args])
+        result = runner.invoke(
+            app, ["classify", str(labeled), str(unlabeled), "--out", str(run), "--method", "ssl", *args]
+        )
         assert result.exit_code == 0, result.output
         assert "held-out accuracy on 2 labeled images" in result.output
         again = runner.invoke(app, ["classify", str(labeled), "--out", str(run), *args])
         assert again.exit_code == 2 and "already holds a classifier" in again.output
-        result = runner.invoke(app, ["predict", str(run), str(labeled), "--out", str(tmp_path / "p.csv"), "--device", "cpu"])
+        result = runner.invoke(
+            app, ["predict", str(run), str(labeled), "--out", str(tmp_path / "p.csv"), "--device", "cpu"]
+        )
         assert result.exit_code == 0, result.output
         rows = list(csv.DictReader(open(tmp_path / "p.csv")))
         assert len(rows) == 12 and {r["class"] for r in rows} <= {"dark", "light"}
         result = runner.invoke(app, ["classify", str(labeled), str(unlabeled), "--out", str(tmp_path / "f"), *args])
         assert result.exit_code == 0, result.output
         assert "cross-validated accuracy" in result.output
-        result = runner.invoke(app, ["features", str(tmp_path / "f" / "gan"), str(labeled), "--out", str(tmp_path / "f.npz"), "--device", "cpu"])
+        result = runner.invoke(
+            app,
+            [
+                "features",
+                str(tmp_path / "f" / "gan"),
+                str(labeled),
+                "--out",
+                str(tmp_path / "f.npz"),
+                "--device",
+                "cpu",
+            ],
+        )
         assert result.exit_code == 0, result.output
         npz = np.load(tmp_path / "f.npz")
         # default d_width 64 at 16×16: 64 ch at 8×8 and 128 ch at 4×4, each pooled to 4×4

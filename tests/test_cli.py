@@ -13,8 +13,25 @@ from gan_augment.cli import app
 
 runner = CliRunner()
 
-TINY = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "8", "--batch-size", "4",
-        "--sample-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--quiet"]
+TINY = [
+    "--image-size",
+    "16",
+    "--g-width",
+    "8",
+    "--d-width",
+    "8",
+    "--z-dim",
+    "8",
+    "--batch-size",
+    "4",
+    "--sample-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def invoke(*args: str):

@@ -26,7 +26,9 @@ class TestModelConfig:
         with pytest.raises(ValueError, match=match):
             ModelConfig(**kwargs)
 
-    @pytest.mark.parametrize(("size", "expected"), [(16, (4, 2)), (28, (7, 2)), (32, (4, 3)), (128, (4, 5)), (48, (6, 3))])
+    @pytest.mark.parametrize(
+        ("size", "expected"), [(16, (4, 2)), (28, (7, 2)), (32, (4, 3)), (128, (4, 5)), (48, (6, 3))]
+    )
     def test_base_size(self, size: int, expected: tuple[int, int]) -> None:
         assert base_size(size) == expected
 

@@ -107,7 +107,9 @@ class TestLoadImageData:
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the 20×20 images pass, 64×64 does not
         data = load_image_data(labeled, image_size=16, use_cache=False)
         assert len(data.files) == 12
-        assert data.skipped == [(str(labeled / "class_0" / "huge.png"), "too many pixels (possible decompression bomb)")]
+        assert data.skipped == [
+            (str(labeled / "class_0" / "huge.png"), "too many pixels (possible decompression bomb)")
+        ]
 
     def test_cache_reused_and_invalidated(self, labeled: Path) -> None:
         first = load_image_data(labeled, image_size=16)

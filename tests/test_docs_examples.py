@@ -24,7 +24,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 def test_example_runs(trained: dict[str, Path], script: str, run: str, extra: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script), str(trained[run]), str(trained["labeled"]), *extra],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert ("epoch 0: loss" in result.stdout) or ("fold accuracy" in result.stdout)

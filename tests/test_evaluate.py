@@ -19,10 +19,29 @@ class TestEvaluate:
     def test_cli_evaluate_report(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         labeled, unlabeled = folders
         out = tmp_path / "ev"
-        result = runner.invoke(app, [
-            "evaluate", str(labeled), str(unlabeled), "--out", str(out), "--arms", "gan-per-class,d-features",
-            "--seeds", "2", "--image-size", "16", "--gan-steps", "2", "--clf-steps", "2", "--device", "cpu", "--quiet",
-        ])
+        result = runner.invoke(
+            app,
+            [
+                "evaluate",
+                str(labeled),
+                str(unlabeled),
+                "--out",
+                str(out),
+                "--arms",
+                "gan-per-class,d-features",
+                "--seeds",
+                "2",
+                "--image-size",
+                "16",
+                "--gan-steps",
+                "2",
+                "--clf-steps",
+                "2",
+                "--device",
+                "cpu",
+                "--quiet",
+            ],
+        )
         assert result.exit_code == 0, result.output
         report = json.loads((out / "evaluation.json").read_text())
         assert {r["arm"] for r in report["runs"]} == {"baseline", "gan-per-class", "d-features"}
@@ -39,10 +58,28 @@ class TestEvaluate:
 
     def test_cli_evaluate_torchvision_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         out = tmp_path / "ev"
-        result = runner.invoke(app, [
-            "evaluate", str(folders[0]), "--out", str(out), "--arms", "baseline", "--classifier", "resnet18",
-            "--seeds", "1", "--image-size", "16", "--clf-steps", "2", "--device", "cpu", "--quiet",
-        ])
+        result = runner.invoke(
+            app,
+            [
+                "evaluate",
+                str(folders[0]),
+                "--out",
+                str(out),
+                "--arms",
+                "baseline",
+                "--classifier",
+                "resnet18",
+                "--seeds",
+                "1",
+                "--image-size",
+                "16",
+                "--clf-steps",
+                "2",
+                "--device",
+                "cpu",
+                "--quiet",
+            ],
+        )
         assert result.exit_code == 0, result.output
         report = json.loads((out / "evaluation.json").read_text())
         assert report["settings"]["classifier"]["architecture"] == "resnet18"
@@ -56,8 +93,12 @@ class TestEvaluate:
             assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7), name
 
     def test_cli_evaluate_bad_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
-        result = runner.invoke(app, ["evaluate", str(folders[0]), "--classifier", "resnet1800", "--out", str(tmp_path / "x")])
-        assert result.exit_code == 2 and "unknown classifier 'resnet1800'" in result.output and "resnet18" in result.output
+        result = runner.invoke(
+            app, ["evaluate", str(folders[0]), "--classifier", "resnet1800", "--out", str(tmp_path / "x")]
+        )
+        assert (
+            result.exit_code == 2 and "unknown classifier 'resnet1800'" in result.output and "resnet18" in result.output
+        )
         assert not (tmp_path / "x").exists()
 
     def test_cli_evaluate_bad_arm(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
@@ -69,9 +110,11 @@ class TestStatistics:
     def test_paired_gain_and_verdict(self) -> None:
         from gan_augment.evaluate import summarize, verdict
 
-        recs = [{"dataset": "d", "labels_per_class": 5, "arm": a, "seed": s, "accuracy": acc}
-                for s, (b, g) in enumerate([(0.50, 0.55), (0.60, 0.66), (0.40, 0.44)])
-                for a, acc in (("baseline", b), ("gan-per-class", g))]
+        recs = [
+            {"dataset": "d", "labels_per_class": 5, "arm": a, "seed": s, "accuracy": acc}
+            for s, (b, g) in enumerate([(0.50, 0.55), (0.60, 0.66), (0.40, 0.44)])
+            for a, acc in (("baseline", b), ("gan-per-class", g))
+        ]
         rows = summarize(recs)
         gan = next(r for r in rows if r["arm"] == "gan-per-class")
         assert gan["gain"] == pytest.approx(0.05) and gan["gain_ci95"] > 0

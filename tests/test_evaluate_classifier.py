@@ -36,11 +36,13 @@ def test_crop_flip_matches_albumentations_window(size: int, channels: int) -> No
     ours = crop_flip(padded, top, left, flipped, size)
     for i in range(6):
         t, lft = int(top[i]), int(left[i])
-        ref = A.Compose([
-            A.PadIfNeeded(size + 2 * pad, size + 2 * pad, border_mode=cv2.BORDER_REFLECT_101),
-            A.Crop(x_min=lft, y_min=t, x_max=lft + size, y_max=t + size),
-            A.HorizontalFlip(p=1.0 if flipped[i] else 0.0),
-        ])(image=images[i])["image"]
+        ref = A.Compose(
+            [
+                A.PadIfNeeded(size + 2 * pad, size + 2 * pad, border_mode=cv2.BORDER_REFLECT_101),
+                A.Crop(x_min=lft, y_min=t, x_max=lft + size, y_max=t + size),
+                A.HorizontalFlip(p=1.0 if flipped[i] else 0.0),
+            ]
+        )(image=images[i])["image"]
         ref = ref if ref.ndim == 3 else ref[..., None]
         assert torch.equal(ours[i], torch.from_numpy(ref).permute(2, 0, 1).float()), i
 
@@ -54,14 +56,20 @@ def test_device_augmentation_draws_every_window_and_flip() -> None:
     assert out.shape == (3000, 1, size, size) and out.min() >= -1 and out.max() <= 1
     padded = F.pad(image.float(), (pad,) * 4, mode="reflect")
     windows = [(t, lft, f) for t in range(2 * pad + 1) for lft in range(2 * pad + 1) for f in (False, True)]
-    cands = torch.cat([crop_flip(padded, torch.tensor([t]), torch.tensor([lft]), torch.tensor([f]), size) for t, lft, f in windows])
+    cands = torch.cat(
+        [crop_flip(padded, torch.tensor([t]), torch.tensor([lft]), torch.tensor([f]), size) for t, lft, f in windows]
+    )
     cands = cands.div(127.5).sub(1).flatten(1)
     match = (out.flatten(1)[:, None, :] - cands[None]).abs().amax(-1) < 1e-6  # (3000, windows)
     assert bool(match.any(1).all())
     counts = match.float().argmax(1).bincount(minlength=len(windows))
     assert int(counts.min()) > 0.5 * 3000 / len(windows)  # roughly uniform over windows and flips
     no_flip = device_augmentation(image.expand(500, -1, -1, -1), flip=False, generator=torch.Generator().manual_seed(0))
-    flipped_only = [i for i, w in enumerate(windows) if w[2] and not any(torch.equal(cands[i], cands[j]) for j, v in enumerate(windows) if not v[2])]
+    flipped_only = [
+        i
+        for i, w in enumerate(windows)
+        if w[2] and not any(torch.equal(cands[i], cands[j]) for j, v in enumerate(windows) if not v[2])
+    ]
     hits = (no_flip.flatten(1)[:, None, :] - cands[flipped_only][None]).abs().amax(-1) < 1e-6
     assert not bool(hits.any())
 
@@ -95,7 +103,9 @@ def test_both_paths_learn_a_separable_task(augment: str) -> None:
     ds = ArrayDataset(torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16), ["dark", "bright"])
     cfg = ClassifierConfig(steps=40, width=4, batch_size=8, workers=0, augment=augment)
     model = train_classifier(ds, 3, 2, cfg, torch.device("cpu"), seed=0)
-    test = torch.cat([torch.full((4, 3, 16, 16), 20, dtype=torch.uint8), torch.full((4, 3, 16, 16), 230, dtype=torch.uint8)])
+    test = torch.cat(
+        [torch.full((4, 3, 16, 16), 20, dtype=torch.uint8), torch.full((4, 3, 16, 16), 230, dtype=torch.uint8)]
+    )
     with torch.no_grad():
         pred = model(test.float().div(127.5).sub(1)).argmax(1)
     assert pred.tolist() == [0] * 4 + [1] * 4
@@ -128,7 +138,10 @@ def test_gan_arm_with_device_augmentation(tmp_path) -> None:  # type: ignore[no-
     images = torch.randint(0, 256, (12, 3, 16, 16), generator=gen, dtype=torch.uint8)
     labels = torch.tensor([0, 1, 2] * 4)
     split = Split(images[:9], labels[:9], None, images[9:], labels[9:], ["a", "b", "c"])
-    settings = ArmSettings(gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=3, width=4, batch_size=4, workers=0, augment="device"))
+    settings = ArmSettings(
+        gan=tiny_config(steps=2),
+        classifier=ClassifierConfig(steps=3, width=4, batch_size=4, workers=0, augment="device"),
+    )
     records = run_seed(split, ["baseline", "gan-per-class"], settings, 0, tmp_path, Reporter(quiet=True))
     assert [r["arm"] for r in records] == ["baseline", "gan-per-class"]
     for value in (records[0]["accuracy"], records[1]["accuracy"], records[1]["cas"]):  # counts of the 3 test images
@@ -141,7 +154,9 @@ def test_classifier_training_is_reproducible(augment: str, workers: int) -> None
     """The same seed gives the same classifier on either path (albumentations' own random state is seeded,
     per loader worker too), and another seed a different one."""
     gen = torch.Generator().manual_seed(0)
-    ds = ArrayDataset(torch.randint(0, 256, (24, 3, 16, 16), generator=gen, dtype=torch.uint8), torch.arange(24) % 3, ["a", "b", "c"])
+    ds = ArrayDataset(
+        torch.randint(0, 256, (24, 3, 16, 16), generator=gen, dtype=torch.uint8), torch.arange(24) % 3, ["a", "b", "c"]
+    )
     cfg = ClassifierConfig(steps=6, width=4, batch_size=8, workers=workers, augment=augment)
 
     def weights(seed: int) -> torch.Tensor:
@@ -165,8 +180,11 @@ def test_every_arm_runs_on_cuda(tmp_path) -> None:  # type: ignore[no-untyped-de
     images = torch.randint(0, 256, (30, 3, 16, 16), generator=gen, dtype=torch.uint8)
     labels = torch.arange(30) % 3
     split = Split(images[:18], labels[:18], images[18:24], images[24:], labels[24:], ["a", "b", "c"])
-    settings = ArmSettings(gan=tiny_config(steps=3), classifier=ClassifierConfig(steps=4, width=4, batch_size=6, workers=0),
-                           device=torch.device("cuda"))
+    settings = ArmSettings(
+        gan=tiny_config(steps=3),
+        classifier=ClassifierConfig(steps=4, width=4, batch_size=6, workers=0),
+        device=torch.device("cuda"),
+    )
     assert settings.classifier.augment_on(settings.device) == "device"
     records = run_seed(split, list(ARMS), settings, 0, tmp_path, Reporter(quiet=True))
     assert [r["arm"] for r in records] == list(ARMS)

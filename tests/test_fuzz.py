@@ -6,13 +6,12 @@ exception is a bug.
 
 from __future__ import annotations
 
-import pytest
-
 import io
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import tiny_config
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -33,11 +32,17 @@ def _png(seed: int, size: int, mode: str) -> bytes:
 
 real_image = st.builds(_png, st.integers(0, 1000), st.integers(1, 40), st.sampled_from(["RGB", "L"]))
 file_contents = st.one_of(
-    real_image, real_image, real_image,  # mostly real images, so that many layouts train
+    real_image,
+    real_image,
+    real_image,  # mostly real images, so that many layouts train
     st.binary(max_size=300),  # random bytes
-    st.builds(lambda b, n: b[:n], st.builds(_png, st.integers(0, 9), st.just(24), st.just("RGB")), st.integers(0, 200)),  # truncated
+    st.builds(
+        lambda b, n: b[:n], st.builds(_png, st.integers(0, 9), st.just(24), st.just("RGB")), st.integers(0, 200)
+    ),  # truncated
 )
-file_names = st.sampled_from(["a.png", "b.jpg", "c.jpeg", "d.bmp", "e.gif", "notes.txt", ".hidden.png", "Thumbs.db", "x.webp"])
+file_names = st.sampled_from(
+    ["a.png", "b.jpg", "c.jpeg", "d.bmp", "e.gif", "notes.txt", ".hidden.png", "Thumbs.db", "x.webp"]
+)
 class_names = st.sampled_from(["cat", "Dog", "007", "red fox", "é", ".secret"])
 layouts = st.dictionaries(class_names, st.dictionaries(file_names, file_contents, min_size=1, max_size=4), max_size=3)
 

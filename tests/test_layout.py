@@ -12,9 +12,21 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60  # from ``def`` to the last line, docstring and signature included
 # Bottom up; a module may import its own layer and those below it, never one above.
 LAYERS = {
-    "errors": 0, "config": 0, "progress": 0, "device": 1, "models": 2,
-    "io": 3, "data": 4, "sampling": 5, "train": 6,
-    "plugins": 7, "evaluate": 8, "classify": 8, "cli": 9, "__init__": 10, "__main__": 10,
+    "errors": 0,
+    "config": 0,
+    "progress": 0,
+    "device": 1,
+    "models": 2,
+    "io": 3,
+    "data": 4,
+    "sampling": 5,
+    "train": 6,
+    "plugins": 7,
+    "evaluate": 8,
+    "classify": 8,
+    "cli": 9,
+    "__init__": 10,
+    "__main__": 10,
 }
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
@@ -47,9 +59,12 @@ def test_every_module_is_placed_in_a_layer() -> None:
 def test_module_and_function_sizes(module: Path) -> None:
     source = module.read_text()
     assert len(source.splitlines()) <= MAX_MODULE_LINES
-    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)" for node in ast.walk(ast.parse(source))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
     assert not long
 
 
@@ -61,14 +76,17 @@ def test_imports_go_down_the_layers(module: Path) -> None:
     assert not above, f"{module.relative_to(PACKAGE)} imports {above}, above its layer"
 
 
-@pytest.mark.parametrize(("parts", "line", "expected"), [
-    (("io", "checkpoint.py"), "from ..errors import CheckpointError", {"errors"}),
-    (("io", "checkpoint.py"), "from .atomic import atomic_write", {"io"}),
-    (("models", "dcgan.py"), "from ..train.pair import GanPair", {"train"}),
-    (("sampling.py",), "from .cli import app", {"cli"}),
-    (("sampling.py",), "from . import train", {"train"}),
-    (("data", "demo.py"), "from gan_augment.evaluate import ARMS", {"evaluate"}),
-])
+@pytest.mark.parametrize(
+    ("parts", "line", "expected"),
+    [
+        (("io", "checkpoint.py"), "from ..errors import CheckpointError", {"errors"}),
+        (("io", "checkpoint.py"), "from .atomic import atomic_write", {"io"}),
+        (("models", "dcgan.py"), "from ..train.pair import GanPair", {"train"}),
+        (("sampling.py",), "from .cli import app", {"cli"}),
+        (("sampling.py",), "from . import train", {"train"}),
+        (("data", "demo.py"), "from gan_augment.evaluate import ARMS", {"evaluate"}),
+    ],
+)
 def test_import_walker(parts: tuple[str, ...], line: str, expected: set[str]) -> None:
     """The walker resolves relative imports from subpackages and the top level, and absolute ones."""
     assert _imported_layers(parts, line) == expected

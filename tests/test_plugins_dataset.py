@@ -135,7 +135,9 @@ class TestGANAugmentedDataset:
     def test_filter_keeps_higher_scoring_samples(self, trained: dict[str, Path]) -> None:
         base = ImageFolder(trained["labeled"])
         plain = GANAugmentedDataset(base, trained["conditional"], per_class=20, seed=0, output_format="tensor")
-        kept = GANAugmentedDataset(base, trained["conditional"], per_class=20, seed=0, filter_top=0.25, output_format="tensor")
+        kept = GANAugmentedDataset(
+            base, trained["conditional"], per_class=20, seed=0, filter_top=0.25, output_format="tensor"
+        )
         assert len(kept) == len(plain)
         d = load_discriminator(trained["conditional"], device="cpu")
 
@@ -158,4 +160,6 @@ class TestGANAugmentedDataset:
         with pytest.raises(GanAugmentError, match="unconditional generator"):
             GANAugmentedDataset(base, trained["unconditional"], per_class=1)
         with pytest.warns(UserWarning, match="own transform"):
-            GANAugmentedDataset(ImageFolder(trained["labeled"], transform=v2.PILToTensor()), trained["per-class"], per_class=1)
+            GANAugmentedDataset(
+                ImageFolder(trained["labeled"], transform=v2.PILToTensor()), trained["per-class"], per_class=1
+            )

@@ -91,14 +91,31 @@ WIDTH = "feeds tabular data whose width is not a flattened image of the checkpoi
 EXPECTED_FAILURES = {
     name: WIDTH
     for name in [
-        "check_dict_unchanged", "check_dont_overwrite_parameters", "check_dtype_object",
-        "check_estimators_dtypes", "check_estimators_empty_data_messages", "check_estimators_fit_returns_self",
-        "check_estimators_nan_inf", "check_estimators_overwrite_params", "check_estimators_pickle",
-        "check_f_contiguous_array_estimator", "check_fit2d_1feature", "check_fit2d_1sample",
-        "check_fit2d_predict1d", "check_fit_check_is_fitted", "check_fit_idempotent", "check_fit_score_takes_y",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_pipeline_consistency",
-        "check_positive_only_tag_during_fit", "check_readonly_memmap_input", "check_transformer_data_not_an_array",
-        "check_transformer_general", "check_transformer_preserve_dtypes", "check_n_features_in",
+        "check_dict_unchanged",
+        "check_dont_overwrite_parameters",
+        "check_dtype_object",
+        "check_estimators_dtypes",
+        "check_estimators_empty_data_messages",
+        "check_estimators_fit_returns_self",
+        "check_estimators_nan_inf",
+        "check_estimators_overwrite_params",
+        "check_estimators_pickle",
+        "check_f_contiguous_array_estimator",
+        "check_fit2d_1feature",
+        "check_fit2d_1sample",
+        "check_fit2d_predict1d",
+        "check_fit_check_is_fitted",
+        "check_fit_idempotent",
+        "check_fit_score_takes_y",
+        "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance",
+        "check_pipeline_consistency",
+        "check_positive_only_tag_during_fit",
+        "check_readonly_memmap_input",
+        "check_transformer_data_not_an_array",
+        "check_transformer_general",
+        "check_transformer_preserve_dtypes",
+        "check_n_features_in",
     ]
 }
 EXPECTED_FAILURES["check_n_features_in_after_fitting"] = (
@@ -114,5 +131,12 @@ def test_sklearn_estimator_checks(trained: dict[str, Path]) -> None:
     passed = {r["check_name"] for r in results if r["status"] == "passed"}
     assert failed <= set(EXPECTED_FAILURES), failed - set(EXPECTED_FAILURES)
     # The conventions that apply to an image transformer hold.
-    assert {"check_no_attributes_set_in_init", "check_parameters_default_constructible", "check_get_params_invariance",
-            "check_set_params", "check_complex_data", "check_fit1d", "check_estimator_sparse_tag"} <= passed
+    assert {
+        "check_no_attributes_set_in_init",
+        "check_parameters_default_constructible",
+        "check_get_params_invariance",
+        "check_set_params",
+        "check_complex_data",
+        "check_fit1d",
+        "check_estimator_sparse_tag",
+    } <= passed

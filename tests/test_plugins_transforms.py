@@ -39,7 +39,11 @@ class TestSyntheticSwap:
 
     def test_in_a_v2_pipeline_with_tensors(self, trained: dict[str, Path], base: ImageFolder) -> None:
         pipeline = v2.Compose(
-            [SyntheticSwap(trained["black-white"], p=1.0, classes=base.classes, bank_per_class=2), v2.ToImage(), v2.ToDtype(torch.float32, scale=True)]
+            [
+                SyntheticSwap(trained["black-white"], p=1.0, classes=base.classes, bank_per_class=2),
+                v2.ToImage(),
+                v2.ToDtype(torch.float32, scale=True),
+            ]
         )
         x, y = pipeline(base[0])
         assert isinstance(x, tv_tensors.Image) and x.dtype == torch.float32 and y == 0 and float(x.max()) == 0.0

@@ -30,8 +30,27 @@ from gan_augment.data import load_image_data
 from gan_augment.train import Trainer
 
 runner = CliRunner()
-TINY = ["--image-size", "16", "--batch-size", "4", "--g-width", "8", "--d-width", "8", "--z-dim", "8",
-        "--steps", "2", "--sample-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--quiet"]
+TINY = [
+    "--image-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--g-width",
+    "8",
+    "--d-width",
+    "8",
+    "--z-dim",
+    "8",
+    "--steps",
+    "2",
+    "--sample-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def fit_cli(*args: str) -> tuple[int, str]:
@@ -67,7 +86,9 @@ class TestPaths:
         one_line_error(*fit_cli(str(f), "--out", str(tmp_path / "run")), "file.png", "not a folder")
 
     def test_missing_unlabeled(self, labeled: Path, tmp_path: Path) -> None:
-        one_line_error(*fit_cli(str(labeled), str(tmp_path / "pool"), "--out", str(tmp_path / "run")), "pool", "unlabeled")
+        one_line_error(
+            *fit_cli(str(labeled), str(tmp_path / "pool"), "--out", str(tmp_path / "run")), "pool", "unlabeled"
+        )
         assert not (tmp_path / "run").exists()
 
     def test_unreadable_folder(self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -80,7 +101,9 @@ class TestPaths:
             return real_scandir(path)  # type: ignore[arg-type]
 
         monkeypatch.setattr(os, "scandir", scandir)
-        one_line_error(*fit_cli(str(labeled), "--out", str(tmp_path / "run")), "class_1", "cannot be listed", "permissions")
+        one_line_error(
+            *fit_cli(str(labeled), "--out", str(tmp_path / "run")), "class_1", "cannot be listed", "permissions"
+        )
         assert not (tmp_path / "run").exists()
 
 
@@ -192,7 +215,9 @@ class TestClassNames:
         code, out = fit_cli(str(labeled), "--out", str(tmp_path / "run"))
         assert code == 0, out
         assert load_checkpoint(tmp_path / "run")["class_names"] == sorted(names)
-        result = runner.invoke(app, ["sample", str(tmp_path / "run"), "--per-class", "2", "--out-dir", str(tmp_path / "syn")])
+        result = runner.invoke(
+            app, ["sample", str(tmp_path / "run"), "--per-class", "2", "--out-dir", str(tmp_path / "syn")]
+        )
         assert result.exit_code == 0, result.output
         assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == sorted(names)
 
@@ -202,12 +227,22 @@ class TestClassNames:
 
 
 # ----------------------------------------------------------------------------- 9. option values
-@pytest.mark.parametrize(("command", "option", "value"), [
-    ("fit", "--image-size", "0"), ("fit", "--batch-size", "1"), ("fit", "--steps", "0"), ("fit", "--steps", "many"),
-    ("fit", "--lr-g", "5"), ("fit", "--channels", "2"), ("fit", "--mode", "magic"),
-    ("evaluate", "--synthetic-ratio", "1.5"), ("evaluate", "--seeds", "0"), ("evaluate", "--test-fraction", "1"),
-    ("sample", "--n", "-1"),
-])
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [
+        ("fit", "--image-size", "0"),
+        ("fit", "--batch-size", "1"),
+        ("fit", "--steps", "0"),
+        ("fit", "--steps", "many"),
+        ("fit", "--lr-g", "5"),
+        ("fit", "--channels", "2"),
+        ("fit", "--mode", "magic"),
+        ("evaluate", "--synthetic-ratio", "1.5"),
+        ("evaluate", "--seeds", "0"),
+        ("evaluate", "--test-fraction", "1"),
+        ("sample", "--n", "-1"),
+    ],
+)
 def test_option_out_of_range(labeled: Path, tmp_path: Path, command: str, option: str, value: str) -> None:
     target = str(labeled) if command != "sample" else str(tmp_path)
     result = runner.invoke(app, [command, target, option, value, "--out", str(tmp_path / "out")])
@@ -215,7 +250,9 @@ def test_option_out_of_range(labeled: Path, tmp_path: Path, command: str, option
     text = " ".join(result.output.split())
     assert (option in text or f"{option.lstrip('-').replace('-', '_')}={value}" in text) and "Traceback" not in text
     if "Invalid value" in text:  # typer's check, with the bound, the type or the choices
-        assert any(s in text for s in ("greater than", "less than", "range", "valid integer", "valid float", "'per-class'")), text
+        assert any(
+            s in text for s in ("greater than", "less than", "range", "valid integer", "valid float", "'per-class'")
+        ), text
     else:  # a rule typer cannot express (channels 0, 1 or 3): the configuration's one-line error
         one_line_error(result.exit_code, result.output, "use 0 (auto), 1 or 3")
     assert not (tmp_path / "out").exists()
@@ -268,7 +305,10 @@ class TestCheckpoints:
         torch.save({"format_version": 1, "models": Evil()}, tmp_path / "evil.pt")  # as a checkpoint would be
         (tmp_path / "bare.pt").write_bytes(pickle.dumps({"format_version": 1, "models": Evil()}))  # a bare pickle
         for name, message in (("evil.pt", "not a trusted checkpoint"), ("bare.pt", "not a readable checkpoint")):
-            for cmd in (["info", str(tmp_path / name)], ["sample", str(tmp_path / name), "--n", "1", "--out", str(tmp_path / "g.png")]):
+            for cmd in (
+                ["info", str(tmp_path / name)],
+                ["sample", str(tmp_path / name), "--n", "1", "--out", str(tmp_path / "g.png")],
+            ):
                 result = runner.invoke(app, cmd)
                 one_line_error(result.exit_code, result.output, name, message)
         assert not marker.exists() and not (tmp_path / "g.png").exists()
@@ -285,22 +325,27 @@ class TestRunDirectory:
         assert fit_cli(str(labeled), "--out", out, "--overwrite")[0] == 0
 
     @pytest.mark.parametrize("failure", ["disk full", "unwritable"])
-    def test_failed_checkpoint_write_keeps_the_previous(self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        failure: str) -> None:
+    def test_failed_checkpoint_write_keeps_the_previous(
+        self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+    ) -> None:
         out = tmp_path / "run"
         fit(labeled, None, out, tiny_config(steps=2), device="cpu", quiet=True)
         good = load_checkpoint(out)
         import gan_augment.io.atomic as ck
 
         if failure == "disk full":  # the disk fills up while the checkpoint is being written
+
             def save(obj: object, f: io.BufferedWriter) -> None:
                 f.write(b"PK\x03\x04 partial")
                 raise OSError(errno.ENOSPC, "No space left on device")
+
             monkeypatch.setattr(ck.torch, "save", save)
             expected = ("could not write the checkpoint", "No space left on device", "previous checkpoint is intact")
         else:  # the run directory became read-only
+
             def mkstemp(*a: object, **k: object) -> None:
                 raise PermissionError(errno.EACCES, "Permission denied", str(out))
+
             monkeypatch.setattr(ck.tempfile, "mkstemp", mkstemp)
             expected = ("Permission denied", str(out), "intact")
         code, output = fit_cli(str(labeled), "--out", str(out), "--resume", "--steps", "4")
@@ -314,8 +359,28 @@ class TestRunDirectory:
 
 # ----------------------------------------------------------------------------- faults during training
 def _start(labeled: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "gan_augment.cli", "fit", str(labeled), "--out", str(out), "--image-size", "16",
-           "--batch-size", "4", "--g-width", "8", "--d-width", "8", "--z-dim", "8", "--device", "cpu", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gan_augment.cli",
+        "fit",
+        str(labeled),
+        "--out",
+        str(out),
+        "--image-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--g-width",
+        "8",
+        "--d-width",
+        "8",
+        "--z-dim",
+        "8",
+        "--device",
+        "cpu",
+        *extra,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -345,7 +410,10 @@ def test_signal_writes_a_checkpoint_and_says_how_to_resume(labeled: Path, tmp_pa
     assert "--resume" in output and "Traceback" not in output
     step = load_checkpoint(out)["step"]
     assert 3 <= step < 100000
-    resumed = runner.invoke(app, ["fit", str(labeled), "--out", str(out), "--resume", "--steps", str(step + 2), "--quiet", "--device", "cpu"])
+    resumed = runner.invoke(
+        app,
+        ["fit", str(labeled), "--out", str(out), "--resume", "--steps", str(step + 2), "--quiet", "--device", "cpu"],
+    )
     assert resumed.exit_code == 0, resumed.output
     assert load_checkpoint(out)["step"] == step + 2
 
@@ -367,7 +435,10 @@ def test_kill_9_then_resume(labeled: Path, tmp_path: Path) -> None:
     proc.wait(timeout=60)
     step = load_checkpoint(out)["step"]  # atomic writes: the last complete checkpoint
     assert step >= 3 and step % 3 == 0
-    resumed = runner.invoke(app, ["fit", str(labeled), "--out", str(out), "--resume", "--steps", str(step + 3), "--quiet", "--device", "cpu"])
+    resumed = runner.invoke(
+        app,
+        ["fit", str(labeled), "--out", str(out), "--resume", "--steps", str(step + 3), "--quiet", "--device", "cpu"],
+    )
     assert resumed.exit_code == 0, resumed.output
     assert load_checkpoint(out)["step"] == step + 3
     assert not list(out.glob(".*.tmp"))
@@ -378,7 +449,9 @@ class TestDivergence:
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         return [r for r in rows if "event" in r]
 
-    def test_nan_rolls_back_with_lower_learning_rate(self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_nan_rolls_back_with_lower_learning_rate(
+        self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         step = Trainer.train_step
         poisoned = []
 
@@ -399,11 +472,17 @@ class TestDivergence:
         ckpt = load_checkpoint(tmp_path / "run")
         assert ckpt["step"] == 20 and ckpt["train_state"]["lr_d"] == pytest.approx(cfg.lr_d / 2)
         assert ckpt["config"]["lr_d"] == cfg.lr_d  # the configuration as given; the change is training state
-        assert all(torch.isfinite(v).all() for m in ckpt["models"] for part in ("g", "d") for v in m[part].values()
-                   if v.is_floating_point())
+        assert all(
+            torch.isfinite(v).all()
+            for m in ckpt["models"]
+            for part in ("g", "d")
+            for v in m[part].values()
+            if v.is_floating_point()
+        )
 
-    def test_endless_nan_stops_with_the_last_good_checkpoint(self, labeled: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_endless_nan_stops_with_the_last_good_checkpoint(
+        self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         step = Trainer.train_step
 
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
@@ -413,15 +492,23 @@ class TestDivergence:
             return stats
 
         monkeypatch.setattr(Trainer, "train_step", train_step)
-        code, out = fit_cli(str(tiny_folder := write_folder(tmp_path / "lab", ["a", "b"], [3, 3])), "--out",
-                            str(tmp_path / "run"), "--steps", "30", "--checkpoint-every", "5")
+        code, out = fit_cli(
+            str(tiny_folder := write_folder(tmp_path / "lab", ["a", "b"], [3, 3])),
+            "--out",
+            str(tmp_path / "run"),
+            "--steps",
+            "30",
+            "--checkpoint-every",
+            "5",
+        )
         one_line_error(code, out, "diverged at step", "roll-backs", "intact")
         assert tiny_folder.is_dir()
         ckpt = load_checkpoint(tmp_path / "run")
         assert ckpt["step"] == 5 and len(self._events(tmp_path / "run")) == 3
 
-    def test_collapsed_discriminator_counts_as_divergence(self, labeled: Path, tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_collapsed_discriminator_counts_as_divergence(
+        self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         step = Trainer.train_step
 
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
@@ -431,7 +518,9 @@ class TestDivergence:
             return stats
 
         monkeypatch.setattr(Trainer, "train_step", train_step)
-        cfg = tiny_config(steps=60, checkpoint_every=10, sample_every=100, log_every=100, collapse_steps=20, max_rollbacks=1)
+        cfg = tiny_config(
+            steps=60, checkpoint_every=10, sample_every=100, log_every=100, collapse_steps=20, max_rollbacks=1
+        )
         with pytest.raises(GanAugmentError, match="discriminator loss below 1e-3"):
             fit(labeled, None, tmp_path / "run", cfg, device="cpu", quiet=True)
         events = self._events(tmp_path / "run")
@@ -454,7 +543,9 @@ class TestOutOfMemory:
         rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
         assert [r["batch_size"] for r in rows if r.get("event") == "oom"] == [8, 4]
 
-    def test_gives_up_with_a_batch_size_to_try(self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_gives_up_with_a_batch_size_to_try(
+        self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
@@ -474,4 +565,3 @@ def test_cache_follows_changed_and_removed_files(labeled: Path, private_cache: P
     third = load_image_data(labeled, image_size=16)
     assert not third.from_cache and torch.equal(third.images, second.images)
     assert load_image_data(labeled, image_size=16).from_cache  # rebuilt, then used
-

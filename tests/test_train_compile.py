@@ -22,7 +22,9 @@ from gan_augment.progress import Reporter
 from gan_augment.train import Trainer, fit_data
 from gan_augment.train import pair as training_pair
 
-EXACT = dict(diffaugment="off", model=ModelConfig(image_size=16, g_width=8, d_width=8, z_dim=8, embed_dim=4, d_dropout=0.0))
+EXACT = dict(
+    diffaugment="off", model=ModelConfig(image_size=16, g_width=8, d_width=8, z_dim=8, embed_dim=4, d_dropout=0.0)
+)
 
 
 @pytest.fixture()
@@ -46,8 +48,11 @@ def test_compiled_steps_equal_eager(mode: str, tmp_path: Path, aot_eager: None) 
     cfg = tiny_config(mode=mode, **EXACT)
     eager = Trainer(cfg, data, tmp_path / "e", torch.device("cpu"), Reporter(quiet=True))
     compiled = Trainer(cfg, data, tmp_path / "c", torch.device("cpu"), Reporter(quiet=True), compile="default")
-    assert all(hasattr(m, "_compiled_call_impl") and m._compiled_call_impl is not None
-               for p in [compiled.pair] for m in (p.g, p.d))
+    assert all(
+        hasattr(m, "_compiled_call_impl") and m._compiled_call_impl is not None
+        for p in [compiled.pair]
+        for m in (p.g, p.d)
+    )
     torch.testing.assert_close(_losses(compiled, 3), _losses(eager, 3), rtol=1e-4, atol=1e-5)
     for name, v in eager.pair.g.state_dict().items():  # the same keys: checkpoints unchanged
         torch.testing.assert_close(compiled.pair.g.state_dict()[name], v, rtol=1e-4, atol=1e-5, msg=name)
@@ -72,8 +77,24 @@ def test_compiled_run_switches_phase_and_saves_plain_checkpoint(tmp_path: Path, 
 
 def test_compile_refused_with_wgan_gp(tmp_path: Path) -> None:
     lab = write_folder(tmp_path / "lab", ["a", "b"], [3, 3])
-    result = CliRunner().invoke(app, ["fit", str(lab), "--out", str(tmp_path / "run"), "--loss", "wgan-gp",
-                                      "--compile", "default", "--image-size", "16", "--steps", "1", "--quiet"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "fit",
+            str(lab),
+            "--out",
+            str(tmp_path / "run"),
+            "--loss",
+            "wgan-gp",
+            "--compile",
+            "default",
+            "--image-size",
+            "16",
+            "--steps",
+            "1",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2 and "wgan-gp" in result.output and not (tmp_path / "run").exists()
     with pytest.raises(GanAugmentError, match="compile='fast'"):
         training_pair.check_compile("fast", tiny_config())

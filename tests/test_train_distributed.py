@@ -15,10 +15,30 @@ from conftest import write_folder
 from gan_augment import load_checkpoint, load_generator, sample
 from gan_augment.train.distributed import DistContext
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built"),
+]
 
-TINY = ["--image-size", "16", "--batch-size", "4", "--g-width", "8", "--d-width", "8", "--z-dim", "8",
-        "--sample-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--quiet"]
+TINY = [
+    "--image-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--g-width",
+    "8",
+    "--d-width",
+    "8",
+    "--z-dim",
+    "8",
+    "--sample-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 # Without dropout and DiffAugment every random draw comes from the trainer's own stream, which a
 # sharded run makes for all classes: its per-class models must equal a single process's.
 EXACT = ["--d-dropout", "0", "--diffaugment", "off"]
@@ -31,16 +51,37 @@ def _free_port() -> int:
 
 
 def torchrun(n: int, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--nnodes", "1",
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), "-m", "gan_augment.cli", "fit", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(n),
+        "--nnodes",
+        "1",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "gan_augment.cli",
+        "fit",
+        *args,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
 
 
 def single(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "gan_augment.cli", "fit", *args], capture_output=True, text=True,
-                          timeout=300, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "gan_augment.cli", "fit", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
 
 
 def _models(run: Path) -> list[dict[str, dict[str, torch.Tensor]]]:
@@ -69,7 +110,9 @@ def test_per_class_sharded_equals_single_process_and_resumes(three_classes: Path
     # Stopped at step 2 and resumed with two processes: the same as the uninterrupted run.
     half = torchrun(2, *args[:-1], "2", "--out", str(tmp_path / "half"))
     assert half.returncode == 0, half.stderr[-3000:]
-    resumed = torchrun(2, str(three_classes), "--steps", "4", "--out", str(tmp_path / "half"), "--resume", "--quiet", "--device", "cpu")
+    resumed = torchrun(
+        2, str(three_classes), "--steps", "4", "--out", str(tmp_path / "half"), "--resume", "--quiet", "--device", "cpu"
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     for a, b in zip(_models(tmp_path / "two"), _models(tmp_path / "half")):
         for name, v in a["g"].items():
@@ -100,9 +143,25 @@ def test_data_parallel_conditional_keeps_ranks_in_step(three_classes: Path, tmp_
         "torch.save({'params': params, 'init': init}, os.path.join(sys.argv[2], f'rank{job.rank}.pt'))\n"
         "job.close()\n"
     )
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1",
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(script), str(three_classes), str(tmp_path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--nnodes",
+        "1",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        str(script),
+        str(three_classes),
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert torch.equal(r0["params"], r1["params"])

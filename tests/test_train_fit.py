@@ -55,8 +55,13 @@ class TestFit:
     def test_unrolled(self, labeled: Path, tmp_path: Path, unroll: int) -> None:
         """With unrolling, G is scored by a copy of D advanced ``unroll`` steps; the pair's D is left as it was."""
         data = load_image_data(labeled, None, image_size=16)
-        t = Trainer(tiny_config(unroll=unroll, mode="unconditional"), data, tmp_path / "run", torch.device("cpu"),
-                    Reporter(quiet=True))
+        t = Trainer(
+            tiny_config(unroll=unroll, mode="unconditional"),
+            data,
+            tmp_path / "run",
+            torch.device("cpu"),
+            Reporter(quiet=True),
+        )
         t.d_step(t.pair.d, t.pair.opt_d)
         d_before = {k: v.clone() for k, v in t.pair.d.named_parameters()}
         g_before = {k: v.clone() for k, v in t.pair.g.state_dict().items()}
@@ -99,8 +104,20 @@ class TestCheckpoint:
     def test_round_trip_and_contents(self, labeled: Path, tmp_path: Path) -> None:
         fit(labeled, None, tmp_path / "run", tiny_config(), device="cpu", quiet=True)
         raw = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
-        for key in ("format_version", "package_version", "config", "model_config", "models", "step", "rng",
-                    "class_names", "image_size", "channels", "normalization", "data"):
+        for key in (
+            "format_version",
+            "package_version",
+            "config",
+            "model_config",
+            "models",
+            "step",
+            "rng",
+            "class_names",
+            "image_size",
+            "channels",
+            "normalization",
+            "data",
+        ):
             assert key in raw, key
         assert raw["class_names"] == ["class_0", "class_1"]
         assert raw["data"]["num_images"] == 12 and len(raw["data"]["files_sha256"]) == 64

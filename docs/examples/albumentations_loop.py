@@ -17,14 +17,16 @@ from gan_augment import GANAugmentedDataset
 run_dir, labeled_dir = sys.argv[1], sys.argv[2]
 epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 
-train_tf = A.Compose([
-    A.Resize(32, 32),
-    A.PadIfNeeded(40, 40),
-    A.RandomCrop(32, 32),
-    A.HorizontalFlip(p=0.5),
-    A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
-    ToTensorV2(),
-])
+train_tf = A.Compose(
+    [
+        A.Resize(32, 32),
+        A.PadIfNeeded(40, 40),
+        A.RandomCrop(32, 32),
+        A.HorizontalFlip(p=0.5),
+        A.Normalize(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
+        ToTensorV2(),
+    ]
+)
 base = ImageFolder(labeled_dir)
 # balance=True: every class is brought up to the largest class's count with synthetic images
 train_ds = GANAugmentedDataset(base, run_dir, balance=True, transform=train_tf)

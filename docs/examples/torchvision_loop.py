@@ -16,21 +16,28 @@ from gan_augment import GANAugmentedDataset
 run_dir, labeled_dir = sys.argv[1], sys.argv[2]
 epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 
-train_tf = v2.Compose([
-    v2.ToImage(),
-    v2.RandomResizedCrop(32, scale=(0.8, 1.0), antialias=True),
-    v2.RandomHorizontalFlip(),
-    v2.ToDtype(torch.float32, scale=True),
-    v2.Normalize([0.5] * 3, [0.5] * 3),
-])
+train_tf = v2.Compose(
+    [
+        v2.ToImage(),
+        v2.RandomResizedCrop(32, scale=(0.8, 1.0), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize([0.5] * 3, [0.5] * 3),
+    ]
+)
 base = ImageFolder(labeled_dir)  # no transform here: the wrapper applies it to real and synthetic alike
 train_ds = GANAugmentedDataset(base, run_dir, synthetic_ratio=0.5, transform=train_tf)
 print(train_ds)
 
 model = nn.Sequential(
-    nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-    nn.Flatten(), nn.Linear(64, len(base.classes)),
+    nn.Conv2d(3, 32, 3, padding=1),
+    nn.ReLU(),
+    nn.MaxPool2d(2),
+    nn.Conv2d(32, 64, 3, padding=1),
+    nn.ReLU(),
+    nn.AdaptiveAvgPool2d(1),
+    nn.Flatten(),
+    nn.Linear(64, len(base.classes)),
 )
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 for epoch in range(epochs):

@@ -58,7 +58,9 @@ class Predictor:
         """Class probabilities (N, K) of uint8 images (N, C, H, W) at the classifier's size."""
         x = to_unit(images)
         if self.state["kind"] == "ssl":
-            logits = torch.cat([self.model(x[i : i + 512].to(self.device)).float().cpu() for i in range(0, len(x), 512)])
+            logits = torch.cat(
+                [self.model(x[i : i + 512].to(self.device)).float().cpu() for i in range(0, len(x), 512)]
+            )
         else:
             assert isinstance(self.model, Discriminator)
             feats = extract_features(self.model, x, self.state["layers"], int(self.state["grid"]))
@@ -69,7 +71,12 @@ class Predictor:
         return torch.softmax(logits, dim=1).numpy()
 
 
-def predict_folder(run: str | os.PathLike[str], images_dir: str | os.PathLike[str], out_csv: str | os.PathLike[str], device: str = "auto") -> int:
+def predict_folder(
+    run: str | os.PathLike[str],
+    images_dir: str | os.PathLike[str],
+    out_csv: str | os.PathLike[str],
+    device: str = "auto",
+) -> int:
     """Write ``file,class,probability`` for every image under ``images_dir``; returns the row count."""
     predictor = Predictor(run, device=device)
     files, images, _ = decode_folder(images_dir, predictor.image_size, predictor.channels)

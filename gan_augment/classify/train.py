@@ -34,7 +34,15 @@ def train_features_classifier(
     labeled: Path, unlabeled: Path | None, out: Path, config: TrainConfig, device: torch.device, reporter: Reporter
 ) -> dict[str, Any]:
     gan_dir = out / "gan"
-    fit(labeled, unlabeled, gan_dir, config.replace(mode="unconditional"), device=device, overwrite=True, reporter=reporter)
+    fit(
+        labeled,
+        unlabeled,
+        gan_dir,
+        config.replace(mode="unconditional"),
+        device=device,
+        overwrite=True,
+        reporter=reporter,
+    )
     gan_ckpt = load_checkpoint(gan_dir)
     data = load_image_data(labeled, None, image_size=config.image_size, channels=int(gan_ckpt["channels"]))
     extractor = DiscriminatorFeatures(gan_dir, device=str(device)).fit()
@@ -112,13 +120,20 @@ def classify(
     config = config or TrainConfig()
     t0 = time.perf_counter()
     if method == "features":
-        result = train_features_classifier(Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter)
+        result = train_features_classifier(
+            Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter
+        )
     else:
         data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
         reporter.message(summary(data))
         prepare_run_dir(out_dir, resume=False, overwrite=True)
         result = train_ssl(data, config, dev, val_fraction, reporter)
-    metrics = {**result["metrics"], "seconds": round(time.perf_counter() - t0, 1), "device": str(dev), "seed": config.seed}
+    metrics = {
+        **result["metrics"],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "device": str(dev),
+        "seed": config.seed,
+    }
     save_checkpoint({**result["state"], "metrics": metrics}, out_dir / CLASSIFIER_NAME)
     atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics

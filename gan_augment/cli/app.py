@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any, Callable, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -22,16 +23,27 @@ app = typer.Typer(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+def choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
     """A ``str`` enum of ``values`` for typer (the one list of choices lives in the configuration)."""
     return enum.Enum(name, {v: v for v in values}, type=str)  # type: ignore[return-value]
 
 
-ModeChoice: Any = _choices("ModeChoice", MODES)
-LossChoice: Any = _choices("LossChoice", LOSSES)
-UpsampleChoice: Any = _choices("UpsampleChoice", UPSAMPLES)
-CompileChoice: Any = _choices("CompileChoice", COMPILE_MODES)
-SwitchChoice: Any = _choices("SwitchChoice", SWITCHES)
+ModeChoice: Any = choices("ModeChoice", MODES)
+LossChoice: Any = choices("LossChoice", LOSSES)
+UpsampleChoice: Any = choices("UpsampleChoice", UPSAMPLES)
+CompileChoice: Any = choices("CompileChoice", COMPILE_MODES)
+SwitchChoice: Any = choices("SwitchChoice", SWITCHES)
+
+
+# Arguments and options several commands share.
+LabeledArg = Annotated[Path, typer.Argument(help="Folder with one sub-folder of images per class.")]
+UnlabeledArg = Annotated[
+    Optional[Path], typer.Argument(help="Optional folder of unlabeled images (searched recursively).")
+]
+ImageSizeOpt = Annotated[int, typer.Option(min=8, max=1024, help="Side of the images (16, 28, 32, 64, 128, ...).")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages.")]
 
 
 def expected_errors(fn: F) -> F:
@@ -46,8 +58,11 @@ def expected_errors(fn: F) -> F:
             raise typer.Exit(2) from None
         except OSError as exc:  # a full disk or an unwritable folder; atomic writes left the old files intact
             where = f" {str(exc.filename)!r}" if exc.filename else ""
-            typer.echo(f"Error: cannot write or read{where}: {exc.strerror or exc}; check free disk space and "
-                       "permissions (files already written are intact)", err=True)
+            typer.echo(
+                f"Error: cannot write or read{where}: {exc.strerror or exc}; check free disk space and "
+                "permissions (files already written are intact)",
+                err=True,
+            )
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:  # SIGINT → 130, SIGTERM → 143 (a checkpoint was written)
             raise typer.Exit(128 + int(getattr(exc, "signum", 2))) from None

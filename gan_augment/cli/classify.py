@@ -8,9 +8,8 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
-from ..classify import METHODS
+from ..classify import METHODS, predict_folder
 from ..classify import classify as run_classify
-from ..classify import predict_folder
 from ..config import TrainConfig, default
 from ..data import decode_folder, is_image_folder, load_image_data
 from ..device import resolve_device
@@ -18,42 +17,62 @@ from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
-from .app import _choices, app, expected_errors, out_console_line
+from .app import DeviceOpt, ImageSizeOpt, LabeledArg, QuietOpt, SeedOpt, app, choices, expected_errors, out_console_line
 
 T = TrainConfig
-MethodChoice: Any = _choices("MethodChoice", METHODS)
+MethodChoice: Any = choices("MethodChoice", METHODS)
 
 
 @app.command()
 @expected_errors
 def classify(
-    labeled: Path = typer.Argument(..., help="Folder with one sub-folder of images per class."),
+    labeled: LabeledArg,
     unlabeled: Optional[Path] = typer.Argument(None, help="Folder of unlabeled images (searched recursively)."),
     out: Path = typer.Option(Path("runs/classifier"), "--out", "-o", help="Folder for the classifier and its GAN."),
-    method: MethodChoice = typer.Option("features", help="features: linear model on discriminator features; ssl: semi-supervised GAN."),
-    image_size: int = typer.Option(default(T, "image_size"), min=8, max=1024, help="Side of the images."),
+    method: MethodChoice = typer.Option(
+        "features", help="features: linear model on discriminator features; ssl: semi-supervised GAN."
+    ),
+    image_size: ImageSizeOpt = default(T, "image_size"),
     steps: int = typer.Option(default(T, "steps"), min=1, help="GAN training steps."),
     batch_size: int = typer.Option(default(T, "batch_size"), min=2, max=65536, help="Images per step."),
     val_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="ssl: labeled images held out to measure accuracy."),
-    seed: int = typer.Option(default(T, "seed"), help="Random seed."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    seed: SeedOpt = default(T, "seed"),
+    device: DeviceOpt = "auto",
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a classifier already in --out."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or messages."),
+    quiet: QuietOpt = False,
 ) -> None:
     """Few labels, many unlabeled images: train a classifier from a GAN and report its accuracy."""
     config = TrainConfig(image_size=image_size, steps=steps, batch_size=batch_size, seed=seed)
-    metrics = run_classify(labeled, unlabeled, out, method.value, config, val_fraction=val_fraction,  # type: ignore[arg-type]
-                           device=device, overwrite=overwrite, quiet=quiet)
+    metrics = run_classify(
+        labeled,
+        unlabeled,
+        out,
+        method.value,
+        config,
+        val_fraction=val_fraction,  # type: ignore[arg-type]
+        device=device,
+        overwrite=overwrite,
+        quiet=quiet,
+    )
     if metrics["method"] == "features":
         acc = metrics["cv_accuracy_mean"]
-        line = (f"{metrics['cv_folds']}-fold cross-validated accuracy on {metrics['num_labeled']} labeled images: "
-                f"{acc:.3f} ± {metrics['cv_accuracy_std']:.3f}" if acc is not None else "too few labels per class to cross-validate")
+        line = (
+            f"{metrics['cv_folds']}-fold cross-validated accuracy on {metrics['num_labeled']} labeled images: "
+            f"{acc:.3f} ± {metrics['cv_accuracy_std']:.3f}"
+            if acc is not None
+            else "too few labels per class to cross-validate"
+        )
     else:
         acc = metrics["val_accuracy"]
-        line = (f"held-out accuracy on {metrics['num_val']} labeled images: {acc:.3f}" if acc is not None
-                else "no labeled image held out (val_fraction 0): accuracy not measured")
+        line = (
+            f"held-out accuracy on {metrics['num_val']} labeled images: {acc:.3f}"
+            if acc is not None
+            else "no labeled image held out (val_fraction 0): accuracy not measured"
+        )
     out_console_line(line)
-    out_console_line(f"classifier: {out}/classifier.pt; next: gan-augment predict {out} IMAGES_DIR --out predictions.csv")
+    out_console_line(
+        f"classifier: {out}/classifier.pt; next: gan-augment predict {out} IMAGES_DIR --out predictions.csv"
+    )
 
 
 @app.command()
@@ -62,7 +81,7 @@ def predict(
     run: Path = typer.Argument(..., help="Folder written by `gan-augment classify`."),
     images_dir: Path = typer.Argument(..., help="Folder of images to classify (searched recursively)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write: file, class, probability."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: DeviceOpt = "auto",
 ) -> None:
     """Classify a folder of images with a classifier from `gan-augment classify`."""
     n = predict_folder(run, images_dir, out, device=device)
@@ -73,10 +92,12 @@ def predict(
 @expected_errors
 def features(
     run: Path = typer.Argument(..., help="Run directory of an unconditional or conditional `gan-augment fit`."),
-    images_dir: Path = typer.Argument(..., help="Folder of images; with one sub-folder per class, labels are saved too."),
+    images_dir: Path = typer.Argument(
+        ..., help="Folder of images; with one sub-folder per class, labels are saved too."
+    ),
     out: Path = typer.Option(Path("features.npz"), "--out", "-o", help="NPZ to write: features, labels, files."),
     grid: int = typer.Option(4, min=1, max=64, help="Side of each pooled feature map."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: DeviceOpt = "auto",
 ) -> None:
     """Discriminator features (every block max-pooled to grid×grid) of a folder of images."""
     extractor = DiscriminatorFeatures(run, grid=grid, device=str(resolve_device(device))).fit()
@@ -91,26 +112,35 @@ def features(
     feats = extractor.transform(images)
     arrays.update(features=feats, files=np.array(files), feature_names=extractor.get_feature_names_out().astype(str))
     atomic_write(out, lambda f: np.savez(f, **arrays))
-    out_console_line(f"wrote {feats.shape[0]}×{feats.shape[1]} features to {out}" + (f" ({len(skipped)} unreadable skipped)" if skipped else ""))
+    out_console_line(
+        f"wrote {feats.shape[0]}×{feats.shape[1]} features to {out}"
+        + (f" ({len(skipped)} unreadable skipped)" if skipped else "")
+    )
 
 
 @app.command()
 @expected_errors
 def evaluate(
-    labeled: Path = typer.Argument(..., help="Folder with one sub-folder of images per class."),
+    labeled: LabeledArg,
     unlabeled: Optional[Path] = typer.Argument(None, help="Optional folder of unlabeled images."),
     out: Path = typer.Option(Path("runs/evaluation"), "--out", "-o", help="Folder for the report, plot and GAN runs."),
-    run: Optional[Path] = typer.Option(None, "--run", help="Use this fit run for its arm instead of training a GAN per seed."),
-    arms: str = typer.Option("baseline,gan-per-class", help="Comma-separated: baseline, gan-per-class, gan-conditional, d-features, ssl."),
+    run: Optional[Path] = typer.Option(
+        None, "--run", help="Use this fit run for its arm instead of training a GAN per seed."
+    ),
+    arms: str = typer.Option(
+        "baseline,gan-per-class", help="Comma-separated: baseline, gan-per-class, gan-conditional, d-features, ssl."
+    ),
     seeds: int = typer.Option(3, min=1, max=20, help="Repeats, each with its own held-out split."),
     test_fraction: float = typer.Option(0.3, min=0.05, max=0.9, help="Fraction of each class held out for testing."),
-    image_size: int = typer.Option(default(T, "image_size"), min=8, max=1024, help="Side of the images."),
+    image_size: ImageSizeOpt = default(T, "image_size"),
     gan_steps: int = typer.Option(default(T, "steps"), min=1, help="GAN training steps per arm."),
     clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
-    classifier: str = typer.Option("small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."),
+    classifier: str = typer.Option(
+        "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
+    ),
     synthetic_ratio: float = typer.Option(0.5, min=0.0, max=0.95, help="Fraction of synthetic images in the GAN arms."),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Horizontal flips in the classic augmentation."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: DeviceOpt = "auto",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
 ) -> None:
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
@@ -127,10 +157,13 @@ def evaluate(
     settings = ArmSettings(
         gan=TrainConfig(image_size=image_size, steps=gan_steps),
         classifier=ClassifierConfig(steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier),
-        synthetic_ratio=synthetic_ratio, flip=flip, device=dev,
+        synthetic_ratio=synthetic_ratio,
+        flip=flip,
+        device=dev,
     )
-    report = evaluate_folders(labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run,
-                              Reporter(quiet=quiet))
+    report = evaluate_folders(
+        labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet)
+    )
     if not quiet:
         out_console_line(markdown_table(report["summary"]))
     for v in report["verdicts"]:

@@ -15,19 +15,23 @@ from ..io.checkpoint import load_checkpoint
 from ..io.images import save_image_atomic
 from ..io.rebuild import load_generator
 from ..sampling import class_grid, write_image_folder
-from .app import app, expected_errors, out_console_line
+from .app import DeviceOpt, app, expected_errors, out_console_line
 
 
 @app.command()
 @expected_errors
 def sample(
     run: Path = typer.Argument(..., help="Run directory (or checkpoint.pt) from `gan-augment fit`."),
-    n: int = typer.Option(100, "--n", min=1, max=1_000_000, help="Images in the grid (rounded up to full rows, one row per class)."),
+    n: int = typer.Option(
+        100, "--n", min=1, max=1_000_000, help="Images in the grid (rounded up to full rows, one row per class)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write a PNG grid here."),
-    per_class: Optional[int] = typer.Option(None, "--per-class", min=1, max=1_000_000, help="Write this many PNGs per class into --out-dir."),
+    per_class: Optional[int] = typer.Option(
+        None, "--per-class", min=1, max=1_000_000, help="Write this many PNGs per class into --out-dir."
+    ),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for --per-class images (an ImageFolder)."),
     seed: int = typer.Option(0, help="Seed of the noise; the same seed gives the same images."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: DeviceOpt = "auto",
 ) -> None:
     """Draw synthetic images: a grid (one row per class) or an ImageFolder of PNGs."""
     if (per_class is None) != (out_dir is None):
@@ -48,10 +52,6 @@ def sample(
     if out_dir is not None and per_class is not None:
         total = write_image_folder(gen, out_dir, per_class, info.class_names, seed=seed)
         out_console_line(f"wrote {total} images to {out_dir}/")
-
-
-def out_console_line(text: str) -> None:
-    typer.echo(text)
 
 
 @app.command()
@@ -85,5 +85,7 @@ def info(
         if key == "config":
             continue
         out_console_line(f"{key:>18}: {value}")
-    out_console_line(f"{'config':>18}: " + ", ".join(f"{k}={v}" for k, v in (ckpt.get("config") or {}).items() if k != "model"))
+    out_console_line(
+        f"{'config':>18}: " + ", ".join(f"{k}={v}" for k, v in (ckpt.get("config") or {}).items() if k != "model")
+    )
     out_console_line(f"{'model':>18}: " + ", ".join(f"{k}={v}" for k, v in (ckpt.get("model_config") or {}).items()))

@@ -1,4 +1,5 @@
-"""Data: folder scanning (torchvision's class list), decoding, the decode cache, ``ImageData``, splits, the demo data."""
+"""Data: folder scanning (torchvision's class list), decoding, the decode cache, ``ImageData``, splits,
+the demo data."""
 
 from .cache import load_image_data
 from .decode import decode_folder, decode_image, to_channels

@@ -70,7 +70,9 @@ def load_image_data(
     if strict and data.skipped:
         path, reason = data.skipped[0]
         more = f" (and {len(data.skipped) - 1} more)" if len(data.skipped) > 1 else ""
-        raise DataError(f"image {path!r} cannot be used: {reason}{more}; fix or remove it, or drop --strict to skip such files")
+        raise DataError(
+            f"image {path!r} cannot be used: {reason}{more}; fix or remove it, or drop --strict to skip such files"
+        )
     return data
 
 

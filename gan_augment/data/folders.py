@@ -61,7 +61,9 @@ def find_classes(root: Path) -> list[Path]:
     try:
         class_dirs = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: d.name)
     except OSError as exc:
-        raise DataError(f"labeled folder {str(root)!r} cannot be listed ({exc.strerror}): check its permissions") from None
+        raise DataError(
+            f"labeled folder {str(root)!r} cannot be listed ({exc.strerror}): check its permissions"
+        ) from None
     hidden = [d.name for d in class_dirs if not _is_visible(d.name)]
     if hidden:
         raise DataError(
@@ -124,7 +126,8 @@ def scan_folders(
         ignored += n_ignored
         if not found:
             raise DataError(
-                f"class folder {str(d)!r} has no images ({', '.join(LABELED_EXTENSIONS)}): add images or remove the folder"
+                f"class folder {str(d)!r} has no images ({', '.join(LABELED_EXTENSIONS)}): "
+                "add images or remove the folder"
             )
         files += found
         labels += [idx] * len(found)

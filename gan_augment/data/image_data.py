@@ -52,7 +52,11 @@ class ImageData:
 
 
 def memory_data(
-    images: torch.Tensor, labels: torch.Tensor, class_names: list[str], unlabeled: torch.Tensor | None = None, tag: str = "memory"
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: list[str],
+    unlabeled: torch.Tensor | None = None,
+    tag: str = "memory",
 ) -> ImageData:
     """An :class:`ImageData` from tensors (labeled uint8 (N, C, H, W), optional unlabeled), for ``fit_data``."""
     if unlabeled is not None and len(unlabeled):
@@ -60,7 +64,9 @@ def memory_data(
         all_labels = torch.cat([labels.long(), torch.full((len(unlabeled),), -1, dtype=torch.int64)])
     else:
         all_images, all_labels = images, labels.long()
-    return ImageData(all_images.contiguous(), all_labels, list(class_names), [f"{tag}:{i}" for i in range(len(all_labels))])
+    return ImageData(
+        all_images.contiguous(), all_labels, list(class_names), [f"{tag}:{i}" for i in range(len(all_labels))]
+    )
 
 
 def summary(data: ImageData) -> str:

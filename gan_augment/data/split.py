@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int, min_held_out: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int, min_held_out: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held-out) index arrays, sorted, with about ``fraction`` of each class held out.
 
     Each class holds out ``round(n · fraction)`` images, at least ``min_held_out`` and at most
@@ -22,7 +24,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int, min_held_ou
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
         if len(idx) < min_held_out + 1:
-            raise ValueError(f"class {c} has {len(idx)} image(s): this split needs at least {min_held_out + 1} per class")
+            raise ValueError(
+                f"class {c} has {len(idx)} image(s): this split needs at least {min_held_out + 1} per class"
+            )
         n_held = min(len(idx) - 1, max(min_held_out, int(round(len(idx) * fraction))))
         held.append(idx[:n_held])
         kept.append(idx[n_held:])

@@ -4,7 +4,14 @@ generator quality, the arms, paired statistics, reports, and ``evaluate_folders`
 from ..models import build_classifier, check_classifier_name, classifier_names
 from .arms import ArmSettings, SeedArms, Split, run_seed, with_gan
 from .augmentation import classic_augmentation, crop_flip, crop_pad, device_augmentation
-from .classifier import AUGMENT_MODES, ArrayDataset, ClassifierConfig, classifier_accuracy, materialize, train_classifier
+from .classifier import (
+    AUGMENT_MODES,
+    ArrayDataset,
+    ClassifierConfig,
+    classifier_accuracy,
+    materialize,
+    train_classifier,
+)
 from .folders import evaluate_folders
 from .quality import diversity_ratio, generator_quality
 from .report import markdown_table, plot_accuracy, settings_dict
@@ -38,4 +45,5 @@ __all__ = [
     "summarize",
     "train_classifier",
     "verdict",
+    "with_gan",
 ]

@@ -55,8 +55,15 @@ class SeedArms:
     to use instead of training one in ``work``.
     """
 
-    def __init__(self, split: Split, settings: ArmSettings, seed: int, work: Path, reporter: Reporter,
-                 runs: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self,
+        split: Split,
+        settings: ArmSettings,
+        seed: int,
+        work: Path,
+        reporter: Reporter,
+        runs: dict[str, Path] | None = None,
+    ) -> None:
         self.split, self.settings, self.seed, self.work, self.reporter = split, settings, seed, work, reporter
         self.runs = dict(runs or {})
         self.k = len(split.class_names)
@@ -71,15 +78,23 @@ class SeedArms:
         """The seed's labeled + unlabeled images for fit_data, concatenated once for every GAN arm."""
         if self._gan_data is None:
             s = self.split
-            self._gan_data = memory_data(s.train_images, s.train_labels, s.class_names, s.unlabeled, tag=f"seed{self.seed}")
+            self._gan_data = memory_data(
+                s.train_images, s.train_labels, s.class_names, s.unlabeled, tag=f"seed{self.seed}"
+            )
         return self._gan_data
 
     def gan_run(self, mode: str, name: str) -> Path:
         """The run of ``mode`` this seed uses: the one given, or one trained now into ``work/name``."""
         if mode not in self.runs:
             run = self.work / name
-            fit_data(self.gan_data(), run, self.gan_cfg.replace(mode=mode), device=self.settings.device,
-                     overwrite=True, reporter=Reporter(quiet=True))
+            fit_data(
+                self.gan_data(),
+                run,
+                self.gan_cfg.replace(mode=mode),
+                device=self.settings.device,
+                overwrite=True,
+                reporter=Reporter(quiet=True),
+            )
             self.runs[mode] = run
         return self.runs[mode]
 
@@ -126,7 +141,9 @@ class SeedArms:
         d = d.to(dev).eval()
         images = self.split.test_images
         with torch.no_grad():
-            pred = torch.cat([d(to_unit(images[i : i + 1024].to(dev))).argmax(1).cpu() for i in range(0, len(images), 1024)])
+            pred = torch.cat(
+                [d(to_unit(images[i : i + 1024].to(dev))).argmax(1).cpu() for i in range(0, len(images), 1024)]
+            )
         return float((pred == self.split.test_labels).float().mean()), {}
 
     def run(self, arm: str) -> dict[str, Any]:

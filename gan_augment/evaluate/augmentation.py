@@ -38,7 +38,9 @@ def crop_pad(image_size: int) -> int:
     return max(1, image_size // 8)
 
 
-def crop_flip(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flipped: torch.Tensor, size: int) -> torch.Tensor:
+def crop_flip(
+    padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flipped: torch.Tensor, size: int
+) -> torch.Tensor:
     """Crop ``size``×``size`` windows at (``top``, ``left``) from each padded image (B, C, H', W'), mirrored
     where ``flipped``; one gather for the whole batch. Returns (B, C, size, size)."""
     b = padded.shape[0]
@@ -46,7 +48,9 @@ def crop_flip(padded: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flipp
     ar = torch.arange(size, device=dev)
     rows = top.to(dev)[:, None] + ar  # (B, size)
     cols = left.to(dev)[:, None] + torch.where(flipped.to(dev)[:, None], size - 1 - ar, ar)
-    out = padded[torch.arange(b, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, size, size, C)
+    out = padded[
+        torch.arange(b, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]
+    ]  # (B, size, size, C)
     return out.permute(0, 3, 1, 2)
 
 

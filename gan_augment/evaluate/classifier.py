@@ -68,7 +68,13 @@ class ClassifierConfig:
 class ArrayDataset(Dataset):
     """uint8 images (N, C, H, W) served as numpy HWC arrays (albumentations' raw form) with labels."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], transform: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        classes: Sequence[str],
+        transform: Callable[..., Any] | None = None,
+    ) -> None:
         self.images = images
         self.targets = [int(t) for t in labels]
         self.classes = list(classes)
@@ -89,11 +95,18 @@ def materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(dataset, ArrayDataset) and dataset.transform is None:
         return dataset.images, torch.as_tensor(dataset.targets, dtype=torch.int64)
     items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
-    return torch.stack([to_chw_uint8(x) for x, _ in items]), torch.as_tensor([int(y) for _, y in items], dtype=torch.int64)
+    return torch.stack([to_chw_uint8(x) for x, _ in items]), torch.as_tensor(
+        [int(y) for _, y in items], dtype=torch.int64
+    )
 
 
-def _batches(dataset: Dataset, config: ClassifierConfig, device: torch.device, flip: bool, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless augmented training batches on ``device``: each epoch a fresh permutation, the last partial batch dropped."""
+def _batches(
+    dataset: Dataset, config: ClassifierConfig, device: torch.device, flip: bool, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless augmented training batches on ``device``.
+
+    Each epoch is a fresh permutation; the last partial batch is dropped.
+    """
     g = torch.Generator().manual_seed(seed)
     batch = min(config.batch_size, len(dataset))  # type: ignore[arg-type]
     if config.augment_on(device) == "device":
@@ -108,8 +121,14 @@ def _batches(dataset: Dataset, config: ClassifierConfig, device: torch.device, f
     aug = classic_augmentation(int(to_chw_uint8(x0).shape[-1]), flip)
     aug.set_random_seed(seed)  # albumentations keeps its own random state: seed it, or runs differ
     loader = DataLoader(
-        Augmented(dataset, aug), batch_size=batch, shuffle=True, drop_last=True, generator=g,
-        num_workers=config.workers, persistent_workers=config.workers > 0, pin_memory=device.type == "cuda",
+        Augmented(dataset, aug),
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        generator=g,
+        num_workers=config.workers,
+        persistent_workers=config.workers > 0,
+        pin_memory=device.type == "cuda",
         worker_init_fn=seed_worker_augmentation,
     )
     while True:
@@ -118,7 +137,12 @@ def _batches(dataset: Dataset, config: ClassifierConfig, device: torch.device, f
 
 
 def train_classifier(
-    dataset: Dataset, channels: int, num_classes: int, config: ClassifierConfig, device: torch.device, seed: int,
+    dataset: Dataset,
+    channels: int,
+    num_classes: int,
+    config: ClassifierConfig,
+    device: torch.device,
+    seed: int,
     flip: bool = True,
 ) -> nn.Module:
     """Train the secondary classifier for exactly ``config.steps`` steps.
@@ -135,7 +159,9 @@ def train_classifier(
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD(
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr, momentum=0.9, nesterov=True,
+        lr=config.lr,
+        momentum=0.9,
+        nesterov=True,
     )
     warm = max(1, int(config.steps * config.warmup))
 
@@ -145,7 +171,9 @@ def train_classifier(
         t = (step - warm) / max(1, config.steps - warm)
         return config.lr * 0.5 * (1 + np.cos(np.pi * t))
 
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     model.train()
     batches = _batches(dataset, config, device, flip, seed)
     for step in range(config.steps):
@@ -153,7 +181,9 @@ def train_classifier(
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         with amp:
-            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), y, label_smoothing=config.label_smoothing)
+            loss = F.cross_entropy(
+                model(x.contiguous(memory_format=torch.channels_last)), y, label_smoothing=config.label_smoothing
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

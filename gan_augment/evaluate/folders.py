@@ -56,33 +56,57 @@ def evaluate_folders(
         _, info = load_generator(run, device="cpu")
         image_size, channels = info.image_size, info.channels
         runs[info.mode] = Path(run)
-        reporter.message(f"using {run} ({info.mode}) for its arm; it may have seen the held-out images: gains are optimistic")
+        reporter.message(
+            f"using {run} ({info.mode}) for its arm; it may have seen the held-out images: gains are optimistic"
+        )
     labeled_data = load_image_data(labeled, None, image_size=image_size, channels=channels)
     unlabeled_images = None
     if unlabeled is not None:
         _, unlabeled_images, _ = decode_folder(unlabeled, image_size, int(labeled_data.images.shape[1]))
-    reporter.message(f"{len(labeled_data.labels)} labeled images in {len(labeled_data.class_names)} classes; "
-                     f"{0 if unlabeled_images is None else len(unlabeled_images)} unlabeled; arms: {', '.join(arms)}")
+    reporter.message(
+        f"{len(labeled_data.labels)} labeled images in {len(labeled_data.class_names)} classes; "
+        f"{0 if unlabeled_images is None else len(unlabeled_images)} unlabeled; arms: {', '.join(arms)}"
+    )
     settings = with_gan(settings, image_size=image_size)
     records = []
     for seed in seeds:
         tr, te = _held_out_split(labeled_data.labels, test_fraction, seed)
-        split = Split(labeled_data.images[tr], labeled_data.labels[tr], unlabeled_images,
-                      labeled_data.images[te], labeled_data.labels[te], labeled_data.class_names)
+        split = Split(
+            labeled_data.images[tr],
+            labeled_data.labels[tr],
+            unlabeled_images,
+            labeled_data.images[te],
+            labeled_data.labels[te],
+            labeled_data.class_names,
+        )
         budget = int(np.bincount(split.train_labels.numpy()).min())
         for rec in run_seed(split, arms, settings, seed, out_dir / "runs", reporter, runs):
             records.append({"dataset": Path(labeled).name, "labels_per_class": budget, **rec})
     return _write_report(out_dir, Path(labeled).name, settings, seeds, test_fraction, records)
 
 
-def _write_report(out_dir: Path, name: str, settings: ArmSettings, seeds: Sequence[int], test_fraction: float,
-                  records: list[dict[str, Any]]) -> dict[str, Any]:
+def _write_report(
+    out_dir: Path,
+    name: str,
+    settings: ArmSettings,
+    seeds: Sequence[int],
+    test_fraction: float,
+    records: list[dict[str, Any]],
+) -> dict[str, Any]:
     rows = summarize(records)
     verdicts = [v for v in (verdict(r) for r in rows) if v]
-    report = {"settings": settings_dict(settings), "seeds": list(seeds), "test_fraction": test_fraction,
-              "summary": rows, "runs": records, "verdicts": verdicts}
+    report = {
+        "settings": settings_dict(settings),
+        "seeds": list(seeds),
+        "test_fraction": test_fraction,
+        "summary": rows,
+        "runs": records,
+        "verdicts": verdicts,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "evaluation.json", report)
-    atomic_write_text(out_dir / "evaluation.md", markdown_table(rows) + "\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n")
+    atomic_write_text(
+        out_dir / "evaluation.md", markdown_table(rows) + "\n\n" + "\n".join(f"- {v}" for v in verdicts) + "\n"
+    )
     plot_accuracy(rows, out_dir / "evaluation.png", f"{name}: accuracy by arm")
     return report

@@ -48,9 +48,7 @@ def generator_quality(
     out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, dev)
     if real_model is not None:
         out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, dev)
-    ratios = [
-        diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)
-    ]
+    ratios = [diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)]
     valid = [r for r in ratios if not np.isnan(r)]  # a class with < 2 evaluation images has no ratio
     out["diversity"] = float(np.mean(valid)) if valid else float("nan")
     out["diversity_min"] = float(np.min(valid)) if valid else float("nan")

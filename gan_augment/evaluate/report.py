@@ -15,12 +15,27 @@ if TYPE_CHECKING:
 
 def markdown_table(rows: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> str:
     """The summary as a Markdown table."""
-    head = [*group, "arm", "seeds", "accuracy (mean ± std)", "gain vs baseline (95% CI)", "CAS", "real clf on synth.", "diversity"]
+    head = [
+        *group,
+        "arm",
+        "seeds",
+        "accuracy (mean ± std)",
+        "gain vs baseline (95% CI)",
+        "CAS",
+        "real clf on synth.",
+        "diversity",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         gain = f"{100 * r['gain']:+.1f} ± {100 * r['gain_ci95']:.1f} pts" if "gain" in r else ""
         q = [f"{r[k]:.3f}" if k in r else "" for k in ("cas", "real_clf_on_synthetic", "diversity")]
-        lines.append("| " + " | ".join([*(str(r[g]) for g in group), r["arm"], str(r["n"]), f"{r['mean']:.4f} ± {r['std']:.4f}", gain, *q]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [*(str(r[g]) for g in group), r["arm"], str(r["n"]), f"{r['mean']:.4f} ± {r['std']:.4f}", gain, *q]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 

@@ -24,7 +24,9 @@ def paired_gain(accs: dict[int, float], base: dict[int, float]) -> tuple[float, 
     return float(d.mean()), float(ci.high - d.mean())
 
 
-def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> list[dict[str, Any]]:
+def summarize(
+    records: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")
+) -> list[dict[str, Any]]:
     """Mean ± std per arm (and group), and each arm's gain over ``baseline`` with a paired 95% t-interval."""
     keys = sorted({tuple(r.get(g) for g in group) for r in records}, key=str)
     rows = []
@@ -35,7 +37,9 @@ def summarize(records: list[dict[str, Any]], group: Sequence[str] = ("dataset", 
             accs = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == arm}
             a = np.array(list(accs.values()))
             row: dict[str, Any] = dict(zip(group, key))
-            row.update({"arm": arm, "n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0})
+            row.update(
+                {"arm": arm, "n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
+            )
             paired = paired_gain(accs, base) if arm != "baseline" else None
             if paired is not None:
                 row.update({"gain": paired[0], "gain_ci95": paired[1]})

@@ -38,8 +38,7 @@ def resolve_checkpoint_path(path_or_run_dir: str | os.PathLike[str]) -> Path:
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise CheckpointError(
-            f"no checkpoint at {str(path)!r}: pass a run directory written by `gan-augment fit` "
-            "or its checkpoint.pt"
+            f"no checkpoint at {str(path)!r}: pass a run directory written by `gan-augment fit` or its checkpoint.pt"
         )
     return path
 

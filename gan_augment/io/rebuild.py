@@ -66,9 +66,7 @@ def build_discriminator(ckpt: dict[str, Any]) -> nn.Module:
     return ds[0]
 
 
-def load_discriminator(
-    path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None
-) -> nn.Module:
+def load_discriminator(path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> nn.Module:
     """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features).
 
     Raises:

@@ -1,4 +1,5 @@
-"""The models: the article's DCGAN, its grouped (batched per-class) form, the SSL discriminator, the secondary classifier."""
+"""The models: the article's DCGAN, its grouped (batched per-class) form, the SSL discriminator, the secondary
+classifier."""
 
 from .classifier import SmallResNet, build_classifier, check_classifier_name, classifier_names
 from .dcgan import Discriminator, DownBlock, Generator, UpBlock, init_weights

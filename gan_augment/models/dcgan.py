@@ -76,9 +76,7 @@ class Generator(nn.Module):
             in_dim += config.embed_dim
         fc_out = self.c0 * self.start * self.start
         self.fc: nn.Module = nn.Linear(in_dim, fc_out) if groups == 1 else GroupedLinear(in_dim, fc_out, groups)
-        self.blocks = nn.Sequential(
-            *[UpBlock(widths[i], widths[i + 1], config.upsample, groups) for i in range(n_up)]
-        )
+        self.blocks = nn.Sequential(*[UpBlock(widths[i], widths[i + 1], config.upsample, groups) for i in range(n_up)])
         self.to_image = nn.Conv2d(groups * widths[-1], groups * config.channels, 3, padding=1, groups=groups)
         self.apply(init_weights)
 
@@ -151,7 +149,9 @@ class Discriminator(nn.Module):
             ]
         )
         self.feature_dim = widths[-1] * size * size
-        self.head: nn.Module = nn.Linear(self.feature_dim, 1) if groups == 1 else GroupedLinear(self.feature_dim, 1, groups)
+        self.head: nn.Module = (
+            nn.Linear(self.feature_dim, 1) if groups == 1 else GroupedLinear(self.feature_dim, 1, groups)
+        )
         self.embed: nn.Embedding | None = None
         if config.num_classes > 0:
             self.embed = nn.Embedding(config.num_classes, self.feature_dim)

@@ -75,7 +75,9 @@ def map_classes(
         )
     if missing and len(missing) == len(base_classes):
         raise GanAugmentError(f"no class of the base dataset is in the generator: missing {missing}")
-    return {list(ckpt_classes).index(name): list(base_classes).index(name) for name in base_classes if name in ckpt_classes}
+    return {
+        list(ckpt_classes).index(name): list(base_classes).index(name) for name in base_classes if name in ckpt_classes
+    }
 
 
 class SyntheticBank:
@@ -112,7 +114,10 @@ class SyntheticBank:
 
     def generate(self, counts: Mapping[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Generate ``counts[c]`` images of checkpoint class c; returns uint8 (N, C, H, W) and classes (N,)."""
-        labels = torch.cat([torch.full((n,), c, dtype=torch.int64) for c, n in counts.items() if n > 0] or [torch.empty(0, dtype=torch.int64)])
+        labels = torch.cat(
+            [torch.full((n,), c, dtype=torch.int64) for c, n in counts.items() if n > 0]
+            or [torch.empty(0, dtype=torch.int64)]
+        )
         if self.filter_top is None or len(labels) == 0:
             return sample(self._generator, len(labels), labels=labels, seed=seed, batch_size=self.batch_size), labels
         return self._filtered(labels, seed)
@@ -135,7 +140,9 @@ class SyntheticBank:
             n = int((labels == c).sum())
             m = int(np.ceil(n * factor))
             cand = sample(self._generator, m, labels=c, seed=seed + 7919 * (c + 1), batch_size=self.batch_size)
-            scores = torch.cat([self._score(cand[i : i + self.batch_size].to(dev), c) for i in range(0, m, self.batch_size)])
+            scores = torch.cat(
+                [self._score(cand[i : i + self.batch_size].to(dev), c) for i in range(0, m, self.batch_size)]
+            )
             top = scores.topk(n).indices.sort().values
             keep_images.append(cand[top])
             keep_labels.append(torch.full((n,), c, dtype=torch.int64))

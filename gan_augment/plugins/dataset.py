@@ -55,7 +55,10 @@ def _check_sizing(synthetic_ratio: float | None, per_class: int | None, balance:
 
 
 def synthetic_counts(
-    targets: Sequence[int], ckpt_to_base: Mapping[int, int], synthetic_ratio: float | None, per_class: int | None,
+    targets: Sequence[int],
+    ckpt_to_base: Mapping[int, int],
+    synthetic_ratio: float | None,
+    per_class: int | None,
     balance: bool,
 ) -> dict[int, int]:
     """Synthetic images per generator class: up to the largest class (``balance``), ``per_class`` each,
@@ -219,7 +222,9 @@ class GANAugmentedDataset(Dataset):
             raise RuntimeError("this copy was unpickled without its generator: resample in the main process")
 
     def __repr__(self) -> str:
-        per_class_real = np.bincount(np.asarray(dataset_targets(self.base_ds), dtype=np.int64), minlength=len(self.class_names))
+        per_class_real = np.bincount(
+            np.asarray(dataset_targets(self.base_ds), dtype=np.int64), minlength=len(self.class_names)
+        )
         per_class_syn = torch.bincount(self.synthetic_targets, minlength=len(self.class_names)).tolist()
         lines = [
             f"Dataset {type(self).__name__}",

@@ -86,12 +86,18 @@ def _as_array_or_tensor(X: Any, image_size: int, channels: int) -> np.ndarray | 
         raise TypeError("sparse input is not supported: pass dense images")
     if hasattr(X, "__array__") and not isinstance(X, (np.ndarray, torch.Tensor)):
         X = np.asarray(X)
-    if hasattr(X, "__getitem__") and hasattr(X, "__len__") and not isinstance(X, (np.ndarray, torch.Tensor, list, tuple)):
+    if (
+        hasattr(X, "__getitem__")
+        and hasattr(X, "__len__")
+        and not isinstance(X, (np.ndarray, torch.Tensor, list, tuple))
+    ):
         X = [X[i][0] if isinstance(X[i], tuple) else X[i] for i in range(len(X))]
     if isinstance(X, (list, tuple)):
         if len(X) and isinstance(X[0], Image.Image):
             mode = "L" if channels == 1 else "RGB"
-            return np.stack([np.asarray(im.convert(mode).resize((image_size, image_size), Image.Resampling.BICUBIC)) for im in X])
+            return np.stack(
+                [np.asarray(im.convert(mode).resize((image_size, image_size), Image.Resampling.BICUBIC)) for im in X]
+            )
         if len(X) and isinstance(X[0], torch.Tensor):
             return torch.stack(list(X))
         return np.asarray(X)

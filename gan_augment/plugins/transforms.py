@@ -89,4 +89,5 @@ class SyntheticSwap(v2.Transform):
         return to_raw(img, "numpy")
 
     def extra_repr(self) -> str:
-        return f"generator_ckpt={self.generator_ckpt!r}, p={self.p}, bank_per_class={self.bank_per_class}, seed={self.seed}"
+        settings = (f"p={self.p}", f"bank_per_class={self.bank_per_class}", f"seed={self.seed}")
+        return f"generator_ckpt={self.generator_ckpt!r}, " + ", ".join(settings)

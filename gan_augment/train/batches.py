@@ -24,8 +24,9 @@ class DeviceBatches:
         my_classes: The classes whose models this rank trains.
     """
 
-    def __init__(self, data: ImageData, device: torch.device, gen: torch.Generator, dist: DistContext,
-                 my_classes: list[int]) -> None:
+    def __init__(
+        self, data: ImageData, device: torch.device, gen: torch.Generator, dist: DistContext, my_classes: list[int]
+    ) -> None:
         self.device, self.gen, self.dist = device, gen, dist
         self.num_classes = len(data.class_names)
         self.images = data.images.to(device)  # (N, C, H, W) uint8

@@ -63,21 +63,33 @@ def fit(
     reporter = reporter or Reporter(quiet=quiet)
     resolve_device(device)
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(out_dir, map_location="cpu")
-        # The checkpoint's settings, with pre-training fixed at what the run resolved it to.
-        saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
-        config = saved.replace(steps=config.steps) if config is not None else saved
-    config = config or TrainConfig()
+    config, ckpt = _run_config(out_dir, config, resume)
     check_compile(compile, config)  # before the (possibly long) decoding
     data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict)
     reporter.message(summary(data))
-    sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": str(Path(unlabeled).resolve()) if unlabeled else None}
+    sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
     return fit_data(
-        data, out_dir, config, device=device, resume=resume, overwrite=overwrite, reporter=reporter,
-        sources=sources, checkpoint=ckpt, compile=compile,
+        data,
+        out_dir,
+        config,
+        device=device,
+        resume=resume,
+        overwrite=overwrite,
+        reporter=reporter,
+        sources=sources,
+        checkpoint=ckpt,
+        compile=compile,
     )
+
+
+def _run_config(out_dir: Path, config: TrainConfig | None, resume: bool) -> tuple[TrainConfig, dict[str, Any] | None]:
+    """The configuration to train with, and the checkpoint when resuming (its configuration, with
+    pre-training fixed at what the run resolved it to and only ``steps`` taken from ``config``)."""
+    if not resume:
+        return config or TrainConfig(), None
+    ckpt = load_checkpoint(out_dir, map_location="cpu")
+    saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
+    return (saved.replace(steps=config.steps) if config is not None else saved), ckpt
 
 
 def fit_data(
@@ -113,9 +125,19 @@ def fit_data(
     return out_path
 
 
-def _fit_job(data: ImageData, out_dir: Path, config: TrainConfig, job: DistContext, dev: torch.device, resume: bool,
-             overwrite: bool, reporter: Reporter, sources: dict[str, str | None] | None,
-             checkpoint: dict[str, Any] | None, compile: str) -> Path:
+def _fit_job(
+    data: ImageData,
+    out_dir: Path,
+    config: TrainConfig,
+    job: DistContext,
+    dev: torch.device,
+    resume: bool,
+    overwrite: bool,
+    reporter: Reporter,
+    sources: dict[str, str | None] | None,
+    checkpoint: dict[str, Any] | None,
+    compile: str,
+) -> Path:
     if not job.is_main:
         reporter = Reporter(quiet=True)
     if data.images.shape[-1] != config.image_size:
@@ -132,16 +154,28 @@ def _fit_job(data: ImageData, out_dir: Path, config: TrainConfig, job: DistConte
         _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
     job.barrier()
     reporter.message(
-        f"training {config.mode} on {dev}" + (f" × {job.world} processes" if job.enabled else "") + f" ({trainer.total_steps} steps"
+        f"training {config.mode} on {dev}"
+        + (f" × {job.world} processes" if job.enabled else "")
+        + f" ({trainer.total_steps} steps"
         + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
         + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss}"
-        + (f", compiled ({compile})" if compile != "off" else "") + ")"
+        + (f", compiled ({compile})" if compile != "off" else "")
+        + ")"
     )
     return trainer.fit()
 
 
-def _write_run_header(out_dir: Path, config: TrainConfig, trainer: Trainer, data: ImageData,
-                      sources: dict[str, str | None], dev: torch.device, resume: bool, overwrite: bool, world: int) -> None:
+def _write_run_header(
+    out_dir: Path,
+    config: TrainConfig,
+    trainer: Trainer,
+    data: ImageData,
+    sources: dict[str, str | None],
+    dev: torch.device,
+    resume: bool,
+    overwrite: bool,
+    world: int,
+) -> None:
     prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
     atomic_write_json(
         out_dir / "config.json",

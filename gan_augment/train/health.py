@@ -95,7 +95,8 @@ def rollback(t: Trainer, reason: str) -> None:
         raise GanAugmentError(
             f"training diverged at step {t.step} ({reason})"
             + (f" after {cfg.max_rollbacks} roll-backs with lower learning rates" if cfg.max_rollbacks else "")
-            + f"; the last good checkpoint {str(path)!r} is intact: try lower --lr-g/--lr-d, --loss hinge or --diffaugment on"
+            + f"; the last good checkpoint {str(path)!r} is intact: "
+            "try lower --lr-g/--lr-d, --loss hinge or --diffaugment on"
         )
     failed_at, rollbacks, halved = t.step, t.rollbacks, t.adam.halved()
     t.load(load_checkpoint(path, map_location="cpu"))
@@ -105,8 +106,17 @@ def rollback(t: Trainer, reason: str) -> None:
         f"training diverged at step {failed_at} ({reason}): rolled back to step {t.step}, "
         f"learning rates halved to {halved.lr_g:.2e} (G) and {halved.lr_d:.2e} (D) [{t.rollbacks}/{cfg.max_rollbacks}]"
     )
-    log_event(t, {"event": "rollback", "step": failed_at, "to_step": t.step, "reason": reason,
-                  "lr_g": halved.lr_g, "lr_d": halved.lr_d})
+    log_event(
+        t,
+        {
+            "event": "rollback",
+            "step": failed_at,
+            "to_step": t.step,
+            "reason": reason,
+            "lr_g": halved.lr_g,
+            "lr_d": halved.lr_d,
+        },
+    )
 
 
 def shrink_batch(t: Trainer, exc: BaseException) -> None:

@@ -1,4 +1,5 @@
-"""GAN losses on discriminator logits: non-saturating BCE, Wasserstein with gradient penalty, hinge; the SSL GAN's losses."""
+"""GAN losses on discriminator logits (non-saturating BCE, Wasserstein with gradient penalty, hinge) and
+the SSL GAN's losses."""
 
 from __future__ import annotations
 

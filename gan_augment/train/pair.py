@@ -74,7 +74,9 @@ class GanPair:
             return [self.state()]
         n = self.groups
         parts = {k: unpack_states(v.state_dict(), n) for k, v in (("g", self.g), ("g_ema", self.g_ema), ("d", self.d))}
-        parts.update({k: unpack_optimizer(v.state_dict(), n) for k, v in (("opt_g", self.opt_g), ("opt_d", self.opt_d))})
+        parts.update(
+            {k: unpack_optimizer(v.state_dict(), n) for k, v in (("opt_g", self.opt_g), ("opt_d", self.opt_d))}
+        )
         return [{k: parts[k][i] for k in parts} for i in range(n)]
 
     def load(self, state: dict[str, Any]) -> None:
@@ -91,10 +93,12 @@ class GanPair:
         if self.groups == 1:
             self.load(states[0])
             return
-        self.load({
-            **{k: pack_states([s[k] for s in states]) for k in ("g", "g_ema", "d")},
-            **{k: pack_optimizer([s[k] for s in states]) for k in ("opt_g", "opt_d")},
-        })
+        self.load(
+            {
+                **{k: pack_states([s[k] for s in states]) for k in ("g", "g_ema", "d")},
+                **{k: pack_optimizer([s[k] for s in states]) for k in ("opt_g", "opt_d")},
+            }
+        )
 
     def set_learning_rates(self, settings: AdamSettings) -> None:
         for opt, lr in ((self.opt_g, settings.lr_g), (self.opt_d, settings.lr_d)):
@@ -119,8 +123,10 @@ def pack_optimizer(states: list[dict[str, Any]]) -> dict[str, Any]:
 def unpack_optimizer(state: dict[str, Any], groups: int) -> list[dict[str, Any]]:
     """The inverse of :func:`pack_optimizer`."""
     parts = {i: unpack_states(st, groups) for i, st in state["state"].items()}
-    return [{"state": {i: parts[i][g] for i in parts}, "param_groups": copy.deepcopy(state["param_groups"])}
-            for g in range(groups)]
+    return [
+        {"state": {i: parts[i][g] for i in parts}, "param_groups": copy.deepcopy(state["param_groups"])}
+        for g in range(groups)
+    ]
 
 
 def check_compile(compile: str, config: TrainConfig) -> None:
@@ -128,8 +134,10 @@ def check_compile(compile: str, config: TrainConfig) -> None:
     if compile not in COMPILE_MODES:
         raise GanAugmentError(f"compile={compile!r}: use one of {', '.join(COMPILE_MODES)}")
     if compile != "off" and config.loss == "wgan-gp":
-        raise GanAugmentError("--compile does not work with --loss wgan-gp (its gradient penalty needs a double "
-                              "backward): use --compile off, or the bce or hinge loss")
+        raise GanAugmentError(
+            "--compile does not work with --loss wgan-gp (its gradient penalty needs a double "
+            "backward): use --compile off, or the bce or hinge loss"
+        )
 
 
 def compile_pair(pair: GanPair, mode: str) -> None:
@@ -151,8 +159,13 @@ def make_pair(g: Generator, d: Discriminator, settings: AdamSettings, g_ema: Gen
     """A pair from built modules, with fresh optimisers (the EMA copy starts as G unless given)."""
     g_ema = g_ema if g_ema is not None else copy.deepcopy(g)
     g_ema.requires_grad_(False).eval()
-    return GanPair(g, g_ema, d, adam(g.parameters(), settings.lr_g, settings.betas),
-                   adam(d.parameters(), settings.lr_d, settings.betas))
+    return GanPair(
+        g,
+        g_ema,
+        d,
+        adam(g.parameters(), settings.lr_g, settings.betas),
+        adam(d.parameters(), settings.lr_d, settings.betas),
+    )
 
 
 def new_pair(model_cfg: ModelConfig, settings: AdamSettings, device: torch.device) -> GanPair:
@@ -161,22 +174,31 @@ def new_pair(model_cfg: ModelConfig, settings: AdamSettings, device: torch.devic
 
 
 def grouped_pair(
-    model_cfg: ModelConfig, settings: AdamSettings, device: torch.device,
-    g: list[dict[str, torch.Tensor]], d: list[dict[str, torch.Tensor]], g_ema: list[dict[str, torch.Tensor]] | None = None,
+    model_cfg: ModelConfig,
+    settings: AdamSettings,
+    device: torch.device,
+    g: list[dict[str, torch.Tensor]],
+    d: list[dict[str, torch.Tensor]],
+    g_ema: list[dict[str, torch.Tensor]] | None = None,
 ) -> GanPair:
     """Single models' states (one per class) as one grouped pair with fresh optimisers.
 
     The grouped modules are built without initialisation (it would draw from training's RNG
     only to be overwritten).
     """
+
     def grouped(cls: type[nn.Module], states: list[dict[str, torch.Tensor]]) -> Any:
         with torch.device("meta"):
             module = cls(model_cfg, len(states))
         module.load_state_dict(pack_states(states), assign=True)
         return module.to(device)
 
-    return make_pair(grouped(Generator, g), grouped(Discriminator, d), settings,
-                     grouped(Generator, g_ema) if g_ema is not None else None)
+    return make_pair(
+        grouped(Generator, g),
+        grouped(Discriminator, d),
+        settings,
+        grouped(Generator, g_ema) if g_ema is not None else None,
+    )
 
 
 @torch.no_grad()
@@ -189,7 +211,11 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 @torch.no_grad()
 def recalibrate_batchnorm(
-    g: Generator, labels: Callable[[int], torch.Tensor | None], seed: int, batches: int = 4, batch_size: int = 256,
+    g: Generator,
+    labels: Callable[[int], torch.Tensor | None],
+    seed: int,
+    batches: int = 4,
+    batch_size: int = 256,
     groups_of: tuple[int, torch.Tensor] | None = None,
 ) -> None:
     """Recompute a generator's BatchNorm statistics for its own (EMA) weights.

@@ -154,7 +154,9 @@ def _restore_rng(t: Trainer, rng: dict[str, Any]) -> None:
         if rng.get("world", 1) == t.dist.world:
             rng = rng["ranks"][t.dist.rank]
         else:
-            t.reporter.message(f"resuming with {t.dist.world} processes instead of {rng.get('world', 1)}: random streams reseeded")
+            t.reporter.message(
+                f"resuming with {t.dist.world} processes instead of {rng.get('world', 1)}: random streams reseeded"
+            )
             rng = {**rng, "device": "reseed"}
     torch.set_rng_state(rng["torch"])
     if rng.get("device") == str(t.device):
@@ -181,7 +183,9 @@ def restore(t: Trainer, ckpt: dict[str, Any]) -> None:
     # Checkpoints before train_state kept the changed rates and batch size in their config.
     state = ckpt.get("train_state") or {}
     saved = ckpt["config"]
-    t.adam = AdamSettings(float(state.get("lr_g", saved["lr_g"])), float(state.get("lr_d", saved["lr_d"])), t.adam.betas)
+    t.adam = AdamSettings(
+        float(state.get("lr_g", saved["lr_g"])), float(state.get("lr_d", saved["lr_d"])), t.adam.betas
+    )
     t.batch_size = int(state.get("batch_size", saved["batch_size"]))
     t.phase = ckpt["phase"]
     t.pair = t.new_pair(t.phase)

@@ -16,8 +16,16 @@ from ..progress import Reporter
 from .losses import feature_matching_loss, ssl_d_loss
 
 
-def _ssl_step(gan: SSLGan, opts: tuple[torch.optim.Optimizer, torch.optim.Optimizer], draw: Any, z_dim: int,
-              b: int, gen: torch.Generator, train_idx: torch.Tensor, pool_idx: torch.Tensor) -> dict[str, torch.Tensor]:
+def _ssl_step(
+    gan: SSLGan,
+    opts: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    draw: Any,
+    z_dim: int,
+    b: int,
+    gen: torch.Generator,
+    train_idx: torch.Tensor,
+    pool_idx: torch.Tensor,
+) -> dict[str, torch.Tensor]:
     """One D step (labeled, unlabeled and fake batches) and one feature-matching G step."""
     opt_d, opt_g = opts
     dev = train_idx.device
@@ -62,8 +70,10 @@ def train_ssl(
     model_cfg = replace(config.model, channels=int(data.images.shape[1]), num_classes=0)
     gan = SSLGan(model_cfg, len(data.class_names)).to(device)
     betas = (config.beta1, config.beta2)
-    opts = (torch.optim.Adam(gan.d.parameters(), lr=config.lr_d, betas=betas),
-            torch.optim.Adam(gan.g.parameters(), lr=config.lr_g, betas=betas))
+    opts = (
+        torch.optim.Adam(gan.d.parameters(), lr=config.lr_d, betas=betas),
+        torch.optim.Adam(gan.g.parameters(), lr=config.lr_g, betas=betas),
+    )
     b = config.batch_size
 
     def draw(pool: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,9 +86,21 @@ def train_ssl(
             if step % config.log_every == 0 or step == config.steps:
                 bar.update(step, {k: float(v) for k, v in stats.items()})
     gan.eval()
-    state = {"kind": "ssl", "class_names": data.class_names, "image_size": config.image_size,
-             "channels": model_cfg.channels, "model_config": model_cfg.to_dict(),
-             "d": gan.d.state_dict(), "g": gan.g.state_dict()}
-    metrics = {"method": "ssl", "val_accuracy": _accuracy(gan, images, ys, val_idx), "num_val": int(len(val_idx)),
-               "num_train_labeled": int(len(train_idx)), "num_unlabeled": data.num_unlabeled, "steps": config.steps}
+    state = {
+        "kind": "ssl",
+        "class_names": data.class_names,
+        "image_size": config.image_size,
+        "channels": model_cfg.channels,
+        "model_config": model_cfg.to_dict(),
+        "d": gan.d.state_dict(),
+        "g": gan.g.state_dict(),
+    }
+    metrics = {
+        "method": "ssl",
+        "val_accuracy": _accuracy(gan, images, ys, val_idx),
+        "num_val": int(len(val_idx)),
+        "num_train_labeled": int(len(train_idx)),
+        "num_unlabeled": data.num_unlabeled,
+        "steps": config.steps,
+    }
     return {"state": state, "metrics": metrics}

@@ -16,11 +16,11 @@ from ..data import ImageData
 from ..errors import GanAugmentError
 from ..models import Discriminator, Generator
 from ..progress import Reporter
+from . import loop, snapshot
 from .batches import DeviceBatches
 from .diffaugment import diff_augment
 from .distributed import DistContext, shard
 from .losses import d_loss, g_loss, gradient_penalty, penalty_weights
-from . import loop, snapshot
 from .pair import AdamSettings, GanPair, adam, check_compile, compile_pair, grouped_pair, new_pair, update_ema
 
 
@@ -68,7 +68,9 @@ class Trainer:
         self.num_classes = len(data.class_names)
         self.channels = int(data.images.shape[1])
         conditional = config.mode == "conditional"
-        self.model_cfg = replace(config.model, channels=self.channels, num_classes=self.num_classes if conditional else 0)
+        self.model_cfg = replace(
+            config.model, channels=self.channels, num_classes=self.num_classes if conditional else 0
+        )
         self.pretrain_steps = self._resolve_pretrain_steps()
         self.total_steps = self.pretrain_steps + config.steps
         self.amp = config.amp and device.type == "cuda" and config.loss != "wgan-gp"
@@ -144,8 +146,14 @@ class Trainer:
     def enter_per_class(self) -> None:
         """Start every class's model from the pre-trained one."""
         src, k = self.pair, len(self.my_classes)
-        self.pair = grouped_pair(src.g.config, self.adam, self.device, [src.g.state_dict()] * k,
-                                 [src.d.state_dict()] * k, [src.g_ema.state_dict()] * k)
+        self.pair = grouped_pair(
+            src.g.config,
+            self.adam,
+            self.device,
+            [src.g.state_dict()] * k,
+            [src.d.state_dict()] * k,
+            [src.g_ema.state_dict()] * k,
+        )
         self.phase = "per-class"
         self.reporter.message(f"pre-training done at step {self.step}: training {self.num_classes} per-class models")
 
@@ -187,7 +195,9 @@ class Trainer:
         real, y = self.batches.real(self.batches.all_idx, b)
         return real, y, None
 
-    def _penalty(self, d: Discriminator, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    def _penalty(
+        self, d: Discriminator, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
+    ) -> torch.Tensor:
         if self.phase == "per-class":  # per image: model k's logit depends on its own image only
             flat_real, flat_fake = real.flatten(0, 1), fake.flatten(0, 1)
             alpha = penalty_weights(len(flat_real), real.device, self.gen)
