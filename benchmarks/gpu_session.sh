@@ -40,7 +40,7 @@ python -c "import torch, gan_augment; print('torch', torch.__version__, 'cuda', 
 for job in "$@"; do
   case "$job" in
     tests)
-      python -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_training.py tests/test_compile.py tests/test_classifier_augment.py \
+      python -m pytest -q -p no:cacheprovider -m gpu -rs tests/test_train_fit.py tests/test_train_compile.py tests/test_evaluate_classifier.py \
         2>&1 | tail -40 | tee "$OUT/tests.log" || true ;;
     throughput)
       python benchmarks/throughput.py "${quick[@]}" --json "$OUT/throughput.json" --markdown "$OUT/performance.md" 2>&1 | tee "$OUT/throughput.log" ;;

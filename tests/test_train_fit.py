@@ -132,6 +132,23 @@ class TestCheckpoint:
             for key in a:
                 assert torch.equal(a[key], b[key]), key
 
+    def test_checkpoint_from_before_train_state_resumes(self, labeled: Path, tmp_path: Path) -> None:
+        """Checkpoints written before ``train_state`` (rates and batch size then lived in ``config``) still
+        load, sample and resume, taking those values from their config."""
+        fit(labeled, None, tmp_path / "run", tiny_config(steps=2), device="cpu", quiet=True)
+        path = tmp_path / "run" / "checkpoint.pt"
+        old = torch.load(path, weights_only=True)
+        del old["train_state"]
+        old["config"].update(lr_d=1e-4, batch_size=2)  # what a roll-back and an OOM retry used to leave there
+        old["model_config"]["d_norm"] = "batch"  # never "auto" then
+        torch.save(old, path)
+        generator, info = load_generator(tmp_path / "run", device="cpu")
+        assert info.step == 2 and sample(generator, 2, labels=[0, 1], seed=0).shape == (2, 3, 16, 16)
+        fit(labeled, None, tmp_path / "run", tiny_config(steps=4), device="cpu", quiet=True, resume=True)
+        resumed = load_checkpoint(tmp_path / "run")
+        assert resumed["step"] == 4
+        assert resumed["train_state"]["lr_d"] == 1e-4 and resumed["train_state"]["batch_size"] == 2
+
     def test_refuses_existing_run(self, labeled: Path, tmp_path: Path) -> None:
         fit(labeled, None, tmp_path / "run", tiny_config(steps=1), device="cpu", quiet=True)
         with pytest.raises(RunDirError, match="already holds a run"):
