@@ -291,8 +291,13 @@ def sampling_case(generator: torch.nn.Module, n: int, dev: torch.device, batch: 
     sync(dev)
     rate = n / (time.perf_counter() - t0)
     print(f"{'sampling':>20}: {rate:>10.0f} img/s", flush=True)
+    return _inference_record("sampling", n, batch, rate, dev)
+
+
+def _inference_record(case: str, n: int, batch: int, rate: float, dev: torch.device) -> dict[str, Any]:
+    """The table row of an inference case (no reference loop to compare with)."""
     return {
-        "case": "sampling",
+        "case": case,
         "images": n,
         "batch": batch,
         "img_per_s": round(rate, 1),
@@ -315,15 +320,7 @@ def features_case(cfg: ModelConfig, n: int, dev: torch.device, batch: int) -> di
         sync(dev)
     rate = n / (time.perf_counter() - t0)
     print(f"{'features':>20}: {rate:>10.0f} img/s", flush=True)
-    return {
-        "case": "features",
-        "images": n,
-        "batch": batch,
-        "img_per_s": round(rate, 1),
-        "peak_gpu_mem_gb": peak_gb(dev),
-        "reference_img_per_s": None,
-        "speedup": None,
-    }
+    return _inference_record("features", n, batch, rate, dev)
 
 
 def demo_case() -> dict[str, Any]:

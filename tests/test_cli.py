@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_CLI
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -13,25 +14,7 @@ from gan_augment.cli import app
 
 runner = CliRunner()
 
-TINY = [
-    "--image-size",
-    "16",
-    "--g-width",
-    "8",
-    "--d-width",
-    "8",
-    "--z-dim",
-    "8",
-    "--batch-size",
-    "4",
-    "--sample-every",
-    "2",
-    "--checkpoint-every",
-    "2",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TINY = TINY_CLI
 
 
 def invoke(*args: str):

@@ -13,34 +13,16 @@ from typer.testing import CliRunner
 from gan_augment.cli import app
 
 runner = CliRunner()
+CPU = ["--device", "cpu", "--quiet"]
 
 
 class TestEvaluate:
     def test_cli_evaluate_report(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         labeled, unlabeled = folders
         out = tmp_path / "ev"
+        options = "--arms gan-per-class,d-features --seeds 2 --image-size 16 --gan-steps 2 --clf-steps 2"
         result = runner.invoke(
-            app,
-            [
-                "evaluate",
-                str(labeled),
-                str(unlabeled),
-                "--out",
-                str(out),
-                "--arms",
-                "gan-per-class,d-features",
-                "--seeds",
-                "2",
-                "--image-size",
-                "16",
-                "--gan-steps",
-                "2",
-                "--clf-steps",
-                "2",
-                "--device",
-                "cpu",
-                "--quiet",
-            ],
+            app, ["evaluate", str(labeled), str(unlabeled), "--out", str(out), *options.split(), *CPU]
         )
         assert result.exit_code == 0, result.output
         report = json.loads((out / "evaluation.json").read_text())
@@ -58,28 +40,8 @@ class TestEvaluate:
 
     def test_cli_evaluate_torchvision_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         out = tmp_path / "ev"
-        result = runner.invoke(
-            app,
-            [
-                "evaluate",
-                str(folders[0]),
-                "--out",
-                str(out),
-                "--arms",
-                "baseline",
-                "--classifier",
-                "resnet18",
-                "--seeds",
-                "1",
-                "--image-size",
-                "16",
-                "--clf-steps",
-                "2",
-                "--device",
-                "cpu",
-                "--quiet",
-            ],
-        )
+        options = "--arms baseline --classifier resnet18 --seeds 1 --image-size 16 --clf-steps 2"
+        result = runner.invoke(app, ["evaluate", str(folders[0]), "--out", str(out), *options.split(), *CPU])
         assert result.exit_code == 0, result.output
         report = json.loads((out / "evaluation.json").read_text())
         assert report["settings"]["classifier"]["architecture"] == "resnet18"

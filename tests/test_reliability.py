@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config, write_folder
+from conftest import TINY_CLI, tiny_config, write_folder
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -30,27 +30,7 @@ from gan_augment.data import load_image_data
 from gan_augment.train import Trainer
 
 runner = CliRunner()
-TINY = [
-    "--image-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--g-width",
-    "8",
-    "--d-width",
-    "8",
-    "--z-dim",
-    "8",
-    "--steps",
-    "2",
-    "--sample-every",
-    "2",
-    "--checkpoint-every",
-    "2",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TINY = [*TINY_CLI[:-1], "--steps", "2", "--quiet"]  # without the last item: not quiet
 
 
 def fit_cli(*args: str) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_folder
+from conftest import TINY_CLI, write_folder
 
 from gan_augment import load_checkpoint, load_generator, sample
 from gan_augment.train.distributed import DistContext
@@ -20,25 +20,7 @@ pytestmark = [
     pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed not built"),
 ]
 
-TINY = [
-    "--image-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--g-width",
-    "8",
-    "--d-width",
-    "8",
-    "--z-dim",
-    "8",
-    "--sample-every",
-    "2",
-    "--checkpoint-every",
-    "2",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TINY = TINY_CLI
 # Without dropout and DiffAugment every random draw comes from the trainer's own stream, which a
 # sharded run makes for all classes: its per-class models must equal a single process's.
 EXACT = ["--d-dropout", "0", "--diffaugment", "off"]
@@ -50,24 +32,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _launcher(n: int) -> list[str]:
+    """``torchrun`` for ``n`` processes on this machine (a free port each time)."""
+    where = f"--nproc-per-node {n} --nnodes 1 --master-addr 127.0.0.1 --master-port {_free_port()}"
+    return [sys.executable, "-m", "torch.distributed.run", *where.split()]
+
+
 def torchrun(n: int, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        str(n),
-        "--nnodes",
-        "1",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
-        "-m",
-        "gan_augment.cli",
-        "fit",
-        *args,
-    ]
+    cmd = [*_launcher(n), "-m", "gan_augment.cli", "fit", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
 
@@ -143,22 +115,7 @@ def test_data_parallel_conditional_keeps_ranks_in_step(three_classes: Path, tmp_
         "torch.save({'params': params, 'init': init}, os.path.join(sys.argv[2], f'rank{job.rank}.pt'))\n"
         "job.close()\n"
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--nnodes",
-        "1",
-        "--master-addr",
-        "127.0.0.1",
-        "--master-port",
-        str(_free_port()),
-        str(script),
-        str(three_classes),
-        str(tmp_path),
-    ]
+    cmd = [*_launcher(2), str(script), str(three_classes), str(tmp_path)]
     result = subprocess.run(
         cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False
     )

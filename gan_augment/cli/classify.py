@@ -17,7 +17,18 @@ from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
-from .app import DeviceOpt, ImageSizeOpt, LabeledArg, QuietOpt, SeedOpt, app, choices, expected_errors, out_console_line
+from .app import (
+    DeviceOpt,
+    ImageSizeOpt,
+    LabeledArg,
+    QuietOpt,
+    SeedOpt,
+    UnlabeledArg,
+    app,
+    choices,
+    expected_errors,
+    out_console_line,
+)
 
 T = TrainConfig
 MethodChoice: Any = choices("MethodChoice", METHODS)
@@ -27,7 +38,7 @@ MethodChoice: Any = choices("MethodChoice", METHODS)
 @expected_errors
 def classify(
     labeled: LabeledArg,
-    unlabeled: Optional[Path] = typer.Argument(None, help="Folder of unlabeled images (searched recursively)."),
+    unlabeled: UnlabeledArg = None,
     out: Path = typer.Option(Path("runs/classifier"), "--out", "-o", help="Folder for the classifier and its GAN."),
     method: MethodChoice = typer.Option(
         "features", help="features: linear model on discriminator features; ssl: semi-supervised GAN."
@@ -122,7 +133,7 @@ def features(
 @expected_errors
 def evaluate(
     labeled: LabeledArg,
-    unlabeled: Optional[Path] = typer.Argument(None, help="Optional folder of unlabeled images."),
+    unlabeled: UnlabeledArg = None,
     out: Path = typer.Option(Path("runs/evaluation"), "--out", "-o", help="Folder for the report, plot and GAN runs."),
     run: Optional[Path] = typer.Option(
         None, "--run", help="Use this fit run for its arm instead of training a GAN per seed."
