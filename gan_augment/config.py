@@ -159,9 +159,9 @@ class TrainConfig:
             checkpoint with both learning rates halved before training stops with an error.
         collapse_steps: A BCE or hinge discriminator loss below 1e-3 for this many consecutive
             steps counts as divergence (0 turns the check off).
-        model: The model architecture. Its ``image_size`` is set from ``image_size`` and an
-            ``auto`` ``d_norm`` is resolved from ``loss`` here; its ``channels`` and
-            ``num_classes`` are set from the data when training starts.
+        model: The model architecture. Its ``image_size`` (and ``channels``, unless auto) are
+            set from this configuration's and an ``auto`` ``d_norm`` is resolved from ``loss``
+            here; auto channels and ``num_classes`` are set from the data when training starts.
     """
 
     mode: Mode = "per-class"
@@ -216,10 +216,10 @@ class TrainConfig:
         d_norm = self.model.d_norm
         if d_norm == "auto":
             d_norm = "none" if self.loss == "wgan-gp" else "batch"
-        if (self.model.image_size, self.model.d_norm) != (self.image_size, d_norm):
-            object.__setattr__(
-                self, "model", dataclasses.replace(self.model, image_size=self.image_size, d_norm=d_norm)
-            )
+        channels = self.channels or self.model.channels  # 0 (auto): the data decides when training starts
+        derived = {"image_size": self.image_size, "channels": channels, "d_norm": d_norm}
+        if any(getattr(self.model, k) != v for k, v in derived.items()):
+            object.__setattr__(self, "model", dataclasses.replace(self.model, **derived))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a plain dict (for checkpoints and JSON)."""

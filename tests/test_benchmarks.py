@@ -50,7 +50,8 @@ def test_throughput_benchmark_quick(tmp_path: Path) -> None:
         assert {"reference_img_per_s", "img_per_s", "speedup", "peak_gpu_mem_gb", "device"} <= set(r)
         assert r["img_per_s"] > 0
     assert cases["per-class"]["speedup"] == pytest.approx(
-        cases["per-class"]["img_per_s"] / cases["per-class"]["reference_img_per_s"], rel=0.01
+        cases["per-class"]["img_per_s"] / cases["per-class"]["reference_img_per_s"],
+        abs=0.006,  # 2 decimals kept
     )
     assert cases["per-class"]["compiled"] == "default" and cases["per-class"]["compiled_img_per_s"] > 0
     text = md.read_text()

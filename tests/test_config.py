@@ -49,10 +49,11 @@ class TestTrainConfig:
         assert TrainConfig(loss="wgan-gp", model=ModelConfig(d_norm="batch")).model.d_norm == "batch"  # asked for
         assert ModelConfig().batch_norm_in_d and not ModelConfig(d_norm="none").batch_norm_in_d
 
-    def test_image_size_has_one_source(self) -> None:
-        cfg = TrainConfig(image_size=16, model=ModelConfig(g_width=8))
-        assert cfg.model.image_size == 16 and cfg.model.g_width == 8
+    def test_image_size_and_channels_have_one_source(self) -> None:
+        cfg = TrainConfig(image_size=16, channels=1, model=ModelConfig(g_width=8))
+        assert (cfg.model.image_size, cfg.model.channels, cfg.model.g_width) == (16, 1, 8)
         assert cfg.replace(image_size=64).model.image_size == 64
+        assert TrainConfig(channels=0, model=ModelConfig(channels=1)).model.channels == 1  # auto: left to the data
 
     def test_dict_round_trip(self) -> None:
         cfg = TrainConfig(mode="conditional", loss="wgan-gp", image_size=28, model=ModelConfig(z_dim=7))
