@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from gan_augment import GANAugmentedDataset, ModelConfig, TrainConfig, __version__, load_image_data
+from gan_augment.config import SSL_ARCHITECTURES, SSLConfig
 from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
     ARMS,
@@ -55,9 +56,10 @@ from gan_augment.evaluate import (
     summarize,
     train_classifier,
 )
-from gan_augment.io import atomic_write_text, load_generator, save_image_atomic
+from gan_augment.io import atomic_write, atomic_write_text, load_generator, save_image_atomic
 from gan_augment.progress import Reporter
 from gan_augment.sampling import class_grid
+from gan_augment.train.ssl import default_ssl_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = """Published CIFAR-10 *test* errors, for orientation (not ours, other split, other budgets of compute):
@@ -142,6 +144,30 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
             gain = f"{100 * paired[0]:+.1f} ± {100 * paired[1]:.1f} pts" if paired else ""
             lines.append(f"| {ds} | {n} | {ratio} | {top or '–'} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |")
     return "\n".join(lines)
+
+
+def plot_ssl_curve(runs: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Test accuracy against iterations, one line per seed (the ssl arm's ``curve``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in runs:
+        steps, acc = zip(*[(c["step"], c["accuracy"]) for c in r["curve"]])
+        ax.plot(
+            steps, [100 * (1 - a) for a in acc], marker="o", label=f"seed {r['seed']} ({r['labels_per_class']}/class)"
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("iterations")
+    ax.set_ylabel("test error (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, dpi=120, format="png"))
+    plt.close(fig)
 
 
 def per_class_indices(labels: np.ndarray, k: int) -> list[np.ndarray]:
@@ -280,6 +306,13 @@ def write_report(
             args.out / f"limited_labels_{name}.png",
             f"{name}: accuracy vs labels ({protocol})",
         )
+    curves = {
+        name: [r for r in records if r["dataset"] == name and r.get("curve")]
+        for name in {r["dataset"] for r in records}
+    }
+    curves = {name: runs for name, runs in curves.items() if runs}
+    for name, runs in curves.items() if plotted else []:
+        plot_ssl_curve(runs, args.out / f"ssl_curve_{name}.png", f"{name}: ssl arm, test accuracy of the averaged D")
     table = markdown_table(rows)
     atomic_write_text(args.out / "limited_labels.md", table + "\n")
     report_path = args.report if args.report else (None if args.quick else ROOT / "docs" / "results.md")
@@ -317,6 +350,18 @@ def write_report(
                 f"![accuracy vs labels, {name}]({rel}/limited_labels_{name}.png)"
                 if plotted
                 else "(plot not drawn: matplotlib is not installed; `--report-only` redraws it where it is)",
+                "",
+            ]
+        for name, runs in sorted(curves.items()):
+            lines += [
+                f"Learning curve of the ssl arm, {name} (test accuracy of the averaged discriminator, one line "
+                "per seed; the learning rate decays linearly to 0 over the last third):",
+                "",
+                "| seed | " + " | ".join(f"{c['step']:,}" for c in runs[0]["curve"]) + " |",
+                "| --- |" + " --- |" * len(runs[0]["curve"]),
+                *[f"| {r['seed']} | " + " | ".join(f"{c['accuracy']:.4f}" for c in r["curve"]) + " |" for r in runs],
+                "",
+                f"![ssl learning curve, {name}]({rel}/ssl_curve_{name}.png)" if plotted else "(plot not drawn)",
                 "",
             ]
         for title, fname in sorted(grids.items()):
@@ -376,6 +421,11 @@ def main() -> None:
         "--classifier", default="small-resnet", help="small-resnet or a torchvision model name, e.g. resnet18"
     )
     p.add_argument("--max-unlabeled", type=int, help="cap on the unlabeled pool (reduced runs)")
+    p.add_argument("--ssl-steps", type=int, help="ssl arm iterations (default: the package's for the device)")
+    p.add_argument("--ssl-architecture", choices=list(SSL_ARCHITECTURES), default="auto")
+    p.add_argument("--ssl-consistency", type=float, default=0.0, help="ssl: weight of the consistency term")
+    p.add_argument("--ssl-entropy", type=float, default=0.0, help="ssl: weight of entropy minimisation")
+    p.add_argument("--ssl-eval-every", type=int, default=0, help="ssl: iterations between test accuracies (curve)")
     p.add_argument(
         "--cpu-reduced", action="store_true", help="small GAN and classifier, fewer steps: a CPU-sized protocol"
     )
@@ -432,6 +482,14 @@ def main() -> None:
             batch_size=args.gan_batch or gan.batch_size,
             pretrain_steps=gan.pretrain_steps if args.pretrain_steps is None else args.pretrain_steps,
         )
+    ssl = SSLConfig(
+        steps=args.ssl_steps or (2 if args.quick else default_ssl_steps(dev)),
+        architecture=args.ssl_architecture,
+        consistency=args.ssl_consistency,
+        entropy=args.ssl_entropy,
+        batch_size=8 if args.quick else SSLConfig().batch_size,
+        init_images=8 if args.quick else SSLConfig().init_images,
+    )
     reporter = Reporter()
     if args.report_only:  # e.g. to draw the plots of a GPU run made where matplotlib is missing
         previous = load_previous(args.out / "limited_labels.json")
@@ -509,6 +567,8 @@ def main() -> None:
             synthetic_ratio=args.synthetic_ratio,
             flip=spec["flip"],
             device=dev,
+            ssl=ssl,
+            ssl_eval_every=args.ssl_eval_every,
         )
         share_uncond = args.max_unlabeled is None and "d-features" in args.arms
         now = json.loads(

@@ -245,3 +245,88 @@ def default(cls: type, name: str) -> Any:
     if f.default is not dataclasses.MISSING:
         return f.default
     return f.default_factory()  # type: ignore[misc]
+
+
+SSLArchitecture = Literal["auto", "mlp", "conv"]
+SSL_ARCHITECTURES: tuple[str, ...] = get_args(SSLArchitecture)
+
+
+@dataclass(frozen=True)
+class SSLConfig:
+    """The semi-supervised GAN (Salimans et al. 2016, feature matching) and its own training budget.
+
+    Attributes:
+        architecture: ``mlp`` (the paper's MNIST networks: a weight-normalised MLP discriminator
+            with Gaussian noise on its input and hidden layers), ``conv`` (the paper's CIFAR-10
+            discriminator: weight-normalised convolutions, dropout, NIN layers, global pooling;
+            a DCGAN generator), or ``auto``: ``mlp`` for grayscale images of at most 32 px.
+        steps: Iterations; each is one discriminator step (labeled, unlabeled and fake batches)
+            and one generator step (feature matching against a separate unlabeled batch).
+        batch_size: Images in each of those batches (the paper: 100).
+        lr: Adam's learning rate for both networks; 0 picks the paper's (mlp 0.003, conv 0.0003).
+        beta1: Adam's β1 (the paper: 0.5).
+        decay_from: Fraction of ``steps`` after which the learning rate decays linearly to 0
+            (1 keeps it constant).
+        ema_decay: Decay of the average of the discriminator's weights that evaluates and is
+            saved (bias-corrected, so a short run is not pulled towards its initial weights).
+        unlabeled_weight: Weight of the unsupervised (real vs fake) loss.
+        consistency: Weight of a consistency term between two noisy or augmented passes of the
+            discriminator over the unlabeled batch (CT-GAN's is about 0.1); 0 turns it off.
+        entropy: Weight of the mean entropy of the unlabeled predictions (entropy minimisation);
+            0 turns it off.
+        z_dim: Length of the generator's noise.
+        init_images: Unlabeled images for the discriminator's data-dependent initialisation.
+        seed: Seed of the initialisation, the batches and the noise.
+    """
+
+    architecture: SSLArchitecture = "auto"
+    steps: int = 6000
+    batch_size: int = 100
+    lr: float = 0.0
+    beta1: float = 0.5
+    decay_from: float = 2 / 3
+    ema_decay: float = 0.999
+    unlabeled_weight: float = 1.0
+    consistency: float = 0.0
+    entropy: float = 0.0
+    z_dim: int = 100
+    init_images: int = 500
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("architecture", self.architecture, SSL_ARCHITECTURES)
+        _check_range("steps", self.steps, 1)
+        _check_range("batch_size", self.batch_size, 2, 65536)
+        _check_range("lr", self.lr, 0.0, 1.0)
+        _check_range("beta1", self.beta1, 0.0, 0.9999)
+        _check_range("decay_from", self.decay_from, 0.0, 1.0)
+        _check_range("ema_decay", self.ema_decay, 0.0, 0.99999)
+        _check_range("unlabeled_weight", self.unlabeled_weight, 0.0)
+        _check_range("consistency", self.consistency, 0.0)
+        _check_range("entropy", self.entropy, 0.0)
+        _check_range("z_dim", self.z_dim, 1)
+        _check_range("init_images", self.init_images, 2)
+
+    def resolved_architecture(self, image_size: int, channels: int) -> str:
+        """``mlp`` or ``conv`` for images of this size and channel count."""
+        if self.architecture != "auto":
+            return self.architecture
+        return "mlp" if channels == 1 and image_size <= 32 else "conv"
+
+    def learning_rate(self, architecture: str) -> float:
+        """``lr``, or the paper's for ``architecture`` when 0."""
+        return self.lr or {"mlp": 0.003, "conv": 0.0003}[architecture]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain dict (for checkpoints and JSON)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SSLConfig:
+        """Rebuild a config from :meth:`to_dict` output, ignoring unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **changes: Any) -> SSLConfig:
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)

@@ -76,6 +76,8 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
         "--budgets",
         "3",
         "4",
+        "--ssl-eval-every",
+        "1",
         "--out",
         str(out),
         "--device",
@@ -105,6 +107,11 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
         assert {"dataset", "arm", "labels_per_class", "seed", "accuracy", "seconds"} <= set(r)
         assert r["accuracy"] * 6 == pytest.approx(round(r["accuracy"] * 6))  # a count of the 6 evaluation images
     assert (out / "limited_labels_data.png").is_file() and (out / "samples_data_gan-per-class.png").is_file()
+    ssl_runs = [r for r in report["runs"] if r["arm"] == "ssl"]
+    assert all([c["step"] for c in r["curve"]] == [1, 2] for r in ssl_runs)  # --ssl-eval-every 1, 2 iterations
+    assert (out / "ssl_curve_data.png").is_file() and "Learning curve of the ssl arm, data" in (
+        tmp_path / "results.md"
+    ).read_text()
     text = (tmp_path / "results.md").read_text()
     assert "complete" in text and "| data | 3 | baseline |" in text and "| data | 4 | baseline |" in text
     assert "| data | 3 | 0.25 | – | 1 |" in text

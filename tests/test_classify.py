@@ -10,8 +10,10 @@ import torch
 from conftest import tiny_config
 from typer.testing import CliRunner
 
+from gan_augment import load_checkpoint
 from gan_augment.classify import Predictor, classify
 from gan_augment.cli import app
+from gan_augment.config import SSLConfig
 
 runner = CliRunner()
 
@@ -20,7 +22,10 @@ class TestClassify:
     @pytest.mark.parametrize("method", ["features", "ssl"])
     def test_train_save_predict(self, folders: tuple[Path, Path], tmp_path: Path, method: str) -> None:
         labeled, unlabeled = folders
-        metrics = classify(labeled, unlabeled, tmp_path / "run", method, tiny_config(steps=3), device="cpu", quiet=True)
+        ssl = SSLConfig(steps=3, batch_size=8)
+        metrics = classify(
+            labeled, unlabeled, tmp_path / "run", method, tiny_config(steps=3), ssl=ssl, device="cpu", quiet=True
+        )
         if method == "features":  # 5-fold cross-validation on the 12 labeled images (smallest class: 6)
             assert metrics["cv_folds"] == 5 and metrics["num_labeled"] == 12 and metrics["cv_accuracy_mean"] is not None
         else:  # a stratified 20% of each class held out: 1 of 6 per class; accuracy counts whole images
@@ -54,10 +59,18 @@ class TestClassify:
         run = tmp_path / "run"
         args = ["--image-size", "16", "--steps", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]
         result = runner.invoke(
-            app, ["classify", str(labeled), str(unlabeled), "--out", str(run), "--method", "ssl", *args]
+            app,
+            ["classify", str(labeled), str(unlabeled), "--out", str(run), "--method", "ssl", "--ssl-steps", "3", *args],
         )
         assert result.exit_code == 0, result.output
         assert "held-out accuracy on 2 labeled images" in result.output
+        saved = load_checkpoint(run / "classifier.pt")
+        assert saved["architecture"] == "conv" and saved["ssl_config"]["steps"] == 3  # RGB images: the conv networks
+        result = runner.invoke(
+            app, ["features", str(run), str(labeled), "--out", str(tmp_path / "s.npz"), "--device", "cpu"]
+        )
+        assert result.exit_code == 0, result.output  # the ssl discriminator as a feature extractor
+        assert np.load(tmp_path / "s.npz")["features"].shape[0] == 12
         again = runner.invoke(app, ["classify", str(labeled), "--out", str(run), *args])
         assert again.exit_code == 2 and "already holds a classifier" in again.output
         result = runner.invoke(

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -15,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from torchvision.datasets import ImageFolder
 
 from gan_augment import DiscriminatorFeatures, GanAugmentError
+from gan_augment.plugins import images_to_tensor
 
 
 def images(n: int = 12, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -140,3 +142,30 @@ def test_sklearn_estimator_checks(trained: dict[str, Path]) -> None:
         "check_fit1d",
         "check_estimator_sparse_tag",
     } <= passed
+
+
+def test_ssl_discriminator_features(tmp_path: Path) -> None:
+    """The SSL classifier's discriminator as a feature extractor: its last block is the pooled
+    features its head reads, and the MLP's hidden layers are taken whole."""
+    from conftest import write_folder
+
+    from gan_augment.classify import classify
+    from gan_augment.config import SSLConfig
+    from gan_augment.io.rebuild import load_discriminator
+
+    for channels, arch in ((3, "conv"), (1, "mlp")):
+        labeled = write_folder(tmp_path / f"l{channels}", ["a", "b"], [4, 4], channels=channels)
+        run = tmp_path / f"cls{channels}"
+        ssl = SSLConfig(steps=2, batch_size=4)
+        classify(labeled, None, run, "ssl", tiny_config(steps=1), ssl=ssl, val_fraction=0.0, device="cpu", quiet=True)
+        f = DiscriminatorFeatures(run).fit()
+        X, _ = images(3)
+        X = X if channels == 3 else X[..., :1]
+        out = f.transform(X)
+        assert out.shape == (3, f.n_features_out_) and len(f.get_feature_names_out()) == f.n_features_out_
+        d = load_discriminator(run, device="cpu")
+        with torch.no_grad():
+            last = d.features(torch.from_numpy(images_to_tensor(X, 16, channels).numpy()))
+        assert type(d).__name__.lower().startswith(f"ssl{arch}") and np.allclose(
+            out[:, -last.shape[1] :], last.numpy(), atol=1e-5
+        )

@@ -10,17 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import ModelConfig
 from ..data import decode_folder
 from ..device import resolve_device
 from ..errors import CheckpointError
 from ..io.atomic import atomic_write_text
-from ..io.checkpoint import load_checkpoint
+from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint
 from ..io.images import to_unit
-from ..io.rebuild import build_discriminator
-from ..models import Discriminator, SSLDiscriminator
+from ..io.rebuild import build_discriminator, build_ssl_classifier
+from ..models import Discriminator
 from ..plugins import extract_features
-from .train import CLASSIFIER_NAME
 
 
 class Predictor:
@@ -49,9 +47,10 @@ class Predictor:
             assert isinstance(d, Discriminator)
             self.model: torch.nn.Module = d.to(self.device).eval()
         else:
-            sd = SSLDiscriminator(ModelConfig.from_dict(self.state["model_config"]), len(self.class_names))
-            sd.load_state_dict(self.state["d"])
-            self.model = sd.to(self.device).eval()
+            try:
+                self.model = build_ssl_classifier(self.state).to(self.device)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{str(path)!r}: {exc}") from None
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> np.ndarray:

@@ -14,18 +14,17 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..config import TrainConfig
+from ..config import SSLConfig, TrainConfig
 from ..data import load_image_data, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import load_checkpoint, save_checkpoint
+from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, save_checkpoint
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
-from ..train.ssl import train_ssl
+from ..train.ssl import default_ssl_steps, train_ssl
 
-CLASSIFIER_NAME = "classifier.pt"
 Method = Literal["features", "ssl"]
 METHODS: tuple[str, ...] = ("features", "ssl")
 
@@ -89,6 +88,7 @@ def classify(
     method: Method = "features",
     config: TrainConfig | None = None,
     *,
+    ssl: SSLConfig | None = None,
     val_fraction: float = 0.2,
     device: str | torch.device = "auto",
     overwrite: bool = False,
@@ -103,11 +103,13 @@ def classify(
         ``ssl``: the semi-supervised GAN (K class outputs + implicit fake; labeled: cross-entropy;
         all real images: "not fake"; generated: "fake"; generator by feature matching); accuracy
         on a stratified held-out ``val_fraction`` of the labeled images, which it does not train on.
+        Trained as ``ssl`` says (default: :class:`SSLConfig` with :func:`default_ssl_steps` for
+        the device and ``config``'s seed); ``config`` gives the image size and channels.
 
     Returns:
         The metrics written to ``out/metrics.json``.
     """
-    if method not in ("features", "ssl"):
+    if method not in METHODS:
         raise GanAugmentError(f"method={method!r} is not one of {', '.join(METHODS)}")
     if not 0 <= val_fraction < 1:
         raise GanAugmentError(f"val_fraction={val_fraction} must be in [0, 1)")
@@ -127,7 +129,8 @@ def classify(
         data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
         reporter.message(summary(data))
         prepare_run_dir(out_dir, resume=False, overwrite=True)
-        result = train_ssl(data, config, dev, val_fraction, reporter)
+        ssl = ssl or SSLConfig(steps=default_ssl_steps(dev), seed=config.seed)
+        result = train_ssl(data, ssl, dev, val_fraction, reporter)
     metrics = {
         **result["metrics"],
         "seconds": round(time.perf_counter() - t0, 1),

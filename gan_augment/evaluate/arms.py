@@ -11,14 +11,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..config import ModelConfig, TrainConfig
+from ..config import SSLConfig, TrainConfig
 from ..data import ImageData, memory_data
-from ..io.images import to_unit
-from ..models import SSLDiscriminator
+from ..io.rebuild import build_ssl_classifier
 from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
 from ..progress import Reporter
 from ..train import fit_data
-from ..train.ssl import train_ssl
+from ..train.ssl import accuracy, train_ssl
 from .classifier import ArrayDataset, ClassifierConfig, classifier_accuracy, train_classifier
 from .quality import generator_quality
 from .stats import ARMS
@@ -46,6 +45,8 @@ class ArmSettings:
     flip: bool = True
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     quality: bool = True  # CAS, real-classifier accuracy on samples, diversity
+    ssl: SSLConfig = field(default_factory=SSLConfig)  # the ssl arm's own recipe and budget
+    ssl_eval_every: int = 0  # iterations between test accuracies of the ssl arm (0: only at the end)
 
 
 class SeedArms:
@@ -133,18 +134,20 @@ class SeedArms:
         return float((pipe.predict(self.split.test_images) == self.split.test_labels.numpy()).mean()), {}
 
     def ssl(self) -> tuple[float, dict[str, Any]]:
-        """The semi-supervised GAN's discriminator as the classifier."""
-        dev = self.settings.device
-        state = train_ssl(self.gan_data(), self.gan_cfg, dev, 0.0, Reporter(quiet=True))["state"]
-        d = SSLDiscriminator(ModelConfig.from_dict(state["model_config"]), self.k)
-        d.load_state_dict(state["d"])
-        d = d.to(dev).eval()
-        images = self.split.test_images
-        with torch.no_grad():
-            pred = torch.cat(
-                [d(to_unit(images[i : i + 1024].to(dev))).argmax(1).cpu() for i in range(0, len(images), 1024)]
-            )
-        return float((pred == self.split.test_labels).float().mean()), {}
+        """The semi-supervised GAN's (averaged) discriminator as the classifier; with
+        ``settings.ssl_eval_every``, its test accuracy along the way (the learning curve)."""
+        s, split = self.settings, self.split
+        cfg = s.ssl.replace(seed=self.seed)
+
+        def test_accuracy(model: nn.Module) -> float:
+            return float(accuracy(model, split.test_images, split.test_labels))
+
+        result = train_ssl(self.gan_data(), cfg, s.device, 0.0, Reporter(quiet=True), test_accuracy, s.ssl_eval_every)
+        model = build_ssl_classifier(result["state"]).to(s.device)
+        extra = {"ssl_steps": cfg.steps, "ssl_architecture": result["metrics"]["architecture"]}
+        if result["curve"]:
+            extra["curve"] = result["curve"]
+        return test_accuracy(model), extra
 
     def run(self, arm: str) -> dict[str, Any]:
         """Train and score ``arm``; its record."""

@@ -71,4 +71,5 @@ def settings_dict(settings: ArmSettings) -> dict[str, Any]:
         "synthetic_ratio": settings.synthetic_ratio,
         "flip": settings.flip,
         "device": str(settings.device),
+        "ssl": settings.ssl.to_dict(),
     }

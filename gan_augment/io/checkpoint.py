@@ -15,6 +15,7 @@ from .atomic import atomic_torch_save
 
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+CLASSIFIER_NAME = "classifier.pt"  # what `gan-augment classify` writes, in the same format
 
 
 def strip_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -34,8 +35,9 @@ def resolve_checkpoint_path(path_or_run_dir: str | os.PathLike[str]) -> Path:
         CheckpointError: If nothing is there.
     """
     path = Path(path_or_run_dir).expanduser()
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
+    if path.is_dir():  # a run of `fit`, or a folder of `classify` (its classifier.pt)
+        classifier = path / CLASSIFIER_NAME
+        path = classifier if classifier.is_file() and not (path / CHECKPOINT_NAME).is_file() else path / CHECKPOINT_NAME
     if not path.is_file():
         raise CheckpointError(
             f"no checkpoint at {str(path)!r}: pass a run directory written by `gan-augment fit` or its checkpoint.pt"

@@ -13,6 +13,7 @@ from ..config import ModelConfig
 from ..device import resolve_device
 from ..errors import CheckpointError
 from ..models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
+from ..models.ssl import build_ssl_discriminator
 from .checkpoint import load_checkpoint, strip_prefixes
 
 
@@ -66,13 +67,33 @@ def build_discriminator(ckpt: dict[str, Any]) -> nn.Module:
     return ds[0]
 
 
+def build_ssl_classifier(state: dict[str, Any]) -> nn.Module:
+    """The SSL discriminator (its averaged weights) of a ``gan-augment classify --method ssl`` state, eval mode.
+
+    Raises:
+        CheckpointError: If the state is of the earlier SSL format (a DCGAN discriminator with a head).
+    """
+    if "architecture" not in state:
+        raise CheckpointError(
+            "this ssl classifier was written by an earlier gan-augment (a DCGAN discriminator with BatchNorm): "
+            "train it again with `gan-augment classify --method ssl`"
+        )
+    d = build_ssl_discriminator(state["architecture"], int(state["image_size"]), int(state["channels"]),
+                                len(state["class_names"]))  # fmt: skip
+    d.load_state_dict(strip_prefixes(state["d"]))
+    return d.eval()
+
+
 def load_discriminator(path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> nn.Module:
-    """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features).
+    """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features), or the
+    discriminator of an ssl classifier (``classifier.pt`` of ``gan-augment classify --method ssl``).
 
     Raises:
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
     """
     ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
+    if ckpt.get("kind") == "ssl":  # a classifier from `gan-augment classify --method ssl`
+        return build_ssl_classifier(ckpt).to(resolve_device(device))
     try:
         d = build_discriminator(ckpt)
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:

@@ -4,7 +4,14 @@ classifier."""
 from .classifier import SmallResNet, build_classifier, check_classifier_name, classifier_names
 from .dcgan import Discriminator, DownBlock, Generator, UpBlock, init_weights
 from .grouped import GroupedLinear, PerClassDiscriminator, PerClassGenerator, pack_states, route_by_class, unpack_states
-from .ssl import SSLDiscriminator, SSLGan
+from .ssl import (
+    SSLConvDiscriminator,
+    SSLGan,
+    SSLMLPDiscriminator,
+    SSLMLPGenerator,
+    build_ssl_discriminator,
+    data_dependent_init,
+)
 
 __all__ = [
     "Discriminator",
@@ -13,13 +20,17 @@ __all__ = [
     "GroupedLinear",
     "PerClassDiscriminator",
     "PerClassGenerator",
-    "SSLDiscriminator",
+    "SSLConvDiscriminator",
     "SSLGan",
+    "SSLMLPDiscriminator",
+    "SSLMLPGenerator",
     "SmallResNet",
     "UpBlock",
     "build_classifier",
+    "build_ssl_discriminator",
     "check_classifier_name",
     "classifier_names",
+    "data_dependent_init",
     "init_weights",
     "pack_states",
     "route_by_class",

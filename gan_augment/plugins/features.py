@@ -16,7 +16,7 @@ from torch import nn
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.rebuild import load_discriminator
-from ..models import Discriminator
+from ..models import PerClassDiscriminator
 
 
 def _block_indices(layers: str | Sequence[int], n_blocks: int) -> list[int]:
@@ -31,9 +31,32 @@ def _block_indices(layers: str | Sequence[int], n_blocks: int) -> list[int]:
     return sorted({i % n_blocks for i in idx})
 
 
+def input_shape(discriminator: nn.Module) -> tuple[int, int]:
+    """(image_size, channels) a discriminator takes: a DCGAN one's config, or an SSL one's attributes."""
+    cfg = getattr(discriminator, "config", None)
+    if cfg is not None:
+        return cfg.image_size, cfg.channels
+    return int(discriminator.image_size), int(discriminator.channels)
+
+
+@torch.no_grad()
+def _map_shapes(discriminator: nn.Module) -> list[tuple[int, ...]]:
+    """The shape of one image's output of each ``forward_features`` entry: (C, H, W) maps or (F,) vectors."""
+    size, channels = input_shape(discriminator)
+    dev = next(discriminator.parameters()).device
+    was_training = discriminator.training
+    maps = discriminator.eval().forward_features(torch.zeros(1, channels, size, size, device=dev))
+    discriminator.train(was_training)
+    return [tuple(m.shape[1:]) for m in maps]
+
+
+def _pooled(shape: tuple[int, ...], grid: int) -> tuple[int, ...]:
+    return (shape[0], min(grid, shape[1]), min(grid, shape[2])) if len(shape) == 3 else shape
+
+
 @torch.no_grad()
 def extract_features(
-    discriminator: Discriminator,
+    discriminator: nn.Module,
     images: torch.Tensor,
     layers: str | Sequence[int] = "all",
     grid: int = 4,
@@ -42,7 +65,8 @@ def extract_features(
     """Max-pool every chosen discriminator block's map to ``grid``×``grid``, flatten and concatenate.
 
     Args:
-        discriminator: An (unconditional or conditional) discriminator, in eval mode.
+        discriminator: A DCGAN discriminator (unconditional or conditional) or an SSL one, in eval
+            mode; the SSL MLP's hidden layers are vectors, taken as they are.
         images: float (N, C, H, W) in [-1, 1] at the discriminator's image size.
         layers: ``"all"`` or block indices.
         grid: Side of the pooled map (a map smaller than ``grid`` is pooled to its own size).
@@ -51,33 +75,27 @@ def extract_features(
     Returns:
         float32 (N, F) on the CPU.
     """
-    blocks = _block_indices(layers, len(discriminator.blocks))
+    blocks = _block_indices(layers, len(_map_shapes(discriminator)))
     dev = next(discriminator.parameters()).device
     out = []
     for start in range(0, len(images), batch_size):
         maps = discriminator.forward_features(images[start : start + batch_size].to(dev))
-        feats = [F.adaptive_max_pool2d(maps[i], min(grid, maps[i].shape[-1])).flatten(1) for i in blocks]
-        out.append(torch.cat(feats, dim=1).float().cpu())  # (b, F)
+        pooled = [maps[i] if maps[i].ndim == 2 else F.adaptive_max_pool2d(maps[i], _pooled(maps[i].shape[1:], grid)[1:])
+                  for i in blocks]  # fmt: skip
+        out.append(torch.cat([p.flatten(1) for p in pooled], dim=1).float().cpu())  # (b, F)
     if not out:
         return torch.empty(0, feature_length(discriminator, layers, grid))
     return torch.cat(out)
 
 
-def feature_length(discriminator: Discriminator, layers: str | Sequence[int] = "all", grid: int = 4) -> int:
+def feature_length(discriminator: nn.Module, layers: str | Sequence[int] = "all", grid: int = 4) -> int:
     """Length of :func:`extract_features`' vectors: Σ over chosen blocks of channels × min(grid, side)²."""
-    return sum(c * s * s for c, s in _block_shapes(discriminator, layers, grid))
+    return sum(int(np.prod(s)) for s in _block_shapes(discriminator, layers, grid))
 
 
-def _block_shapes(discriminator: Discriminator, layers: str | Sequence[int], grid: int) -> list[tuple[int, int]]:
-    cfg = discriminator.config
-    sizes, size = [], cfg.image_size
-    for _ in discriminator.blocks:
-        size = (size + 1) // 2
-        sizes.append(size)
-    return [
-        (discriminator.blocks[i].conv.out_channels, min(grid, sizes[i]))
-        for i in _block_indices(layers, len(discriminator.blocks))
-    ]
+def _block_shapes(discriminator: nn.Module, layers: str | Sequence[int], grid: int) -> list[tuple[int, ...]]:
+    shapes = _map_shapes(discriminator)
+    return [_pooled(shapes[i], grid) for i in _block_indices(layers, len(shapes))]
 
 
 def _as_array_or_tensor(X: Any, image_size: int, channels: int) -> np.ndarray | torch.Tensor:
@@ -195,15 +213,14 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         if int(self.grid) < 1:
             raise ValueError(f"grid={self.grid} must be >= 1")
         d = load_discriminator(self.generator_ckpt, device="cpu")
-        if not isinstance(d, Discriminator):
+        if isinstance(d, PerClassDiscriminator):
             raise GanAugmentError(
                 f"{str(self.generator_ckpt)!r} holds one discriminator per class: feature extraction needs "
                 "one discriminator, from `gan-augment fit --mode unconditional` (or conditional)"
             )
-        _block_indices(self.layers, len(d.blocks))
+        _block_shapes(d, self.layers, int(self.grid))  # checks ``layers``
         self.discriminator_: nn.Module = d
-        self.image_size_ = d.config.image_size
-        self.channels_ = d.config.channels
+        self.image_size_, self.channels_ = input_shape(d)
         self.n_features_out_ = feature_length(d, self.layers, self.grid)
         if X is not None:
             n = len(images_to_tensor(X, self.image_size_, self.channels_))
@@ -224,8 +241,12 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         """Names ``block{i}_c{channel}_y{row}_x{col}`` of the output columns."""
         check_is_fitted(self, "discriminator_")
         names = []
-        blocks = _block_indices(self.layers, len(self.discriminator_.blocks))
-        for b, (c, s) in zip(blocks, _block_shapes(self.discriminator_, self.layers, int(self.grid))):
+        blocks = _block_indices(self.layers, len(_map_shapes(self.discriminator_)))
+        for b, shape in zip(blocks, _block_shapes(self.discriminator_, self.layers, int(self.grid))):
+            if len(shape) == 1:  # a vector (the SSL MLP's hidden layers)
+                names += [f"block{b}_f{i}" for i in range(shape[0])]
+                continue
+            c, s = shape[0], shape[1]
             names += [f"block{b}_c{ch}_y{i}_x{j}" for ch in range(c) for i in range(s) for j in range(s)]
         return np.asarray(names, dtype=object)
 

@@ -57,15 +57,29 @@ def gradient_penalty(
 def ssl_d_loss(
     logits_labeled: torch.Tensor, labels: torch.Tensor, logits_unlabeled: torch.Tensor, logits_fake: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(supervised cross-entropy, unsupervised real-vs-fake loss) of Salimans et al. 2016, eq. (5)."""
+    """(supervised, unsupervised) discriminator loss of Salimans et al. 2016, as their code computes it.
+
+    With class logits l and Z(x) = Σ_k exp(l_k(x)), D(x) = Z / (Z + 1) (the fake logit fixed at 0):
+    supervised = cross-entropy of the labeled logits; unsupervised = ½ (−E log D(x_unlabeled) −
+    E log(1 − D(G(z)))), where −log D = softplus(lse) − lse and −log(1 − D) = softplus(lse).
+    """
     sup = F.cross_entropy(logits_labeled, labels)
     lse_u = torch.logsumexp(logits_unlabeled, dim=1)  # log Z of unlabeled real images
     lse_f = torch.logsumexp(logits_fake, dim=1)
-    # -log D(x) = -(lse - softplus(lse)); -log(1 - D(G(z))) = softplus(lse)
-    unsup = -(lse_u - F.softplus(lse_u)).mean() + F.softplus(lse_f).mean()
+    unsup = 0.5 * ((F.softplus(lse_u) - lse_u).mean() + F.softplus(lse_f).mean())
     return sup, unsup
 
 
 def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
-    """‖E f(x) − E f(G(z))‖² over a batch (the generator's objective)."""
+    """Mean over features of (E f(x) − E f(G(z)))², over a batch (the generator's objective)."""
     return (real_features.detach().mean(0) - fake_features.mean(0)).pow(2).mean()
+
+
+def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of softmax(logits) over a batch (entropy minimisation's term)."""
+    return -(F.softmax(logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def consistency_loss(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the class probabilities of two passes over the same images."""
+    return (F.softmax(logits_a, dim=1) - F.softmax(logits_b, dim=1)).pow(2).sum(1).mean()
