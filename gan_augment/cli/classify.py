@@ -16,8 +16,8 @@ from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
 from ..plugins import DiscriminatorFeatures
-from ..train.ssl import default_ssl_steps
 from ..progress import Reporter
+from ..train.ssl import default_ssl_steps
 from .app import (
     DeviceOpt,
     ImageSizeOpt,

@@ -21,7 +21,6 @@ from ..models.ssl import SSLGan, data_dependent_init
 from ..progress import Reporter
 from .losses import consistency_loss, feature_matching_loss, prediction_entropy, ssl_d_loss
 
-
 ADAM_EPS = 1e-4  # see SSLRun
 
 
