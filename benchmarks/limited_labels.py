@@ -367,6 +367,9 @@ def write_report(
         for title, fname in sorted(grids.items()):
             lines += [f"Samples, {title} (one row per class):", "", f"![{title}]({rel}/{fname})", ""]
         lines += [ANCHORS, ""]
+        notes = report_path.with_name(f"{report_path.stem}_notes.md")  # by hand, kept when this is rewritten
+        if notes.is_file():
+            lines += [f"Notes written by hand about these results: [{notes.name}]({notes.name}).", ""]
         atomic_write_text(report_path, "\n".join(lines))
 
 

@@ -117,6 +117,7 @@ def _digits(labels_per_class: int, seed: int) -> tuple[ImageData, torch.Tensor, 
     return data, images[rest], targets[rest]
 
 
+@pytest.mark.slow  # two 300-iteration trainings, about 20 s
 def test_unlabeled_images_beat_the_same_network_on_the_labels_alone() -> None:
     """Digits, 2 labels per class: the SSL GAN (with the ~1,780 unlabeled images) against the same
     discriminator trained on the 20 labels alone (unlabeled weight 0), the same seed and steps."""
