@@ -59,7 +59,6 @@ from gan_augment.evaluate import (
 from gan_augment.io import atomic_write, atomic_write_text, load_generator, save_image_atomic
 from gan_augment.progress import Reporter
 from gan_augment.sampling import class_grid
-from gan_augment.train.ssl import default_ssl_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 ANCHORS = """Published CIFAR-10 *test* errors, for orientation (not ours, other split, other budgets of compute):
@@ -486,7 +485,7 @@ def main() -> None:
             pretrain_steps=gan.pretrain_steps if args.pretrain_steps is None else args.pretrain_steps,
         )
     ssl = SSLConfig(
-        steps=args.ssl_steps or (2 if args.quick else default_ssl_steps(dev)),
+        steps=args.ssl_steps or (2 if args.quick else 0),
         architecture=args.ssl_architecture,
         consistency=args.ssl_consistency,
         entropy=args.ssl_entropy,

@@ -261,7 +261,8 @@ class SSLConfig:
             discriminator: weight-normalised convolutions, dropout, NIN layers, global pooling;
             a DCGAN generator), or ``auto``: ``mlp`` for grayscale images of at most 32 px.
         steps: Iterations; each is one discriminator step (labeled, unlabeled and fake batches)
-            and one generator step (feature matching against a separate unlabeled batch).
+            and one generator step (feature matching against a separate unlabeled batch). 0 picks
+            what fits the device and networks (``gan_augment.train.ssl.default_ssl_steps``).
         batch_size: Images in each of those batches (the paper: 100).
         lr: Adam's learning rate for both networks; 0 picks the paper's (mlp 0.003, conv 0.0003).
         beta1: Adam's β1 (the paper: 0.5).
@@ -280,7 +281,7 @@ class SSLConfig:
     """
 
     architecture: SSLArchitecture = "auto"
-    steps: int = 6000
+    steps: int = 0  # 0: auto
     batch_size: int = 100
     lr: float = 0.0
     beta1: float = 0.5
@@ -295,7 +296,7 @@ class SSLConfig:
 
     def __post_init__(self) -> None:
         _check_choice("architecture", self.architecture, SSL_ARCHITECTURES)
-        _check_range("steps", self.steps, 1)
+        _check_range("steps", self.steps, 0)
         _check_range("batch_size", self.batch_size, 2, 65536)
         _check_range("lr", self.lr, 0.0, 1.0)
         _check_range("beta1", self.beta1, 0.0, 0.9999)

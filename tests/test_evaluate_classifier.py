@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from conftest import requires_cuda
 
+from gan_augment.config import SSLConfig
 from gan_augment.evaluate import (
     ArrayDataset,
     ClassifierConfig,
@@ -184,6 +185,7 @@ def test_every_arm_runs_on_cuda(tmp_path) -> None:  # type: ignore[no-untyped-de
         gan=tiny_config(steps=3),
         classifier=ClassifierConfig(steps=4, width=4, batch_size=6, workers=0),
         device=torch.device("cuda"),
+        ssl=SSLConfig(steps=3, batch_size=8),
     )
     assert settings.classifier.augment_on(settings.device) == "device"
     records = run_seed(split, list(ARMS), settings, 0, tmp_path, Reporter(quiet=True))

@@ -23,7 +23,7 @@ from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, save_checkpoint
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
-from ..train.ssl import default_ssl_steps, train_ssl
+from ..train.ssl import train_ssl
 
 Method = Literal["features", "ssl"]
 METHODS: tuple[str, ...] = ("features", "ssl")
@@ -103,8 +103,8 @@ def classify(
         ``ssl``: the semi-supervised GAN (K class outputs + implicit fake; labeled: cross-entropy;
         all real images: "not fake"; generated: "fake"; generator by feature matching); accuracy
         on a stratified held-out ``val_fraction`` of the labeled images, which it does not train on.
-        Trained as ``ssl`` says (default: :class:`SSLConfig` with :func:`default_ssl_steps` for
-        the device and ``config``'s seed); ``config`` gives the image size and channels.
+        Trained as ``ssl`` says (default: :class:`SSLConfig`'s, with ``config``'s seed); ``config``
+        gives the image size and channels.
 
     Returns:
         The metrics written to ``out/metrics.json``.
@@ -129,7 +129,7 @@ def classify(
         data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
         reporter.message(summary(data))
         prepare_run_dir(out_dir, resume=False, overwrite=True)
-        ssl = ssl or SSLConfig(steps=default_ssl_steps(dev), seed=config.seed)
+        ssl = ssl or SSLConfig(seed=config.seed)
         result = train_ssl(data, ssl, dev, val_fraction, reporter)
     metrics = {
         **result["metrics"],

@@ -144,7 +144,7 @@ class SeedArms:
 
         result = train_ssl(self.gan_data(), cfg, s.device, 0.0, Reporter(quiet=True), test_accuracy, s.ssl_eval_every)
         model = build_ssl_classifier(result["state"]).to(s.device)
-        extra = {"ssl_steps": cfg.steps, "ssl_architecture": result["metrics"]["architecture"]}
+        extra = {"ssl_steps": result["metrics"]["steps"], "ssl_architecture": result["metrics"]["architecture"]}
         if result["curve"]:
             extra["curve"] = result["curve"]
         return test_accuracy(model), extra
