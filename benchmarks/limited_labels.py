@@ -67,6 +67,13 @@ supervised WRN-28-2 with 4,000 labels 20.26% (Oliver et al. 2018); feature-match
 4.26% (4,000 labels) (Sohn et al. 2020)."""
 
 
+# Published test errors of the feature-matching SSL GAN (Salimans et al. 2016), drawn on the ssl curve.
+SSL_PUBLISHED = {
+    ("mnist", 10): (0.93, "Salimans et al. 2016: 0.93% (180,000 iterations)"),
+    ("cifar10", 100): (21.83, "Salimans et al. 2016: 21.83% (600,000 iterations)"),
+}
+
+
 def extract(archive: Path, dest: Path) -> Path:
     """Unzip ``archive`` into ``dest`` once (a marker file records completion)."""
     marker = dest / ".extracted"
@@ -145,9 +152,12 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_ssl_curve(runs: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Test accuracy against iterations, one line per seed (the ssl arm's ``curve``)."""
+def plot_ssl_curve(
+    runs: list[dict[str, Any]], path: Path, title: str, reference: tuple[float, str] | None = None
+) -> None:
+    """Test error against iterations, one line per seed (the ssl arm's ``curve``), and a published error."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -158,7 +168,11 @@ def plot_ssl_curve(runs: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.plot(
             steps, [100 * (1 - a) for a in acc], marker="o", label=f"seed {r['seed']} ({r['labels_per_class']}/class)"
         )
+    if reference is not None:
+        ax.axhline(reference[0], color="grey", linestyle="--", label=reference[1])
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("iterations")
     ax.set_ylabel("test error (%)")
     ax.set_title(title)
@@ -311,7 +325,8 @@ def write_report(
     }
     curves = {name: runs for name, runs in curves.items() if runs}
     for name, runs in curves.items() if plotted else []:
-        plot_ssl_curve(runs, args.out / f"ssl_curve_{name}.png", f"{name}: ssl arm, test accuracy of the averaged D")
+        reference = SSL_PUBLISHED.get((name, runs[0]["labels_per_class"]))
+        plot_ssl_curve(runs, args.out / f"ssl_curve_{name}.png", f"{name}: ssl arm, averaged D", reference)
     table = markdown_table(rows)
     atomic_write_text(args.out / "limited_labels.md", table + "\n")
     report_path = args.report if args.report else (None if args.quick else ROOT / "docs" / "results.md")

@@ -169,7 +169,7 @@ def default_ssl_steps(device: torch.device, architecture: str) -> int:
     """Iterations when none are asked for. mlp: 24,000 on the CPU (about 15 minutes on 2 cores for
     MNIST, 98.8% with 10 labels per class; docs/results/ssl_mnist.md has the curve), 60,000 on a GPU
     (the paper: 180,000). conv: 30,000 on a GPU (the paper's CIFAR-10 run: 600,000); on the CPU its
-    iterations take seconds, so 200, which does not train it: use a GPU."""
+    iterations take about 3.4 s (2 cores), so 200, which does not train it: use a GPU."""
     if architecture == "mlp":
         return 60_000 if device.type == "cuda" else 24_000
     return 30_000 if device.type == "cuda" else 200
