@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 # Every set of choices is written once, here; the CLI's choices are generated from these tuples.
 Mode = Literal["per-class", "conditional", "unconditional"]
@@ -21,6 +21,33 @@ D_NORMS: tuple[str, ...] = get_args(DNorm)
 SWITCHES: tuple[str, ...] = get_args(Switch)
 COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 MAX_CLASSES = 1000
+
+
+C = TypeVar("C", bound="_PlainConfig")
+
+
+class _PlainConfig:
+    """What every configuration shares: a plain-dict round trip (checkpoints, JSON) and validated copies."""
+
+    _nested: ClassVar[dict[str, type[_PlainConfig]]] = {}  # fields that hold another configuration
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain dict (for checkpoints and JSON)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """Rebuild a config from :meth:`to_dict` output, ignoring unknown keys."""
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        kwargs = {k: v for k, v in d.items() if k in names}
+        for name, nested in cls._nested.items():
+            if isinstance(kwargs.get(name), dict):
+                kwargs[name] = nested.from_dict(kwargs[name])
+        return cls(**kwargs)
+
+    def replace(self: C, **changes: Any) -> C:
+        """Return a copy with ``changes`` applied (and validated)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -60,7 +87,7 @@ def base_size(image_size: int) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_PlainConfig):
     """Architecture of one DCGAN (generator and discriminator).
 
     Attributes:
@@ -109,19 +136,9 @@ class ModelConfig:
         """Whether the discriminator's blocks (after the first) have BatchNorm."""
         return self.d_norm != "none"
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a plain dict (for checkpoints and JSON)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        """Rebuild a config from :meth:`to_dict` output, ignoring unknown keys."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_PlainConfig):
     """Everything ``gan-augment fit`` needs besides the folders.
 
     Attributes:
@@ -188,6 +205,7 @@ class TrainConfig:
     max_rollbacks: int = 3
     collapse_steps: int = 1000
     model: ModelConfig = field(default_factory=ModelConfig)
+    _nested: ClassVar[dict[str, type[_PlainConfig]]] = {"model": ModelConfig}
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -221,23 +239,6 @@ class TrainConfig:
         if any(getattr(self.model, k) != v for k, v in derived.items()):
             object.__setattr__(self, "model", dataclasses.replace(self.model, **derived))
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a plain dict (for checkpoints and JSON)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output, ignoring unknown keys."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: v for k, v in d.items() if k in names}
-        if isinstance(kwargs.get("model"), dict):
-            kwargs["model"] = ModelConfig.from_dict(kwargs["model"])
-        return cls(**kwargs)
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """Return a copy with ``changes`` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
-
 
 def default(cls: type, name: str) -> Any:
     """Return the default of field ``name`` of dataclass ``cls`` (CLI defaults come from here)."""
@@ -252,7 +253,7 @@ SSL_ARCHITECTURES: tuple[str, ...] = get_args(SSLArchitecture)
 
 
 @dataclass(frozen=True)
-class SSLConfig:
+class SSLConfig(_PlainConfig):
     """The semi-supervised GAN (Salimans et al. 2016, feature matching) and its own training budget.
 
     Attributes:
@@ -317,17 +318,3 @@ class SSLConfig:
     def learning_rate(self, architecture: str) -> float:
         """``lr``, or the paper's for ``architecture`` when 0."""
         return self.lr or {"mlp": 0.003, "conv": 0.0003}[architecture]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the config as a plain dict (for checkpoints and JSON)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SSLConfig:
-        """Rebuild a config from :meth:`to_dict` output, ignoring unknown keys."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    def replace(self, **changes: Any) -> SSLConfig:
-        """Return a copy with ``changes`` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
