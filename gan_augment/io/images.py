@@ -14,7 +14,6 @@ from ..errors import GanAugmentError
 from .atomic import atomic_write
 
 RawForm = Literal["pil", "numpy", "tensor", "float"]
-RAW_FORMS: tuple[str, ...] = ("pil", "numpy", "tensor", "float")
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
