@@ -6,10 +6,15 @@ validation split of 500 images per class that nothing trains on (the evaluation 
 rest as the unlabeled pool; budgets 25, 100 and 400 labels per class. MNIST from
 ``../shared/data/mnist.zip``: 10 labels per class, official test split. Arms: baseline (labels only,
 classic augmentation), gan-per-class and gan-conditional (baseline + GANAugmentedDataset at
-``--synthetic-ratio``), d-features (logistic regression on discriminator features of an
-unconditional GAN on labeled + unlabeled images; labeled ∪ unlabeled is the whole pool at every
-budget, so one such GAN per seed serves all budgets unless ``--max-unlabeled`` caps the pool),
-ssl (semi-supervised GAN). Every arm uses the
+``--synthetic-ratio``, labelled by the generator's class), gan-teacher / gan-soft (the same images
+labelled by the baseline classifier of the seed: hard labels above ``--min-confidence``, or its
+probabilities at ``--temperature``), gan-agree (the generator's class, kept where that classifier
+agrees with confidence ≥ ``--min-confidence``), gan-pretrain (half the classifier's steps on the
+teacher-labelled synthetic images alone, then half on the real ones), pseudo-label (the control:
+real unlabeled images labelled by the same teacher, as many as the sample arms add), d-features
+(logistic regression on discriminator features of an unconditional GAN on labeled + unlabeled
+images; labeled ∪ unlabeled is the whole pool at every budget, so one such GAN per seed serves all
+budgets unless ``--max-unlabeled`` caps the pool), ssl (semi-supervised GAN). Every arm uses the
 package's GAN defaults and the same secondary classifier recipe and step count.
 
 Examples:
@@ -37,24 +42,22 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from gan_augment import GANAugmentedDataset, ModelConfig, TrainConfig, __version__, load_image_data
+from gan_augment import ModelConfig, TrainConfig, __version__, load_image_data
 from gan_augment.config import SSL_ARCHITECTURES, SSLConfig
 from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
     ARMS,
     AUGMENT_MODES,
+    SAMPLE_ARMS,
     ArmSettings,
-    ArrayDataset,
     ClassifierConfig,
+    SeedArms,
     Split,
-    classifier_accuracy,
     markdown_table,
     paired_gain,
     plot_accuracy,
-    run_seed,
     settings_dict,
     summarize,
-    train_classifier,
 )
 from gan_augment.io import atomic_write, atomic_write_text, load_generator, save_image_atomic
 from gan_augment.progress import Reporter
@@ -87,68 +90,44 @@ def extract(archive: Path, dest: Path) -> Path:
 
 # ----------------------------------------------------------------------------- the synthetic-ratio sweep
 def ratio_sweep(
-    split: Split,
-    run: Path,
-    ratios: Sequence[float],
-    settings: ArmSettings,
-    seed: int,
-    reporter: Reporter,
-    filter_top: float | None = None,
+    seed_arms: SeedArms, arms: Sequence[str], ratios: Sequence[float], filter_top: float | None = None
 ) -> list[dict[str, Any]]:
-    """The secondary classifier trained with ``run``'s synthetic images at each ratio (the GAN reused).
+    """Each sample arm retrained at each synthetic ratio, reusing the seed's GANs and baseline (teacher).
 
     ``filter_top`` keeps only that top fraction of the generator's candidates by discriminator
     score (``GANAugmentedDataset(filter_top=...)``); records then carry it.
     """
-    dev = settings.device
-    base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
-    out = []
-    for r in ratios:
-        t0 = time.perf_counter()
-        ds = GANAugmentedDataset(base, run, synthetic_ratio=r, device=dev, seed=seed, filter_top=filter_top)
-        model = train_classifier(
-            ds, int(split.train_images.shape[1]), len(split.class_names), settings.classifier, dev, seed, settings.flip
-        )
-        acc = classifier_accuracy(model, split.test_images, split.test_labels, dev)
-        rec = {
-            "arm": "gan-per-class",
-            "seed": seed,
-            "accuracy": acc,
-            "synthetic_ratio": r,
-            "seconds": round(time.perf_counter() - t0, 2),
-        }
-        out.append({**rec, "filter_top": filter_top} if filter_top is not None else rec)
-        reporter.message(
-            f"  seed {seed} gan-per-class at ratio {r}"
-            + (f", D-filtered top {filter_top}" if filter_top else "")
-            + f": accuracy {acc:.4f}"
-        )
-    return out
+    if filter_top is not None:
+        seed_arms = seed_arms.with_settings(replace(seed_arms.settings, filter_top=filter_top))
+    return [seed_arms.run(arm, r) for arm in arms for r in ratios]
 
 
 def ratio_table(records: list[dict[str, Any]]) -> str:
-    """Markdown table of a synthetic-ratio sweep: accuracy and paired gain over the baseline per ratio."""
+    """Markdown table of a synthetic-ratio sweep: accuracy and paired gain over the baseline per arm and ratio."""
     lines = [
-        "| dataset | labels_per_class | synthetic ratio | D filter (top) | seeds | accuracy (mean ± std) "
+        "| dataset | labels_per_class | arm | synthetic ratio | D filter (top) | seeds | accuracy (mean ± std) "
         "| gain vs baseline (95% CI) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     keys = sorted({(r["dataset"], r["labels_per_class"]) for r in records}, key=str)
     for ds, n in keys:
         sub = [r for r in records if r["dataset"] == ds and r["labels_per_class"] == n]
         base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
-        variants = {(r["synthetic_ratio"], r.get("filter_top") or 0.0) for r in sub if r["arm"] != "baseline"}
-        for ratio, top in sorted(variants):
+        variants = {(r["arm"], r["synthetic_ratio"], r.get("filter_top") or 0.0) for r in sub if r["arm"] != "baseline"}
+        order = {a: i for i, a in enumerate(ARMS)}
+        for arm, ratio, top in sorted(variants, key=lambda v: (order.get(v[0], 99), v[1], v[2])):
             accs = {
                 r["seed"]: r["accuracy"]
                 for r in sub
-                if r["arm"] != "baseline" and r["synthetic_ratio"] == ratio and (r.get("filter_top") or 0.0) == top
+                if r["arm"] == arm and r["synthetic_ratio"] == ratio and (r.get("filter_top") or 0.0) == top
             }
             a = np.array(list(accs.values()))
             paired = paired_gain(accs, base)
             std = a.std(ddof=1) if len(a) > 1 else 0.0
             gain = f"{100 * paired[0]:+.1f} ± {100 * paired[1]:.1f} pts" if paired else ""
-            lines.append(f"| {ds} | {n} | {ratio} | {top or '–'} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |")
+            lines.append(
+                f"| {ds} | {n} | {arm} | {ratio} | {top or '–'} | {len(a)} | {a.mean():.4f} ± {std:.4f} | {gain} |"
+            )
     return "\n".join(lines)
 
 
@@ -350,7 +329,8 @@ def write_report(
             "",
             table,
             "",
-            "Synthetic-ratio sweep (gan-per-class at the first budget, the same GANs, only the classifier retrained):",
+            "Synthetic-ratio sweep (the sample arms at the first budget, the same GANs and teacher, only the "
+            "classifier retrained):",
             "",
             ratio_table(sweep) if sweep else "(not run)",
             "",
@@ -408,6 +388,15 @@ def main() -> None:
         default=[0.25, 0.75],
         help="other synthetic ratios for gan-per-class at the first budget, reusing its GANs (reported separately)",
     )
+    p.add_argument(
+        "--sweep-arms",
+        nargs="*",
+        default=["gan-per-class"],
+        choices=list(SAMPLE_ARMS),
+        help="the sample arms the ratio sweep retrains (their GANs and the baseline teacher reused)",
+    )
+    p.add_argument("--min-confidence", type=float, default=ArmSettings.min_confidence, help="teacher arms' threshold")
+    p.add_argument("--temperature", type=float, default=ArmSettings.temperature, help="gan-soft's temperature")
     p.add_argument(
         "--sweep-filter-top",
         type=float,
@@ -586,6 +575,8 @@ def main() -> None:
             device=dev,
             ssl=ssl,
             ssl_eval_every=args.ssl_eval_every,
+            min_confidence=args.min_confidence,
+            temperature=args.temperature,
         )
         share_uncond = args.max_unlabeled is None and "d-features" in args.arms
         now = json.loads(
@@ -628,25 +619,20 @@ def main() -> None:
                     f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled"
                 )
                 shared = {"unconditional": uncond[seed]} if seed in uncond else None
-                new = [
-                    {"dataset": spec["name"], "labels_per_class": n, **rec}
-                    for rec in run_seed(split, args.arms, settings, seed, work / f"n{n}", reporter, shared)
-                ]
+                seed_arms = SeedArms(split, settings, seed, work / f"n{n}", reporter, shared)
+                tag = {"dataset": spec["name"], "labels_per_class": n}
+                new = [{**tag, **seed_arms.run(arm)} for arm in args.arms]
                 if share_uncond and seed not in uncond:
                     uncond[seed] = work / f"n{n}" / f"unconditional-seed{seed}"
                 records += new
-                gan_run = work / f"n{n}" / f"gan-per-class-seed{seed}"
-                if n == spec["budgets"][0] and args.sweep_ratios and (gan_run / "checkpoint.pt").exists():
-                    for rec in ratio_sweep(split, gan_run, args.sweep_ratios, settings, seed, reporter):
-                        sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
+                if n == spec["budgets"][0] and args.sweep_ratios and args.sweep_arms:
+                    sweep += [{**tag, **r} for r in ratio_sweep(seed_arms, args.sweep_arms, args.sweep_ratios)]
                     if args.sweep_filter_top:
                         ratios = sorted({args.synthetic_ratio, *args.sweep_ratios})
-                        for rec in ratio_sweep(
-                            split, gan_run, ratios, settings, seed, reporter, filter_top=args.sweep_filter_top
-                        ):
-                            sweep.append({"dataset": spec["name"], "labels_per_class": n, **rec})
+                        swept = ratio_sweep(seed_arms, args.sweep_arms, ratios, filter_top=args.sweep_filter_top)
+                        sweep += [{**tag, **r} for r in swept]
                     sweep += [{**r, "synthetic_ratio": 0.0} for r in new if r["arm"] == "baseline"]
-                    sweep += [r for r in new if r["arm"] == "gan-per-class"]
+                    sweep += [r for r in new if r["arm"] in args.sweep_arms]
                 seed_seconds.append(time.perf_counter() - t_seed)
                 report(final=False)  # a run killed later still leaves every finished seed on disk
         for arm in ("gan-per-class", "gan-conditional"):

@@ -153,8 +153,8 @@ class TestGANAugmentedDataset:
         ds = GANAugmentedDataset(base, trained["per-class"], per_class=1)
         text = repr(ds)
         assert "Number of datapoints: 14" in text and "dark: 5 + 1" in text and "light: 7 + 1" in text
-        with pytest.raises(ValueError, match="exactly one of"):
-            GANAugmentedDataset(base, trained["per-class"])
+        with pytest.raises(ValueError, match="at most one of"):
+            GANAugmentedDataset(base, trained["per-class"], per_class=1, balance=True)
         with pytest.raises(ValueError, match="synthetic_ratio=1.5"):
             GANAugmentedDataset(base, trained["per-class"], synthetic_ratio=1.5)
         with pytest.raises(GanAugmentError, match="unconditional generator"):

@@ -10,17 +10,19 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
+from torch.utils.data import Subset
 
 from ..config import SSLConfig, TrainConfig
 from ..data import ImageData, memory_data
 from ..io.rebuild import build_ssl_classifier
 from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
+from ..plugins.teacher import label_synthetic, teacher_logits
 from ..progress import Reporter
 from ..train import fit_data
 from ..train.ssl import accuracy, train_ssl
 from .classifier import ArrayDataset, ClassifierConfig, classifier_accuracy, train_classifier
 from .quality import generator_quality
-from .stats import ARMS
+from .stats import ARMS, SAMPLE_ARMS
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,20 @@ class ArmSettings:
     quality: bool = True  # CAS, real-classifier accuracy on samples, diversity
     ssl: SSLConfig = field(default_factory=SSLConfig)  # the ssl arm's own recipe and budget
     ssl_eval_every: int = 0  # iterations between test accuracies of the ssl arm (0: only at the end)
+    min_confidence: float = 0.9  # the teacher arms' threshold (gan-teacher, gan-agree, gan-pretrain, pseudo-label)
+    temperature: float = 1.0  # gan-soft's temperature
+    filter_top: float | None = None  # discriminator rejection in the sample arms: keep this top fraction
+
+
+class UnitInput(nn.Module):
+    """A secondary classifier as a teacher: it takes [0, 1] images, the classifier [-1, 1] ones."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x * 2 - 1).contiguous(memory_format=torch.channels_last))
 
 
 class SeedArms:
@@ -74,6 +90,12 @@ class SeedArms:
         self.base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
         self.baseline_model: nn.Module | None = None
         self._gan_data: ImageData | None = None
+
+    def with_settings(self, settings: ArmSettings) -> SeedArms:
+        """The same seed, runs and baseline under other settings (e.g. another filter)."""
+        other = SeedArms(self.split, settings, self.seed, self.work, self.reporter, self.runs)
+        other.baseline_model, other._gan_data = self.baseline_model, self._gan_data
+        return other
 
     def gan_data(self) -> ImageData:
         """The seed's labeled + unlabeled images for fit_data, concatenated once for every GAN arm."""
@@ -110,16 +132,69 @@ class SeedArms:
         self.baseline_model = self._train(self.base)
         return self._accuracy(self.baseline_model), {}
 
-    def gan_samples(self, arm: str) -> tuple[float, dict[str, Any]]:
-        """Baseline + ``GANAugmentedDataset`` at the synthetic ratio; generator quality beside it."""
+    def teacher(self) -> nn.Module:
+        """The baseline classifier of this seed (trained now if the baseline arm has not run), as a teacher."""
+        if self.baseline_model is None:
+            self.baseline_model = self._train(self.base)
+        return UnitInput(self.baseline_model)
+
+    def synthetic_dataset(self, arm: str, ratio: float) -> GANAugmentedDataset:
+        """The real images with a per-class (or conditional) run's synthetic ones mixed in, as ``arm`` labels them."""
         s = self.settings
-        run = self.gan_run(arm.split("-", 1)[1], f"{arm}-seed{self.seed}")
-        ds = GANAugmentedDataset(self.base, run, synthetic_ratio=s.synthetic_ratio, device=s.device, seed=self.seed)
-        model = self._train(ds)
-        extra: dict[str, Any] = {"synthetic_ratio": s.synthetic_ratio}
-        if s.quality:
-            extra.update(generator_quality(run, self.split, self.baseline_model, s, self.seed))
+        mode = "conditional" if arm == "gan-conditional" else "per-class"
+        run = self.gan_run(mode, f"gan-{mode}-seed{self.seed}")
+        kw: dict[str, Any] = {}
+        if arm in ("gan-teacher", "gan-pretrain"):
+            kw = {"labels": "teacher", "min_confidence": s.min_confidence}
+        elif arm == "gan-soft":
+            kw = {"labels": "soft", "temperature": s.temperature}
+        elif arm == "gan-agree":
+            kw = {"labels": "generator", "min_confidence": s.min_confidence}
+        if kw:
+            kw["teacher"] = self.teacher()
+        return GANAugmentedDataset(
+            self.base, run, synthetic_ratio=ratio, device=s.device, seed=self.seed, filter_top=s.filter_top, **kw
+        )
+
+    def gan_samples(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """Baseline + ``GANAugmentedDataset`` at the synthetic ratio, labelled as ``arm`` says; for the plain
+        arms, generator quality beside it. ``gan-pretrain`` trains half the steps on the synthetic images
+        alone, then half on the real ones (the same step count as every arm)."""
+        s = self.settings
+        ratio = s.synthetic_ratio if ratio is None else ratio
+        ds = self.synthetic_dataset(arm, ratio)
+        extra: dict[str, Any] = {"synthetic_ratio": ratio, "synthetic": len(ds) - ds.n_real}
+        if arm == "gan-pretrain":
+            half = dataclasses.replace(s.classifier, steps=max(1, s.classifier.steps // 2))
+            first = train_classifier(
+                Subset(ds, range(ds.n_real, len(ds))), self.channels, self.k, half, s.device, self.seed, s.flip
+            )
+            model = train_classifier(self.base, self.channels, self.k, half, s.device, self.seed, s.flip, init=first)
+        else:
+            model = self._train(ds)
+        if s.quality and arm in ("gan-per-class", "gan-conditional"):
+            extra.update(generator_quality(Path(ds.generator_ckpt), self.split, self.baseline_model, s, self.seed))
         return self._accuracy(model), extra
+
+    def pseudo_label(self, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """The control for the teacher arms: real unlabeled images instead of synthetic ones, labelled by
+        the same teacher at the same confidence, as many as the synthetic arms add."""
+        s, split = self.settings, self.split
+        if split.unlabeled is None or not len(split.unlabeled):
+            raise ValueError("the pseudo-label arm needs unlabeled images")
+        ratio = s.synthetic_ratio if ratio is None else ratio
+        n_real = len(split.train_labels)
+        want = int(round(ratio * n_real / (1 - ratio)))
+        order = torch.randperm(len(split.unlabeled), generator=torch.Generator().manual_seed(self.seed))
+        pool = split.unlabeled[order]
+        logits = teacher_logits(self.teacher(), pool, self.k, s.device)
+        keep, hard, _ = label_synthetic(logits, torch.zeros(len(pool), dtype=torch.int64), "teacher", s.min_confidence)
+        idx = torch.nonzero(keep).flatten()[:want]
+        ds = ArrayDataset(
+            torch.cat([split.train_images, pool[idx]]), torch.cat([split.train_labels, hard[idx]]), split.class_names
+        )
+        extra = {"synthetic_ratio": ratio, "synthetic": len(idx)}
+        return self._accuracy(self._train(ds)), extra
 
     def d_features(self) -> tuple[float, dict[str, Any]]:
         """Logistic regression on the discriminator features of an unconditional GAN."""
@@ -149,13 +224,15 @@ class SeedArms:
             extra["curve"] = result["curve"]
         return test_accuracy(model), extra
 
-    def run(self, arm: str) -> dict[str, Any]:
-        """Train and score ``arm``; its record."""
+    def run(self, arm: str, ratio: float | None = None) -> dict[str, Any]:
+        """Train and score ``arm`` (at synthetic ``ratio``, default the settings'); its record."""
         t0 = time.perf_counter()
         if arm == "baseline":
             acc, extra = self.baseline()
-        elif arm in ("gan-per-class", "gan-conditional"):
-            acc, extra = self.gan_samples(arm)
+        elif arm in SAMPLE_ARMS:
+            acc, extra = self.gan_samples(arm, ratio)
+        elif arm == "pseudo-label":
+            acc, extra = self.pseudo_label(ratio)
         elif arm == "d-features":
             acc, extra = self.d_features()
         elif arm == "ssl":
@@ -163,7 +240,10 @@ class SeedArms:
         else:
             raise ValueError(f"unknown arm {arm!r}: choose from {', '.join(ARMS)}")
         rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2), **extra}
-        self.reporter.message(f"  seed {self.seed} {arm}: accuracy {acc:.4f} ({rec['seconds']:.0f} s)")
+        if self.settings.filter_top is not None and arm in SAMPLE_ARMS:
+            rec["filter_top"] = self.settings.filter_top
+        at = f" at ratio {extra['synthetic_ratio']}" if "synthetic_ratio" in extra else ""
+        self.reporter.message(f"  seed {self.seed} {arm}{at}: accuracy {acc:.4f} ({rec['seconds']:.0f} s)")
         return rec
 
 

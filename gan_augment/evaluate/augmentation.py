@@ -81,10 +81,11 @@ class Augmented(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
         x, y = self.dataset[i]
         arr = to_hwc_numpy(to_chw_uint8(x))
-        return self.transform(image=arr)["image"], int(y)
+        soft = isinstance(y, torch.Tensor) and y.ndim == 1  # a soft target (K,) stays a vector
+        return self.transform(image=arr)["image"], y.float() if soft else int(y)
 
 
 def seed_worker_augmentation(worker_id: int) -> None:

@@ -91,13 +91,15 @@ class ArrayDataset(Dataset):
 
 
 def materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every (raw image, label) item of ``dataset`` as uint8 images (N, C, H, W) and int64 labels."""
+    """Every (raw image, label) item of ``dataset`` as uint8 images (N, C, H, W) and int64 labels
+    (float (N, K) when the items carry soft targets)."""
     if isinstance(dataset, ArrayDataset) and dataset.transform is None:
         return dataset.images, torch.as_tensor(dataset.targets, dtype=torch.int64)
     items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
-    return torch.stack([to_chw_uint8(x) for x, _ in items]), torch.as_tensor(
-        [int(y) for _, y in items], dtype=torch.int64
-    )
+    images = torch.stack([to_chw_uint8(x) for x, _ in items])
+    if items and isinstance(items[0][1], torch.Tensor) and items[0][1].ndim == 1:  # soft targets (K,)
+        return images, torch.stack([y.float() for _, y in items])
+    return images, torch.as_tensor([int(y) for _, y in items], dtype=torch.int64)
 
 
 def _batches(
@@ -144,16 +146,19 @@ def train_classifier(
     device: torch.device,
     seed: int,
     flip: bool = True,
+    init: nn.Module | None = None,
 ) -> nn.Module:
-    """Train the secondary classifier for exactly ``config.steps`` steps.
+    """Train the secondary classifier for exactly ``config.steps`` steps (``init``: go on training that
+    model, with a fresh optimiser and learning-rate cycle, instead of a new one).
 
     ``dataset`` yields raw (image, label) items: uint8 HWC arrays (as :class:`ArrayDataset` and a
     :class:`GANAugmentedDataset` over it without a transform give them), CHW uint8 tensors or PIL
-    images. The classic augmentation (padded random crop, horizontal flip when ``flip``) is applied
-    here, where ``config.augment`` says.
+    images; a label may be a soft target (a float vector over the classes, as
+    ``GANAugmentedDataset(labels="soft")`` gives them). The classic augmentation (padded random
+    crop, horizontal flip when ``flip``) is applied here, where ``config.augment`` says.
     """
     torch.manual_seed(seed)
-    model = build_classifier(config.architecture, channels, num_classes, config.width)
+    model = init if init is not None else build_classifier(config.architecture, channels, num_classes, config.width)
     model = model.to(device).to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]

@@ -112,6 +112,11 @@ class SyntheticBank:
                 "need a per-class or conditional run (gan-augment fit --mode per-class)"
             )
 
+    @property
+    def generator_device(self) -> torch.device:
+        """Where the generator runs."""
+        return next(self._generator.parameters()).device
+
     def generate(self, counts: Mapping[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Generate ``counts[c]`` images of checkpoint class c; returns uint8 (N, C, H, W) and classes (N,)."""
         labels = torch.cat(

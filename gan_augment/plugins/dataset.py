@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -14,8 +15,15 @@ from torch.utils.data import Dataset
 
 from ..io.images import RawForm, raw_form_of, to_raw
 from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes
+from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teacher_logits
 
 PipelineKind = Literal["auto", "torchvision", "albumentations"]
+
+# The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` when none is given: the synthetic
+# ratio that cost least in the limited-labels benchmark (docs/results.md, "when synthetic samples help").
+DEFAULT_SYNTHETIC_RATIO = 0.25
+# Rounds of candidates drawn to fill each class when a teacher filters synthetic images.
+MAX_TEACHER_ROUNDS = 8
 
 
 def is_albumentations(transform: Any) -> bool:
@@ -45,13 +53,28 @@ def _image_size(x: Any) -> tuple[int, int] | None:
     return None
 
 
-def _check_sizing(synthetic_ratio: float | None, per_class: int | None, balance: bool) -> None:
-    if sum([synthetic_ratio is not None, per_class is not None, balance]) != 1:
-        raise ValueError("pass exactly one of synthetic_ratio, per_class or balance=True")
+def _check_sizing(synthetic_ratio: float | None, per_class: int | None, balance: bool) -> float | None:
+    """The synthetic ratio to use (the default when no sizing is given); ValueError for a bad sizing."""
+    if sum([synthetic_ratio is not None, per_class is not None, balance]) > 1:
+        raise ValueError("pass at most one of synthetic_ratio, per_class or balance=True")
+    if synthetic_ratio is None and per_class is None and not balance:
+        return DEFAULT_SYNTHETIC_RATIO
     if synthetic_ratio is not None and not 0 <= synthetic_ratio < 1:
         raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
     if per_class is not None and per_class < 0:
         raise ValueError(f"per_class={per_class} must be >= 0")
+    return synthetic_ratio
+
+
+def _check_pipeline(base_ds: Any, pipeline: str) -> None:
+    if pipeline not in ("auto", "torchvision", "albumentations"):
+        raise ValueError(f"pipeline={pipeline!r} is not one of auto, torchvision, albumentations")
+    if getattr(base_ds, "transform", None) is not None:
+        warnings.warn(
+            "base_ds has its own transform, which synthetic samples do not get: build it without one "
+            "and pass transform= to GANAugmentedDataset",
+            stacklevel=3,
+        )
 
 
 def synthetic_counts(
@@ -91,9 +114,21 @@ class GANAugmentedDataset(Dataset):
             ``MNIST``, a ``Subset`` of one, or your own.
         generator_ckpt: Run directory or ``checkpoint.pt`` of a per-class or conditional run.
         synthetic_ratio: Fraction of synthetic items in the mixed dataset, in [0, 1); split as evenly
-            as possible over ``classes``.
+            as possible over ``classes``. With none of the three sizings given:
+            ``DEFAULT_SYNTHETIC_RATIO`` (0.25, the ratio the limited-labels benchmark measured best).
         per_class: Synthetic images per class (instead of ``synthetic_ratio``).
         balance: Bring every class up to the largest class's count (instead of the two above).
+        labels: The target of a synthetic image: ``"generator"`` (the class it was generated for),
+            ``"teacher"`` (``teacher``'s top class) or ``"soft"`` (``teacher``'s probabilities at
+            ``temperature``, a float vector; real items then get one-hot vectors, so every target
+            is a float tensor of the teacher's width, as ``F.cross_entropy`` takes them).
+        teacher: A classifier trained on the real labels: called on float batches (B, C, H, W) in
+            [0, 1] at the base samples' size, it returns logits (B, K) over the base labels. An
+            ``nn.Module`` runs where its parameters are, in the mode it is in (put it in eval mode).
+        min_confidence: Keep a synthetic image only if ``teacher`` gives its label (the generator's
+            class for ``labels="generator"``: classifier-agreement filtering) at least this
+            probability; candidates are drawn until every class has its count (warned if not).
+        temperature: Softens the ``"soft"`` targets (confidences are read at temperature 1).
         classes: Only these classes (names) get synthetic images; default all that map.
         class_mapping: ``{generator class name: base label}``; default: match ``base_ds.classes``
             by name.
@@ -126,22 +161,23 @@ class GANAugmentedDataset(Dataset):
         device: str | torch.device | None = None,
         seed: int = 0,
         batch_size: int = 1024,
+        labels: LabelSource = "generator",
+        teacher: Teacher | None = None,
+        min_confidence: float = 0.0,
+        temperature: float = 1.0,
     ) -> None:
-        _check_sizing(synthetic_ratio, per_class, balance)
-        if pipeline not in ("auto", "torchvision", "albumentations"):
-            raise ValueError(f"pipeline={pipeline!r} is not one of auto, torchvision, albumentations")
-        if getattr(base_ds, "transform", None) is not None:
-            warnings.warn(
-                "base_ds has its own transform, which synthetic samples do not get: build it without one "
-                "and pass transform= to GANAugmentedDataset",
-                stacklevel=2,
-            )
+        synthetic_ratio = _check_sizing(synthetic_ratio, per_class, balance)
+        check_labeling(labels, teacher, min_confidence, temperature)
+        _check_pipeline(base_ds, pipeline)
         self.base_ds = base_ds
         self.generator_ckpt = str(generator_ckpt)
         self.transform = transform
         self.target_transform = target_transform
         self.pipeline = pipeline
         self.seed = seed
+        self.labels, self.teacher = labels, teacher
+        self.min_confidence, self.temperature = min_confidence, temperature
+        self.synthetic_soft: torch.Tensor | None = None  # (S, K) float targets when labels="soft"
 
         self._bank = SyntheticBank(generator_ckpt, device=device, batch_size=batch_size, filter_top=filter_top)
         info = self._bank.info
@@ -173,12 +209,59 @@ class GANAugmentedDataset(Dataset):
         self._ensure_bank()
         if seed is not None:
             self.seed = seed
-        images, gen_labels = self._bank.generate(self.counts, self.seed)
+        if self.teacher is None:
+            images, gen_labels = self._bank.generate(self.counts, self.seed)
+            self.synthetic_images = self._resized(images)  # (S, C, H, W) uint8
+            self.synthetic_targets = self._to_base(gen_labels)
+        else:
+            self._draw_with_teacher()
+
+    def _resized(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 images at the base samples' size (bilinear, antialiased)."""
         if self._raw_size is not None and len(images) and tuple(images.shape[-2:]) != self._raw_size:
             images = F.interpolate(images.float(), size=self._raw_size, mode="bilinear", antialias=True)
             images = images.round().clamp(0, 255).to(torch.uint8)
-        self.synthetic_images = images  # (S, C, H, W) uint8
-        self.synthetic_targets = torch.tensor([self.ckpt_to_base[int(c)] for c in gen_labels], dtype=torch.int64)
+        return images
+
+    def _to_base(self, gen_labels: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([self.ckpt_to_base[int(c)] for c in gen_labels], dtype=torch.int64)
+
+    def _draw_with_teacher(self) -> None:
+        """Candidates in rounds, labelled (and filtered) by the teacher, until each class has its count."""
+        assert self.teacher is not None
+        need = {c: n for c, n in self.counts.items() if n > 0}
+        factor = 1.0 if self.min_confidence == 0 else 2.0
+        width = max(self.ckpt_to_base.values(), default=0) + 1
+        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+        for r in range(MAX_TEACHER_ROUNDS):
+            if not need:
+                break
+            ask = {c: math.ceil(n * factor) for c, n in need.items()}
+            images, gen_labels = self._bank.generate(ask, self.seed + 104_729 * r)
+            images = self._resized(images)
+            logits = teacher_logits(self.teacher, images, width, self._bank.generator_device)
+            keep, hard, soft = label_synthetic(
+                logits, self._to_base(gen_labels), self.labels, self.min_confidence, self.temperature
+            )
+            for c in list(need):
+                idx = torch.nonzero((gen_labels == c) & keep).flatten()[: need[c]]
+                parts.append((images[idx], hard[idx], None if soft is None else soft[idx]))
+                need[c] -= len(idx)
+                if need[c] == 0:
+                    del need[c]
+            factor = 2 * factor
+        if need:
+            names = {self._bank.info.class_names[c]: n for c, n in need.items()}
+            warnings.warn(
+                f"the teacher accepted too few synthetic images at min_confidence={self.min_confidence}: "
+                f"{names} fewer than asked (per generator class); lower min_confidence for these classes",
+                stacklevel=3,
+            )
+        self.synthetic_images = torch.cat([p[0] for p in parts]) if parts else torch.empty(0, dtype=torch.uint8)
+        self.synthetic_targets = torch.cat([p[1] for p in parts]) if parts else torch.empty(0, dtype=torch.int64)
+        if self.labels == "soft":
+            soft = [p[2] for p in parts if p[2] is not None]
+            self.synthetic_soft = torch.cat(soft) if soft else torch.empty(0, max(width, len(self.class_names)))
 
     def __len__(self) -> int:
         return self.n_real + len(self.synthetic_targets)
@@ -203,10 +286,12 @@ class GANAugmentedDataset(Dataset):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
         if index < self.n_real:
             image, target = self.base_ds[index]
+            if self.synthetic_soft is not None:
+                target = F.one_hot(torch.tensor(int(target)), self.synthetic_soft.shape[1]).float()
         else:
             j = index - self.n_real
             image = to_raw(self.synthetic_images[j], self.raw_form, self._pil_mode)
-            target = int(self.synthetic_targets[j])
+            target = int(self.synthetic_targets[j]) if self.synthetic_soft is None else self.synthetic_soft[j]
         image = apply_transform(self.transform, image, self.pipeline)
         if self.target_transform is not None:
             target = self.target_transform(target)
@@ -215,6 +300,7 @@ class GANAugmentedDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_bank"] = None  # workers get the generated images, never the generator
+        state["teacher"] = None  # nor the teacher
         return state
 
     def _ensure_bank(self) -> None:
@@ -231,6 +317,9 @@ class GANAugmentedDataset(Dataset):
             f"    Number of datapoints: {len(self)}",
             f"    Real: {self.n_real}, synthetic: {len(self.synthetic_targets)}",
             f"    Generator: {self.generator_ckpt}",
+            f"    Synthetic labels: {self.labels}"
+            + (f", min_confidence {self.min_confidence}" if self.min_confidence else "")
+            + (f", temperature {self.temperature}" if self.labels == "soft" else ""),
             "    Per class (real + synthetic): "
             + ", ".join(f"{n}: {r} + {s}" for n, r, s in zip(self.class_names, per_class_real.tolist(), per_class_syn)),
         ]
