@@ -48,6 +48,7 @@ from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
     ARMS,
     AUGMENT_MODES,
+    REAL_CONTROL_ARMS,
     SAMPLE_ARMS,
     ArmSettings,
     ClassifierConfig,
@@ -392,8 +393,14 @@ def main() -> None:
         "--sweep-arms",
         nargs="*",
         default=["gan-per-class"],
-        choices=list(SAMPLE_ARMS),
-        help="the sample arms the ratio sweep retrains (their GANs and the baseline teacher reused)",
+        choices=[*SAMPLE_ARMS, *REAL_CONTROL_ARMS],
+        help="the arms the ratio sweep retrains at each ratio (their GANs and the baseline teacher reused)",
+    )
+    p.add_argument(
+        "--reuse-gans",
+        action="store_true",
+        help="use the GAN runs an earlier call left in .data/runs when their configuration is this seed's "
+        "(new arms on the same GANs without training them again)",
     )
     p.add_argument("--min-confidence", type=float, default=ArmSettings.min_confidence, help="teacher arms' threshold")
     p.add_argument("--temperature", type=float, default=ArmSettings.temperature, help="gan-soft's temperature")
@@ -619,7 +626,7 @@ def main() -> None:
                     f"{0 if split.unlabeled is None else len(split.unlabeled)} unlabeled"
                 )
                 shared = {"unconditional": uncond[seed]} if seed in uncond else None
-                seed_arms = SeedArms(split, settings, seed, work / f"n{n}", reporter, shared)
+                seed_arms = SeedArms(split, settings, seed, work / f"n{n}", reporter, shared, args.reuse_gans)
                 tag = {"dataset": spec["name"], "labels_per_class": n}
                 new = [{**tag, **seed_arms.run(arm)} for arm in args.arms]
                 if share_uncond and seed not in uncond:

@@ -22,6 +22,26 @@ SWITCHES: tuple[str, ...] = get_args(Switch)
 COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 MAX_CLASSES = 1000
 
+# The arms of the limited-labels comparison (``evaluate``, ``benchmarks/limited_labels.py``). The sample
+# arms mix a run's synthetic images into the classifier's training, each labelling them its way: the
+# generator's class (gan-per-class, gan-conditional), a teacher's hard label (gan-teacher) or
+# probabilities (gan-soft), the generator's class where the teacher agrees (gan-agree), and
+# pre-training on teacher-labelled synthetic images before fine-tuning on the real ones (gan-pretrain).
+# The teacher is the baseline classifier of the same seed. The controls give it real images instead
+# of synthetic ones: unlabeled images with hard (pseudo-label) or soft (pseudo-soft) targets, or the
+# labeled images again with soft targets (distill-real: distillation without a new image).
+SAMPLE_ARMS: tuple[str, ...] = (
+    "gan-per-class",
+    "gan-conditional",
+    "gan-teacher",
+    "gan-soft",
+    "gan-agree",
+    "gan-pretrain",
+)
+REAL_CONTROL_ARMS: tuple[str, ...] = ("pseudo-label", "pseudo-soft", "distill-real")
+ARMS: tuple[str, ...] = ("baseline", *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")
+TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
+
 
 C = TypeVar("C", bound="_PlainConfig")
 

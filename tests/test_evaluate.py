@@ -38,6 +38,24 @@ class TestEvaluate:
         gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
         assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
 
+    def test_cli_evaluate_teacher_arms(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        labeled, unlabeled = folders
+        out = tmp_path / "ev"
+        arms = "gan-teacher,gan-soft,gan-agree,gan-pretrain,pseudo-label"
+        options = f"--arms {arms} --seeds 1 --image-size 16 --gan-steps 2 --clf-steps 2 --min-confidence 0"
+        result = runner.invoke(
+            app, ["evaluate", str(labeled), str(unlabeled), "--out", str(out), *options.split(), *CPU]
+        )
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "evaluation.json").read_text())
+        runs = {r["arm"]: r for r in report["runs"]}
+        assert set(runs) == {"baseline", *arms.split(",")}
+        assert report["settings"]["min_confidence"] == 0.0
+        # 8 training images (6 per class, 30% held out) at ratio 0.5: 8 synthetic (or, for the control, unlabeled)
+        assert {a: (runs[a]["synthetic"], runs[a]["synthetic_ratio"]) for a in arms.split(",")} == dict.fromkeys(
+            arms.split(","), (8, 0.5)
+        )
+
     def test_cli_evaluate_torchvision_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         out = tmp_path / "ev"
         options = "--arms baseline --classifier resnet18 --seeds 1 --image-size 16 --clf-steps 2"

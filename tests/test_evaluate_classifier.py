@@ -112,6 +112,28 @@ def test_both_paths_learn_a_separable_task(augment: str) -> None:
     assert pred.tolist() == [0] * 4 + [1] * 4
 
 
+@pytest.mark.parametrize("augment", ["device", "albumentations"])
+def test_soft_targets_drive_training(augment: str) -> None:
+    """Soft targets (as GANAugmentedDataset(labels="soft") gives them) are what the classifier learns: targets
+    that call dark images "bright" with 0.9 teach it exactly that, whatever the hard labels say."""
+    gen = torch.Generator().manual_seed(0)
+    dark = torch.randint(0, 60, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    bright = torch.randint(190, 256, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    hard = torch.tensor([0] * 16 + [1] * 16)
+    soft = torch.tensor([[0.1, 0.9]] * 16 + [[0.9, 0.1]] * 16)
+    ds = ArrayDataset(torch.cat([dark, bright]), hard, ["dark", "bright"], soft=soft)
+    images, targets = materialize(ds)
+    assert targets.dtype == torch.float32 and torch.equal(targets, soft)
+    cfg = ClassifierConfig(steps=40, width=4, batch_size=8, workers=0, augment=augment)
+    model = train_classifier(ds, 3, 2, cfg, torch.device("cpu"), seed=0)
+    test = torch.cat(
+        [torch.full((4, 3, 16, 16), 20, dtype=torch.uint8), torch.full((4, 3, 16, 16), 230, dtype=torch.uint8)]
+    )
+    with torch.no_grad():
+        pred = model(test.float().div(127.5).sub(1)).argmax(1)
+    assert pred.tolist() == [1] * 4 + [0] * 4
+
+
 def test_augment_setting() -> None:
     assert ClassifierConfig().augment_on(torch.device("cpu")) == "albumentations"
     assert ClassifierConfig().augment_on(torch.device("cuda")) == "device"

@@ -10,7 +10,7 @@ import typer
 
 from ..classify import METHODS, predict_folder
 from ..classify import classify as run_classify
-from ..config import SSL_ARCHITECTURES, SSLConfig, TrainConfig, default
+from ..config import ARMS, SSL_ARCHITECTURES, TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig, default
 from ..data import decode_folder, is_image_folder, load_image_data
 from ..device import resolve_device
 from ..errors import GanAugmentError
@@ -155,7 +155,8 @@ def evaluate(
         None, "--run", help="Use this fit run for its arm instead of training a GAN per seed."
     ),
     arms: str = typer.Option(
-        "baseline,gan-per-class", help="Comma-separated: baseline, gan-per-class, gan-conditional, d-features, ssl."
+        "baseline,gan-per-class",
+        help="Comma-separated arms: " + ", ".join(ARMS) + " (docs/usage.md says what each does).",
     ),
     seeds: int = typer.Option(3, min=1, max=20, help="Repeats, each with its own held-out split."),
     test_fraction: float = typer.Option(0.3, min=0.05, max=0.9, help="Fraction of each class held out for testing."),
@@ -166,13 +167,20 @@ def evaluate(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
     ),
     synthetic_ratio: float = typer.Option(0.5, min=0.0, max=0.95, help="Fraction of synthetic images in the GAN arms."),
+    min_confidence: float = typer.Option(
+        TEACHER_MIN_CONFIDENCE,
+        min=0.0,
+        max=0.99,
+        help="Teacher arms (gan-teacher, gan-agree, gan-pretrain, pseudo-label): keep an image only if the "
+        "baseline classifier gives its label at least this probability.",
+    ),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Horizontal flips in the classic augmentation."),
     device: DeviceOpt = "auto",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
     ssl_steps: SSLSteps = None,
 ) -> None:
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
-    from ..evaluate import ARMS, ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
+    from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
 
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     bad = [a for a in arm_list if a not in ARMS]
@@ -186,6 +194,7 @@ def evaluate(
         gan=TrainConfig(image_size=image_size, steps=gan_steps),
         classifier=ClassifierConfig(steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier),
         synthetic_ratio=synthetic_ratio,
+        min_confidence=min_confidence,
         flip=flip,
         device=dev,
         ssl=SSLConfig(steps=ssl_steps or 0),

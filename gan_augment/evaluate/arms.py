@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
-from ..config import SSLConfig, TrainConfig
+from ..config import TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig
 from ..data import ImageData, memory_data
+from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ..io.rebuild import build_ssl_classifier
 from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
 from ..plugins.teacher import label_synthetic, teacher_logits
@@ -22,7 +24,7 @@ from ..train import fit_data
 from ..train.ssl import accuracy, train_ssl
 from .classifier import ArrayDataset, ClassifierConfig, classifier_accuracy, train_classifier
 from .quality import generator_quality
-from .stats import ARMS, SAMPLE_ARMS
+from .stats import ARMS, REAL_CONTROL_ARMS, SAMPLE_ARMS
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ class ArmSettings:
     quality: bool = True  # CAS, real-classifier accuracy on samples, diversity
     ssl: SSLConfig = field(default_factory=SSLConfig)  # the ssl arm's own recipe and budget
     ssl_eval_every: int = 0  # iterations between test accuracies of the ssl arm (0: only at the end)
-    min_confidence: float = 0.9  # the teacher arms' threshold (gan-teacher, gan-agree, gan-pretrain, pseudo-label)
+    min_confidence: float = (
+        TEACHER_MIN_CONFIDENCE  # the teacher arms' threshold (gan-teacher, gan-agree, gan-pretrain, pseudo-label)
+    )
     temperature: float = 1.0  # gan-soft's temperature
     filter_top: float | None = None  # discriminator rejection in the sample arms: keep this top fraction
 
@@ -80,8 +84,10 @@ class SeedArms:
         work: Path,
         reporter: Reporter,
         runs: dict[str, Path] | None = None,
+        reuse: bool = False,
     ) -> None:
         self.split, self.settings, self.seed, self.work, self.reporter = split, settings, seed, work, reporter
+        self.reuse = reuse  # use a run already in ``work`` when its configuration is this seed's
         self.runs = dict(runs or {})
         self.k = len(split.class_names)
         self.channels = int(split.train_images.shape[1])
@@ -93,7 +99,7 @@ class SeedArms:
 
     def with_settings(self, settings: ArmSettings) -> SeedArms:
         """The same seed, runs and baseline under other settings (e.g. another filter)."""
-        other = SeedArms(self.split, settings, self.seed, self.work, self.reporter, self.runs)
+        other = SeedArms(self.split, settings, self.seed, self.work, self.reporter, self.runs, self.reuse)
         other.baseline_model, other._gan_data = self.baseline_model, self._gan_data
         return other
 
@@ -108,6 +114,8 @@ class SeedArms:
 
     def gan_run(self, mode: str, name: str) -> Path:
         """The run of ``mode`` this seed uses: the one given, or one trained now into ``work/name``."""
+        if mode not in self.runs and self.reuse and self._same_run(self.work / name, mode):
+            self.runs[mode] = self.work / name
         if mode not in self.runs:
             run = self.work / name
             fit_data(
@@ -120,6 +128,14 @@ class SeedArms:
             )
             self.runs[mode] = run
         return self.runs[mode]
+
+    def _same_run(self, run: Path, mode: str) -> bool:
+        """Whether ``run`` holds a finished run of ``mode`` with this seed's GAN configuration."""
+        if not (run / CHECKPOINT_NAME).is_file():
+            return False
+        ckpt = load_checkpoint(run)
+        done = int(ckpt.get("step", -1)) >= int(ckpt.get("pretrain_steps", 0)) + self.gan_cfg.steps
+        return done and TrainConfig.from_dict(ckpt["config"]) == self.gan_cfg.replace(mode=mode)
 
     def _train(self, dataset: Any) -> nn.Module:
         s = self.settings
@@ -176,25 +192,38 @@ class SeedArms:
             extra.update(generator_quality(Path(ds.generator_ckpt), self.split, self.baseline_model, s, self.seed))
         return self._accuracy(model), extra
 
-    def pseudo_label(self, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """The control for the teacher arms: real unlabeled images instead of synthetic ones, labelled by
-        the same teacher at the same confidence, as many as the synthetic arms add."""
+    def real_extra(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """The controls for the teacher arms: real images instead of synthetic ones, as many as the sample
+        arms add, labelled by the same teacher. ``pseudo-label``: unlabeled images, the teacher's hard
+        label where its confidence reaches ``min_confidence``; ``pseudo-soft``: unlabeled images, its
+        probabilities at ``temperature``; ``distill-real``: the labeled images again (no new image), its
+        probabilities at ``temperature`` (is gan-soft's gain the images', or distillation's?)."""
         s, split = self.settings, self.split
-        if split.unlabeled is None or not len(split.unlabeled):
-            raise ValueError("the pseudo-label arm needs unlabeled images")
         ratio = s.synthetic_ratio if ratio is None else ratio
         n_real = len(split.train_labels)
         want = int(round(ratio * n_real / (1 - ratio)))
-        order = torch.randperm(len(split.unlabeled), generator=torch.Generator().manual_seed(self.seed))
-        pool = split.unlabeled[order]
+        g = torch.Generator().manual_seed(self.seed)
+        if arm == "distill-real":
+            pool = split.train_images[torch.randperm(n_real, generator=g).repeat(want // max(1, n_real) + 1)]
+        elif split.unlabeled is None or not len(split.unlabeled):
+            raise ValueError(f"the {arm} arm needs unlabeled images")
+        else:
+            pool = split.unlabeled[torch.randperm(len(split.unlabeled), generator=g)[: max(want * 8, 1024)]]
         logits = teacher_logits(self.teacher(), pool, self.k, s.device)
-        keep, hard, _ = label_synthetic(logits, torch.zeros(len(pool), dtype=torch.int64), "teacher", s.min_confidence)
-        idx = torch.nonzero(keep).flatten()[:want]
-        ds = ArrayDataset(
-            torch.cat([split.train_images, pool[idx]]), torch.cat([split.train_labels, hard[idx]]), split.class_names
+        labels = "teacher" if arm == "pseudo-label" else "soft"
+        threshold = s.min_confidence if arm == "pseudo-label" else 0.0
+        keep, hard, soft = label_synthetic(
+            logits, torch.zeros(len(pool), dtype=torch.int64), labels, threshold, s.temperature
         )
-        extra = {"synthetic_ratio": ratio, "synthetic": len(idx)}
-        return self._accuracy(self._train(ds)), extra
+        idx = torch.nonzero(keep).flatten()[:want]
+        images = torch.cat([split.train_images, pool[idx]])
+        if soft is None:
+            ds = ArrayDataset(images, torch.cat([split.train_labels, hard[idx]]), split.class_names)
+        else:
+            one_hot = F.one_hot(split.train_labels, soft.shape[1]).float()
+            targets = torch.cat([one_hot, soft[idx]])
+            ds = ArrayDataset(images, targets.argmax(1), split.class_names, soft=targets)
+        return self._accuracy(self._train(ds)), {"synthetic_ratio": ratio, "synthetic": len(idx)}
 
     def d_features(self) -> tuple[float, dict[str, Any]]:
         """Logistic regression on the discriminator features of an unconditional GAN."""
@@ -231,8 +260,8 @@ class SeedArms:
             acc, extra = self.baseline()
         elif arm in SAMPLE_ARMS:
             acc, extra = self.gan_samples(arm, ratio)
-        elif arm == "pseudo-label":
-            acc, extra = self.pseudo_label(ratio)
+        elif arm in REAL_CONTROL_ARMS:
+            acc, extra = self.real_extra(arm, ratio)
         elif arm == "d-features":
             acc, extra = self.d_features()
         elif arm == "ssl":

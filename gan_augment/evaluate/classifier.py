@@ -66,7 +66,9 @@ class ClassifierConfig:
 
 
 class ArrayDataset(Dataset):
-    """uint8 images (N, C, H, W) served as numpy HWC arrays (albumentations' raw form) with labels."""
+    """uint8 images (N, C, H, W) served as numpy HWC arrays (albumentations' raw form) with labels;
+    with ``soft`` (N, K), each item's target is its row of soft targets instead (``targets`` keeps the
+    hard labels)."""
 
     def __init__(
         self,
@@ -74,27 +76,30 @@ class ArrayDataset(Dataset):
         labels: torch.Tensor,
         classes: Sequence[str],
         transform: Callable[..., Any] | None = None,
+        soft: torch.Tensor | None = None,
     ) -> None:
         self.images = images
         self.targets = [int(t) for t in labels]
         self.classes = list(classes)
         self.transform = transform
+        self.soft = soft
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
         img = to_hwc_numpy(self.images[i])  # (H, W, C)
         if self.transform is not None:
             img = self.transform(image=img)["image"]
-        return img, self.targets[i]
+        return img, self.targets[i] if self.soft is None else self.soft[i]
 
 
 def materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (raw image, label) item of ``dataset`` as uint8 images (N, C, H, W) and int64 labels
     (float (N, K) when the items carry soft targets)."""
     if isinstance(dataset, ArrayDataset) and dataset.transform is None:
-        return dataset.images, torch.as_tensor(dataset.targets, dtype=torch.int64)
+        labels = torch.as_tensor(dataset.targets, dtype=torch.int64) if dataset.soft is None else dataset.soft.float()
+        return dataset.images, labels
     items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
     images = torch.stack([to_chw_uint8(x) for x, _ in items])
     if items and isinstance(items[0][1], torch.Tensor) and items[0][1].ndim == 1:  # soft targets (K,)

@@ -72,4 +72,7 @@ def settings_dict(settings: ArmSettings) -> dict[str, Any]:
         "flip": settings.flip,
         "device": str(settings.device),
         "ssl": settings.ssl.to_dict(),
+        "min_confidence": settings.min_confidence,
+        "temperature": settings.temperature,
+        "filter_top": settings.filter_top,
     }

@@ -7,19 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
-# The arms that mix a run's synthetic images into the classifier's training, each labelling them its way:
-# the generator's class (gan-per-class, gan-conditional), a teacher's hard label (gan-teacher) or
-# probabilities (gan-soft), the generator's class where the teacher agrees (gan-agree), and pre-training
-# on teacher-labelled synthetic images before fine-tuning on the real ones (gan-pretrain).
-SAMPLE_ARMS: tuple[str, ...] = (
-    "gan-per-class",
-    "gan-conditional",
-    "gan-teacher",
-    "gan-soft",
-    "gan-agree",
-    "gan-pretrain",
-)
-ARMS: tuple[str, ...] = ("baseline", *SAMPLE_ARMS, "pseudo-label", "d-features", "ssl")
+from ..config import ARMS, REAL_CONTROL_ARMS, SAMPLE_ARMS  # noqa: F401  (re-exported)
 
 
 def paired_gain(accs: dict[int, float], base: dict[int, float]) -> tuple[float, float] | None:
