@@ -397,6 +397,11 @@ def main() -> None:
         help="the arms the ratio sweep retrains at each ratio (their GANs and the baseline teacher reused)",
     )
     p.add_argument(
+        "--resample-each-epoch",
+        action="store_true",
+        help="the sample arms draw fresh synthetic images every classifier epoch (ClassifierConfig(resample=True))",
+    )
+    p.add_argument(
         "--reuse-gans",
         action="store_true",
         help="use the GAN runs an earlier call left in .data/runs when their configuration is this seed's "
@@ -484,9 +489,12 @@ def main() -> None:
         clf = ClassifierConfig(
             steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0, augment=args.clf_augment
         )
+    clf = replace(clf, resample=args.resample_each_epoch)
     if args.quick:
         gan = TrainConfig(steps=2, batch_size=4, log_every=1, model=ModelConfig(g_width=4, d_width=4, z_dim=8))
-        clf = ClassifierConfig(steps=2, width=4, batch_size=8, workers=0, augment=args.clf_augment)
+        clf = ClassifierConfig(
+            steps=2, width=4, batch_size=8, workers=0, augment=args.clf_augment, resample=args.resample_each_epoch
+        )
         args.seeds = args.seeds[:1]
     else:  # explicit GAN sizes win over the presets
         sizes = {k: getattr(args, k) for k in ("g_width", "d_width", "z_dim") if getattr(args, k) is not None}

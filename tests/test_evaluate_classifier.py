@@ -134,6 +134,38 @@ def test_soft_targets_drive_training(augment: str) -> None:
     assert pred.tolist() == [1] * 4 + [0] * 4
 
 
+class Resampling(torch.utils.data.Dataset):
+    """A dataset that records the seeds of its resample() calls and changes its images on each."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+        self.seeds: list[int] = []
+        self.served: set[int] = set()
+
+    def resample(self, seed: int) -> None:
+        self.seeds.append(seed)
+        self.images = torch.full_like(self.images, len(self.seeds))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        self.served.add(int(self.images[i].flatten()[0]))
+        return self.images[i], int(self.labels[i])
+
+
+@pytest.mark.parametrize("augment", ["device", "albumentations"])
+@pytest.mark.parametrize("resample", [True, False])
+def test_resample_each_epoch(augment: str, resample: bool) -> None:
+    """ClassifierConfig(resample=True) draws a fresh bank before every epoch after the first (8 images at
+    batch 4: two steps an epoch, so 6 steps are 3 epochs); off, the dataset is never asked."""
+    ds = Resampling(torch.zeros(8, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1] * 4))
+    cfg = ClassifierConfig(steps=6, width=4, batch_size=4, workers=0, augment=augment, resample=resample)
+    train_classifier(ds, 1, 2, cfg, torch.device("cpu"), seed=3)
+    assert len(ds.seeds) == (2 if resample else 0) and len(set(ds.seeds)) == len(ds.seeds)
+    assert ds.served == ({0, 1, 2} if resample else {0})  # every epoch trained on the images drawn for it
+
+
 def test_augment_setting() -> None:
     assert ClassifierConfig().augment_on(torch.device("cpu")) == "albumentations"
     assert ClassifierConfig().augment_on(torch.device("cuda")) == "device"

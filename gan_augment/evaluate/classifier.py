@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -41,6 +42,9 @@ class ClassifierConfig:
         architecture: ``"small-resnet"`` (this module's :class:`SmallResNet`) or the name of a
             torchvision classification model (``"resnet18"``, ``"mobilenet_v3_small"``, ...),
             built untrained; ResNets get a 3×3 stride-1 stem without max-pool for small images.
+        resample: At the start of every epoch after the first, call the dataset's ``resample(seed)``
+            when it has one (``GANAugmentedDataset``): fresh synthetic images each epoch instead of
+            one fixed bank, as docs/usage.md tells users to do.
     """
 
     width: int = 64
@@ -53,6 +57,7 @@ class ClassifierConfig:
     workers: int = 4
     architecture: str = "small-resnet"
     augment: str = "auto"
+    resample: bool = False
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENT_MODES:
@@ -112,35 +117,55 @@ def _batches(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless augmented training batches on ``device``.
 
-    Each epoch is a fresh permutation; the last partial batch is dropped.
+    Each epoch is a fresh permutation; the last partial batch is dropped. With ``config.resample``,
+    a dataset that has ``resample`` draws fresh synthetic images before every epoch after the first.
     """
     g = torch.Generator().manual_seed(seed)
     batch = min(config.batch_size, len(dataset))  # type: ignore[arg-type]
-    if config.augment_on(device) == "device":
-        images, labels = materialize(dataset)
-        images, labels = images.to(device), labels.to(device)  # resident: nothing crosses the bus per step
-        while True:
+    resample = getattr(dataset, "resample", None) if config.resample else None
+    for epoch in itertools.count():
+        if resample is not None and epoch > 0:
+            resample(seed * 100_003 + epoch)
+        if config.augment_on(device) == "device":
+            if epoch == 0 or resample is not None:
+                images, labels = materialize(dataset)
+                images, labels = images.to(device), labels.to(device)  # resident: nothing crosses the bus per step
             perm = torch.randperm(len(labels), generator=g)
             for i in range(0, len(perm) - batch + 1, batch):
                 idx = perm[i : i + batch].to(device)
                 yield device_augmentation(images[idx], flip, g), labels[idx]
-    x0, _ = dataset[0]
-    aug = classic_augmentation(int(to_chw_uint8(x0).shape[-1]), flip)
-    aug.set_random_seed(seed)  # albumentations keeps its own random state: seed it, or runs differ
-    loader = DataLoader(
+            continue
+        if epoch == 0:
+            x0, _ = dataset[0]
+            aug = classic_augmentation(int(to_chw_uint8(x0).shape[-1]), flip)
+            aug.set_random_seed(seed)  # albumentations keeps its own random state: seed it, or runs differ
+        if epoch == 0 or resample is not None:  # workers that persist would keep the old images
+            loader = _loader(dataset, aug, config, device, g, batch, persistent=resample is None)
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
+
+
+def _loader(
+    dataset: Dataset,
+    aug: Any,
+    config: ClassifierConfig,
+    device: torch.device,
+    g: torch.Generator,
+    batch: int,
+    persistent: bool,
+) -> DataLoader:
+    """The albumentations path's loader: per-image augmentation ``aug`` in (seeded) workers."""
+    return DataLoader(
         Augmented(dataset, aug),
         batch_size=batch,
         shuffle=True,
         drop_last=True,
         generator=g,
         num_workers=config.workers,
-        persistent_workers=config.workers > 0,
+        persistent_workers=persistent and config.workers > 0,
         pin_memory=device.type == "cuda",
         worker_init_fn=seed_worker_augmentation,
     )
-    while True:
-        for x, y in loader:
-            yield x.to(device, non_blocking=True), torch.as_tensor(y).to(device, non_blocking=True)
 
 
 def train_classifier(
