@@ -132,6 +132,33 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# (arm, its control): the same teacher labels on real images instead of synthetic ones. Against
+# distill-real (the labeled images again), a positive difference is what the synthetic *images* add
+# beyond distillation; against pseudo-soft / pseudo-label, what they are worth next to real unlabeled ones.
+CONTROL_PAIRS = (("gan-soft", "distill-real"), ("gan-soft", "pseudo-soft"), ("gan-teacher", "pseudo-label"))
+
+
+def control_table(records: list[dict[str, Any]]) -> str:
+    """Markdown table: each teacher arm against its real-image control at every ratio both ran, paired by seed."""
+    lines = [
+        "| dataset | labels_per_class | arm − control | synthetic ratio | seeds | difference (95% CI) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    plain = [r for r in records if not r.get("filter_top")]
+    for ds, n in sorted({(r["dataset"], r["labels_per_class"]) for r in plain}, key=str):
+        sub = [r for r in plain if r["dataset"] == ds and r["labels_per_class"] == n]
+        for arm, control in CONTROL_PAIRS:
+            for ratio in sorted({r["synthetic_ratio"] for r in sub if r["arm"] == arm}):
+                accs = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == arm and r["synthetic_ratio"] == ratio}
+                ctrl = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == control and r["synthetic_ratio"] == ratio}
+                paired = paired_gain(accs, ctrl)
+                if paired is not None:
+                    seeds = len(set(accs) & set(ctrl))
+                    diff = f"{100 * paired[0]:+.1f} ± {100 * paired[1]:.1f} pts"
+                    lines.append(f"| {ds} | {n} | {arm} − {control} | {ratio} | {seeds} | {diff} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def plot_ssl_curve(
     runs: list[dict[str, Any]], path: Path, title: str, reference: tuple[float, str] | None = None
 ) -> None:
@@ -335,6 +362,18 @@ def write_report(
             "",
             ratio_table(sweep) if sweep else "(not run)",
             "",
+        ]
+        controls = control_table(sweep)
+        if controls:
+            lines += [
+                "Teacher arms against their controls (the same teacher's labels on real images instead of "
+                "synthetic ones: distill-real = the labeled images again, pseudo-soft / pseudo-label = real "
+                "unlabeled images; paired by seed):",
+                "",
+                controls,
+                "",
+            ]
+        lines += [
             "CAS: accuracy on real test images of the same classifier trained on synthetic images only. "
             "Real clf on synth.: the baseline classifier's accuracy on synthetic images. Diversity: mean pairwise "
             "distance of a class's synthetic images over that of its real ones (1 = as diverse; near 0 = collapse).",

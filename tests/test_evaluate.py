@@ -104,3 +104,26 @@ class TestStatistics:
             if r["arm"] == "gan-per-class":
                 r["accuracy"] = {0: 0.51, 1: 0.59, 2: 0.40}[r["seed"]]
         assert "no measurable gain" in verdict(next(r for r in summarize(noisy) if r["arm"] == "gan-per-class"))
+
+
+def test_seed_arms_reuse_a_finished_run_of_the_same_configuration(tmp_path: Path) -> None:
+    """reuse=True (the benchmark's --reuse-gans) takes a run left in ``work`` when its configuration is the
+    seed's, and trains anew when it is not."""
+    from conftest import tiny_config
+
+    from gan_augment.evaluate import ArmSettings, ClassifierConfig, SeedArms, Split
+    from gan_augment.progress import Reporter
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 3, 16, 16), generator=gen, dtype=torch.uint8)
+    labels = torch.arange(12) % 2
+    split = Split(images[:8], labels[:8], None, images[8:], labels[8:], ["a", "b"])
+    settings = ArmSettings(gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=1, width=4, workers=0))
+    quiet = Reporter(quiet=True)
+    run = SeedArms(split, settings, 0, tmp_path, quiet).gan_run("per-class", "gan-per-class-seed0")
+    stamp = (run / "checkpoint.pt").stat().st_mtime_ns
+    again = SeedArms(split, settings, 0, tmp_path, quiet, reuse=True).gan_run("per-class", "gan-per-class-seed0")
+    assert again == run and (run / "checkpoint.pt").stat().st_mtime_ns == stamp
+    other = ArmSettings(gan=tiny_config(steps=3), classifier=settings.classifier)
+    SeedArms(split, other, 0, tmp_path, quiet, reuse=True).gan_run("per-class", "gan-per-class-seed0")
+    assert (run / "checkpoint.pt").stat().st_mtime_ns != stamp  # another configuration: trained anew
