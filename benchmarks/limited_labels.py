@@ -10,7 +10,9 @@ classic augmentation), gan-per-class and gan-conditional (baseline + GANAugmente
 labelled by the baseline classifier of the seed: hard labels above ``--min-confidence``, or its
 probabilities at ``--temperature``), gan-agree (the generator's class, kept where that classifier
 agrees with confidence ≥ ``--min-confidence``), gan-pretrain (half the classifier's steps on the
-teacher-labelled synthetic images alone, then half on the real ones), pseudo-label (the control:
+teacher-labelled synthetic images alone, then half on the real ones), gan-pretrained-soft (images of
+the per-class run's shared generator as pre-trained on every image, the teacher's probabilities as
+targets), pseudo-label (the control:
 real unlabeled images labelled by the same teacher, as many as the sample arms add), d-features
 (logistic regression on discriminator features of an unconditional GAN on labeled + unlabeled
 images; labeled ∪ unlabeled is the whole pool at every budget, so one such GAN per seed serves all
@@ -135,7 +137,13 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
 # (arm, its control): the same teacher labels on real images instead of synthetic ones. Against
 # distill-real (the labeled images again), a positive difference is what the synthetic *images* add
 # beyond distillation; against pseudo-soft / pseudo-label, what they are worth next to real unlabeled ones.
-CONTROL_PAIRS = (("gan-soft", "distill-real"), ("gan-soft", "pseudo-soft"), ("gan-teacher", "pseudo-label"))
+CONTROL_PAIRS = (
+    ("gan-soft", "distill-real"),
+    ("gan-soft", "pseudo-soft"),
+    ("gan-pretrained-soft", "distill-real"),
+    ("gan-pretrained-soft", "pseudo-soft"),
+    ("gan-teacher", "pseudo-label"),
+)
 
 
 def control_table(records: list[dict[str, Any]]) -> str:

@@ -26,7 +26,9 @@ MAX_CLASSES = 1000
 # arms mix a run's synthetic images into the classifier's training, each labelling them its way: the
 # generator's class (gan-per-class, gan-conditional), a teacher's hard label (gan-teacher) or
 # probabilities (gan-soft), the generator's class where the teacher agrees (gan-agree), and
-# pre-training on teacher-labelled synthetic images before fine-tuning on the real ones (gan-pretrain).
+# pre-training on teacher-labelled synthetic images before fine-tuning on the real ones (gan-pretrain);
+# gan-pretrained-soft draws from the per-class run's shared generator as pre-trained on every image
+# (labeled and unlabeled), the teacher's probabilities as targets.
 # The teacher is the baseline classifier of the same seed. The controls give it real images instead
 # of synthetic ones: unlabeled images with hard (pseudo-label) or soft (pseudo-soft) targets, or the
 # labeled images again with soft targets (distill-real: distillation without a new image).
@@ -37,6 +39,7 @@ SAMPLE_ARMS: tuple[str, ...] = (
     "gan-soft",
     "gan-agree",
     "gan-pretrain",
+    "gan-pretrained-soft",
 )
 REAL_CONTROL_ARMS: tuple[str, ...] = ("pseudo-label", "pseudo-soft", "distill-real")
 ARMS: tuple[str, ...] = ("baseline", *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")

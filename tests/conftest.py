@@ -147,6 +147,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for mode in ("per-class", "conditional", "unconditional"):
         runs[mode] = root / mode
         fit(labeled, None, runs[mode], tiny_config(mode=mode, steps=2), device="cpu", quiet=True)
+    pool = write_folder(root / "pool", ["any"], [6])  # a per-class run pre-trained on a pool keeps that model
+    runs["with-pool"] = root / "with-pool"
+    fit(labeled, pool, runs["with-pool"], tiny_config(steps=4, pretrain_steps=2), device="cpu", quiet=True)
     ckpt = load_checkpoint(runs["per-class"])
     for model, level in zip(ckpt["models"], (-10.0, 10.0)):
         for part in ("g", "g_ema"):

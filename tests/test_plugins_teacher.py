@@ -12,7 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
-from gan_augment import GANAugmentedDataset, GanAugmentError
+from gan_augment import GANAugmentedDataset, GanAugmentError, load_generator, sample
+from gan_augment.errors import CheckpointError
 from gan_augment.plugins.dataset import DEFAULT_SYNTHETIC_RATIO
 from gan_augment.plugins.teacher import label_synthetic
 
@@ -174,3 +175,37 @@ def test_label_synthetic_reads_confidence_at_temperature_one() -> None:
     assert soft is not None and torch.allclose(soft, (logits / 10).softmax(1))
     keep, hard, _ = label_synthetic(logits, torch.tensor([1, 1]), "generator", min_confidence=0.5)
     assert keep.tolist() == [False, True] and hard.tolist() == [1, 1]
+
+
+class TestPretrainedGenerator:
+    def test_pretrained_generator_labelled_by_the_teacher(self, trained: dict[str, Path]) -> None:
+        base = ImageFolder(trained["labeled"])  # 12 images
+        ds = GANAugmentedDataset(
+            base, trained["with-pool"], per_class=3, labels="teacher", teacher=Brightness(), pretrained=True,
+            output_format="tensor", seed=4,
+        )  # fmt: skip
+        gen, info = load_generator(trained["with-pool"], device="cpu", pretrained=True)
+        assert info.class_names == [] and info.step == 2  # unconditional, from the end of pre-training
+        assert torch.equal(ds.synthetic_images, sample(gen, 6, seed=4))  # the same total: 3 per class, 2 classes
+        expected = [int(brightness(img) > 127.5) for img in ds.synthetic_images]
+        assert ds.synthetic_targets.tolist() == expected
+        trained_gen, _ = load_generator(trained["with-pool"], device="cpu")
+        assert not torch.equal(sample(trained_gen, 6, labels=0, seed=4), ds.synthetic_images)
+
+    def test_pretrained_generator_needs_a_teacher_and_a_run_that_kept_it(self, trained: dict[str, Path]) -> None:
+        base = ImageFolder(trained["labeled"])
+        with pytest.raises(GanAugmentError, match="draws no class: its images need a teacher"):
+            GANAugmentedDataset(base, trained["with-pool"], per_class=1, pretrained=True)
+        with pytest.raises(ValueError, match="balance needs a generator of classes"):
+            GANAugmentedDataset(
+                base, trained["with-pool"], balance=True, pretrained=True, labels="soft", teacher=Brightness()
+            )
+        with pytest.raises(CheckpointError, match="holds no pre-trained models"):
+            GANAugmentedDataset(
+                base, trained["per-class"], per_class=1, pretrained=True, labels="soft", teacher=Brightness()
+            )
+
+    def test_unconditional_run_labelled_by_the_teacher(self, trained: dict[str, Path]) -> None:
+        base = ImageFolder(trained["labeled"])
+        ds = GANAugmentedDataset(base, trained["unconditional"], per_class=2, labels="teacher", teacher=always_dark)
+        assert len(ds) - ds.n_real == 4 and ds.synthetic_targets.tolist() == [0, 0, 0, 0]

@@ -131,6 +131,13 @@ class TestCheckpoint:
         for a, b in zip(full, resumed):
             for key in a:
                 assert torch.equal(a[key], b[key]), key
+        kept = [load_checkpoint(d).get("pretrained") for d in (full_dir, half_dir)]
+        if mode == "per-class":  # the shared pre-trained models, kept through the resume
+            assert kept[0] is not None and kept[1] is not None
+            for part in ("g_ema", "d"):
+                assert all(torch.equal(v, kept[1][part][k]) for k, v in kept[0][part].items()), part
+        else:
+            assert kept == [None, None]
 
     def test_checkpoint_from_before_train_state_resumes(self, labeled: Path, tmp_path: Path) -> None:
         """Checkpoints written before ``train_state`` (rates and batch size then lived in ``config``) still

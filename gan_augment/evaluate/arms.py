@@ -134,8 +134,10 @@ class SeedArms:
         if not (run / CHECKPOINT_NAME).is_file():
             return False
         ckpt = load_checkpoint(run)
-        done = int(ckpt.get("step", -1)) >= int(ckpt.get("pretrain_steps", 0)) + self.gan_cfg.steps
-        return done and TrainConfig.from_dict(ckpt["config"]) == self.gan_cfg.replace(mode=mode)
+        pretrain = int(ckpt.get("pretrain_steps", 0))
+        done = int(ckpt.get("step", -1)) >= pretrain + self.gan_cfg.steps
+        kept = "pretrained" in ckpt or not pretrain  # runs from before pre-trained models were kept: train anew
+        return done and kept and TrainConfig.from_dict(ckpt["config"]) == self.gan_cfg.replace(mode=mode)
 
     def _train(self, dataset: Any) -> nn.Module:
         s = self.settings
@@ -162,8 +164,8 @@ class SeedArms:
         kw: dict[str, Any] = {}
         if arm in ("gan-teacher", "gan-pretrain"):
             kw = {"labels": "teacher", "min_confidence": s.min_confidence}
-        elif arm == "gan-soft":
-            kw = {"labels": "soft", "temperature": s.temperature}
+        elif arm in ("gan-soft", "gan-pretrained-soft"):
+            kw = {"labels": "soft", "temperature": s.temperature, "pretrained": arm == "gan-pretrained-soft"}
         elif arm == "gan-agree":
             kw = {"labels": "generator", "min_confidence": s.min_confidence}
         if kw:

@@ -40,6 +40,24 @@ class GeneratorInfo:
     checkpoint: str
 
 
+def _require_pretrained(ckpt: dict[str, Any], where: str) -> None:
+    kept = ckpt.get("pretrained")
+    if not isinstance(kept, dict) or not {"g_ema", "d"} <= set(kept):
+        raise CheckpointError(
+            f"{where!r} holds no pre-trained models: only per-class runs past their pre-training keep them "
+            "(runs written before gan-augment kept them lack them too: train the run again)"
+        )
+
+
+def _pretrained(ckpt: dict[str, Any], part: str) -> nn.Module:
+    """The shared pre-trained generator (``g_ema``) or discriminator (``d``) a per-class run kept."""
+    kept = ckpt["pretrained"]
+    model_cfg = ModelConfig.from_dict(ckpt["model_config"])
+    module = Generator(model_cfg) if part == "g_ema" else Discriminator(model_cfg)
+    module.load_state_dict(strip_prefixes(kept[part]))
+    return module
+
+
 def build_generator(ckpt: dict[str, Any], ema: bool = True) -> nn.Module:
     """Rebuild the sampling generator (EMA weights by default) from a checkpoint dict."""
     model_cfg = ModelConfig.from_dict(ckpt["model_config"])
@@ -84,9 +102,12 @@ def build_ssl_classifier(state: dict[str, Any]) -> nn.Module:
     return d.eval()
 
 
-def load_discriminator(path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None) -> nn.Module:
+def load_discriminator(
+    path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None, pretrained: bool = False
+) -> nn.Module:
     """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features), or the
     discriminator of an ssl classifier (``classifier.pt`` of ``gan-augment classify --method ssl``).
+    ``pretrained``: a per-class run's shared discriminator at the end of pre-training on every image.
 
     Raises:
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
@@ -94,8 +115,10 @@ def load_discriminator(path_or_run_dir: str | os.PathLike[str], device: str | to
     ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
     if ckpt.get("kind") == "ssl":  # a classifier from `gan-augment classify --method ssl`
         return build_ssl_classifier(ckpt).to(resolve_device(device))
+    if pretrained:
+        _require_pretrained(ckpt, str(path_or_run_dir))
     try:
-        d = build_discriminator(ckpt)
+        d = _pretrained(ckpt, "d") if pretrained else build_discriminator(ckpt)
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"{str(path_or_run_dir)!r} is not a complete gan-augment checkpoint ({exc}): use another one"
@@ -104,7 +127,10 @@ def load_discriminator(path_or_run_dir: str | os.PathLike[str], device: str | to
 
 
 def load_generator(
-    path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None, ema: bool = True
+    path_or_run_dir: str | os.PathLike[str],
+    device: str | torch.device | None = None,
+    ema: bool = True,
+    pretrained: bool = False,
 ) -> tuple[nn.Module, GeneratorInfo]:
     """Load a ready-to-sample generator (eval mode) and its metadata.
 
@@ -112,6 +138,8 @@ def load_generator(
         path_or_run_dir: A run directory from ``gan-augment fit`` or its ``checkpoint.pt``.
         device: Where to put the generator (default: CUDA when available, else CPU).
         ema: Use the exponential-moving-average weights (what sampling should use).
+        pretrained: A per-class run's shared generator as it was at the end of pre-training on every
+            image (labeled and unlabeled): unconditional (``info.class_names`` empty), EMA weights.
 
     Returns:
         ``(generator, info)``; call ``generator(z, y)`` or, simpler, :func:`sample`.
@@ -120,15 +148,18 @@ def load_generator(
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
     """
     ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
+    if pretrained:
+        _require_pretrained(ckpt, str(path_or_run_dir))
     try:
-        gen = build_generator(ckpt, ema=ema)
+        gen = _pretrained(ckpt, "g_ema") if pretrained else build_generator(ckpt, ema=ema)
         mode = ckpt["config"]["mode"]
+        conditional = ckpt["phase"] in ("per-class", "conditional") and not pretrained
         info = GeneratorInfo(
             mode=mode,
-            class_names=list(ckpt["class_names"]) if ckpt["phase"] in ("per-class", "conditional") else [],
+            class_names=list(ckpt["class_names"]) if conditional else [],
             image_size=int(ckpt["image_size"]),
             channels=int(ckpt["channels"]),
-            step=int(ckpt["step"]),
+            step=int(ckpt["pretrain_steps"] if pretrained else ckpt["step"]),
             model=ModelConfig.from_dict(ckpt["model_config"]),
             checkpoint=str(path_or_run_dir),
         )

@@ -89,6 +89,10 @@ class SyntheticBank:
         batch_size: Images per forward pass.
         filter_top: Keep only this top fraction of candidates by discriminator score
             (discriminator rejection sampling, Azadi et al. 2019); None keeps every sample.
+        pretrained: Use a per-class run's shared generator from the end of its pre-training
+            (unconditional: its images get their labels from a teacher).
+        unconditional: Accept an unconditional generator (its images are labelled by a teacher);
+            ``generate`` then ignores the classes of ``counts`` and draws their total.
     """
 
     def __init__(
@@ -97,6 +101,8 @@ class SyntheticBank:
         device: str | torch.device | None = None,
         batch_size: int = 1024,
         filter_top: float | None = None,
+        pretrained: bool = False,
+        unconditional: bool = False,
     ) -> None:
         if filter_top is not None and not 0 < filter_top <= 1:
             raise ValueError(f"filter_top={filter_top} must be in (0, 1]")
@@ -104,12 +110,18 @@ class SyntheticBank:
         self.device = device
         self.batch_size = batch_size
         self.filter_top = filter_top
-        self._generator, self.info = load_generator(generator_ckpt, device=device)
+        self._generator, self.info = load_generator(generator_ckpt, device=device, pretrained=pretrained)
         self._discriminator: nn.Module | None = None
-        if not self.info.class_names:
+        self.conditional = bool(self.info.class_names)
+        if not self.conditional and not unconditional:
+            what = "the pre-trained generator of" if pretrained else "an unconditional generator in"
             raise GanAugmentError(
-                f"{self.generator_ckpt!r} holds an unconditional generator: synthetic samples of a class "
-                "need a per-class or conditional run (gan-augment fit --mode per-class)"
+                f"{what} {self.generator_ckpt!r} draws no class: its images need a teacher to label them "
+                "(labels='teacher' or 'soft', teacher=...), or use a per-class or conditional run"
+            )
+        if not self.conditional and filter_top is not None:
+            raise GanAugmentError(
+                "filter_top needs a per-class or conditional generator: drop it, or use min_confidence"
             )
 
     @property
@@ -119,6 +131,9 @@ class SyntheticBank:
 
     def generate(self, counts: Mapping[int, int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Generate ``counts[c]`` images of checkpoint class c; returns uint8 (N, C, H, W) and classes (N,)."""
+        if not self.conditional:  # one draw of the total; every image "class 0" until a teacher labels it
+            n = sum(counts.values())
+            return sample(self._generator, n, seed=seed, batch_size=self.batch_size), torch.zeros(n, dtype=torch.int64)
         labels = torch.cat(
             [torch.full((n,), c, dtype=torch.int64) for c, n in counts.items() if n > 0]
             or [torch.empty(0, dtype=torch.int64)]

@@ -129,6 +129,11 @@ class GANAugmentedDataset(Dataset):
             class for ``labels="generator"``: classifier-agreement filtering) at least this
             probability; candidates are drawn until every class has its count (warned if not).
         temperature: Softens the ``"soft"`` targets (confidences are read at temperature 1).
+        pretrained: Draw from the run's shared generator as it was at the end of pre-training on
+            every image, labeled and unlabeled (per-class runs keep it): unconditional, so it needs
+            ``labels="teacher"`` or ``"soft"``; its images follow the whole pool, not the few
+            labeled images the per-class generators were fine-tuned on. The sizing counts the same
+            total; the teacher decides the classes.
         classes: Only these classes (names) get synthetic images; default all that map.
         class_mapping: ``{generator class name: base label}``; default: match ``base_ds.classes``
             by name.
@@ -165,6 +170,7 @@ class GANAugmentedDataset(Dataset):
         teacher: Teacher | None = None,
         min_confidence: float = 0.0,
         temperature: float = 1.0,
+        pretrained: bool = False,
     ) -> None:
         synthetic_ratio = _check_sizing(synthetic_ratio, per_class, balance)
         check_labeling(labels, teacher, min_confidence, temperature)
@@ -179,18 +185,16 @@ class GANAugmentedDataset(Dataset):
         self.min_confidence, self.temperature = min_confidence, temperature
         self.synthetic_soft: torch.Tensor | None = None  # (S, K) float targets when labels="soft"
 
-        self._bank = SyntheticBank(generator_ckpt, device=device, batch_size=batch_size, filter_top=filter_top)
-        info = self._bank.info
-        base_classes = dataset_classes(base_ds)
-        self.ckpt_to_base = map_classes(info.class_names, base_classes, class_mapping)
-        self.class_names = base_classes or [str(i) for i in sorted(self.ckpt_to_base.values())]
-        if classes is not None:
-            unknown = [c for c in classes if c not in info.class_names]
-            if unknown:
-                raise ValueError(f"classes {unknown} are not classes of the generator ({info.class_names})")
-            self.ckpt_to_base = {k: v for k, v in self.ckpt_to_base.items() if info.class_names[k] in classes}
-
+        self._bank = SyntheticBank(
+            generator_ckpt,
+            device=device,
+            batch_size=batch_size,
+            filter_top=filter_top,
+            pretrained=pretrained,
+            unconditional=labels != "generator",
+        )
         targets = dataset_targets(base_ds)
+        self._map_classes(base_ds, targets, class_mapping, classes, balance)
         self.n_real = len(targets)
         self.counts = synthetic_counts(targets, self.ckpt_to_base, synthetic_ratio, per_class, balance)
 
@@ -203,6 +207,34 @@ class GANAugmentedDataset(Dataset):
         # Synthetic images take the size of the base samples (when the first one tells it).
         self._raw_size = _image_size(first)
         self.resample(seed)
+
+    def _map_classes(
+        self,
+        base_ds: Dataset,
+        targets: Sequence[int],
+        class_mapping: Mapping[str, int] | None,
+        classes: Sequence[str] | None,
+        balance: bool,
+    ) -> None:
+        """``ckpt_to_base`` (generator class → base label) and ``class_names``. An unconditional generator
+        (labelled by a teacher) gets one virtual class per base label, for the sizing only."""
+        info = self._bank.info
+        base_classes = dataset_classes(base_ds)
+        if not self._bank.conditional:
+            given = [name for name, v in (("class_mapping", class_mapping), ("classes", classes)) if v is not None]
+            if given or balance:
+                what = ", ".join(given + (["balance"] if balance else []))
+                raise ValueError(f"{what} needs a generator of classes; this one's images get the teacher's labels")
+            self.class_names = base_classes or [str(i) for i in range(max(targets, default=0) + 1)]
+            self.ckpt_to_base = {i: i for i in range(len(self.class_names))}
+            return
+        self.ckpt_to_base = map_classes(info.class_names, base_classes, class_mapping)
+        self.class_names = base_classes or [str(i) for i in sorted(self.ckpt_to_base.values())]
+        if classes is not None:
+            unknown = [c for c in classes if c not in info.class_names]
+            if unknown:
+                raise ValueError(f"classes {unknown} are not classes of the generator ({info.class_names})")
+            self.ckpt_to_base = {k: v for k, v in self.ckpt_to_base.items() if info.class_names[k] in classes}
 
     def resample(self, seed: int | None = None) -> None:
         """Draw a fresh bank of synthetic images (same counts); call it each epoch for new samples."""
@@ -230,6 +262,8 @@ class GANAugmentedDataset(Dataset):
         """Candidates in rounds, labelled (and filtered) by the teacher, until each class has its count."""
         assert self.teacher is not None
         need = {c: n for c, n in self.counts.items() if n > 0}
+        if not self._bank.conditional:  # one pool: the teacher decides the classes
+            need = {0: sum(need.values())} if need else {}
         factor = 1.0 if self.min_confidence == 0 else 2.0
         width = max(self.ckpt_to_base.values(), default=0) + 1
         parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
@@ -251,7 +285,9 @@ class GANAugmentedDataset(Dataset):
                     del need[c]
             factor = 2 * factor
         if need:
-            names = {self._bank.info.class_names[c]: n for c, n in need.items()}
+            names = {
+                self._bank.info.class_names[c] if self._bank.conditional else "any class": n for c, n in need.items()
+            }
             warnings.warn(
                 f"the teacher accepted too few synthetic images at min_confidence={self.min_confidence}: "
                 f"{names} fewer than asked (per generator class); lower min_confidence for these classes",

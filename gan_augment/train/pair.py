@@ -246,3 +246,13 @@ def recalibrate_batchnorm(
     for m, mom in zip(norms, momenta):
         m.momentum = mom
     g.eval()
+
+
+def pretrained_state(pair: GanPair, seed: int) -> dict[str, Any]:
+    """The pre-trained (shared, unconditional) models at the switch to per-class training, kept for the
+    checkpoint: the EMA generator (BatchNorm statistics recalibrated on a copy, so training's own
+    models and random stream are untouched) and the discriminator, as CPU tensors."""
+    g_ema = copy.deepcopy(pair.g_ema)
+    recalibrate_batchnorm(g_ema, lambda n: None, seed=seed)
+    cpu = lambda sd: {k: v.detach().cpu().clone() for k, v in sd.items()}  # noqa: E731
+    return {"g_ema": cpu(g_ema.state_dict()), "d": cpu(pair.d.state_dict())}

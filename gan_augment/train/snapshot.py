@@ -113,6 +113,7 @@ def checkpoint_dict(t: Trainer) -> dict[str, Any] | None:
         return None
     if t.dist.enabled:
         rng = {**rng, "world": t.dist.world, "ranks": ranks}
+    kept = {"pretrained": t.pretrained} if t.pretrained is not None else {}  # per-class: the shared models
     return {
         "config": t.config.to_dict(),
         "model_config": t.model_cfg.to_dict(),
@@ -131,6 +132,7 @@ def checkpoint_dict(t: Trainer) -> dict[str, Any] | None:
         "train_state": {"lr_g": t.adam.lr_g, "lr_d": t.adam.lr_d, "batch_size": t.batch_size, "rollbacks": t.rollbacks},
         "rng": rng,
         "elapsed_s": t.elapsed,
+        **kept,
     }
 
 
@@ -188,6 +190,7 @@ def restore(t: Trainer, ckpt: dict[str, Any]) -> None:
     )
     t.batch_size = int(state.get("batch_size", saved["batch_size"]))
     t.phase = ckpt["phase"]
+    t.pretrained = ckpt.get("pretrained")
     t.pair = t.new_pair(t.phase)
     states = list(ckpt["models"])
     if t.phase == "per-class":

@@ -21,7 +21,17 @@ from .batches import DeviceBatches
 from .diffaugment import diff_augment
 from .distributed import DistContext, shard
 from .losses import d_loss, g_loss, gradient_penalty, penalty_weights
-from .pair import AdamSettings, GanPair, adam, check_compile, compile_pair, grouped_pair, new_pair, update_ema
+from .pair import (
+    AdamSettings,
+    GanPair,
+    adam,
+    check_compile,
+    compile_pair,
+    grouped_pair,
+    new_pair,
+    pretrained_state,
+    update_ema,
+)
 
 
 class Trainer:
@@ -97,6 +107,7 @@ class Trainer:
         self.batch_size = config.batch_size
         self._calibrated_step: int | None = None
         self._sampler: tuple[int, nn.Module] | None = None  # (step, sampling module)
+        self.pretrained: dict[str, Any] | None = None  # per-class: the shared models at the switch
         self.phase = self.phase_at(0)
         self.pair = self.new_pair(self.phase)
 
@@ -146,6 +157,7 @@ class Trainer:
     def enter_per_class(self) -> None:
         """Start every class's model from the pre-trained one."""
         src, k = self.pair, len(self.my_classes)
+        self.pretrained = pretrained_state(src, self.config.seed + 7919)
         self.pair = grouped_pair(
             src.g.config,
             self.adam,
