@@ -407,7 +407,12 @@ def write_report(
                 "",
             ]
         for title, fname in sorted(grids.items()):
-            lines += [f"Samples, {title} (one row per class):", "", f"![{title}]({rel}/{fname})", ""]
+            how = (
+                "the per-class run's shared generator at the end of pre-training, unconditional"
+                if title.endswith(" pretrained")
+                else "one row per class"
+            )
+            lines += [f"Samples, {title} ({how}):", "", f"![{title}]({rel}/{fname})", ""]
         lines += [ANCHORS, ""]
         notes = report_path.with_name(f"{report_path.stem}_notes.md")  # by hand, kept when this is rewritten
         if notes.is_file():
@@ -704,6 +709,11 @@ def main() -> None:
                 grid_path = args.out / f"samples_{spec['name']}_{arm}.png"
                 save_image_atomic(class_grid(gen, per_row=10, seed=0, upscale=2), grid_path)
                 grids[f"{spec['name']} {arm}"] = grid_path.name
+                if arm == "gan-per-class" and "gan-pretrained-soft" in args.arms:  # its pre-trained generator
+                    gen, _ = load_generator(run, device="cpu", pretrained=True)
+                    grid_path = args.out / f"samples_{spec['name']}_pretrained.png"
+                    save_image_atomic(class_grid(gen, per_row=10, seed=0, upscale=2), grid_path)
+                    grids[f"{spec['name']} pretrained"] = grid_path.name
 
     report(final=True)
     print(markdown_table(summarize(records)))

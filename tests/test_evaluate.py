@@ -34,7 +34,8 @@ class TestEvaluate:
             assert row["mean"] == pytest.approx(np.mean(list(accs.values())))
             if row["arm"] != "baseline":
                 assert row["gain"] == pytest.approx(np.mean([accs[s] - base[s] for s in accs]))
-        assert len(report["verdicts"]) == 2 and (out / "evaluation.png").is_file()
+        assert len(report["verdicts"]) == 3 and (out / "evaluation.png").is_file()
+        assert "synthetic samples" in report["verdicts"][-1]  # the verdict over every sample arm
         gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
         assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
 
@@ -81,6 +82,14 @@ class TestEvaluate:
         )
         assert not (tmp_path / "x").exists()
 
+    def test_cli_evaluate_pool_arms_need_unlabeled_images(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        out = tmp_path / "ev"
+        result = runner.invoke(
+            app, ["evaluate", str(folders[0]), "--out", str(out), "--arms", "gan-soft,pseudo-soft", *CPU]
+        )
+        assert result.exit_code == 2 and "['pseudo-soft'] need unlabeled images" in result.output
+        assert not out.exists()  # refused before anything was trained or written
+
     def test_cli_evaluate_bad_arm(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         result = runner.invoke(app, ["evaluate", str(folders[0]), "--arms", "magic", "--out", str(tmp_path)])
         assert result.exit_code == 2 and "unknown arm" in result.output
@@ -88,7 +97,7 @@ class TestEvaluate:
 
 class TestStatistics:
     def test_paired_gain_and_verdict(self) -> None:
-        from gan_augment.evaluate import summarize, verdict
+        from gan_augment.evaluate import samples_verdict, summarize, verdict
 
         recs = [
             {"dataset": "d", "labels_per_class": 5, "arm": a, "seed": s, "accuracy": acc}
@@ -103,7 +112,11 @@ class TestStatistics:
         for r in noisy:  # gains of +1, -1 and 0 points: the interval covers zero
             if r["arm"] == "gan-per-class":
                 r["accuracy"] = {0: 0.51, 1: 0.59, 2: 0.40}[r["seed"]]
-        assert "no measurable gain" in verdict(next(r for r in summarize(noisy) if r["arm"] == "gan-per-class"))
+        noisy_row = next(r for r in summarize(noisy) if r["arm"] == "gan-per-class")
+        assert verdict(noisy_row).endswith("do not use synthetic samples this way for this data")
+        assert samples_verdict(rows) == "synthetic samples helped this data as gan-per-class (95% interval above zero)"
+        assert samples_verdict(summarize(noisy)).endswith("do not use synthetic samples for this data")
+        assert samples_verdict([r for r in rows if r["arm"] == "baseline"]) == ""  # no sample arm measured
 
 
 def test_seed_arms_reuse_a_finished_run_of_the_same_configuration(tmp_path: Path) -> None:

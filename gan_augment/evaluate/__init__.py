@@ -15,7 +15,7 @@ from .classifier import (
 from .folders import evaluate_folders
 from .quality import diversity_ratio, generator_quality
 from .report import markdown_table, plot_accuracy, settings_dict
-from .stats import ARMS, REAL_CONTROL_ARMS, SAMPLE_ARMS, paired_gain, summarize, verdict
+from .stats import ARMS, REAL_CONTROL_ARMS, SAMPLE_ARMS, paired_gain, samples_verdict, summarize, verdict
 
 __all__ = [
     "ARMS",
@@ -43,6 +43,7 @@ __all__ = [
     "paired_gain",
     "plot_accuracy",
     "run_seed",
+    "samples_verdict",
     "settings_dict",
     "summarize",
     "train_classifier",

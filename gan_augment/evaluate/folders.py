@@ -10,13 +10,14 @@ import torch
 
 from ..config import TrainConfig
 from ..data import decode_folder, load_image_data, stratified_split
+from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..io.rebuild import load_generator
 from ..progress import Reporter
 from .arms import ArmSettings, Split, run_seed, with_gan
 from .classifier import ClassifierConfig
 from .report import markdown_table, plot_accuracy, settings_dict
-from .stats import summarize, verdict
+from .stats import samples_verdict, summarize, verdict
 
 
 def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,6 +26,11 @@ def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[t
     except ValueError as exc:
         raise ValueError(f"{exc}: evaluation needs at least 2 images per class") from None
     return torch.from_numpy(train), torch.from_numpy(test)
+
+
+# Arms that need an unlabeled pool: the real-image controls draw from it, and a per-class run keeps
+# a pre-trained generator only when it pre-trained (on the pool, by the package's rule).
+POOL_ARMS = ("pseudo-label", "pseudo-soft", "gan-pretrained-soft")
 
 
 def evaluate_folders(
@@ -48,6 +54,9 @@ def evaluate_folders(
         The report written to ``out/evaluation.json`` (summary rows, runs, verdicts).
     """
     reporter = reporter or Reporter()
+    pool_arms = [a for a in arms if a in POOL_ARMS]
+    if unlabeled is None and pool_arms:
+        raise GanAugmentError(f"the arms {pool_arms} need unlabeled images: pass an UNLABELED folder, or drop them")
     settings = settings or ArmSettings(gan=TrainConfig(), classifier=ClassifierConfig())
     out_dir = Path(out)
     runs: dict[str, Path] = {}
@@ -94,7 +103,7 @@ def _write_report(
     records: list[dict[str, Any]],
 ) -> dict[str, Any]:
     rows = summarize(records)
-    verdicts = [v for v in (verdict(r) for r in rows) if v]
+    verdicts = [v for v in (*(verdict(r) for r in rows), samples_verdict(rows)) if v]
     report = {
         "settings": settings_dict(settings),
         "seeds": list(seeds),

@@ -57,8 +57,23 @@ def verdict(row: dict[str, Any]) -> str:
     if gain is None:
         return ""
     pts, h = 100 * gain, 100 * half if half == half else float("nan")
+    what = "synthetic samples this way" if row["arm"] in SAMPLE_ARMS else "it"
     if h == h and gain - half > 0:
         return f"{row['arm']} raised accuracy by {pts:.1f} ± {h:.1f} points"
     if h == h and gain + half < 0:
-        return f"{row['arm']} lowered accuracy by {-pts:.1f} ± {h:.1f} points: do not use it for this data"
-    return f"{row['arm']}: no measurable gain ({pts:+.1f} ± {h:.1f} points): do not use it for this data"
+        return f"{row['arm']} lowered accuracy by {-pts:.1f} ± {h:.1f} points: do not use {what} for this data"
+    return f"{row['arm']}: no measurable gain ({pts:+.1f} ± {h:.1f} points): do not use {what} for this data"
+
+
+def samples_verdict(rows: list[dict[str, Any]]) -> str:
+    """One sentence over every sample arm measured: do synthetic samples help on this data at all?"""
+    sample_rows = [r for r in rows if r.get("arm") in SAMPLE_ARMS and r.get("gain") is not None]
+    if not sample_rows:
+        return ""
+    helped = [r["arm"] for r in sample_rows if r["gain_ci95"] == r["gain_ci95"] and r["gain"] - r["gain_ci95"] > 0]
+    if helped:
+        return f"synthetic samples helped this data as {', '.join(helped)} (95% interval above zero)"
+    return (
+        f"no way of using synthetic samples measured here ({', '.join(r['arm'] for r in sample_rows)}) raised "
+        "accuracy with a 95% interval above zero: do not use synthetic samples for this data"
+    )
