@@ -184,9 +184,8 @@ class SeedArms:
         extra: dict[str, Any] = {"synthetic_ratio": ratio, "synthetic": len(ds) - ds.n_real}
         if arm == "gan-pretrain":
             half = dataclasses.replace(s.classifier, steps=max(1, s.classifier.steps // 2))
-            first = train_classifier(
-                Subset(ds, range(ds.n_real, len(ds))), self.channels, self.k, half, s.device, self.seed, s.flip
-            )
+            synthetic = Subset(ds, range(ds.n_real, len(ds))) if len(ds) > ds.n_real else self.base  # none kept
+            first = train_classifier(synthetic, self.channels, self.k, half, s.device, self.seed, s.flip)
             model = train_classifier(self.base, self.channels, self.k, half, s.device, self.seed, s.flip, init=first)
         else:
             model = self._train(ds)
