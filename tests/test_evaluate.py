@@ -44,6 +44,7 @@ class TestEvaluate:
         out = tmp_path / "ev"
         arms = "gan-teacher,gan-soft,gan-agree,gan-pretrain,pseudo-label"
         options = f"--arms {arms} --seeds 1 --image-size 16 --gan-steps 2 --clf-steps 2 --min-confidence 0"
+        options += " --resample-each-epoch"
         result = runner.invoke(
             app, ["evaluate", str(labeled), str(unlabeled), "--out", str(out), *options.split(), *CPU]
         )
@@ -51,7 +52,7 @@ class TestEvaluate:
         report = json.loads((out / "evaluation.json").read_text())
         runs = {r["arm"]: r for r in report["runs"]}
         assert set(runs) == {"baseline", *arms.split(",")}
-        assert report["settings"]["min_confidence"] == 0.0
+        assert report["settings"]["min_confidence"] == 0.0 and report["settings"]["classifier"]["resample"]
         # 8 training images (6 per class, 30% held out) at ratio 0.5: 8 synthetic (or, for the control, unlabeled)
         assert {a: (runs[a]["synthetic"], runs[a]["synthetic_ratio"]) for a in arms.split(",")} == dict.fromkeys(
             arms.split(","), (8, 0.5)

@@ -175,6 +175,9 @@ def evaluate(
         "baseline classifier gives its label at least this probability.",
     ),
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Horizontal flips in the classic augmentation."),
+    resample: bool = typer.Option(
+        False, "--resample-each-epoch", help="Sample arms: fresh synthetic images every classifier epoch."
+    ),
     device: DeviceOpt = "auto",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
     ssl_steps: SSLSteps = None,
@@ -192,7 +195,9 @@ def evaluate(
     dev = resolve_device(device)
     settings = ArmSettings(
         gan=TrainConfig(image_size=image_size, steps=gan_steps),
-        classifier=ClassifierConfig(steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier),
+        classifier=ClassifierConfig(
+            steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier, resample=resample
+        ),
         synthetic_ratio=synthetic_ratio,
         min_confidence=min_confidence,
         flip=flip,

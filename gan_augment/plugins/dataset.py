@@ -19,8 +19,10 @@ from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teac
 
 PipelineKind = Literal["auto", "torchvision", "albumentations"]
 
-# The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` when none is given: the synthetic
-# ratio that cost least in the limited-labels benchmark (docs/results.md, "when synthetic samples help").
+# The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` when none is given. With the generator's
+# labels, the limited-labels benchmark measured ratios 0.25 and 0.5 costing least (MNIST -0.7 / -0.6,
+# CIFAR-10 -0.2 / -0.4 points) and larger shares costing more (up to -6 at 0.9): the smaller of the two.
+# It still costs (docs/results_notes.md, "when synthetic samples help").
 DEFAULT_SYNTHETIC_RATIO = 0.25
 # Rounds of candidates drawn to fill each class when a teacher filters synthetic images.
 MAX_TEACHER_ROUNDS = 8
@@ -115,7 +117,9 @@ class GANAugmentedDataset(Dataset):
         generator_ckpt: Run directory or ``checkpoint.pt`` of a per-class or conditional run.
         synthetic_ratio: Fraction of synthetic items in the mixed dataset, in [0, 1); split as evenly
             as possible over ``classes``. With none of the three sizings given:
-            ``DEFAULT_SYNTHETIC_RATIO`` (0.25, the ratio the limited-labels benchmark measured best).
+            ``DEFAULT_SYNTHETIC_RATIO`` (0.25: with the generator's labels the limited-labels
+            benchmark found 0.25 and 0.5 costing least and larger shares costing more; with a
+            teacher's soft labels its best was 0.5).
         per_class: Synthetic images per class (instead of ``synthetic_ratio``).
         balance: Bring every class up to the largest class's count (instead of the two above).
         labels: The target of a synthetic image: ``"generator"`` (the class it was generated for),
