@@ -371,7 +371,7 @@ def write_report(
             ratio_table(sweep) if sweep else "(not run)",
             "",
         ]
-        controls = control_table(sweep)
+        controls = control_table([*records, *sweep])  # the main ratio and every swept one
         if controls:
             lines += [
                 "Teacher arms against their controls (the same teacher's labels on real images instead of "
