@@ -103,6 +103,7 @@ class TestAgreementFilter:
                 base,
                 trained["black-white"],
                 per_class=3,
+                labels="generator",
                 teacher=always_dark,
                 min_confidence=0.8,
                 output_format="tensor",
@@ -114,7 +115,13 @@ class TestAgreementFilter:
     def test_filter_keeps_what_the_teacher_accepts(self, trained: dict[str, Path]) -> None:
         base = ImageFolder(trained["labeled"])
         ds = GANAugmentedDataset(
-            base, trained["black-white"], per_class=3, teacher=Brightness(), min_confidence=0.99, output_format="tensor"
+            base,
+            trained["black-white"],
+            per_class=3,
+            labels="generator",
+            teacher=Brightness(),
+            min_confidence=0.99,
+            output_format="tensor",
         )
         assert ds.synthetic_targets.tolist() == [0, 0, 0, 1, 1, 1]
 
@@ -127,7 +134,13 @@ class TestAgreementFilter:
             return coin(x)
 
         ds = GANAugmentedDataset(
-            base, trained["per-class"], per_class=10, teacher=teacher, min_confidence=0.9, output_format="tensor"
+            base,
+            trained["per-class"],
+            per_class=10,
+            labels="generator",
+            teacher=teacher,
+            min_confidence=0.9,
+            output_format="tensor",
         )
         probs = coin(ds.synthetic_images.float() / 255).softmax(1)
         conf = probs.gather(1, ds.synthetic_targets[:, None]).squeeze(1)
@@ -137,6 +150,12 @@ class TestAgreementFilter:
 
 
 class TestOptions:
+    def test_a_teacher_given_alone_gives_soft_labels(self, trained: dict[str, Path]) -> None:
+        base = ImageFolder(trained["labeled"])
+        ds = GANAugmentedDataset(base, trained["black-white"], per_class=2, teacher=always_dark)
+        assert ds.labels == "soft" and ds.synthetic_soft is not None
+        assert torch.allclose(ds[len(ds) - 1][1], torch.tensor([2.0, 0.0]).softmax(0))
+
     def test_two_argument_form_uses_the_default_ratio(self, trained: dict[str, Path]) -> None:
         base = ImageFolder(trained["labeled"])  # 12 images
         ds = GANAugmentedDataset(base, trained["per-class"])

@@ -125,7 +125,9 @@ class GANAugmentedDataset(Dataset):
         labels: The target of a synthetic image: ``"generator"`` (the class it was generated for),
             ``"teacher"`` (``teacher``'s top class) or ``"soft"`` (``teacher``'s probabilities at
             ``temperature``, a float vector; real items then get one-hot vectors, so every target
-            is a float tensor of the teacher's width, as ``F.cross_entropy`` takes them).
+            is a float tensor of the teacher's width, as ``F.cross_entropy`` takes them). Default:
+            ``"soft"`` when a teacher is given (the labelling that measured best), else
+            ``"generator"``.
         teacher: A classifier trained on the real labels: called on float batches (B, C, H, W) in
             [0, 1] at the base samples' size, it returns logits (B, K) over the base labels. An
             ``nn.Module`` runs where its parameters are, in the mode it is in (put it in eval mode).
@@ -170,13 +172,14 @@ class GANAugmentedDataset(Dataset):
         device: str | torch.device | None = None,
         seed: int = 0,
         batch_size: int = 1024,
-        labels: LabelSource = "generator",
+        labels: LabelSource | None = None,
         teacher: Teacher | None = None,
         min_confidence: float = 0.0,
         temperature: float = 1.0,
         pretrained: bool = False,
     ) -> None:
         synthetic_ratio = _check_sizing(synthetic_ratio, per_class, balance)
+        labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         check_labeling(labels, teacher, min_confidence, temperature)
         _check_pipeline(base_ds, pipeline)
         self.base_ds = base_ds
