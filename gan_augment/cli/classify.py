@@ -145,6 +145,29 @@ def features(
     )
 
 
+MinConfidenceOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=0.99,
+        help="Teacher arms (gan-teacher, gan-agree, gan-pretrain, pseudo-label): keep an image only if the "
+        "baseline classifier gives its label at least this probability.",
+    ),
+]
+ResampleOpt = Annotated[
+    bool, typer.Option("--resample-each-epoch", help="Sample arms: fresh synthetic images every classifier epoch.")
+]
+
+
+def _arm_list(arms: str) -> list[str]:
+    """The comma-separated arms, checked, with the baseline first."""
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
+    bad = [a for a in arm_list if a not in ARMS]
+    if bad:
+        raise GanAugmentError(f"unknown arm(s) {bad}: choose from {', '.join(ARMS)}")
+    return arm_list if "baseline" in arm_list else ["baseline", *arm_list]
+
+
 @app.command()
 @expected_errors
 def evaluate(
@@ -167,17 +190,9 @@ def evaluate(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
     ),
     synthetic_ratio: float = typer.Option(0.5, min=0.0, max=0.95, help="Fraction of synthetic images in the GAN arms."),
-    min_confidence: float = typer.Option(
-        TEACHER_MIN_CONFIDENCE,
-        min=0.0,
-        max=0.99,
-        help="Teacher arms (gan-teacher, gan-agree, gan-pretrain, pseudo-label): keep an image only if the "
-        "baseline classifier gives its label at least this probability.",
-    ),
+    min_confidence: MinConfidenceOpt = TEACHER_MIN_CONFIDENCE,
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Horizontal flips in the classic augmentation."),
-    resample: bool = typer.Option(
-        False, "--resample-each-epoch", help="Sample arms: fresh synthetic images every classifier epoch."
-    ),
+    resample: ResampleOpt = False,
     device: DeviceOpt = "auto",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
     ssl_steps: SSLSteps = None,
@@ -185,12 +200,7 @@ def evaluate(
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
 
-    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
-    bad = [a for a in arm_list if a not in ARMS]
-    if bad:
-        raise GanAugmentError(f"unknown arm(s) {bad}: choose from {', '.join(ARMS)}")
-    if "baseline" not in arm_list:
-        arm_list.insert(0, "baseline")
+    arm_list = _arm_list(arms)
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
     settings = ArmSettings(
