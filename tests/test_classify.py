@@ -100,6 +100,16 @@ class TestClassify:
         assert npz["features"].shape == (12, 64 * 16 + 128 * 16) and npz["labels"].tolist() == [0] * 6 + [1] * 6
         assert list(npz["classes"]) == ["dark", "light"]
 
+    def test_classify_into_a_fit_run_keeps_it(self, folders: tuple[Path, Path], tiny_run: Path) -> None:
+        """classify --out on an existing fit run is refused without --overwrite, and the run is untouched."""
+        labeled, unlabeled = folders
+        before = {p.relative_to(tiny_run): p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()}
+        args = ["--image-size", "16", "--steps", "2", "--batch-size", "4", "--device", "cpu", "--quiet"]
+        result = runner.invoke(app, ["classify", str(labeled), str(unlabeled), "--out", str(tiny_run), *args])
+        assert result.exit_code == 2 and "already holds a run: pass --overwrite" in result.output
+        after = {p.relative_to(tiny_run): p.read_bytes() for p in tiny_run.rglob("*") if p.is_file()}
+        assert after == before and (tiny_run / "checkpoint.pt").is_file()
+
     def test_predict_errors(self, tmp_path: Path, trained: dict[str, Path]) -> None:
         result = runner.invoke(app, ["predict", str(tmp_path), str(tmp_path)])
         assert result.exit_code == 2 and "no classifier" in result.output

@@ -23,6 +23,7 @@ from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, save_checkpoint
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
+from ..train.rundir import RUN_FILES
 from ..train.ssl import train_ssl
 
 Method = Literal["features", "ssl"]
@@ -118,6 +119,10 @@ def classify(
     dev = resolve_device(device)
     if (out_dir / CLASSIFIER_NAME).exists() and not overwrite:
         raise GanAugmentError(f"{str(out_dir)!r} already holds a classifier: pass --overwrite or another --out")
+    if not overwrite and out_dir.is_dir() and any((out_dir / name).exists() for name in RUN_FILES):
+        raise GanAugmentError(  # a fit run (or a classify cut short): nothing of it is removed without --overwrite
+            f"{str(out_dir)!r} already holds a run: pass --overwrite to replace it, or another --out"
+        )
     check_run_dir(out_dir, resume=False, overwrite=True)
     config = config or TrainConfig()
     t0 = time.perf_counter()
