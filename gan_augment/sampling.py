@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .data.folders import safe_folder_names
 from .io.images import make_grid, save_image_atomic, to_pil, to_uint8
 
 
@@ -136,11 +137,13 @@ def write_image_folder(
 ) -> int:
     """Write ``per_class`` PNGs per class into ``out_dir/<class>/`` (an ImageFolder); returns the count.
 
-    For an unconditional generator, ``per_class`` images go to ``out_dir/unlabeled/``.
+    For an unconditional generator, ``per_class`` images go to ``out_dir/unlabeled/``. Class names
+    become folder names through :func:`~gan_augment.data.safe_folder_names`, so no name read from a
+    checkpoint can lead outside ``out_dir``.
     """
     out = Path(out_dir)
     k = _num_classes(generator)
-    names = class_names if k else ["unlabeled"]
+    names = safe_folder_names(class_names) if k else ["unlabeled"]  # names from a checkpoint: untrusted
     total = 0
     for c, name in enumerate(names):
         images = sample(generator, per_class, labels=c if k else None, seed=seed + c)

@@ -47,3 +47,34 @@ class TestSampling:
             sample(g, 2, labels=5)
         with pytest.raises(ValueError, match="one label per image"):
             sample(g, 3, labels=[0, 1])
+
+
+def test_class_names_from_a_checkpoint_never_name_a_path_outside_out_dir(tiny_run: Path, tmp_path: Path) -> None:
+    """A crafted checkpoint's class names ("../escape", an absolute path, a name with separators) become
+    safe, distinct folder names inside --out-dir; nothing is written anywhere else."""
+    from typer.testing import CliRunner
+
+    from gan_augment.cli import app
+    from gan_augment.data import safe_folder_names
+    from gan_augment.io.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(tiny_run)
+    ckpt["class_names"] = ["../escape", str(tmp_path / "abs")]
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    save_checkpoint(
+        {k: v for k, v in ckpt.items() if k not in ("format_version", "package_version")}, crafted / "checkpoint.pt"
+    )
+    out = tmp_path / "box" / "out"
+    before = set(tmp_path.rglob("*.png"))  # the fixture's own images
+    result = CliRunner().invoke(
+        app, ["sample", str(crafted), "--per-class", "2", "--out-dir", str(out), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(tmp_path) for p in set(tmp_path.rglob("*.png")) - before)
+    assert written and all(p.parts[:2] == ("box", "out") for p in written), written
+    assert sorted({p.parent.name for p in written}) == sorted(safe_folder_names(ckpt["class_names"]))
+    assert not (tmp_path / "box" / "escape").exists() and not (tmp_path / "abs").exists()
+    names = safe_folder_names(["", ".", "..", "a/b", "a\\b", ".hidden", "same", "same"])
+    assert len(set(names)) == 8 and all(n and "/" not in n and "\\" not in n and not n.startswith(".") for n in names)
+    assert safe_folder_names(["cat", "dog"]) == ["cat", "dog"]  # safe names are kept as they are

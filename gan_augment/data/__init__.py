@@ -3,7 +3,15 @@ the demo data."""
 
 from .cache import load_image_data
 from .decode import decode_folder, decode_image, to_channels
-from .folders import LABELED_EXTENSIONS, UNLABELED_EXTENSIONS, find_classes, is_image_folder, scan_folders, walk_images
+from .folders import (
+    LABELED_EXTENSIONS,
+    UNLABELED_EXTENSIONS,
+    find_classes,
+    is_image_folder,
+    safe_folder_names,
+    scan_folders,
+    walk_images,
+)
 from .image_data import ImageData, memory_data, summary
 from .split import stratified_split
 
@@ -17,6 +25,7 @@ __all__ = [
     "is_image_folder",
     "load_image_data",
     "memory_data",
+    "safe_folder_names",
     "scan_folders",
     "stratified_split",
     "summary",

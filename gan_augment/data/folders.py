@@ -140,3 +140,18 @@ def scan_folders(
         files += found
         labels += [-1] * len(found)
     return files, labels, [d.name for d in class_dirs], ignored
+
+
+def safe_folder_names(names: list[str]) -> list[str]:
+    """Folder names for class names read from a file (untrusted): one path component each, never
+    ``.``, ``..``, empty or hidden, no separators or control characters, and distinct (a clash after
+    cleaning gets the class index appended). Names that are already safe are kept as they are."""
+    out: list[str] = []
+    for i, name in enumerate(names):
+        clean = "".join("_" if ch in "/\\" or ord(ch) < 32 or ch == "\x7f" else ch for ch in str(name)).strip()
+        clean = clean.lstrip(".") if clean.strip(".") else ""
+        clean = clean[:100] or f"class_{i}"
+        while clean in out:
+            clean = f"{clean}_{i}"
+        out.append(clean)
+    return out
