@@ -82,6 +82,16 @@ def train_features_classifier(
     return {"state": state, "metrics": metrics}
 
 
+def _check_out(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that holds a classifier or a run (a fit run, or a classify cut short) unless
+    ``overwrite``: nothing there is removed without it."""
+    if (out_dir / CLASSIFIER_NAME).exists() and not overwrite:
+        raise GanAugmentError(f"{str(out_dir)!r} already holds a classifier: pass --overwrite or another --out")
+    if not overwrite and out_dir.is_dir() and any((out_dir / name).exists() for name in RUN_FILES):
+        raise GanAugmentError(f"{str(out_dir)!r} already holds a run: pass --overwrite to replace it, or another --out")
+    check_run_dir(out_dir, resume=False, overwrite=True)
+
+
 def classify(
     labeled: str | os.PathLike[str],
     unlabeled: str | os.PathLike[str] | None,
@@ -117,13 +127,7 @@ def classify(
     out_dir = Path(out).expanduser()
     reporter = Reporter(quiet=quiet)
     dev = resolve_device(device)
-    if (out_dir / CLASSIFIER_NAME).exists() and not overwrite:
-        raise GanAugmentError(f"{str(out_dir)!r} already holds a classifier: pass --overwrite or another --out")
-    if not overwrite and out_dir.is_dir() and any((out_dir / name).exists() for name in RUN_FILES):
-        raise GanAugmentError(  # a fit run (or a classify cut short): nothing of it is removed without --overwrite
-            f"{str(out_dir)!r} already holds a run: pass --overwrite to replace it, or another --out"
-        )
-    check_run_dir(out_dir, resume=False, overwrite=True)
+    _check_out(out_dir, overwrite)
     config = config or TrainConfig()
     t0 = time.perf_counter()
     if method == "features":
