@@ -11,6 +11,8 @@ from PIL import Image
 from torch import nn
 
 from .data.folders import safe_folder_names
+from .errors import GanAugmentError
+from .io.atomic import atomic_write_json
 from .io.images import make_grid, save_image_atomic, to_pil, to_uint8
 
 
@@ -128,6 +130,20 @@ def class_grid(
     return grid
 
 
+def check_empty_folder(out_dir: str | os.PathLike[str]) -> None:
+    """Refuse a folder that already holds anything: synthetic images are never mixed into an existing set.
+
+    Raises:
+        GanAugmentError: If ``out_dir`` is a file, or a folder with entries.
+    """
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GanAugmentError(
+            f"{str(out)!r} already exists and is not an empty folder: pass a new or empty --out-dir "
+            "(synthetic images are never mixed into a set already there)"
+        )
+
+
 def write_image_folder(
     generator: nn.Module,
     out_dir: str | os.PathLike[str],
@@ -139,11 +155,16 @@ def write_image_folder(
 
     For an unconditional generator, ``per_class`` images go to ``out_dir/unlabeled/``. Class names
     become folder names through :func:`~gan_augment.data.safe_folder_names`, so no name read from a
-    checkpoint can lead outside ``out_dir``.
+    checkpoint can lead outside ``out_dir``; when that changes a name, ``class_names.json`` maps each
+    folder to the name in the run. ``out_dir`` must be new or empty (:func:`check_empty_folder`).
     """
     out = Path(out_dir)
+    check_empty_folder(out)
     k = _num_classes(generator)
     names = safe_folder_names(class_names) if k else ["unlabeled"]  # names from a checkpoint: untrusted
+    if k and names != list(class_names):  # the names as the run has them, beside the folders
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "class_names.json", dict(zip(names, map(str, class_names))))
     total = 0
     for c, name in enumerate(names):
         images = sample(generator, per_class, labels=c if k else None, seed=seed + c)

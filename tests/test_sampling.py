@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,30 @@ def test_class_names_from_a_checkpoint_never_name_a_path_outside_out_dir(tiny_ru
     assert written and all(p.parts[:2] == ("box", "out") for p in written), written
     assert sorted({p.parent.name for p in written}) == sorted(safe_folder_names(ckpt["class_names"]))
     assert not (tmp_path / "box" / "escape").exists() and not (tmp_path / "abs").exists()
+    mapping = json.loads((out / "class_names.json").read_text())  # the run's own names, kept beside
+    assert mapping == dict(zip(safe_folder_names(ckpt["class_names"]), ckpt["class_names"]))
     names = safe_folder_names(["", ".", "..", "a/b", "a\\b", ".hidden", "same", "same"])
     assert len(set(names)) == 8 and all(n and "/" not in n and "\\" not in n and not n.startswith(".") for n in names)
     assert safe_folder_names(["cat", "dog"]) == ["cat", "dog"]  # safe names are kept as they are
+
+
+def test_sample_never_mixes_into_a_folder_that_holds_files(tiny_run: Path, tmp_path: Path) -> None:
+    """A second `sample --out-dir` into the same folder is refused before anything is written; the first
+    set stays as it was (and a folder of the user's own files is refused the same way)."""
+    from typer.testing import CliRunner
+
+    from gan_augment.cli import app
+
+    out = tmp_path / "syn"
+    args = ["sample", str(tiny_run), "--per-class", "2", "--out-dir", str(out), "--device", "cpu"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert not (out / "class_names.json").exists()  # safe names: no mapping needed
+    first = {p: p.read_bytes() for p in out.rglob("*.png")}
+    again = CliRunner().invoke(app, [*args[:-2], "--seed", "1", "--device", "cpu"])
+    assert again.exit_code == 2 and "not an empty folder" in again.output
+    assert {p: p.read_bytes() for p in out.rglob("*.png")} == first and len(first) == 4
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    result = CliRunner().invoke(app, ["sample", str(tiny_run), "--per-class", "1", "--out-dir", str(mine)])
+    assert result.exit_code == 2 and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]

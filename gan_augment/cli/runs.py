@@ -14,7 +14,7 @@ from ..errors import GanAugmentError
 from ..io.checkpoint import load_checkpoint
 from ..io.images import save_image_atomic
 from ..io.rebuild import load_generator
-from ..sampling import class_grid, write_image_folder
+from ..sampling import check_empty_folder, class_grid, write_image_folder
 from .app import DeviceOpt, app, expected_errors, out_console_line
 
 
@@ -38,6 +38,8 @@ def sample(
         raise GanAugmentError("--per-class and --out-dir go together: pass both to write an ImageFolder")
     if out is None and out_dir is None:
         raise GanAugmentError("nothing to write: pass --out grid.png, or --per-class N --out-dir DIR")
+    if out_dir is not None:
+        check_empty_folder(out_dir)  # before anything is loaded or written
     gen, info = load_generator(run, device=resolve_device(device))
     if out is not None:
         if info.class_names:  # one row per class
