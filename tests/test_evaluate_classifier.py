@@ -95,43 +95,42 @@ def test_materialize_reads_raw_items() -> None:
         materialize(ArrayDataset(images, labels, ["a", "b"], transform=classic_augmentation(8, True)))
 
 
-@pytest.mark.parametrize("augment", ["device", "albumentations"])
-def test_both_paths_learn_a_separable_task(augment: str) -> None:
-    """Dark against bright images: either augmentation path trains a classifier that gets them all right."""
+def dark_and_bright() -> torch.Tensor:
+    """16 dark then 16 bright random 16×16 RGB images (uint8)."""
     gen = torch.Generator().manual_seed(0)
     dark = torch.randint(0, 60, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
     bright = torch.randint(190, 256, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
-    ds = ArrayDataset(torch.cat([dark, bright]), torch.tensor([0] * 16 + [1] * 16), ["dark", "bright"])
+    return torch.cat([dark, bright])
+
+
+def predictions_on_dark_then_bright(ds: ArrayDataset, augment: str) -> list[int]:
+    """Train the classifier on ``ds`` (40 steps) and predict 4 plain dark then 4 plain bright images."""
     cfg = ClassifierConfig(steps=40, width=4, batch_size=8, workers=0, augment=augment)
     model = train_classifier(ds, 3, 2, cfg, torch.device("cpu"), seed=0)
     test = torch.cat(
         [torch.full((4, 3, 16, 16), 20, dtype=torch.uint8), torch.full((4, 3, 16, 16), 230, dtype=torch.uint8)]
     )
     with torch.no_grad():
-        pred = model(test.float().div(127.5).sub(1)).argmax(1)
-    assert pred.tolist() == [0] * 4 + [1] * 4
+        return model(test.float().div(127.5).sub(1)).argmax(1).tolist()
+
+
+@pytest.mark.parametrize("augment", ["device", "albumentations"])
+def test_both_paths_learn_a_separable_task(augment: str) -> None:
+    """Dark against bright images: either augmentation path trains a classifier that gets them all right."""
+    ds = ArrayDataset(dark_and_bright(), torch.tensor([0] * 16 + [1] * 16), ["dark", "bright"])
+    assert predictions_on_dark_then_bright(ds, augment) == [0] * 4 + [1] * 4
 
 
 @pytest.mark.parametrize("augment", ["device", "albumentations"])
 def test_soft_targets_drive_training(augment: str) -> None:
     """Soft targets (as GANAugmentedDataset(labels="soft") gives them) are what the classifier learns: targets
     that call dark images "bright" with 0.9 teach it exactly that, whatever the hard labels say."""
-    gen = torch.Generator().manual_seed(0)
-    dark = torch.randint(0, 60, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
-    bright = torch.randint(190, 256, (16, 3, 16, 16), generator=gen, dtype=torch.uint8)
     hard = torch.tensor([0] * 16 + [1] * 16)
     soft = torch.tensor([[0.1, 0.9]] * 16 + [[0.9, 0.1]] * 16)
-    ds = ArrayDataset(torch.cat([dark, bright]), hard, ["dark", "bright"], soft=soft)
+    ds = ArrayDataset(dark_and_bright(), hard, ["dark", "bright"], soft=soft)
     images, targets = materialize(ds)
     assert targets.dtype == torch.float32 and torch.equal(targets, soft)
-    cfg = ClassifierConfig(steps=40, width=4, batch_size=8, workers=0, augment=augment)
-    model = train_classifier(ds, 3, 2, cfg, torch.device("cpu"), seed=0)
-    test = torch.cat(
-        [torch.full((4, 3, 16, 16), 20, dtype=torch.uint8), torch.full((4, 3, 16, 16), 230, dtype=torch.uint8)]
-    )
-    with torch.no_grad():
-        pred = model(test.float().div(127.5).sub(1)).argmax(1)
-    assert pred.tolist() == [1] * 4 + [0] * 4
+    assert predictions_on_dark_then_bright(ds, augment) == [1] * 4 + [0] * 4
 
 
 class Resampling(torch.utils.data.Dataset):

@@ -51,6 +51,12 @@ def summarize(
     return rows
 
 
+def clears_zero(row: dict[str, Any]) -> bool:
+    """Whether a summary row's gain has its whole 95% interval above zero (never with one seed)."""
+    gain, half = row.get("gain"), row.get("gain_ci95")
+    return gain is not None and half == half and gain - half > 0
+
+
 def verdict(row: dict[str, Any]) -> str:
     """A plain sentence about one arm's gain over the baseline."""
     gain, half = row.get("gain"), row.get("gain_ci95")
@@ -58,7 +64,7 @@ def verdict(row: dict[str, Any]) -> str:
         return ""
     pts, h = 100 * gain, 100 * half if half == half else float("nan")
     what = "synthetic samples this way" if row["arm"] in SAMPLE_ARMS else "it"
-    if h == h and gain - half > 0:
+    if clears_zero(row):
         return f"{row['arm']} raised accuracy by {pts:.1f} ± {h:.1f} points"
     if h == h and gain + half < 0:
         return f"{row['arm']} lowered accuracy by {-pts:.1f} ± {h:.1f} points: do not use {what} for this data"
@@ -70,7 +76,7 @@ def samples_verdict(rows: list[dict[str, Any]]) -> str:
     sample_rows = [r for r in rows if r.get("arm") in SAMPLE_ARMS and r.get("gain") is not None]
     if not sample_rows:
         return ""
-    helped = [r["arm"] for r in sample_rows if r["gain_ci95"] == r["gain_ci95"] and r["gain"] - r["gain_ci95"] > 0]
+    helped = [r["arm"] for r in sample_rows if clears_zero(r)]
     if helped:
         return f"synthetic samples helped this data as {', '.join(helped)} (95% interval above zero)"
     return (

@@ -26,6 +26,7 @@ PipelineKind = Literal["auto", "torchvision", "albumentations"]
 DEFAULT_SYNTHETIC_RATIO = 0.25
 # Rounds of candidates drawn to fill each class when a teacher filters synthetic images.
 MAX_TEACHER_ROUNDS = 8
+MAX_OVERSAMPLING = 16  # at most this many candidates per image still missing, in one round
 
 
 def is_albumentations(transform: Any) -> bool:
@@ -290,7 +291,7 @@ class GANAugmentedDataset(Dataset):
                 need[c] -= len(idx)
                 if need[c] == 0:
                     del need[c]
-            factor = 2 * factor
+            factor = min(2 * factor, MAX_OVERSAMPLING)  # bounded: a class the teacher rejects stays short
         if need:
             names = {
                 self._bank.info.class_names[c] if self._bank.conditional else "any class": n for c, n in need.items()
