@@ -17,3 +17,11 @@ class CheckpointError(GanAugmentError):
 
 class RunDirError(GanAugmentError):
     """An output directory cannot be used as asked (for example, another run is already there)."""
+
+
+class WriteError(GanAugmentError):
+    """A file could not be written (a full disk, an unwritable folder); the previous file is intact."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason  # what the system said: "No space left on device", "Permission denied", ...

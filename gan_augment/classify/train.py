@@ -20,10 +20,10 @@ from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
 from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, save_checkpoint
+from ..io.lock import FolderLock
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
-from ..train.rundir import RUN_FILES
 from ..train.ssl import train_ssl
 
 Method = Literal["features", "ssl"]
@@ -82,16 +82,6 @@ def train_features_classifier(
     return {"state": state, "metrics": metrics}
 
 
-def _check_out(out_dir: Path, overwrite: bool) -> None:
-    """Refuse an ``--out`` that holds a classifier or a run (a fit run, or a classify cut short) unless
-    ``overwrite``: nothing there is removed without it."""
-    if (out_dir / CLASSIFIER_NAME).exists() and not overwrite:
-        raise GanAugmentError(f"{str(out_dir)!r} already holds a classifier: pass --overwrite or another --out")
-    if not overwrite and out_dir.is_dir() and any((out_dir / name).exists() for name in RUN_FILES):
-        raise GanAugmentError(f"{str(out_dir)!r} already holds a run: pass --overwrite to replace it, or another --out")
-    check_run_dir(out_dir, resume=False, overwrite=True)
-
-
 def classify(
     labeled: str | os.PathLike[str],
     unlabeled: str | os.PathLike[str] | None,
@@ -127,17 +117,35 @@ def classify(
     out_dir = Path(out).expanduser()
     reporter = Reporter(quiet=quiet)
     dev = resolve_device(device)
-    _check_out(out_dir, overwrite)
-    config = config or TrainConfig()
+    check_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)  # nothing is removed without it
+    with FolderLock(out_dir):
+        return _classify(
+            labeled, unlabeled, out_dir, method, config or TrainConfig(), ssl, val_fraction, dev, overwrite, reporter
+        )
+
+
+def _classify(
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None,
+    out_dir: Path,
+    method: Method,
+    config: TrainConfig,
+    ssl: SSLConfig | None,
+    val_fraction: float,
+    dev: torch.device,
+    overwrite: bool,
+    reporter: Reporter,
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     if method == "features":
         result = train_features_classifier(
             Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter
         )
+        prepare_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)
     else:
         data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
         reporter.message(summary(data))
-        prepare_run_dir(out_dir, resume=False, overwrite=True)
+        prepare_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)
         ssl = ssl or SSLConfig(seed=config.seed)
         result = train_ssl(data, ssl, dev, val_fraction, reporter)
     metrics = {

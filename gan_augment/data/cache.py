@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import DataError, WriteError
 from ..io.atomic import atomic_torch_save
 from .decode import decode_files, to_channels
 from .folders import scan_folders
@@ -109,8 +109,12 @@ def _write_cache(cache_file: Path, key: str, data: ImageData) -> None:
             },
             cache_file,
         )
-    except OSError as exc:  # an unwritable cache only costs speed
-        warnings.warn(f"could not write the decode cache {str(cache_file)!r}: {exc}", stacklevel=3)
+    except WriteError as exc:  # a full disk or an unwritable cache only costs speed
+        warnings.warn(
+            f"could not write the decode cache {str(cache_file)!r} ({exc.reason}): the images are decoded again "
+            "next time; free disk space there or set GAN_AUGMENT_CACHE to another folder",
+            stacklevel=3,
+        )
 
 
 def _load_image_data(

@@ -10,27 +10,73 @@ from typing import Any
 
 import torch
 
+from ..errors import WriteError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def write_failure(path: Path, exc: BaseException) -> WriteError:
+    """The package's one-line error for a failed write of ``path``: what failed and what to do."""
+    if isinstance(exc, OSError):
+        reason = exc.strerror or str(exc)
+    else:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    return WriteError(
+        f"could not write {str(path)!r} ({reason}): free disk space or fix the folder's permissions, "
+        "then run again; the previous file, if any, is intact",
+        reason,
+    )
+
+
+class _RecordingFile:
+    """A file that remembers the ``OSError`` of a failed write: ``torch.save`` turns a full disk
+    into a ``RuntimeError`` of its zip writer ("unexpected pos ..."), which no longer says why."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.f, name)
+
+
 def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
-    """Call ``write(file)`` on a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``."""
+    """Call ``write(file)`` on a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``.
+
+    Raises:
+        WriteError: If the folder cannot be created or the file cannot be written (a full disk,
+            permissions); the temporary file is removed and ``path`` keeps its previous contents.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise write_failure(path, exc) from None
+    recording: _RecordingFile | Any = None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            recording = _RecordingFile(f)
+            write(recording)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp_name)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise write_failure(path, getattr(recording, "error", None) or exc) from None
         raise
 
 

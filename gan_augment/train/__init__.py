@@ -5,11 +5,10 @@ from .distributed import DistContext, from_environment, shard
 from .fit import fit, fit_data
 from .health import TrainingStopped
 from .pair import AdamSettings, GanPair, check_compile, compile_pair, pack_optimizer, unpack_optimizer
-from .rundir import RUN_FILES, check_run_dir, prepare_run_dir
+from .rundir import check_run_dir, prepare_run_dir
 from .trainer import Trainer
 
 __all__ = [
-    "RUN_FILES",
     "AdamSettings",
     "DistContext",
     "GanPair",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
 from ..io.checkpoint import load_checkpoint
+from ..io.lock import FolderLock
 from ..progress import Reporter
 from .distributed import DistContext, from_environment
 from .pair import check_compile
@@ -63,23 +65,21 @@ def fit(
     reporter = reporter or Reporter(quiet=quiet)
     resolve_device(device)
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
-    config, ckpt = _run_config(out_dir, config, resume)
-    check_compile(compile, config)  # before the (possibly long) decoding
-    data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict)
-    reporter.message(summary(data))
-    sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
-    return fit_data(
-        data,
-        out_dir,
-        config,
-        device=device,
-        resume=resume,
-        overwrite=overwrite,
-        reporter=reporter,
-        sources=sources,
-        checkpoint=ckpt,
-        compile=compile,
-    )
+    with run_lock(out_dir):  # held until the run ends: one process per run directory
+        config, ckpt = _run_config(out_dir, config, resume)
+        check_compile(compile, config)  # before the (possibly long) decoding
+        data = load_image_data(
+            labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict
+        )
+        reporter.message(summary(data))
+        sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
+        settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=ckpt, compile=compile)
+        return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
+
+
+def run_lock(out_dir: Path) -> FolderLock | contextlib.nullcontext[None]:
+    """The lock on ``out_dir`` for this process; under torchrun only the first process takes it."""
+    return FolderLock(out_dir) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext()
 
 
 def _run_config(out_dir: Path, config: TrainConfig | None, resume: bool) -> tuple[TrainConfig, dict[str, Any] | None]:
@@ -114,6 +114,24 @@ def fit_data(
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
+    settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=checkpoint, compile=compile)
+    check_run_dir(out_dir, resume, overwrite)
+    with run_lock(out_dir):
+        return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
+
+
+def _fit_data(
+    data: ImageData,
+    out_dir: Path,
+    config: TrainConfig,
+    device: str | torch.device,
+    reporter: Reporter,
+    resume: bool,
+    overwrite: bool,
+    sources: dict[str, str | None] | None,
+    checkpoint: dict[str, Any] | None,
+    compile: str,
+) -> Path:
     dev = resolve_device(device)
     job, dev = from_environment(dev)  # under torchrun: this rank's place and device
     try:

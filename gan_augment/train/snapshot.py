@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
-from ..errors import GanAugmentError, RunDirError
+from ..errors import RunDirError, WriteError
 from ..io.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from ..io.images import save_image_atomic
 from ..models import Generator, PerClassGenerator, unpack_states
@@ -143,10 +143,15 @@ def save(t: Trainer) -> Path:
     if ckpt is not None:
         try:
             save_checkpoint(ckpt, path)
-        except OSError as exc:
-            raise GanAugmentError(
-                f"could not write the checkpoint {str(path)!r} at step {t.step} ({exc.strerror or exc}): "
+        except WriteError as exc:
+            then = (
                 "the previous checkpoint is intact; free disk space or fix the folder's permissions, then --resume"
+                if path.is_file()
+                else "no checkpoint was written yet; free disk space or fix the folder's permissions, then run "
+                "the same command again (no --resume or --overwrite needed)"
+            )
+            raise WriteError(
+                f"could not write the checkpoint {str(path)!r} at step {t.step} ({exc.reason}): {then}", exc.reason
             ) from None
     return path
 
