@@ -26,6 +26,13 @@ class _Bar:
         self._progress.update(self._task, completed=step, **fields)
 
 
+class _Console(Console):
+    """A rich console that goes quiet when its reader goes away (rich's default exits the process)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
 class Reporter:
     """Where the trainer's progress and messages go.
 
@@ -37,12 +44,17 @@ class Reporter:
 
     def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
         self.quiet = quiet
-        self.console = console or Console(stderr=True)
+        self.console = console or _Console(stderr=True)
 
     def message(self, text: str) -> None:
-        """Print one line unless quiet."""
-        if not self.quiet:
+        """Print one line unless quiet. When the output is gone (a closed pipe: ``fit ... | head``,
+        a closed terminal), the reporter goes quiet and the work goes on."""
+        if self.quiet:
+            return
+        try:
             self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        except (OSError, ValueError):  # EPIPE, EBADF, or "I/O operation on closed file"
+            self.quiet = True
 
     @contextlib.contextmanager
     def progress(self, total: int, completed: int = 0) -> Iterator[_Bar]:

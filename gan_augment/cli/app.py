@@ -54,14 +54,15 @@ def expected_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except (GanAugmentError, ValueError) as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            err_line(f"Error: {exc}")
             raise typer.Exit(2) from None
+        except BrokenPipeError:  # the reader of our output went away (`| head -1`): click exits quietly
+            raise
         except OSError as exc:  # a full disk or an unwritable folder; atomic writes left the old files intact
             where = f" {str(exc.filename)!r}" if exc.filename else ""
-            typer.echo(
+            err_line(
                 f"Error: cannot write or read{where}: {exc.strerror or exc}; check free disk space and "
-                "permissions (files already written are intact)",
-                err=True,
+                "permissions (files already written are intact)"
             )
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:  # SIGINT → 130, SIGTERM → 143 (a checkpoint was written)
@@ -73,3 +74,12 @@ def expected_errors(fn: F) -> F:
 def out_console_line(text: str) -> None:
     """One line of the command's result on standard output."""
     typer.echo(text)
+
+
+def err_line(text: str) -> None:
+    """One line on standard error; nothing if it is closed or its reader went away (a message must
+    never turn a finished job into a failed one)."""
+    try:
+        typer.echo(text, err=True)
+    except (OSError, ValueError):
+        pass

@@ -81,7 +81,7 @@ def info(
         "config": ckpt.get("config"),
     }
     if as_json:
-        print(json.dumps(summary, indent=2))
+        out_console_line(json.dumps(summary, indent=2))
         return
     for key, value in summary.items():
         if key == "config":

@@ -28,6 +28,7 @@ from .app import (
     UnlabeledArg,
     UpsampleChoice,
     app,
+    err_line,
     expected_errors,
     out_console_line,
 )
@@ -126,8 +127,8 @@ def fit(
     kwargs = dict(device=device, resume=resume, overwrite=overwrite, quiet=quiet, strict=strict)
     ckpt = run_fit(labeled, unlabeled, out, config, compile=compile.value, **kwargs)
     if not quiet:
-        typer.echo(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}", err=True)
-        typer.echo(f"next: gan-augment sample {out} --n 100 --out grid.png", err=True)
+        err_line(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}")
+        err_line(f"next: gan-augment sample {out} --n 100 --out grid.png")
 
 
 # fit's options that say how to run, not what to train.
