@@ -1,4 +1,5 @@
-"""Property-based: random folder layouts and random bytes as image files never crash ``fit``.
+"""Property-based: random folder layouts, random bytes as image files, special files (FIFOs,
+devices, dangling links, link loops) and odd names never crash or hang ``fit``.
 
 ``fit`` (a few steps) either succeeds or raises the documented :class:`GanAugmentError`; any other
 exception is a bug.
@@ -7,6 +8,7 @@ exception is a bug.
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 from pathlib import Path
 
@@ -40,10 +42,46 @@ file_contents = st.one_of(
         lambda b, n: b[:n], st.builds(_png, st.integers(0, 9), st.just(24), st.just("RGB")), st.integers(0, 200)
     ),  # truncated
 )
+# Entries that are not files of bytes (POSIX): what a real folder of downloads or a mount can hold.
+SPECIAL = ("fifo", "dangling link", "device link", "loop to the parent", "link to a sibling")
+special = st.sampled_from(SPECIAL) if hasattr(os, "mkfifo") else st.nothing()
+file_contents = st.one_of(file_contents, special)
 file_names = st.sampled_from(
     ["a.png", "b.jpg", "c.jpeg", "d.bmp", "e.gif", "notes.txt", ".hidden.png", "Thumbs.db", "x.webp"]
+    + [os.fsdecode(b"\xff\xfe-not-utf8.png"), "new\nline.png", "x" * 200 + ".png"]
 )
-class_names = st.sampled_from(["cat", "Dog", "007", "red fox", "é", ".secret"])
+class_names = st.sampled_from(["cat", "Dog", "007", "red fox", "é", ".secret", os.fsdecode(b"caf\xe9"), "tab\tname"])
+
+
+def _put(path: Path, content: bytes | str) -> None:
+    """Write ``content`` at ``path``, or make the special entry it names."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content == "fifo":
+        os.mkfifo(path)
+    elif content == "dangling link":
+        os.symlink(path.parent / "no-such-file", path)
+    elif content == "device link":
+        os.symlink("/dev/zero", path)
+    elif content == "loop to the parent":
+        os.symlink("..", path)
+    else:  # a link to whatever else is in the folder (perhaps nothing yet: then dangling)
+        os.symlink(sorted(p.name for p in path.parent.iterdir())[0] if any(path.parent.iterdir()) else "x", path)
+
+
+def _regular_images(root: Path) -> int:
+    """Visible image files in the class folders (a link to a sibling file counts, as in ImageFolder;
+    link loops and links to devices do not): the most that can train."""
+    exts = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+    return sum(
+        1
+        for d in root.iterdir()
+        if d.is_dir() and not d.is_symlink() and not d.name.startswith(".")
+        for f in d.iterdir()
+        if f.is_file() and f.suffix.lower() in exts and not f.name.startswith(".")
+    )
+
+
 layouts = st.dictionaries(class_names, st.dictionaries(file_names, file_contents, min_size=1, max_size=4), max_size=3)
 
 
@@ -56,9 +94,9 @@ def test_fit_succeeds_or_fails_cleanly(layout: dict[str, dict[str, bytes]], stra
         for cls, files in layout.items():
             (root / cls).mkdir(exist_ok=True)
             for name, content in files.items():
-                (root / cls / name).write_bytes(content)
+                _put(root / cls / name, content)
         for name, content in stray.items():  # files beside the class folders
-            (root / name).write_bytes(content)
+            _put(root / name, content)
         out = Path(tmp) / "run"
         try:
             fit(root, None, out, tiny_config(steps=2), device="cpu", quiet=True)
@@ -70,3 +108,4 @@ def test_fit_succeeds_or_fails_cleanly(layout: dict[str, dict[str, bytes]], stra
             event("trained")
             ckpt = load_checkpoint(out)
             assert ckpt["step"] == 2 and ckpt["class_names"]
+            assert ckpt["data"]["num_labeled"] <= _regular_images(root)  # nothing listed twice through a link

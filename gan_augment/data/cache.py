@@ -27,11 +27,17 @@ def _cache_dir() -> Path:
     return Path(base) / "gan_augment"
 
 
-def _cache_key(files: list[Path], labels: list[int], image_size: int, channels: int) -> str:
-    h = hashlib.sha256(f"v{CACHE_FORMAT}|{image_size}|{channels}\n".encode())
+def _cache_key(files: list[Path], labels: list[int], class_names: list[str], image_size: int, channels: int) -> str:
+    """Key of a decode: the files as given and as they resolve, their sizes and times, the class
+    names (so the same files under other folder names never bring back the old names)."""
+    h = hashlib.sha256(f"v{CACHE_FORMAT}|{image_size}|{channels}|{class_names!r}\n".encode(errors="surrogateescape"))
     for p, label in zip(files, labels):
-        st = p.stat()
-        h.update(f"{label}\t{p.resolve()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        try:
+            st = p.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:  # a dangling link: decoding lists it as skipped
+            size, mtime = -1, -1
+        h.update(f"{label}\t{p}\t{os.path.realpath(p)}\t{size}\t{mtime}\n".encode(errors="surrogateescape"))
     return h.hexdigest()[:32]
 
 
@@ -126,7 +132,7 @@ def _load_image_data(
     workers: int | None,
 ) -> ImageData:
     files, labels, class_names, ignored = scan_folders(labeled, unlabeled)
-    key = _cache_key(files, labels, image_size, channels)
+    key = _cache_key(files, labels, class_names, image_size, channels)
     cache_file = _cache_dir() / f"{key}.pt"
     cached = _read_cache(cache_file, key, ignored) if use_cache and cache_file.is_file() else None
     if cached is not None:

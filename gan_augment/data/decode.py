@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,12 +21,25 @@ class TooManyPixels(ValueError):
     """An image header claims more pixels than PIL's ``MAX_IMAGE_PIXELS`` (a decompression bomb)."""
 
 
+class NotAFile(ValueError):
+    """A FIFO, socket or device under an image name: never opened (reading a FIFO waits forever)."""
+
+
+def _check_regular(path: Path) -> None:
+    """Raise NotAFile unless ``path`` (through links) is a regular file; OSError if it cannot be reached."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device or folder"
+        raise NotAFile(f"not a regular file ({kind})")
+
+
 def decode_image(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
     """Decode one image: EXIF rotation, RGB, shorter side resized to ``image_size``, centre crop.
 
     Returns:
         ``(array, is_gray)``: uint8 (image_size, image_size, 3) and whether the file was grayscale.
     """
+    _check_regular(path)
     with Image.open(path) as im:
         limit = Image.MAX_IMAGE_PIXELS
         if limit is not None and im.width * im.height > limit:  # checked before any pixel is decoded
@@ -72,6 +86,12 @@ def decode_files(files: list[Path], image_size: int, workers: int | None = None)
             return decode_image(p, image_size)
         except (TooManyPixels, Image.DecompressionBombError):
             return "too many pixels (possible decompression bomb)"
+        except NotAFile as exc:
+            return str(exc)
+        except OSError as exc:
+            if exc.errno is not None:  # a dangling link, a file removed meanwhile, no permission, a link loop
+                return f"cannot be read ({exc.strerror})"
+            return f"cannot decode: {type(exc).__name__}: {exc}".splitlines()[0]
         except Exception as exc:  # PIL raises many types for bad files
             return f"cannot decode: {type(exc).__name__}: {exc}".splitlines()[0]
 

@@ -20,16 +20,43 @@ def _is_visible(name: str) -> bool:
     return not name.startswith(".")
 
 
-def walk_images(root: Path, extensions: tuple[str, ...] = UNLABELED_EXTENSIONS) -> tuple[list[Path], int]:
-    """Return the image files under ``root`` (recursive, sorted, hidden skipped) and the number ignored."""
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The folder's (device, inode) through links, or None if it cannot be reached."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def walk_images(
+    root: Path, extensions: tuple[str, ...] = UNLABELED_EXTENSIONS, seen: set[tuple[int, int]] | None = None
+) -> tuple[list[Path], int]:
+    """Return the image files under ``root`` (recursive, sorted, hidden skipped) and the number ignored.
+
+    Linked folders are followed (as torchvision's ImageFolder does) but each real folder is walked
+    once: a link loop, or a second path to a folder in ``seen`` (the walk adds to it), is ignored,
+    so no image is listed twice or under another class. Special files (FIFOs, sockets, devices)
+    and dangling links with image names are listed: decoding skips them with their reason.
+    """
     found: list[Path] = []
     ignored = 0
+    seen = set() if seen is None else seen
+    seen.add(_identity(root) or (-1, -1))
 
     def unreadable(exc: OSError) -> None:
         raise DataError(f"folder {str(exc.filename)!r} cannot be listed ({exc.strerror}): check its permissions")
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if _is_visible(d))
+        keep = []
+        for d in sorted(d for d in dirnames if _is_visible(d)):
+            identity = _identity(os.path.join(dirpath, d))
+            if identity is None or identity in seen:  # a dangling link, a loop, or a folder listed already
+                ignored += 1
+                continue
+            seen.add(identity)
+            keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             p = Path(dirpath) / name
             if _is_visible(name) and p.suffix.lower() in extensions:
@@ -121,8 +148,19 @@ def scan_folders(
     files: list[Path] = []
     labels: list[int] = []
     ignored = 0
+    # One set for every class: a link to the labeled folder, to another class or to a folder that an
+    # earlier class listed is not followed, so no image is listed twice or under two labels.
+    seen = {i for i in map(_identity, (root, *class_dirs)) if i is not None}
+    same = {}
+    for d in class_dirs:
+        other = same.setdefault(_identity(d), d)
+        if other != d:
+            raise DataError(
+                f"class folders {other.name!r} and {d.name!r} in {str(root)!r} are the same folder (one links "
+                "to the other): its images would be listed under two classes; remove the link"
+            )
     for idx, d in enumerate(class_dirs):
-        found, n_ignored = walk_images(d, LABELED_EXTENSIONS)
+        found, n_ignored = walk_images(d, LABELED_EXTENSIONS, seen=seen)
         ignored += n_ignored
         if not found:
             raise DataError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -39,15 +40,26 @@ class ImageData:
         return int((self.labels < 0).sum())
 
     def fingerprint(self) -> dict[str, object]:
-        """Count and hash of the file list, stored in checkpoints to tie a run to its data."""
-        h = hashlib.sha256()
+        """Count and hashes of the file list, stored in checkpoints to tie a run to its data.
+
+        ``files_sha256`` hashes the paths as given; ``real_files_sha256`` the same files with their
+        folders resolved, so the same folder spelled another way (relative, absolute, through a
+        link) is the same data.
+        """
+        given, real = hashlib.sha256(), hashlib.sha256()
+        folders: dict[str, str] = {}
         for path, label in zip(self.files, self.labels.tolist()):
-            h.update(f"{label}\t{path}\n".encode())
+            folder, name = os.path.split(path)
+            if folder not in folders:
+                folders[folder] = os.path.realpath(folder) if folder and os.path.isdir(folder) else folder
+            given.update(f"{label}\t{path}\n".encode(errors="surrogateescape"))
+            real.update(f"{label}\t{os.path.join(folders[folder], name)}\n".encode(errors="surrogateescape"))
         return {
             "num_images": len(self.files),
             "num_labeled": self.num_labeled,
             "num_unlabeled": self.num_unlabeled,
-            "files_sha256": h.hexdigest(),
+            "files_sha256": given.hexdigest(),
+            "real_files_sha256": real.hexdigest(),
         }
 
 

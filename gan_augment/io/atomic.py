@@ -87,7 +87,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write text to ``path`` atomically."""
-    atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write(Path(path), lambda f: f.write(text.encode(errors="surrogateescape")))  # file names as on disk
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

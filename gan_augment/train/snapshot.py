@@ -179,7 +179,8 @@ def _restore_rng(t: Trainer, rng: dict[str, Any]) -> None:
 def restore(t: Trainer, ckpt: dict[str, Any]) -> None:
     """Restore models, optimisers, training state and RNG states from a checkpoint dict."""
     fp = t.data.fingerprint()
-    if ckpt["data"].get("files_sha256") != fp["files_sha256"]:
+    key = "real_files_sha256" if "real_files_sha256" in ckpt["data"] else "files_sha256"  # older runs: as given
+    if ckpt["data"].get(key) != fp[key]:
         raise RunDirError(
             f"the images differ from those the run in {str(t.out_dir)!r} was trained on "
             f"({ckpt['data'].get('num_images')} then, {fp['num_images']} now): resume with the "
