@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, overload
+from typing import Iterator, Literal, overload
 
 import torch
 from PIL import Image
@@ -68,24 +68,7 @@ def sample(
     Raises:
         ValueError: If ``n`` or a label is out of range.
     """
-    if n < 0:
-        raise ValueError(f"n={n} must be >= 0")
-    k = _num_classes(generator)
-    y = _labels(labels, n, k)
-    param = next(generator.parameters())
-    dev = param.device
-    z_dim = generator.config.z_dim
-    g = torch.Generator(device=dev)
-    g.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
-    was_training = generator.training
-    generator.eval()
-    chunks = []
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        z = torch.randn(stop - start, z_dim, device=dev, generator=g)  # (b, z_dim)
-        yb = y[start:stop].to(dev) if y is not None else None
-        chunks.append(to_uint8(generator(z, yb)).cpu())
-    generator.train(was_training)
+    chunks = list(iter_samples(generator, n, labels, seed, batch_size))
     cfg = generator.config
     images = (
         torch.cat(chunks) if chunks else torch.empty(0, cfg.channels, cfg.image_size, cfg.image_size, dtype=torch.uint8)
@@ -93,6 +76,36 @@ def sample(
     if output == "pil":
         return [to_pil(img) for img in images]
     return images
+
+
+@torch.no_grad()
+def iter_samples(
+    generator: nn.Module,
+    n: int,
+    labels: int | list[int] | torch.Tensor | None = None,
+    seed: int | None = None,
+    batch_size: int = 1024,
+) -> Iterator[torch.Tensor]:
+    """:func:`sample`'s images, ``batch_size`` at a time as uint8 (b, C, H, W) CPU tensors: the same
+    images as ``sample`` with the same seed, in bounded memory however large ``n`` is."""
+    if n < 0:
+        raise ValueError(f"n={n} must be >= 0")
+    k = _num_classes(generator)
+    y = _labels(labels, n, k)
+    dev = next(generator.parameters()).device
+    z_dim = generator.config.z_dim
+    g = torch.Generator(device=dev)
+    g.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,))))
+    was_training = generator.training
+    generator.eval()
+    try:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            z = torch.randn(stop - start, z_dim, device=dev, generator=g)  # (b, z_dim)
+            yb = y[start:stop].to(dev) if y is not None else None
+            yield to_uint8(generator(z, yb)).cpu()
+    finally:
+        generator.train(was_training)
 
 
 def _labels(labels: int | list[int] | torch.Tensor | None, n: int, k: int) -> torch.Tensor | None:
@@ -122,12 +135,34 @@ def class_grid(
         rows = k
     elif rows is None:
         rows = max(1, per_row // 2)
+    check_grid_size(rows, per_row, generator.config.image_size, upscale)
     labels = torch.arange(rows).repeat_interleave(per_row) if k else None
     images = sample(generator, rows * per_row, labels=labels, seed=seed)
     grid = make_grid(images, rows=rows)
     if upscale > 1:
         grid = grid.resize((grid.width * upscale, grid.height * upscale), Image.Resampling.NEAREST)
     return grid
+
+
+# The largest grid written: PIL's own limit for opening an image (a bigger PNG is one nobody can view).
+MAX_GRID_PIXELS = 89_478_485
+
+
+def check_grid_size(rows: int, per_row: int, image_size: int, upscale: int = 1) -> None:
+    """Refuse, before drawing anything, a grid larger than :data:`MAX_GRID_PIXELS`.
+
+    Raises:
+        GanAugmentError: Naming the grid's size and the largest count that fits.
+    """
+    cell = (image_size + 2) * upscale  # make_grid's 2-pixel padding
+    pixels = rows * per_row * cell * cell
+    if pixels > MAX_GRID_PIXELS:
+        fits = MAX_GRID_PIXELS // (cell * cell)
+        raise GanAugmentError(
+            f"a grid of {rows * per_row} images of {image_size} px is {pixels:,} pixels, more than an image "
+            f"viewer opens ({MAX_GRID_PIXELS:,}): pass --n {fits // rows * rows} or less, or write the images as "
+            "files with --per-class N --out-dir DIR"
+        )
 
 
 def check_empty_folder(out_dir: str | os.PathLike[str]) -> None:
@@ -167,10 +202,12 @@ def write_image_folder(
         atomic_write_json(out / "class_names.json", dict(zip(names, map(str, class_names))))
     total = 0
     for c, name in enumerate(names):
-        images = sample(generator, per_class, labels=c if k else None, seed=seed + c)
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
-        for i, img in enumerate(images):
-            save_image_atomic(to_pil(img), folder / f"synthetic_{i:06d}.png")
-        total += len(images)
+        i = 0
+        for chunk in iter_samples(generator, per_class, labels=c if k else None, seed=seed + c):  # bounded memory
+            for img in chunk:
+                save_image_atomic(to_pil(img), folder / f"synthetic_{i:06d}.png")
+                i += 1
+        total += i
     return total

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
+import gan_augment.data.decode as decode_module
 from gan_augment import DataError, load_image_data
 from gan_augment.data import decode_image, scan_folders
 
@@ -110,6 +111,30 @@ class TestLoadImageData:
         assert data.skipped == [
             (str(labeled / "class_0" / "huge.png"), "too many pixels (possible decompression bomb)")
         ]
+
+    def test_extreme_shapes_never_take_more_memory_than_the_file(
+        self, labeled: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A thin image is resized from its centre square (no intermediate larger than the file: the
+        shorter side scaled first made 1×4,000,000 pixels into 12 GB); a shape whose decode alone
+        would pass the memory budget is skipped with the reason, from its header."""
+        Image.new("L", (1, 50_000), 200).save(labeled / "class_0" / "thin.png")
+        sizes: list[tuple[int, int]] = []
+        real_resize = Image.Image.resize
+
+        def resize(im: Image.Image, size: tuple[int, int], *args: object, **kwargs: object) -> Image.Image:
+            sizes.append(tuple(size))  # type: ignore[arg-type]
+            assert size[0] * size[1] <= 16 * 16, f"an intermediate image of {size}"
+            return real_resize(im, size, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Image.Image, "resize", resize)
+        thin, _ = decode_image(labeled / "class_0" / "thin.png", 16)
+        assert thin.shape == (16, 16, 3) and (thin == 200).all() and sizes == [(16, 16)]
+        monkeypatch.setattr(decode_module, "DECODE_BUDGET_BYTES", 1_000_000)  # 50,000 rows take 2 MB
+        data = load_image_data(labeled, image_size=16, use_cache=False)
+        assert len(data.files) == 12
+        ((path, reason),) = data.skipped
+        assert path.endswith("thin.png") and reason.startswith("too many pixels") and "1×50000 pixels" in reason
 
     def test_cache_reused_and_invalidated(self, labeled: Path) -> None:
         first = load_image_data(labeled, image_size=16)

@@ -103,3 +103,28 @@ def test_sample_never_mixes_into_a_folder_that_holds_files(tiny_run: Path, tmp_p
     (mine / "notes.txt").write_text("keep")
     result = CliRunner().invoke(app, ["sample", str(tiny_run), "--per-class", "1", "--out-dir", str(mine)])
     assert result.exit_code == 2 and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_large_counts_are_chunked_or_refused_before_drawing(tiny_run: Path, tmp_path: Path) -> None:
+    """``--per-class`` writes batch by batch (the same images as one ``sample`` call with that seed);
+    a grid too large to view is refused at once, naming the largest --n that fits."""
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from gan_augment.cli import app
+    from gan_augment.sampling import iter_samples, write_image_folder
+
+    gen, _ = load_generator(tiny_run)
+    chunks = list(iter_samples(gen, 10, labels=1, seed=3, batch_size=4))
+    assert [len(c) for c in chunks] == [4, 4, 2]
+    assert torch.equal(torch.cat(chunks), sample(gen, 10, labels=1, seed=3))
+    out = tmp_path / "syn"
+    assert write_image_folder(gen, out, 3, ["a", "b"], seed=5) == 6
+    written = torch.stack([torch.from_numpy(np.asarray(Image.open(p))) for p in sorted((out / "b").iterdir())])
+    assert torch.equal(written.permute(0, 3, 1, 2), sample(gen, 3, labels=1, seed=6))
+    result = CliRunner().invoke(app, ["sample", str(tiny_run), "--n", "100000", "--out", str(tmp_path / "g.png")])
+    assert (
+        result.exit_code == 2 and "more than an image viewer opens" in result.output and "--per-class" in result.output
+    )
+    assert not (tmp_path / "g.png").exists()

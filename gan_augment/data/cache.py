@@ -16,7 +16,7 @@ from .decode import decode_files, to_channels
 from .folders import scan_folders
 from .image_data import ImageData
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the centre square resized directly (no oversized intermediate)
 
 
 def _cache_dir() -> Path:

@@ -21,6 +21,17 @@ class TooManyPixels(ValueError):
     """An image header claims more pixels than PIL's ``MAX_IMAGE_PIXELS`` (a decompression bomb)."""
 
 
+# Memory one image may take to decode: its pixels as RGBA and a pointer per row, twice (decoded and
+# converted). Every image within PIL's pixel limit and of a usual shape fits; what does not is an
+# extreme shape, e.g. a few-KB PNG of 1×80,000,000 pixels (3 GiB, mostly row pointers).
+DECODE_BUDGET_BYTES = 2**30
+
+
+def decode_bytes(width: int, height: int) -> int:
+    """Bytes that decoding a ``width``×``height`` image takes (see :data:`DECODE_BUDGET_BYTES`)."""
+    return 2 * height * (width * 4 + 16)
+
+
 class NotAFile(ValueError):
     """A FIFO, socket or device under an image name: never opened (reading a FIFO waits forever)."""
 
@@ -44,6 +55,10 @@ def decode_image(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
         limit = Image.MAX_IMAGE_PIXELS
         if limit is not None and im.width * im.height > limit:  # checked before any pixel is decoded
             raise TooManyPixels(f"{im.width}×{im.height} pixels")
+        need = decode_bytes(im.width, im.height)
+        if need > DECODE_BUDGET_BYTES:
+            raise TooManyPixels(f"{im.width}×{im.height} pixels would take {need / 2**30:.1f} GiB to decode")
+        im.draft(None, (image_size, image_size))  # JPEG: decode at a reduced scale when that is enough
         im = ImageOps.exif_transpose(im)
         is_gray = im.mode in _GRAY_MODES or (im.mode == "P" and _palette_is_gray(im))
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
@@ -55,12 +70,12 @@ def decode_image(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
             background = Image.new("RGBA", im.size, (255, 255, 255, 255))
             im = Image.alpha_composite(background, im)
         im = im.convert("RGB")
+        # The centre square, resized straight to the target: never an image larger than the file's
+        # (resizing the shorter side first made a 1×80,000,000 PNG of a few KB into 2.5 G pixels).
         w, h = im.size
-        scale = image_size / min(w, h)
-        nw, nh = max(image_size, round(w * scale)), max(image_size, round(h * scale))
-        im = im.resize((nw, nh), Image.Resampling.BICUBIC)
-        left, top = (nw - image_size) // 2, (nh - image_size) // 2
-        im = im.crop((left, top, left + image_size, top + image_size))
+        side = min(w, h)
+        left, top = (w - side) / 2, (h - side) / 2
+        im = im.resize((image_size, image_size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
         return np.asarray(im, dtype=np.uint8), is_gray
 
 
@@ -84,7 +99,9 @@ def decode_files(files: list[Path], image_size: int, workers: int | None = None)
     def work(p: Path) -> tuple[np.ndarray, bool] | str:
         try:
             return decode_image(p, image_size)
-        except (TooManyPixels, Image.DecompressionBombError):
+        except TooManyPixels as exc:
+            return f"too many pixels (possible decompression bomb): {exc}"
+        except Image.DecompressionBombError:
             return "too many pixels (possible decompression bomb)"
         except NotAFile as exc:
             return str(exc)
