@@ -20,6 +20,7 @@ UPSAMPLES: tuple[str, ...] = get_args(Upsample)
 D_NORMS: tuple[str, ...] = get_args(DNorm)
 SWITCHES: tuple[str, ...] = get_args(Switch)
 COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
+MAX_WIDTH = 4096  # the largest width, noise or embedding length (the CLI's bound, and a checkpoint's)
 MAX_CLASSES = 1000
 
 # The arms of the limited-labels comparison (``evaluate``, ``benchmarks/limited_labels.py``). The sample
@@ -146,10 +147,10 @@ class ModelConfig(_PlainConfig):
         if self.channels not in (1, 3):
             raise ValueError(f"channels={self.channels!r} is not supported: use 1 or 3")
         _check_range("num_classes", self.num_classes, 0, MAX_CLASSES)
-        _check_range("z_dim", self.z_dim, 1)
-        _check_range("embed_dim", self.embed_dim, 1)
-        _check_range("g_width", self.g_width, 1)
-        _check_range("d_width", self.d_width, 1)
+        _check_range("z_dim", self.z_dim, 1, MAX_WIDTH)
+        _check_range("embed_dim", self.embed_dim, 1, MAX_WIDTH)
+        _check_range("g_width", self.g_width, 1, MAX_WIDTH)
+        _check_range("d_width", self.d_width, 1, MAX_WIDTH)
         _check_choice("upsample", self.upsample, UPSAMPLES)
         _check_range("d_dropout", self.d_dropout, 0.0, 0.99)
         _check_choice("d_norm", self.d_norm, D_NORMS)
@@ -329,7 +330,7 @@ class SSLConfig(_PlainConfig):
         _check_range("unlabeled_weight", self.unlabeled_weight, 0.0)
         _check_range("consistency", self.consistency, 0.0)
         _check_range("entropy", self.entropy, 0.0)
-        _check_range("z_dim", self.z_dim, 1)
+        _check_range("z_dim", self.z_dim, 1, MAX_WIDTH)
         _check_range("init_images", self.init_images, 2)
 
     def resolved_architecture(self, image_size: int, channels: int) -> str:

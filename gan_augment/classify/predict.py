@@ -14,7 +14,7 @@ from ..data import decode_folder
 from ..device import resolve_device
 from ..errors import CheckpointError
 from ..io.atomic import atomic_write_text
-from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint
+from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, reading
 from ..io.images import to_unit
 from ..io.rebuild import build_discriminator, build_ssl_classifier
 from ..models import Discriminator
@@ -39,18 +39,22 @@ class Predictor:
         if self.state.get("kind") not in ("features", "ssl"):
             raise CheckpointError(f"{str(path)!r} is a GAN checkpoint, not a classifier: use `gan-augment classify`")
         self.device = resolve_device(device)
-        self.class_names: list[str] = list(self.state["class_names"])
-        self.image_size = int(self.state["image_size"])
-        self.channels = int(self.state["channels"])
-        if self.state["kind"] == "features":
-            d = build_discriminator(self.state["gan"])
-            assert isinstance(d, Discriminator)
-            self.model: torch.nn.Module = d.to(self.device).eval()
-        else:
-            try:
+        with reading(path):  # right keys, wrong contents: one line, found here and not mid-prediction
+            self.class_names: list[str] = [str(name) for name in self.state["class_names"]]
+            self.image_size = int(self.state["image_size"])
+            self.channels = int(self.state["channels"])
+            if self.state["kind"] == "features":
+                d = build_discriminator(self.state["gan"])
+                if not isinstance(d, Discriminator):
+                    raise TypeError("its discriminator is not one model")
+                self.model: torch.nn.Module = d.to(self.device).eval()
+            else:
                 self.model = build_ssl_classifier(self.state).to(self.device)
-            except CheckpointError as exc:
-                raise CheckpointError(f"{str(path)!r}: {exc}") from None
+            probs = self.predict_proba(
+                torch.zeros(1, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
+            )
+            if probs.shape != (1, len(self.class_names)):
+                raise ValueError(f"it gives {probs.shape[1]} class probabilities for {len(self.class_names)} classes")
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> np.ndarray:

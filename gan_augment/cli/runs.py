@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from ..device import resolve_device
 from ..errors import GanAugmentError
-from ..io.checkpoint import load_checkpoint
+from ..io.checkpoint import load_checkpoint, reading
 from ..io.images import save_image_atomic
 from ..io.rebuild import load_generator
 from ..sampling import check_empty_folder, class_grid, write_image_folder
@@ -64,7 +64,24 @@ def info(
 ) -> None:
     """Show a run's configuration, classes, progress and the data it was trained on."""
     ckpt = load_checkpoint(run)
-    summary = {
+    with reading(run):  # wrong contents are one line, as in every command that loads a run
+        if ckpt.get("kind") is None:  # a run of `fit` (not a classifier): its weights fit its models
+            load_generator(run, device="cpu")
+        summary = _info_summary(ckpt)
+        if as_json:
+            lines = [json.dumps(summary, indent=2)]
+        else:
+            lines = [f"{key:>18}: {value}" for key, value in summary.items() if key != "config"]
+            config = {k: v for k, v in dict(ckpt.get("config") or {}).items() if k != "model"}
+            lines.append(f"{'config':>18}: " + ", ".join(f"{k}={v}" for k, v in config.items()))
+            model = dict(ckpt.get("model_config") or {})
+            lines.append(f"{'model':>18}: " + ", ".join(f"{k}={v}" for k, v in model.items()))
+    for line in lines:
+        out_console_line(line)
+
+
+def _info_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
+    return {
         "checkpoint_format": ckpt["format_version"],
         "package_version": ckpt.get("package_version"),
         "mode": ckpt.get("mode"),
@@ -80,14 +97,3 @@ def info(
         "data": ckpt.get("data"),
         "config": ckpt.get("config"),
     }
-    if as_json:
-        out_console_line(json.dumps(summary, indent=2))
-        return
-    for key, value in summary.items():
-        if key == "config":
-            continue
-        out_console_line(f"{key:>18}: {value}")
-    out_console_line(
-        f"{'config':>18}: " + ", ".join(f"{k}={v}" for k, v in (ckpt.get("config") or {}).items() if k != "model")
-    )
-    out_console_line(f"{'model':>18}: " + ", ".join(f"{k}={v}" for k, v in (ckpt.get("model_config") or {}).items()))

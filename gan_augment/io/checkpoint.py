@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, GanAugmentError
 from .atomic import atomic_torch_save
 
 FORMAT_VERSION = 1
@@ -26,6 +27,22 @@ def strip_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:
             key = key.replace(prefix, "")
         out[key] = value
     return out
+
+
+def check_weights(state: Any) -> dict[str, Any]:
+    """``state`` if it is a model's weights as gan-augment writes them: a dict of real tensors
+    (floating point, but BatchNorm's integer step counters); raises TypeError otherwise (inside
+    :func:`reading`, one CheckpointError). ``load_state_dict`` alone would copy integer or complex
+    values into the float weights without a word."""
+    if not isinstance(state, dict):
+        raise TypeError(f"model weights are a {type(state).__name__}, not a dict of tensors")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"weight {key!r} is a {type(value).__name__}, not a tensor")
+        integer_counter = str(key).endswith("num_batches_tracked") and not value.dtype.is_floating_point
+        if not (value.dtype.is_floating_point or integer_counter) or value.is_complex():
+            raise TypeError(f"weight {key!r} is {value.dtype}, not floating point")
+    return state
 
 
 def resolve_checkpoint_path(path_or_run_dir: str | os.PathLike[str]) -> Path:
@@ -88,9 +105,29 @@ def load_checkpoint(
         ) from exc
     if not isinstance(ckpt, dict) or "format_version" not in ckpt:
         raise CheckpointError(f"{str(path)!r} is not a gan-augment checkpoint: no format_version in it")
+    if type(ckpt["format_version"]) is not int:
+        raise CheckpointError(f"{str(path)!r} is not a gan-augment checkpoint: its format_version is not a number")
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{str(path)!r} has checkpoint format {ckpt['format_version']}, newer than this "
             f"gan-augment reads ({FORMAT_VERSION}): upgrade gan-augment"
         )
     return ckpt
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Interpret a checkpoint's contents inside this block: a checkpoint with the right keys but
+    wrong contents (a missing entry, a tensor of another shape or dtype, a string for a number)
+    raises one :class:`CheckpointError` naming the file, never a KeyError or a traceback.
+    """
+    try:
+        yield
+    except GanAugmentError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        raise CheckpointError(
+            f"{str(path)!r} is not a complete gan-augment checkpoint ({detail}): use another one"
+        ) from None

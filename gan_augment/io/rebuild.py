@@ -14,7 +14,7 @@ from ..device import resolve_device
 from ..errors import CheckpointError
 from ..models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
 from ..models.ssl import build_ssl_discriminator
-from .checkpoint import load_checkpoint, strip_prefixes
+from .checkpoint import check_weights, load_checkpoint, reading, strip_prefixes
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _pretrained(ckpt: dict[str, Any], part: str) -> nn.Module:
     kept = ckpt["pretrained"]
     model_cfg = ModelConfig.from_dict(ckpt["model_config"])
     module = Generator(model_cfg) if part == "g_ema" else Discriminator(model_cfg)
-    module.load_state_dict(strip_prefixes(kept[part]))
+    module.load_state_dict(strip_prefixes(check_weights(kept[part])))
     return module
 
 
@@ -65,7 +65,7 @@ def build_generator(ckpt: dict[str, Any], ema: bool = True) -> nn.Module:
     gens = []
     for entry in ckpt["models"]:
         g = Generator(model_cfg)
-        g.load_state_dict(strip_prefixes(entry[key]))
+        g.load_state_dict(strip_prefixes(check_weights(entry[key])))
         gens.append(g)
     if ckpt["phase"] == "per-class":
         return PerClassGenerator(gens)
@@ -78,7 +78,7 @@ def build_discriminator(ckpt: dict[str, Any]) -> nn.Module:
     ds = []
     for entry in ckpt["models"]:
         d = Discriminator(model_cfg)
-        d.load_state_dict(strip_prefixes(entry["d"]))
+        d.load_state_dict(strip_prefixes(check_weights(entry["d"])))
         ds.append(d)
     if ckpt["phase"] == "per-class":
         return PerClassDiscriminator(ds)
@@ -98,7 +98,7 @@ def build_ssl_classifier(state: dict[str, Any]) -> nn.Module:
         )
     d = build_ssl_discriminator(state["architecture"], int(state["image_size"]), int(state["channels"]),
                                 len(state["class_names"]))  # fmt: skip
-    d.load_state_dict(strip_prefixes(state["d"]))
+    d.load_state_dict(strip_prefixes(check_weights(state["d"])))
     return d.eval()
 
 
@@ -114,15 +114,12 @@ def load_discriminator(
     """
     ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
     if ckpt.get("kind") == "ssl":  # a classifier from `gan-augment classify --method ssl`
-        return build_ssl_classifier(ckpt).to(resolve_device(device))
+        with reading(path_or_run_dir):
+            return build_ssl_classifier(ckpt).to(resolve_device(device))
     if pretrained:
         _require_pretrained(ckpt, str(path_or_run_dir))
-    try:
+    with reading(path_or_run_dir):
         d = _pretrained(ckpt, "d") if pretrained else build_discriminator(ckpt)
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{str(path_or_run_dir)!r} is not a complete gan-augment checkpoint ({exc}): use another one"
-        ) from exc
     return d.to(resolve_device(device)).eval()
 
 
@@ -150,7 +147,7 @@ def load_generator(
     ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
     if pretrained:
         _require_pretrained(ckpt, str(path_or_run_dir))
-    try:
+    with reading(path_or_run_dir):
         gen = _pretrained(ckpt, "g_ema") if pretrained else build_generator(ckpt, ema=ema)
         mode = ckpt["config"]["mode"]
         conditional = ckpt["phase"] in ("per-class", "conditional") and not pretrained
@@ -163,8 +160,4 @@ def load_generator(
             model=ModelConfig.from_dict(ckpt["model_config"]),
             checkpoint=str(path_or_run_dir),
         )
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{str(path_or_run_dir)!r} is not a complete gan-augment checkpoint ({exc}): use another one"
-        ) from exc
     return gen.to(resolve_device(device)).eval(), info

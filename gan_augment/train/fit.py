@@ -14,7 +14,7 @@ from ..data import ImageData, load_image_data, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import load_checkpoint
+from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
 from ..io.lock import FolderLock
 from ..progress import Reporter
 from .distributed import DistContext, from_environment
@@ -88,8 +88,12 @@ def _run_config(out_dir: Path, config: TrainConfig | None, resume: bool) -> tupl
     if not resume:
         return config or TrainConfig(), None
     ckpt = load_checkpoint(out_dir, map_location="cpu")
-    saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
-    return (saved.replace(steps=config.steps) if config is not None else saved), ckpt
+    with reading(out_dir / CHECKPOINT_NAME):
+        missing = {"mode", "image_size", "steps", "batch_size"} - set(ckpt["config"])
+        if missing:
+            raise KeyError(f"its config lacks {', '.join(sorted(missing))}")
+        saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
+        return (saved.replace(steps=config.steps) if config is not None else saved), ckpt
 
 
 def fit_data(
@@ -165,7 +169,8 @@ def _fit_job(
     trainer = Trainer(config, data, out_dir, dev, reporter, sources, dist=job, compile=compile)
     if resume:
         # On the CPU: load_state_dict copies to the device, and RNG states must stay CPU tensors.
-        trainer.load(checkpoint if checkpoint is not None else load_checkpoint(out_dir, map_location="cpu"))
+        with reading(out_dir / CHECKPOINT_NAME):  # right keys, wrong contents: one line
+            trainer.load(checkpoint if checkpoint is not None else load_checkpoint(out_dir, map_location="cpu"))
         reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")
     job.barrier()  # every rank has checked the run directory before rank 0 writes to it
     if job.is_main:

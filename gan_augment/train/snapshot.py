@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
+from ..config import ModelConfig
 from ..errors import RunDirError, WriteError
-from ..io.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from ..io.checkpoint import CHECKPOINT_NAME, check_weights, save_checkpoint
 from ..io.images import save_image_atomic
 from ..models import Generator, PerClassGenerator, unpack_states
 from ..sampling import class_grid
@@ -197,8 +198,13 @@ def restore(t: Trainer, ckpt: dict[str, Any]) -> None:
     t.batch_size = int(state.get("batch_size", saved["batch_size"]))
     t.phase = ckpt["phase"]
     t.pretrained = ckpt.get("pretrained")
+    if ModelConfig.from_dict(ckpt["model_config"]).to_dict() != t.model_cfg.to_dict():
+        raise ValueError("its model_config does not match the models its config describes")
     t.pair = t.new_pair(t.phase)
     states = list(ckpt["models"])
+    for entry in states:
+        for part in ("g", "g_ema", "d"):
+            check_weights(entry[part])
     if t.phase == "per-class":
         states = [states[c] for c in t.my_classes]  # this rank's share
     t.pair.load_states(states[: t.pair.groups])
