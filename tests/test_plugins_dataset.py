@@ -163,3 +163,31 @@ class TestGANAugmentedDataset:
             GANAugmentedDataset(
                 ImageFolder(trained["labeled"], transform=v2.PILToTensor()), trained["per-class"], per_class=1
             )
+
+
+class TestRefusedAtConstruction:
+    """Issue 13, item 10: what would fail later (in a DataLoader's collate, in the loss) is refused or
+    matched when the dataset is built."""
+
+    @pytest.mark.parametrize("form", ["tensor", "numpy"])
+    def test_channels_are_matched_or_refused(self, trained: dict[str, Path], form: str) -> None:
+        run = trained["per-class"]  # RGB
+
+        def items(shape: tuple[int, ...]) -> ListDataset:
+            image = np.zeros(shape, dtype=np.uint8) if form == "numpy" else torch.zeros(shape, dtype=torch.uint8)
+            return ListDataset(["dark", "light"], [(image, label) for label in (0, 1, 0, 1)])
+
+        gray = (16, 16, 1) if form == "numpy" else (1, 16, 16)
+        for shape in (gray, (16, 16)):  # one channel, or plain (H, W) items: synthetic items alike
+            ds = GANAugmentedDataset(items(shape), run, synthetic_ratio=0.5)
+            batch = next(iter(DataLoader(ds, batch_size=len(ds))))  # collates real and synthetic together
+            assert tuple(batch[0].shape[1:]) == shape
+        four = (16, 16, 4) if form == "numpy" else (4, 16, 16)
+        with pytest.raises(ValueError, match="4 channels and the run's 3"):
+            GANAugmentedDataset(items(four), run, synthetic_ratio=0.5)
+
+    @pytest.mark.parametrize("label", [2, -1, "1", True, 1.0])
+    def test_class_mapping_outside_the_labels_is_refused(self, trained: dict[str, Path], label: object) -> None:
+        base = ListDataset(["x", "y"], [(torch.zeros(3, 16, 16, dtype=torch.uint8), label) for label in (0, 1, 0, 1)])
+        with pytest.raises(GanAugmentError, match=r"class_mapping\['dark'\] = .* is not a label of the base dataset"):
+            GANAugmentedDataset(base, trained["per-class"], synthetic_ratio=0.5, class_mapping={"dark": label})

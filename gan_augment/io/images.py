@@ -72,6 +72,15 @@ def raw_form_of(x: Any) -> RawForm:
     )
 
 
+def raw_channels(x: Any) -> tuple[int | None, bool]:
+    """``(channels, plain 2-D)`` of a raw base item: a CHW tensor, an HWC or HW array; None for others."""
+    if isinstance(x, torch.Tensor) and x.ndim in (2, 3):
+        return (1, True) if x.ndim == 2 else (int(x.shape[0]), False)
+    if isinstance(x, np.ndarray) and x.ndim in (2, 3):
+        return (1, True) if x.ndim == 2 else (int(x.shape[-1]), False)
+    return None, False
+
+
 def to_raw(img: torch.Tensor, form: RawForm, mode: str | None = None) -> Any:
     """One uint8 (C, H, W) tensor in a dataset's raw form (``float``: CHW in [0, 1]; ``mode``: PIL mode to match)."""
     if form == "tensor":

@@ -41,6 +41,7 @@ def map_classes(
     ckpt_classes: Sequence[str],
     base_classes: Sequence[str] | None,
     mapping: Mapping[str, int] | None = None,
+    num_labels: int | None = None,
 ) -> dict[int, int]:
     """Map checkpoint class indices to base-dataset label indices, by class name.
 
@@ -48,6 +49,7 @@ def map_classes(
         ckpt_classes: The generator's class names.
         base_classes: The base dataset's class names (``dataset.classes``), or None.
         mapping: Explicit ``{checkpoint class name: base label}``; overrides name matching.
+        num_labels: How many labels the base dataset has; mapped labels must be below it.
 
     Returns:
         ``{checkpoint index: base label}`` for every class that maps.
@@ -61,6 +63,14 @@ def map_classes(
             raise GanAugmentError(
                 f"class_mapping names classes the generator does not have: {unknown}; it has {list(ckpt_classes)}"
             )
+        for name, label in mapping.items():
+            known = isinstance(label, (int, np.integer)) and not isinstance(label, bool)
+            if not known or (num_labels is not None and not 0 <= int(label) < num_labels):
+                labels = f"0 to {num_labels - 1}" if num_labels else "none"
+                raise GanAugmentError(
+                    f"class_mapping[{name!r}] = {label!r} is not a label of the base dataset (its labels: {labels}): "
+                    "map each generator class to one of them"
+                )
         return {list(ckpt_classes).index(name): int(label) for name, label in mapping.items()}
     if base_classes is None:
         raise GanAugmentError(

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..io.images import RawForm, raw_form_of, to_raw
+from ..io.images import RawForm, raw_channels, raw_form_of, to_raw
 from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes
 from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teacher_logits
 
@@ -206,15 +206,23 @@ class GANAugmentedDataset(Dataset):
         self.n_real = len(targets)
         self.counts = synthetic_counts(targets, self.ckpt_to_base, synthetic_ratio, per_class, balance)
 
-        first = base_ds[0][0] if self.n_real else None
-        if output_format == "auto":
-            self.raw_form: RawForm = raw_form_of(first) if first is not None else "pil"
-        else:
-            self.raw_form = output_format
-        self._pil_mode = getattr(first, "mode", None) if self.raw_form == "pil" else None
-        # Synthetic images take the size of the base samples (when the first one tells it).
-        self._raw_size = _image_size(first)
+        self._match_base_items(base_ds[0][0] if self.n_real else None, output_format)
         self.resample(seed)
+
+    def _match_base_items(self, first: Any, output_format: str) -> None:
+        """Give synthetic items the raw form, size and channels of the base items (when the first
+        one tells them); refuse channels that no synthetic image can match."""
+        auto = raw_form_of(first) if first is not None else "pil"
+        self.raw_form: RawForm = auto if output_format == "auto" else output_format  # type: ignore[assignment]
+        self._pil_mode = getattr(first, "mode", None) if self.raw_form == "pil" else None
+        self._raw_size = _image_size(first)
+        self._channels, self._plain_2d = raw_channels(first) if self.raw_form != "pil" else (None, False)
+        if self._channels not in (None, 1, 3):
+            raise ValueError(
+                f"the base dataset's images have {self._channels} channels and the run's {self._bank.info.channels}: "
+                "synthetic images can match 1 or 3 channels; convert the base images (e.g. drop the alpha "
+                "channel) before wrapping them"
+            )
 
     def _map_classes(
         self,
@@ -236,7 +244,8 @@ class GANAugmentedDataset(Dataset):
             self.class_names = base_classes or [str(i) for i in range(max(targets, default=0) + 1)]
             self.ckpt_to_base = {i: i for i in range(len(self.class_names))}
             return
-        self.ckpt_to_base = map_classes(info.class_names, base_classes, class_mapping)
+        num_labels = len(base_classes) if base_classes else max(targets, default=-1) + 1
+        self.ckpt_to_base = map_classes(info.class_names, base_classes, class_mapping, num_labels)
         self.class_names = base_classes or [str(i) for i in sorted(self.ckpt_to_base.values())]
         if classes is not None:
             unknown = [c for c in classes if c not in info.class_names]
@@ -257,10 +266,17 @@ class GANAugmentedDataset(Dataset):
             self._draw_with_teacher()
 
     def _resized(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images at the base samples' size (bilinear, antialiased)."""
+        """uint8 images at the base samples' size (bilinear, antialiased) and channels (gray repeated,
+        or RGB to ITU-R 601 luma)."""
         if self._raw_size is not None and len(images) and tuple(images.shape[-2:]) != self._raw_size:
             images = F.interpolate(images.float(), size=self._raw_size, mode="bilinear", antialias=True)
             images = images.round().clamp(0, 255).to(torch.uint8)
+        if self._channels is not None and len(images) and images.shape[1] != self._channels:
+            if self._channels == 3:
+                images = images.repeat(1, 3, 1, 1)
+            else:
+                luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+                images = (images.float() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
         return images
 
     def _to_base(self, gen_labels: torch.Tensor) -> torch.Tensor:
@@ -335,6 +351,8 @@ class GANAugmentedDataset(Dataset):
         else:
             j = index - self.n_real
             image = to_raw(self.synthetic_images[j], self.raw_form, self._pil_mode)
+            if self._plain_2d:  # the base items are (H, W): so are the synthetic ones
+                image = image[..., 0] if self.raw_form == "numpy" else image[0]
             target = int(self.synthetic_targets[j]) if self.synthetic_soft is None else self.synthetic_soft[j]
         image = apply_transform(self.transform, image, self.pipeline)
         if self.target_transform is not None:
