@@ -225,7 +225,9 @@ class TestFullDisk:
         target.write_bytes(b"the previous file")
         with monkeypatch.context() as m:
             full_disk(m, after=16)
-            result = runner.invoke(app, [command, str(source), str(labeled), "--out", str(target), "--device", "cpu"])
+            result = runner.invoke(
+                app, [command, str(source), str(labeled), "--out", str(target), "--device", "cpu", "--overwrite"]
+            )
         one_line_error(result.exit_code, result.output, str(target), "No space left on device")
         assert target.read_bytes() == b"the previous file"
         assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
@@ -250,3 +252,29 @@ def test_checkpoints_written_by_hand_are_still_ours(labeled: Path, tiny_run: Pat
     assert not (out / MARKER_NAME).exists() and not (out / LOCK_NAME).exists()
     code, output = fit_cli(str(labeled), "--out", str(out), "--overwrite", "--steps", "1")
     assert code == 0, output
+
+
+@pytest.mark.parametrize("command", ["sample", "features", "predict", "evaluate"])
+def test_an_existing_output_is_replaced_only_with_overwrite(
+    command: str, trained: dict[str, Path], folders: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A file (or an evaluation) already at --out, the user's or an earlier result, is never replaced
+    without --overwrite; the refusal comes before any work."""
+    labeled = str(folders[0])
+    target = tmp_path / ("evaluation" if command == "evaluate" else "result")
+    mine = target / "evaluation.json" if command == "evaluate" else target
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("the user's file")
+    args = {
+        "sample": ["sample", str(trained["per-class"]), "--n", "4", "--out", str(target)],
+        "features": ["features", str(trained["unconditional"]), labeled, "--out", str(target)],
+        "predict": ["predict", str(tmp_path / "no-classifier"), labeled, "--out", str(target)],
+        "evaluate": ["evaluate", labeled, "--out", str(target)],
+    }[command]
+    result = runner.invoke(app, [*args, "--device", "cpu"])
+    one_line_error(result.exit_code, result.output, str(target), "--overwrite")
+    assert mine.read_text() == "the user's file"
+    if command in ("sample", "features"):
+        again = runner.invoke(app, [*args, "--device", "cpu", "--overwrite"])
+        assert again.exit_code == 0, again.output
+        assert mine.read_bytes() != b"the user's file"

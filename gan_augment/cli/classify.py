@@ -15,6 +15,7 @@ from ..data import decode_folder, is_image_folder, load_image_data
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
+from ..io.outdir import check_new_output
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from .app import (
@@ -102,6 +103,9 @@ def _accuracy_line(metrics: dict[str, Any]) -> str:
     return f"held-out accuracy on {metrics['num_val']} labeled images: {acc:.3f}"
 
 
+OverwriteFile = Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")]
+
+
 @app.command()
 @expected_errors
 def predict(
@@ -109,8 +113,10 @@ def predict(
     images_dir: Path = typer.Argument(..., help="Folder of images to classify (searched recursively)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write: file, class, probability."),
     device: DeviceOpt = "auto",
+    overwrite: OverwriteFile = False,
 ) -> None:
     """Classify a folder of images with a classifier from `gan-augment classify`."""
+    check_new_output(out, overwrite)  # before anything is loaded
     n = predict_folder(run, images_dir, out, device=device)
     out_console_line(f"wrote {n} predictions to {out}")
 
@@ -125,8 +131,10 @@ def features(
     out: Path = typer.Option(Path("features.npz"), "--out", "-o", help="NPZ to write: features, labels, files."),
     grid: int = typer.Option(4, min=1, max=64, help="Side of each pooled feature map."),
     device: DeviceOpt = "auto",
+    overwrite: OverwriteFile = False,
 ) -> None:
     """Discriminator features (every block max-pooled to grid×grid) of a folder of images."""
+    check_new_output(out, overwrite)  # before anything is loaded
     extractor = DiscriminatorFeatures(run, grid=grid, device=str(resolve_device(device))).fit()
     size, channels = extractor.image_size_, extractor.channels_
     arrays: dict[str, Any] = {}
@@ -196,10 +204,15 @@ def evaluate(
     device: DeviceOpt = "auto",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the verdicts."),
     ssl_steps: SSLSteps = None,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an evaluation already in --out."),
 ) -> None:
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
 
+    if (out / "evaluation.json").exists() and not overwrite:
+        raise GanAugmentError(
+            f"{str(out)!r} already holds an evaluation: pass --overwrite to replace it, or another --out"
+        )
     arm_list = _arm_list(arms)
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)

@@ -13,6 +13,7 @@ from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.checkpoint import load_checkpoint, reading
 from ..io.images import save_image_atomic
+from ..io.outdir import check_new_output
 from ..io.rebuild import load_generator
 from ..sampling import check_empty_folder, class_grid, write_image_folder
 from .app import DeviceOpt, app, expected_errors, out_console_line
@@ -32,14 +33,17 @@ def sample(
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Folder for --per-class images (an ImageFolder)."),
     seed: int = typer.Option(0, help="Seed of the noise; the same seed gives the same images."),
     device: DeviceOpt = "auto",
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the --out grid if it exists."),
 ) -> None:
     """Draw synthetic images: a grid (one row per class) or an ImageFolder of PNGs."""
     if (per_class is None) != (out_dir is None):
         raise GanAugmentError("--per-class and --out-dir go together: pass both to write an ImageFolder")
     if out is None and out_dir is None:
         raise GanAugmentError("nothing to write: pass --out grid.png, or --per-class N --out-dir DIR")
+    if out is not None:
+        check_new_output(out, overwrite)  # before anything is loaded or written
     if out_dir is not None:
-        check_empty_folder(out_dir)  # before anything is loaded or written
+        check_empty_folder(out_dir)
     gen, info = load_generator(run, device=resolve_device(device))
     if out is not None:
         if info.class_names:  # one row per class

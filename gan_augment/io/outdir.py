@@ -15,6 +15,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from ..errors import RunDirError
 from .atomic import atomic_write_text
 from .checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME
 
@@ -89,3 +90,15 @@ def remove_stale_temporaries(folder: Path) -> None:
     if samples.is_dir() and not samples.is_symlink():
         for stale in samples.glob(".step_*.png.*.tmp"):
             stale.unlink(missing_ok=True)
+
+
+def check_new_output(path: Path, overwrite: bool, what: str = "--out") -> None:
+    """Refuse to replace an existing file (a user's, or an earlier result) unless ``overwrite``.
+
+    Raises:
+        RunDirError: If ``path`` exists and ``overwrite`` is not set, or it is a folder.
+    """
+    if path.is_dir():
+        raise RunDirError(f"{what} {str(path)!r} is a folder: pass a file name")
+    if (path.exists() or path.is_symlink()) and not overwrite:
+        raise RunDirError(f"{str(path)!r} already exists: pass --overwrite to replace it, or another {what}")
