@@ -16,6 +16,7 @@ from PIL import Image
 
 from gan_augment import fit, load_checkpoint
 from gan_augment.data import load_image_data, scan_folders
+from gan_augment.errors import DataError
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and sockets are POSIX")
 
@@ -105,3 +106,11 @@ def test_resume_accepts_the_same_folder_spelled_another_way(
     monkeypatch.setenv("GAN_AUGMENT_CACHE", str(tmp_path / "another-cache"))  # decoded afresh, as on another day
     fit(again[spelling], None, out, tiny_config(steps=2), device="cpu", resume=True, quiet=True)
     assert load_checkpoint(out)["step"] == 2
+
+
+def test_two_class_folders_that_are_one_folder_are_refused(tmp_path: Path) -> None:
+    """A class folder that links to another would list the same images under two labels."""
+    labeled = write_folder(tmp_path / "labeled", ["cat", "dog"], [2, 2])
+    os.symlink(labeled / "cat", labeled / "kitten")
+    with pytest.raises(DataError, match="'cat' and 'kitten' .* are the same folder"):
+        scan_folders(labeled)
