@@ -121,7 +121,7 @@ def test_large_counts_are_chunked_or_refused_before_drawing(tiny_run: Path, tmp_
     assert torch.equal(torch.cat(chunks), sample(gen, 10, labels=1, seed=3))
     out = tmp_path / "syn"
     assert write_image_folder(gen, out, 3, ["a", "b"], seed=5) == 6
-    written = torch.stack([torch.from_numpy(np.asarray(Image.open(p))) for p in sorted((out / "b").iterdir())])
+    written = torch.stack([torch.from_numpy(np.array(Image.open(p))) for p in sorted((out / "b").iterdir())])
     assert torch.equal(written.permute(0, 3, 1, 2), sample(gen, 3, labels=1, seed=6))
     result = CliRunner().invoke(app, ["sample", str(tiny_run), "--n", "100000", "--out", str(tmp_path / "g.png")])
     assert (

@@ -49,8 +49,9 @@ def _is_our_archive(path: Path) -> bool:
     if path.is_symlink() or not path.is_file() or not zipfile.is_zipfile(path):
         return False
     try:
-        with zipfile.ZipFile(path) as z:
-            return any(name.endswith("/data.pkl") and b"format_version" in z.read(name) for name in z.namelist())
+        with zipfile.ZipFile(path) as z:  # the record of a checkpoint is small: a larger one is not ours
+            records = [i for i in z.infolist() if i.filename.endswith("/data.pkl") and i.file_size < 2**26]
+            return any(b"format_version" in z.read(info) for info in records)
     except (OSError, zipfile.BadZipFile, RuntimeError):
         return False
 
