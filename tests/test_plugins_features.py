@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torchvision.datasets import ImageFolder
 
-from gan_augment import DiscriminatorFeatures, GanAugmentError
+from gan_augment import DiscriminatorFeatures, GanAugmentError, load_discriminator
 from gan_augment.plugins import images_to_tensor
 
 
@@ -79,6 +79,26 @@ class TestDiscriminatorFeatures:
         f = DiscriminatorFeatures(trained["unconditional"]).fit()
         with pytest.raises(ValueError, match="need 3×16×16 = 768"):
             f.transform(np.zeros((2, 10)))
+
+    def test_per_class_run_uses_its_pretrained_discriminator(self, trained: dict[str, Path], tmp_path: Path) -> None:
+        """A default per-class run (with a pool) serves feature extraction with the discriminator it
+        pre-trained on every image; one without pre-training says what to run."""
+        from typer.testing import CliRunner
+
+        from gan_augment.cli import app
+        from gan_augment.plugins.features import extract_features
+
+        f = DiscriminatorFeatures(trained["with-pool"]).fit()
+        X = images(3)[0]
+        d = load_discriminator(trained["with-pool"], device="cpu", pretrained=True)
+        expected = extract_features(d, images_to_tensor(X, 16, 3), "all", 4).numpy()
+        assert np.allclose(f.transform(X), expected, atol=1e-6)
+        args = ["features", str(trained["with-pool"]), str(trained["labeled"]), "--out", str(tmp_path / "f.npz")]
+        result = CliRunner().invoke(app, [*args, "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+        assert np.load(tmp_path / "f.npz")["features"].shape == (12, f.n_features_out_)
+        with pytest.raises(GanAugmentError, match="no shared pre-trained one.*gan-augment fit LABELED UNLABELED"):
+            DiscriminatorFeatures(trained["per-class"]).fit()
 
     def test_conditional_run_works(self, trained: dict[str, Path]) -> None:
         f = DiscriminatorFeatures(trained["conditional"]).fit()

@@ -124,7 +124,7 @@ def predict(
 @app.command()
 @expected_errors
 def features(
-    run: Path = typer.Argument(..., help="Run directory of an unconditional or conditional `gan-augment fit`."),
+    run: Path = typer.Argument(..., help="Run directory of `gan-augment fit` (a per-class run: its pre-trained D)."),
     images_dir: Path = typer.Argument(
         ..., help="Folder of images; with one sub-folder per class, labels are saved too."
     ),

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..device import resolve_device
-from ..errors import GanAugmentError
+from ..errors import CheckpointError, GanAugmentError
 from ..io.rebuild import load_discriminator
 from ..models import PerClassDiscriminator
 
@@ -184,8 +184,10 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
     learned from ``X``.
 
     Args:
-        generator_ckpt: Run directory or ``checkpoint.pt`` of an unconditional or conditional run
-            (``gan-augment fit --mode unconditional`` trains the discriminator on all images).
+        generator_ckpt: Run directory or ``checkpoint.pt`` of any run: an unconditional or
+            conditional run's discriminator, or a per-class run's shared discriminator,
+            pre-trained on every labeled and unlabeled image (the default ``gan-augment fit
+            LABELED UNLABELED``).
         layers: ``"all"`` or a list of block indices.
         grid: Side of each pooled map.
         device: Where to run (default CUDA when available).
@@ -213,11 +215,16 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         if int(self.grid) < 1:
             raise ValueError(f"grid={self.grid} must be >= 1")
         d = load_discriminator(self.generator_ckpt, device="cpu")
-        if isinstance(d, PerClassDiscriminator):
-            raise GanAugmentError(
-                f"{str(self.generator_ckpt)!r} holds one discriminator per class: feature extraction needs "
-                "one discriminator, from `gan-augment fit --mode unconditional` (or conditional)"
-            )
+        if isinstance(d, PerClassDiscriminator):  # its shared discriminator, pre-trained on every image
+            try:
+                d = load_discriminator(self.generator_ckpt, device="cpu", pretrained=True)
+            except CheckpointError:
+                raise GanAugmentError(
+                    f"{str(self.generator_ckpt)!r} holds one discriminator per class and no shared pre-trained "
+                    "one (it had no pre-training: no UNLABELED folder, or --pretrain-steps 0, or an older "
+                    "gan-augment): run `gan-augment fit LABELED UNLABELED --out RUN` (it pre-trains one "
+                    "discriminator on every image), or `--mode unconditional`"
+                ) from None
         _block_shapes(d, self.layers, int(self.grid))  # checks ``layers``
         self.discriminator_: nn.Module = d
         self.image_size_, self.channels_ = input_shape(d)
