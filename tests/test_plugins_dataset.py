@@ -191,3 +191,30 @@ class TestRefusedAtConstruction:
         base = ListDataset(["x", "y"], [(torch.zeros(3, 16, 16, dtype=torch.uint8), label) for label in (0, 1, 0, 1)])
         with pytest.raises(GanAugmentError, match=r"class_mapping\['dark'\] = .* is not a label of the base dataset"):
             GANAugmentedDataset(base, trained["per-class"], synthetic_ratio=0.5, class_mapping={"dark": label})
+
+
+class TestTorchvisionConventions:
+    """Issue 14, item 2: the attributes ImageFolder users reach for, and resample() never silently
+    missing a DataLoader's persistent workers."""
+
+    def test_classes_class_to_idx_and_targets(self, trained: dict[str, Path]) -> None:
+        base = ImageFolder(trained["labeled"])
+        ds = GANAugmentedDataset(base, trained["with-pool"])  # the two-argument form, a default run
+        assert ds.classes == base.classes == ["dark", "light"]
+        assert ds.class_to_idx == base.class_to_idx
+        assert len(ds.targets) == len(ds) and ds.targets[: len(base)] == base.targets
+        assert ds.targets[len(base) :] == [ds[i][1] for i in range(len(base), len(ds))]
+
+    def test_resample_never_misses_persistent_workers(self, trained: dict[str, Path]) -> None:
+        base = ListDataset(["dark", "light"], [(torch.zeros(3, 16, 16, dtype=torch.uint8), c) for c in (0, 1) * 4])
+        ds = GANAugmentedDataset(base, trained["per-class"], synthetic_ratio=0.5)
+        fresh = DataLoader(ds, batch_size=len(ds), num_workers=1)
+        first = next(iter(fresh))[0]
+        ds.resample(seed=7)
+        second = next(iter(fresh))[0]  # workers started anew: the new images
+        assert torch.equal(second[: ds.n_real], first[: ds.n_real]) and not torch.equal(second, first)
+        kept = DataLoader(ds, batch_size=len(ds), num_workers=1, persistent_workers=True)
+        assert torch.equal(next(iter(kept))[0], second)
+        ds.resample(seed=8)
+        with pytest.raises(RuntimeError, match="persistent_workers=False"):
+            next(iter(kept))

@@ -177,3 +177,25 @@ class SyntheticBank:
             keep_images.append(cand[top])
             keep_labels.append(torch.full((n,), c, dtype=torch.int64))
         return torch.cat(keep_images), torch.cat(keep_labels)
+
+
+def synthetic_counts(
+    targets: Sequence[int],
+    ckpt_to_base: Mapping[int, int],
+    synthetic_ratio: float | None,
+    per_class: int | None,
+    balance: bool,
+) -> dict[int, int]:
+    """Synthetic images per generator class: up to the largest class (``balance``), ``per_class`` each,
+    or ``synthetic_ratio`` of the mixed dataset split as evenly as possible over the classes."""
+    counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=max(ckpt_to_base.values(), default=0) + 1)
+    gen_classes = sorted(ckpt_to_base)
+    if balance:
+        top = int(counts.max()) if len(counts) else 0
+        return {k: top - int(counts[ckpt_to_base[k]]) for k in gen_classes}
+    if per_class is not None:
+        return {k: per_class for k in gen_classes}
+    assert synthetic_ratio is not None
+    total = int(round(synthetic_ratio * len(targets) / (1 - synthetic_ratio)))
+    share, extra = divmod(total, max(1, len(gen_classes)))
+    return {k: share + (1 if i < extra else 0) for i, k in enumerate(gen_classes)}

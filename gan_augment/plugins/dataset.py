@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..io.images import RawForm, raw_channels, raw_form_of, to_raw
-from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes
+from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes, synthetic_counts
 from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teacher_logits
 
 PipelineKind = Literal["auto", "torchvision", "albumentations"]
@@ -78,28 +78,6 @@ def _check_pipeline(base_ds: Any, pipeline: str) -> None:
             "and pass transform= to GANAugmentedDataset",
             stacklevel=3,
         )
-
-
-def synthetic_counts(
-    targets: Sequence[int],
-    ckpt_to_base: Mapping[int, int],
-    synthetic_ratio: float | None,
-    per_class: int | None,
-    balance: bool,
-) -> dict[int, int]:
-    """Synthetic images per generator class: up to the largest class (``balance``), ``per_class`` each,
-    or ``synthetic_ratio`` of the mixed dataset split as evenly as possible over the classes."""
-    counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=max(ckpt_to_base.values(), default=0) + 1)
-    gen_classes = sorted(ckpt_to_base)
-    if balance:
-        top = int(counts.max()) if len(counts) else 0
-        return {k: top - int(counts[ckpt_to_base[k]]) for k in gen_classes}
-    if per_class is not None:
-        return {k: per_class for k in gen_classes}
-    assert synthetic_ratio is not None
-    total = int(round(synthetic_ratio * len(targets) / (1 - synthetic_ratio)))
-    share, extra = divmod(total, max(1, len(gen_classes)))
-    return {k: share + (1 if i < extra else 0) for i, k in enumerate(gen_classes)}
 
 
 class GANAugmentedDataset(Dataset):
@@ -192,6 +170,9 @@ class GANAugmentedDataset(Dataset):
         self.labels, self.teacher = labels, teacher
         self.min_confidence, self.temperature = min_confidence, temperature
         self.synthetic_soft: torch.Tensor | None = None  # (S, K) float targets when labels="soft"
+        # Bumped by resample(), in memory that DataLoader workers share: a persistent worker holding
+        # images from before a resample() sees it and refuses to serve them.
+        self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()
 
         self._bank = SyntheticBank(
             generator_ckpt,
@@ -246,7 +227,7 @@ class GANAugmentedDataset(Dataset):
             return
         num_labels = len(base_classes) if base_classes else max(targets, default=-1) + 1
         self.ckpt_to_base = map_classes(info.class_names, base_classes, class_mapping, num_labels)
-        self.class_names = base_classes or [str(i) for i in sorted(self.ckpt_to_base.values())]
+        self.class_names = base_classes or [str(i) for i in range(max(num_labels, *self.ckpt_to_base.values(), -1) + 1)]
         if classes is not None:
             unknown = [c for c in classes if c not in info.class_names]
             if unknown:
@@ -258,6 +239,8 @@ class GANAugmentedDataset(Dataset):
         self._ensure_bank()
         if seed is not None:
             self.seed = seed
+        self._generation += 1
+        self._drawn = int(self._generation)
         if self.teacher is None:
             images, gen_labels = self._bank.generate(self.counts, self.seed)
             self.synthetic_images = self._resized(images)  # (S, C, H, W) uint8
@@ -326,6 +309,22 @@ class GANAugmentedDataset(Dataset):
     def __len__(self) -> int:
         return self.n_real + len(self.synthetic_targets)
 
+    @property
+    def classes(self) -> list[str]:
+        """Class names in label order, as ``ImageFolder.classes``."""
+        return list(self.class_names)
+
+    @property
+    def class_to_idx(self) -> dict[str, int]:
+        """``{class name: label}``, as ``ImageFolder.class_to_idx``."""
+        return {name: i for i, name in enumerate(self.class_names)}
+
+    @property
+    def targets(self) -> list[int]:
+        """Every item's label, real then synthetic, as ``ImageFolder.targets`` (with soft labels, a
+        synthetic item's most probable class)."""
+        return [int(t) for t in dataset_targets(self.base_ds)] + self.synthetic_targets.tolist()
+
     def is_synthetic(self, index: int) -> bool:
         """Whether item ``index`` is synthetic."""
         if index < 0:
@@ -344,6 +343,12 @@ class GANAugmentedDataset(Dataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} is out of range for {len(self)} items")
+        if self._drawn != int(self._generation):
+            raise RuntimeError(
+                "the synthetic images were drawn again (resample()) after this DataLoader's persistent "
+                "workers copied the dataset, and they would go on serving the old ones: use "
+                "persistent_workers=False (workers then start each epoch with the new images)"
+            )
         if index < self.n_real:
             image, target = self.base_ds[index]
             if self.synthetic_soft is not None:
