@@ -111,7 +111,31 @@ class TestInfo:
         assert result.exit_code == 0 and "class_0" in result.output and "per-class" in result.output
         data = json.loads(invoke("info", run, "--json").output)
         assert data["step"] == 3 and data["class_names"] == ["class_0", "class_1"]
-        assert data["data"]["num_unlabeled"] == 8
+        assert data["data"]["num_unlabeled"] == 8 and data["num_classes"] == 2 and data["channels"] == 3
+
+    def test_text_says_the_real_class_count_and_channels(self, run: Path) -> None:
+        """Issue 14, item 4: readable lines (the settings' auto values, 0 and 0, used to be all one saw)."""
+        lines = invoke("info", run).output.splitlines()
+        assert "classes: 2: class_0, class_1" in lines[1] and "16×16, 3 channels (RGB)" in lines[2]
+        assert lines[0].strip().startswith("run: per-class, step 3 of 3")
+
+
+class TestVersionAndEntryPoints:
+    def test_version_and_python_m(self) -> None:
+        import subprocess
+        import sys
+
+        from gan_augment import __version__
+
+        result = invoke("--version")
+        assert result.exit_code == 0 and result.output.strip() == f"gan-augment {__version__}"
+        done = subprocess.run([sys.executable, "-m", "gan_augment", "--help"], capture_output=True, text=True)
+        assert done.returncode == 0 and "Usage:" in done.stdout and "fit" in done.stdout
+
+    def test_help_shows_the_steps_default_and_completion(self) -> None:
+        result = invoke("fit", "--help")
+        assert "[default: 5000]" in " ".join(result.output.split())  # Rich markup used to swallow it
+        assert "--install-completion" in invoke("--help").output
 
     def test_untrusted_checkpoint(self, tmp_path: Path) -> None:
         marker = tmp_path / "pwned"

@@ -16,11 +16,28 @@ app = typer.Typer(
     name="gan-augment",
     help="Train DCGANs on labeled (and unlabeled) image folders and put them to work for a classifier.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"gan-augment {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Train DCGANs on labeled (and unlabeled) image folders and put them to work for a classifier."""
 
 
 def choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:

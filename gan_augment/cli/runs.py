@@ -72,14 +72,7 @@ def info(
         if ckpt.get("kind") is None:  # a run of `fit` (not a classifier): its weights fit its models
             load_generator(run, device="cpu")
         summary = _info_summary(ckpt)
-        if as_json:
-            lines = [json.dumps(summary, indent=2)]
-        else:
-            lines = [f"{key:>18}: {value}" for key, value in summary.items() if key != "config"]
-            config = {k: v for k, v in dict(ckpt.get("config") or {}).items() if k != "model"}
-            lines.append(f"{'config':>18}: " + ", ".join(f"{k}={v}" for k, v in config.items()))
-            model = dict(ckpt.get("model_config") or {})
-            lines.append(f"{'model':>18}: " + ", ".join(f"{k}={v}" for k, v in model.items()))
+        lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(ckpt, summary)
     for line in lines:
         out_console_line(line)
 
@@ -95,9 +88,44 @@ def _info_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
         "pretrain_steps": ckpt.get("pretrain_steps"),
         "image_size": ckpt.get("image_size"),
         "channels": ckpt.get("channels"),
+        "num_classes": len(ckpt.get("class_names") or []),
         "class_names": ckpt.get("class_names"),
         "diffaugment": ckpt.get("diffaugment"),
         "elapsed_s": round(float(ckpt.get("elapsed_s", 0.0)), 1),
         "data": ckpt.get("data"),
         "config": ckpt.get("config"),
     }
+
+
+def _info_lines(ckpt: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+    """What a person reads first: the run, its classes, its images, its data; then the settings."""
+    names = [str(n) for n in summary["class_names"] or []]
+    shown = ", ".join(names[:20]) + (f", … ({len(names) - 20} more)" if len(names) > 20 else "")
+    channels = int(summary["channels"] or 0)
+    data = dict(summary["data"] or {})
+    pre = int(summary["pretrain_steps"] or 0)
+    config = {k: v for k, v in dict(summary["config"] or {}).items() if k != "model"}
+    rows = [
+        (
+            "run",
+            f"{summary['mode']}, step {summary['step']} of {summary['total_steps']}"
+            + (f" ({pre} of them unconditional pre-training)" if pre else ""),
+        ),  # fmt: skip
+        ("classes", f"{len(names)}: {shown}"),
+        (
+            "images",
+            f"{summary['image_size']}×{summary['image_size']}, {channels} channel"
+            + ("" if channels == 1 else "s")
+            + (" (grayscale)" if channels == 1 else " (RGB)"),
+        ),  # fmt: skip
+        (
+            "data",
+            f"{data.get('num_labeled', '?')} labeled + {data.get('num_unlabeled', '?')} unlabeled images"
+            + "".join(f"; {k}: {data[k]}" for k in ("labeled", "unlabeled") if data.get(k)),
+        ),  # fmt: skip
+        ("trained", f"{summary['elapsed_s']} s; DiffAugment {'on' if summary['diffaugment'] else 'off'}"),
+        ("config", ", ".join(f"{k}={v}" for k, v in config.items())),
+        ("model", ", ".join(f"{k}={v}" for k, v in dict(ckpt.get("model_config") or {}).items())),
+        ("format", f"checkpoint {summary['checkpoint_format']}, gan-augment {summary['package_version']}"),
+    ]
+    return [f"{key:>8}: {value}" for key, value in rows]

@@ -42,7 +42,7 @@ Mode = Annotated[ModeChoice, typer.Option(help="One GAN per class, one condition
 Channels = Annotated[int, typer.Option(min=0, max=3, help="1 or 3; 0 picks 1 when all images are grayscale.")]
 Steps = Annotated[
     Optional[int],
-    typer.Option(min=1, help=f"Training steps (per class model in per-class mode). [default: {default(T, 'steps')}]"),
+    typer.Option(min=1, help=f"Training steps (per class model in per-class mode). \\[default: {default(T, 'steps')}]"),
 ]
 PretrainSteps = Annotated[
     int,
