@@ -1,8 +1,11 @@
-"""Progress output: a rich progress bar on a terminal, plain messages otherwise, nothing when quiet."""
+"""Progress output: a rich progress bar on a terminal, a plain line every so often otherwise (logs,
+nohup, schedulers), nothing when quiet."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from typing import Any, Iterator
 
 from rich.console import Console
@@ -19,11 +22,42 @@ class _Bar:
             return
         fields = {}
         if row is not None:
-            fields["stats"] = (
-                f"{row.get('img_per_s', 0):,.0f} img/s  D {row.get('loss_d', 0):.3f}  G {row.get('loss_g', 0):.3f}"
-                f"  D(x) {row.get('d_real', 0):.2f}  D(G(z)) {row.get('d_fake', 0):.2f}"
-            )
+            fields["stats"] = _stats(row)
         self._progress.update(self._task, completed=step, **fields)
+
+
+def _stats(row: dict[str, Any]) -> str:
+    return (
+        f"{row.get('img_per_s', 0):,.0f} img/s  D {row.get('loss_d', 0):.3f}  G {row.get('loss_g', 0):.3f}"
+        f"  D(x) {row.get('d_real', 0):.2f}  D(G(z)) {row.get('d_fake', 0):.2f}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
+class _PlainBar:
+    """Progress for a log file: one plain line every ``every`` seconds (and at the end) with the
+    step, the share done, img/s and losses of the last logged window, and the time left."""
+
+    def __init__(self, reporter: Reporter, total: int, completed: int, every: float) -> None:
+        self.reporter, self.total, self.every = reporter, total, every
+        self.start, self.t0 = completed, time.monotonic()
+        self.t_last, self.row = self.t0, None
+
+    def update(self, step: int, row: dict[str, Any] | None) -> None:
+        self.row = row or self.row
+        now = time.monotonic()
+        if now - self.t_last < self.every and step < self.total:
+            return
+        self.t_last = now
+        rate = (step - self.start) / max(now - self.t0, 1e-9)
+        left = f"{_duration((self.total - step) / rate)} left" if rate > 0 and step < self.total else "done"
+        stats = f"  {_stats(self.row)}" if self.row else ""
+        self.reporter.message(f"step {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%){stats}  {left}")
 
 
 class _Console(Console):
@@ -40,11 +74,16 @@ class Reporter:
         quiet: Print nothing.
         console: A rich console (default: standard error). The progress bar is shown only when
             it is a terminal.
+        plain_every: Otherwise (a log file, a pipe), seconds between plain progress lines
+            (default: ``$GAN_AUGMENT_PROGRESS_EVERY`` or 60).
     """
 
-    def __init__(self, quiet: bool = False, console: Console | None = None) -> None:
+    def __init__(self, quiet: bool = False, console: Console | None = None, plain_every: float | None = None) -> None:
         self.quiet = quiet
         self.console = console or _Console(stderr=True)
+        self.plain_every = (
+            float(os.environ.get("GAN_AUGMENT_PROGRESS_EVERY", 60)) if plain_every is None else plain_every
+        )
 
     def message(self, text: str) -> None:
         """Print one line unless quiet. When the output is gone (a closed pipe: ``fit ... | head``,
@@ -57,10 +96,13 @@ class Reporter:
             self.quiet = True
 
     @contextlib.contextmanager
-    def progress(self, total: int, completed: int = 0) -> Iterator[_Bar]:
-        """A progress bar over ``total`` steps (a no-op when quiet or not on a terminal)."""
-        if self.quiet or not self.console.is_terminal:
+    def progress(self, total: int, completed: int = 0) -> Iterator[_Bar | _PlainBar]:
+        """A progress bar over ``total`` steps on a terminal, plain lines elsewhere, nothing when quiet."""
+        if self.quiet:
             yield _Bar(None, None)
+            return
+        if not self.console.is_terminal:
+            yield _PlainBar(self, total, completed, self.plain_every)
             return
         columns = (
             TextColumn("[bold]step"),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .trainer import Trainer
 
 CHECK_EVERY = 10  # steps between the (synchronising) health checks
+EARLY = (1, 2, 5, 10, 20)  # steps after a start at which the progress bar gets a first reading
 
 
 class MetricsWindow:
@@ -34,6 +35,12 @@ class MetricsWindow:
             self.sums[name] = self.sums.get(name, 0) + v
         self.n += 1
         self.images += images
+
+    def peek(self) -> dict[str, Any]:
+        """The window's means and throughput so far, for the progress bar (not logged, not cleared)."""
+        dt = time.perf_counter() - self.t_last
+        row: dict[str, Any] = {k: float(v) / max(self.n, 1) for k, v in self.sums.items()}
+        return {**row, "img_per_s": self.images / max(dt, 1e-9)}
 
     def row(self, t: Trainer) -> dict[str, Any]:
         """The row to log (mean statistics, throughput, elapsed time); starts a new window."""
@@ -74,7 +81,7 @@ def train(t: Trainer) -> Path:
 
 def _loop(t: Trainer, stop: dict[str, int | None]) -> None:
     cfg = t.config
-    window, diverged = MetricsWindow(), DivergenceCheck(t)
+    window, diverged, start = MetricsWindow(), DivergenceCheck(t), t.step
     with t.reporter.progress(t.total_steps, t.step) as bar:
         while t.step < t.total_steps:
             if stop["signal"] is not None and not t.dist.enabled:
@@ -102,8 +109,8 @@ def _loop(t: Trainer, stop: dict[str, int | None]) -> None:
                 row = window.row(t)
                 log_event(t, row)
                 bar.update(t.step, row)
-            else:
-                bar.update(t.step, None)
+            else:  # a first reading soon after the start, so the bar is never blank for long
+                bar.update(t.step, window.peek() if t.step - start in EARLY and not t.reporter.quiet else None)
             if t.step % cfg.sample_every == 0 or last:
                 t.save_samples()
             if saving:
