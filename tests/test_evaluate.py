@@ -141,3 +141,31 @@ def test_seed_arms_reuse_a_finished_run_of_the_same_configuration(tmp_path: Path
     other = ArmSettings(gan=tiny_config(steps=3), classifier=settings.classifier)
     SeedArms(split, other, 0, tmp_path, quiet, reuse=True).gan_run("per-class", "gan-per-class-seed0")
     assert (run / "checkpoint.pt").stat().st_mtime_ns != stamp  # another configuration: trained anew
+
+
+def test_one_seed_says_no_interval_and_one_budget_plots_arms_side_by_side() -> None:
+    """Issue 14, item 5: no "± nan" with one seed; with one label budget the plot shows each arm's
+    accuracy with its error bar, not a column of points on a log axis."""
+    import matplotlib.pyplot as plt
+
+    from gan_augment.evaluate import markdown_table
+    from gan_augment.evaluate.report import accuracy_figure
+    from gan_augment.evaluate.stats import summarize, verdict
+
+    records = [
+        {"dataset": "d", "labels_per_class": 10, "seed": 0, "arm": arm, "accuracy": acc}
+        for arm, acc in (("baseline", 0.80), ("gan-per-class", 0.78), ("gan-soft", 0.83))
+    ]
+    rows = summarize(records)
+    texts = [markdown_table(rows), *(verdict(r) for r in rows)]
+    assert not any("nan" in t for t in texts), texts
+    assert "one seed: no interval" in texts[0] and "run --seeds 3" in verdict(rows[1])
+    fig = accuracy_figure(rows, "d")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["baseline", "gan-per-class", "gan-soft"]
+    plt.close(fig)
+    two_budgets = summarize(records + [{**r, "labels_per_class": 100} for r in records])
+    fig = accuracy_figure(two_budgets, "d")
+    assert fig.axes[0].get_xscale() == "log"
+    plt.close(fig)

@@ -28,6 +28,8 @@ def markdown_table(rows: list[dict[str, Any]], group: Sequence[str] = ("dataset"
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         gain = f"{100 * r['gain']:+.1f} ± {100 * r['gain_ci95']:.1f} pts" if "gain" in r else ""
+        if "gain" in r and r["gain_ci95"] != r["gain_ci95"]:  # one seed: no interval to show
+            gain = f"{100 * r['gain']:+.1f} pts (one seed: no interval)"
         q = [f"{r[k]:.3f}" if k in r else "" for k in ("cas", "real_clf_on_synthetic", "diversity")]
         lines.append(
             "| "
@@ -40,27 +42,45 @@ def markdown_table(rows: list[dict[str, Any]], group: Sequence[str] = ("dataset"
 
 
 def plot_accuracy(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Accuracy against label budget, one line per arm (error bars: std over seeds)."""
+    """Accuracy against label budget, one line per arm (error bars: std over seeds); with one budget,
+    each arm's accuracy side by side."""
+    import matplotlib.pyplot as plt
+
+    fig = accuracy_figure(rows, title)
+    atomic_write(path, lambda f: fig.savefig(f, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def accuracy_figure(rows: list[dict[str, Any]], title: str) -> Any:
+    """The figure :func:`plot_accuracy` saves."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for arm in ARMS:
-        pts = sorted((r["labels_per_class"], r["mean"], r["std"]) for r in rows if r["arm"] == arm)
-        if pts:
-            x, m, s = zip(*pts)
-            ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=arm)
-    ax.set_xscale("log")
-    ax.set_xlabel("labels per class")
+    budgets = sorted({r["labels_per_class"] for r in rows})
+    if len(budgets) == 1:  # one budget: each arm's accuracy side by side, not a column of points
+        arms = [a for a in ARMS if any(r["arm"] == a for r in rows)]
+        by_arm = {r["arm"]: r for r in rows}
+        ax.errorbar(range(len(arms)), [by_arm[a]["mean"] for a in arms], yerr=[by_arm[a]["std"] for a in arms],
+                    fmt="o", capsize=4)  # fmt: skip
+        ax.set_xticks(range(len(arms)), arms, rotation=30, ha="right")
+        ax.set_xlabel(f"arm ({budgets[0]} labels per class; error bars: std over seeds)")
+    else:
+        for arm in ARMS:
+            pts = sorted((r["labels_per_class"], r["mean"], r["std"]) for r in rows if r["arm"] == arm)
+            if pts:
+                x, m, s = zip(*pts)
+                ax.errorbar(x, m, yerr=s, marker="o", capsize=3, label=arm)
+        ax.set_xscale("log")
+        ax.set_xlabel("labels per class")
+        ax.legend()
     ax.set_ylabel("test accuracy")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend()
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, dpi=120, format="png"))
-    plt.close(fig)
+    return fig
 
 
 def settings_dict(settings: ArmSettings) -> dict[str, Any]:

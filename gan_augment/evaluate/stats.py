@@ -64,6 +64,10 @@ def verdict(row: dict[str, Any]) -> str:
         return ""
     pts, h = 100 * gain, 100 * half if half == half else float("nan")
     what = "synthetic samples this way" if row["arm"] in SAMPLE_ARMS else "it"
+    if h != h:  # one seed: no interval, so no verdict either way
+        return (
+            f"{row['arm']}: {pts:+.1f} points on one seed, which cannot tell a gain from noise: run --seeds 3 or more"
+        )
     if clears_zero(row):
         return f"{row['arm']} raised accuracy by {pts:.1f} ± {h:.1f} points"
     if h == h and gain + half < 0:
