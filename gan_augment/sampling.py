@@ -13,7 +13,7 @@ from torch import nn
 from .data.folders import safe_folder_names
 from .errors import GanAugmentError
 from .io.atomic import atomic_write_json
-from .io.images import make_grid, save_image_atomic, to_pil, to_uint8
+from .io.images import label_grid, make_grid, save_image_atomic, to_pil, to_uint8
 
 
 def _num_classes(generator: nn.Module) -> int:
@@ -127,9 +127,16 @@ def _labels(labels: int | list[int] | torch.Tensor | None, n: int, k: int) -> to
 
 
 def class_grid(
-    generator: nn.Module, per_row: int, seed: int = 0, upscale: int = 1, rows: int | None = None
+    generator: nn.Module,
+    per_row: int,
+    seed: int = 0,
+    upscale: int = 1,
+    rows: int | None = None,
+    class_names: list[str] | None = None,
+    title: str | None = None,
 ) -> Image.Image:
-    """A grid of samples: one row per class, or ``rows`` rows (default ``per_row // 2``) if unconditional."""
+    """A grid of samples: one row per class, or ``rows`` rows (default ``per_row // 2``) if unconditional.
+    With ``class_names`` (class-aware generators), each row is labelled; ``title`` goes above."""
     k = _num_classes(generator)
     if k:
         rows = k
@@ -141,6 +148,8 @@ def class_grid(
     grid = make_grid(images, rows=rows)
     if upscale > 1:
         grid = grid.resize((grid.width * upscale, grid.height * upscale), Image.Resampling.NEAREST)
+    if (class_names and k) or title:
+        grid = label_grid(grid, rows, class_names if k else None, title)
     return grid
 
 

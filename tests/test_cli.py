@@ -78,8 +78,9 @@ class TestSample:
         result = invoke("sample", run, "--n", "6", "--out", out, "--device", "cpu")
         assert result.exit_code == 0, result.output
         with Image.open(out) as im:
-            # 2 classes × 3 images of 16 px, upscaled ×4, 2 px padding
-            assert im.size == (3 * (64 + 8) + 8, 2 * (64 + 8) + 8)
+            # 2 classes × 3 images of 16 px, upscaled ×4, 2 px padding; a title band of 16 px above
+            # and the class names in a margin on the left
+            assert im.height == 2 * (64 + 8) + 8 + 16 and im.width > 3 * (64 + 8) + 8
 
     def test_image_folder(self, run: Path, tmp_path: Path) -> None:
         out_dir = tmp_path / "synthetic"
@@ -94,7 +95,7 @@ class TestSample:
         result = invoke("sample", run, "--n", "9", "--out", tmp_path / "g.png", "--device", "cpu")
         assert result.exit_code == 0, result.output
         with Image.open(tmp_path / "g.png") as im:
-            assert im.size == (3 * (64 + 8) + 8, 3 * (64 + 8) + 8)
+            assert im.size == (3 * (64 + 8) + 8, 3 * (64 + 8) + 8 + 16)  # no class names: a title only
 
     def test_needs_an_output(self, run: Path) -> None:
         result = invoke("sample", run)

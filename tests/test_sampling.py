@@ -128,3 +128,24 @@ def test_large_counts_are_chunked_or_refused_before_drawing(tiny_run: Path, tmp_
         result.exit_code == 2 and "more than an image viewer opens" in result.output and "--per-class" in result.output
     )
     assert not (tmp_path / "g.png").exists()
+
+
+def test_grids_name_each_row_and_say_the_step(tiny_run: Path, tmp_path: Path) -> None:
+    """Issue 14, item 5: a grid names the class of each row in a left margin and says its step above."""
+    import numpy as np
+
+    from gan_augment.sampling import class_grid
+
+    gen, info = load_generator(tiny_run)
+    bare = class_grid(gen, per_row=3, seed=0)
+    named = np.asarray(class_grid(gen, per_row=3, seed=0, class_names=info.class_names, title="step 3").convert("L"))
+    margin, band = named.shape[1] - bare.width, named.shape[0] - bare.height
+    assert margin > 0 and band > 0
+    row_h = bare.height // 2
+    for r in range(2):  # each row's band of the margin holds its name (dark text on white)
+        assert (named[band + r * row_h : band + (r + 1) * row_h, :margin] < 128).any()
+    assert (named[:band, margin:] < 128).any()  # the title
+    grid = sorted((tiny_run / "samples").glob("step_*.png"))[-1]
+    from PIL import Image
+
+    assert Image.open(grid).width > bare.width  # training's grids are labelled too

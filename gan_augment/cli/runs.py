@@ -52,7 +52,9 @@ def sample(
         else:  # a near-square grid
             per_row = math.ceil(math.sqrt(n))
             rows = math.ceil(n / per_row)
-        grid = class_grid(gen, per_row=per_row, rows=rows, seed=seed, upscale=max(1, 64 // info.image_size))
+        upscale = max(1, 64 // info.image_size)
+        title = f"{Path(str(run)).name}: step {info.step}, seed {seed}"
+        grid = class_grid(gen, per_row, seed, upscale, rows=rows, class_names=info.class_names, title=title)
         save_image_atomic(grid, out)
         out_console_line(f"wrote {out} ({rows} rows, {info.image_size}×{info.image_size}, step {info.step})")
     if out_dir is not None and per_class is not None:

@@ -103,6 +103,28 @@ def make_grid(images: torch.Tensor, rows: int, padding: int = 2) -> Image.Image:
     return to_pil(grid[:1] if images.shape[1] == 1 else grid)
 
 
+def label_grid(
+    grid: Image.Image, rows: int, row_names: list[str] | None = None, title: str | None = None
+) -> Image.Image:
+    """``grid`` with each row's name in a left margin and ``title`` in a band above (RGB, white)."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    names = [name if len(name) <= 24 else name[:23] + "…" for name in map(str, row_names or [])]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    margin = int(max((probe.textlength(n, font=font) for n in names), default=0)) + 8 if names else 0
+    band = 16 if title else 0
+    out = Image.new("RGB", (grid.width + margin, grid.height + band), "white")
+    out.paste(grid.convert("RGB"), (margin, band))
+    draw = ImageDraw.Draw(out)
+    if title:
+        draw.text((margin + 2, 2), title, fill="black", font=font)
+    row_h = grid.height / max(rows, 1)
+    for r, name in enumerate(names[:rows]):
+        draw.text((4, band + r * row_h + row_h / 2), name, fill="black", font=font, anchor="lm")
+    return out
+
+
 def save_image_atomic(image: Image.Image, path: str | os.PathLike[str]) -> None:
     """Save a PIL image as PNG atomically."""
     atomic_write(path, lambda f: image.save(f, format="PNG"))

@@ -96,7 +96,9 @@ def save_samples(t: Trainer) -> Path | None:
     else:
         gen = sampling_generator(t)
     path = t.out_dir / "samples" / f"step_{t.step:06d}.png"
-    grid = class_grid(gen, per_row=10, seed=t.config.seed, upscale=max(1, 64 // t.config.image_size))
+    title = f"step {t.step}" + (" (pre-training, all images)" if t.phase == "pretrain" else "")
+    upscale = max(1, 64 // t.config.image_size)
+    grid = class_grid(gen, per_row=10, seed=t.config.seed, upscale=upscale, class_names=t.data.class_names, title=title)
     save_image_atomic(grid, path)
     return path
 
