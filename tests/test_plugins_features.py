@@ -48,10 +48,24 @@ class TestDiscriminatorFeatures:
         assert np.allclose(f.transform(as_tensor), ref, atol=1e-5)
         assert np.allclose(f.transform(as_tensor.float() / 255), ref, atol=1e-5)
         assert np.allclose(f.transform(as_pil), ref, atol=1e-5)
-        assert np.allclose(f.transform(as_tensor.reshape(4, -1).numpy()), ref)  # flattened rows, C·H·W order
-        assert not np.allclose(f.transform(X.reshape(4, -1)), ref)  # H·W·C rows are another image: not read as one
+        # Flattened rows (issue 14, item 3): either order is an image, so the order must be given.
+        with pytest.raises(ValueError, match="pass layout='chw' or layout='hwc'"):
+            f.transform(X.reshape(4, -1))
+        chw = DiscriminatorFeatures(trained["unconditional"], layout="chw").fit()
+        hwc = DiscriminatorFeatures(trained["unconditional"], layout="hwc").fit()
+        assert np.allclose(chw.transform(as_tensor.reshape(4, -1).numpy()), ref, atol=1e-5)
+        assert np.allclose(hwc.transform(X.reshape(4, -1)), ref, atol=1e-5)
         big = np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)  # 32×32: resized to 16×16
         assert f.transform(big).shape == ref.shape
+
+    def test_float_input_outside_0_1_is_refused(self, trained: dict[str, Path]) -> None:
+        """0-255 floats or normalized images would be read as other images, silently."""
+        f = DiscriminatorFeatures(trained["unconditional"]).fit()
+        X, _ = images(2)
+        for bad in (X.astype(np.float32), (X / 255.0 - 0.5) / 0.25):
+            with pytest.raises(ValueError, match=r"float images must be in \[0, 1\]"):
+                f.transform(bad)
+        assert f.transform(X.astype(np.float32) / 255).shape == (2, f.n_features_out_)
 
     def test_dataset_input(self, trained: dict[str, Path]) -> None:
         f = DiscriminatorFeatures(trained["unconditional"]).fit()

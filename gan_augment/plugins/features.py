@@ -124,8 +124,9 @@ def _as_array_or_tensor(X: Any, image_size: int, channels: int) -> np.ndarray | 
     raise ValueError(f"cannot read images from {type(X).__name__}")
 
 
-def _array_to_nchw(X: np.ndarray, image_size: int, channels: int) -> torch.Tensor:
-    """(N, H, W), (N, H, W, C) or flattened (N, C·H·W) arrays as an (N, C, H, W) tensor."""
+def _array_to_nchw(X: np.ndarray, image_size: int, channels: int, layout: str = "auto") -> torch.Tensor:
+    """(N, H, W), (N, H, W, C) or flattened arrays as an (N, C, H, W) tensor. Flattened rows of
+    several channels need ``layout``: ``"chw"`` (torchvision's order) or ``"hwc"`` (numpy's, PIL's)."""
     if X.dtype == object:
         X = X.astype(np.float64)
     if np.iscomplexobj(X):
@@ -142,6 +143,15 @@ def _array_to_nchw(X: np.ndarray, image_size: int, channels: int) -> torch.Tenso
                 f"2-D input has {X.shape[1]} features per row; flattened images for this discriminator "
                 f"need {channels}×{side}×{side} = {channels * side * side}"
             )
+        if layout not in ("auto", "chw", "hwc"):
+            raise ValueError(f"layout={layout!r} is not one of auto, chw, hwc")
+        if channels > 1 and layout == "auto":
+            raise ValueError(
+                f"flattened rows of {channels}×{side}×{side} values can be C×H×W (torchvision's order) or "
+                "H×W×C (numpy's and PIL's), which give different images: pass layout='chw' or layout='hwc'"
+            )
+        if layout == "hwc":
+            return torch.from_numpy(np.ascontiguousarray(X.reshape(len(X), side, side, channels))).permute(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(X.reshape(len(X), channels, side, side)))
     if X.ndim == 3:
         return torch.from_numpy(np.ascontiguousarray(X))[:, None]  # (N, 1, H, W)
@@ -150,7 +160,7 @@ def _array_to_nchw(X: np.ndarray, image_size: int, channels: int) -> torch.Tenso
     raise ValueError(f"images must be (N, H, W), (N, H, W, C) or (N, C·H·W); got shape {X.shape}")
 
 
-def images_to_tensor(X: Any, image_size: int, channels: int) -> torch.Tensor:
+def images_to_tensor(X: Any, image_size: int, channels: int, layout: str = "auto") -> torch.Tensor:
     """Turn images in any accepted form into float (N, C, image_size, image_size) in [-1, 1].
 
     Accepted: uint8 arrays (N, H, W) or (N, H, W, C); float arrays in [0, 1] of those shapes;
@@ -158,12 +168,20 @@ def images_to_tensor(X: Any, image_size: int, channels: int) -> torch.Tensor:
     lists of PIL images; a dataset of ``(image, label)`` or of images.
     """
     X = _as_array_or_tensor(X, image_size, channels)
-    t = _array_to_nchw(X, image_size, channels) if isinstance(X, np.ndarray) else (X if X.ndim == 4 else X[:, None])
+    if isinstance(X, np.ndarray):
+        t = _array_to_nchw(X, image_size, channels, layout)
+    else:
+        t = X if X.ndim == 4 else X[:, None]
     if t.dtype == torch.uint8:
         t = t.float().div(255)
     t = t.float()
     if not torch.isfinite(t).all():
         raise ValueError("images contain NaN or infinity")
+    if t.numel() and (t.min() < 0 or t.max() > 1):
+        raise ValueError(
+            f"float images must be in [0, 1]; these are in [{float(t.min()):.3g}, {float(t.max()):.3g}]: divide "
+            "0-255 values by 255, undo a normalization, or pass uint8 images"
+        )
     if t.shape[1] != channels:
         if t.shape[1] == 1:
             t = t.expand(-1, channels, -1, -1)
@@ -192,6 +210,9 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         grid: Side of each pooled map.
         device: Where to run (default CUDA when available).
         batch_size: Images per forward pass.
+        layout: The order of flattened rows (N, C·H·W) of a run with 3 channels: ``"chw"``
+            (torchvision's) or ``"hwc"`` (numpy's and PIL's); ``"auto"`` refuses them, since either
+            reading gives an image. Other inputs carry their layout in their shape.
     """
 
     def __init__(
@@ -201,12 +222,14 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         grid: int = 4,
         device: str | None = None,
         batch_size: int = 256,
+        layout: str = "auto",
     ) -> None:
         self.generator_ckpt = generator_ckpt
         self.layers = layers
         self.grid = grid
         self.device = device
         self.batch_size = batch_size
+        self.layout = layout
 
     def fit(self, X: Any = None, y: Any = None) -> DiscriminatorFeatures:
         """Load the discriminator (and check ``X``, when given, is readable images); returns self."""
@@ -230,7 +253,7 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         self.image_size_, self.channels_ = input_shape(d)
         self.n_features_out_ = feature_length(d, self.layers, self.grid)
         if X is not None:
-            n = len(images_to_tensor(X, self.image_size_, self.channels_))
+            n = len(images_to_tensor(X, self.image_size_, self.channels_, self.layout))
             if n == 0:
                 raise ValueError("0 sample(s) given to fit: pass at least one image")
         return self
@@ -238,7 +261,7 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: Any) -> np.ndarray:
         """Features of images ``X`` as float32 (N, n_features_out_)."""
         check_is_fitted(self, "discriminator_")
-        images = images_to_tensor(X, self.image_size_, self.channels_)
+        images = images_to_tensor(X, self.image_size_, self.channels_, self.layout)
         dev = resolve_device(self.device)
         d = self.discriminator_.to(dev).eval()
         feats = extract_features(d, images, self.layers, int(self.grid), int(self.batch_size))
