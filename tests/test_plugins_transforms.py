@@ -67,3 +67,42 @@ class TestSyntheticSwap:
         t = SyntheticSwap(trained["black-white"], p=1.0, class_mapping={"dark": 0}, bank_per_class=2)
         img = Image.new("RGB", (16, 16), (9, 9, 9))
         assert t(img, 1)[0] is img and t(img, 0)[0] is not img
+
+
+class TestConventions:
+    """Issue 14, item 2: classes by name from the dataset, dict samples, a clear error on a batch,
+    and the base dataset's own transform found through a Subset."""
+
+    def test_classes_by_name_from_the_dataset(self, trained: dict[str, Path], tmp_path: Path) -> None:
+        root = tmp_path / "labeled"
+        for name in ("aaa-stray", "dark", "light"):  # a stray folder sorts first: positions shift
+            (root / name).mkdir(parents=True)
+            Image.new("RGB", (16, 16), (128, 128, 128)).save(root / name / "x.png")
+        ds = ImageFolder(root)
+        swap = SyntheticSwap(trained["black-white"], p=1.0, classes=ds, bank_per_class=2)
+        img = Image.new("RGB", (16, 16), (128, 128, 128))
+        assert float(np.asarray(swap(img, ds.class_to_idx["dark"])[0]).mean()) == 0.0
+        assert float(np.asarray(swap(img, ds.class_to_idx["light"])[0]).mean()) == 255.0
+        assert swap(img, ds.class_to_idx["aaa-stray"])[0] is img  # no synthetic class: unchanged
+        subset = torch.utils.data.Subset(ds, [1, 2])
+        assert float(np.asarray(SyntheticSwap(trained["black-white"], p=1.0, classes=subset)(img, 1)[0]).mean()) == 0
+        with pytest.warns(UserWarning, match="pass classes=dataset"):
+            SyntheticSwap(trained["black-white"], p=1.0, bank_per_class=2)
+
+    def test_dict_samples_and_batches(self, trained: dict[str, Path]) -> None:
+        swap = SyntheticSwap(trained["black-white"], p=1.0, classes=["dark", "light"], bank_per_class=2)
+        image = tv_tensors.Image(torch.full((3, 16, 16), 128, dtype=torch.uint8))
+        out = swap({"image": image, "label": 0, "path": "a.png"})
+        assert out["path"] == "a.png" and out["label"] == 0 and int(out["image"].float().mean()) == 0
+        assert isinstance(out["image"], tv_tensors.Image)
+        with pytest.raises(ValueError, match="not a batch"):
+            swap(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
+        with pytest.raises(ValueError, match="needs an image and a label"):
+            swap({"pixels": image})
+
+    def test_a_subset_with_its_own_transform_warns(self, trained: dict[str, Path]) -> None:
+        from gan_augment import GANAugmentedDataset
+
+        inner = ImageFolder(trained["labeled"], transform=v2.PILToTensor())
+        with pytest.warns(UserWarning, match=r"base_ds\.dataset has its own transform"):
+            GANAugmentedDataset(torch.utils.data.Subset(inner, [0, 1, 2]), trained["per-class"], synthetic_ratio=0.5)

@@ -15,9 +15,8 @@ from torch.utils.data import Dataset
 
 from ..io.images import RawForm, raw_channels, raw_form_of, to_raw
 from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes, synthetic_counts
+from .pipelines import PipelineKind, apply_transform, check_pipeline
 from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teacher_logits
-
-PipelineKind = Literal["auto", "torchvision", "albumentations"]
 
 # The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` when none is given. With the generator's
 # labels, the limited-labels benchmark measured ratios 0.25 and 0.5 costing least (MNIST -0.7 / -0.6,
@@ -27,22 +26,6 @@ DEFAULT_SYNTHETIC_RATIO = 0.25
 # Rounds of candidates drawn to fill each class when a teacher filters synthetic images.
 MAX_TEACHER_ROUNDS = 8
 MAX_OVERSAMPLING = 16  # at most this many candidates per image still missing, in one round
-
-
-def is_albumentations(transform: Any) -> bool:
-    """Whether ``transform`` is an albumentations transform or Compose (called as ``t(image=...)``)."""
-    return type(transform).__module__.split(".")[0] == "albumentations"
-
-
-def apply_transform(transform: Callable[..., Any] | None, image: Any, kind: PipelineKind) -> Any:
-    """Apply a torchvision-style (``t(img)``) or albumentations-style (``t(image=arr)["image"]``) transform."""
-    if transform is None:
-        return image
-    if kind == "albumentations" or (kind == "auto" and is_albumentations(transform)):
-        if not isinstance(image, np.ndarray):
-            image = np.asarray(image)
-        return transform(image=image)["image"]
-    return transform(image)
 
 
 def _image_size(x: Any) -> tuple[int, int] | None:
@@ -67,17 +50,6 @@ def _check_sizing(synthetic_ratio: float | None, per_class: int | None, balance:
     if per_class is not None and per_class < 0:
         raise ValueError(f"per_class={per_class} must be >= 0")
     return synthetic_ratio
-
-
-def _check_pipeline(base_ds: Any, pipeline: str) -> None:
-    if pipeline not in ("auto", "torchvision", "albumentations"):
-        raise ValueError(f"pipeline={pipeline!r} is not one of auto, torchvision, albumentations")
-    if getattr(base_ds, "transform", None) is not None:
-        warnings.warn(
-            "base_ds has its own transform, which synthetic samples do not get: build it without one "
-            "and pass transform= to GANAugmentedDataset",
-            stacklevel=3,
-        )
 
 
 class GANAugmentedDataset(Dataset):
@@ -160,7 +132,7 @@ class GANAugmentedDataset(Dataset):
         synthetic_ratio = _check_sizing(synthetic_ratio, per_class, balance)
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         check_labeling(labels, teacher, min_confidence, temperature)
-        _check_pipeline(base_ds, pipeline)
+        check_pipeline(base_ds, pipeline)
         self.base_ds = base_ds
         self.generator_ckpt = str(generator_ckpt)
         self.transform = transform

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Mapping
 
 import torch
@@ -11,7 +12,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..io.images import to_raw
-from .bank import SyntheticBank, map_classes
+from .bank import SyntheticBank, dataset_classes, map_classes
 
 
 class SyntheticSwap(v2.Transform):
@@ -26,8 +27,10 @@ class SyntheticSwap(v2.Transform):
     Args:
         generator_ckpt: Run directory or ``checkpoint.pt`` of a per-class or conditional run.
         p: Probability of a swap, in [0, 1].
-        classes: Class names of the dataset, in label order, to map the generator's classes by
-            name; default: the generator's own order.
+        classes: The dataset (anything with ``classes``, also through ``Subset``), or its class
+            names in label order: the generator's classes are matched to them by name. Without
+            it the generator's own order is assumed, with a warning (a stray or missing class
+            folder would shift every label).
         class_mapping: ``{generator class name: label}``, instead of ``classes``.
         bank_per_class: Synthetic images kept per class.
         device: Where the generator runs at construction (default CUDA when available).
@@ -38,7 +41,7 @@ class SyntheticSwap(v2.Transform):
         self,
         generator_ckpt: str | os.PathLike[str],
         p: float = 0.5,
-        classes: list[str] | None = None,
+        classes: Any = None,
         class_mapping: Mapping[str, int] | None = None,
         bank_per_class: int = 256,
         device: str | torch.device | None = None,
@@ -55,6 +58,16 @@ class SyntheticSwap(v2.Transform):
         self.seed = seed
         bank = SyntheticBank(generator_ckpt, device=device)
         names = bank.info.class_names
+        if classes is not None and not isinstance(classes, (list, tuple)):
+            classes = dataset_classes(classes)
+            if classes is None:
+                raise ValueError("classes has no `classes` attribute: pass the dataset's class names, in label order")
+        if classes is None and class_mapping is None:
+            warnings.warn(
+                f"SyntheticSwap assumes the dataset's labels follow the generator's classes {names}: pass "
+                "classes=dataset (or its class names) to match them by name",
+                stacklevel=2,
+            )
         mapping = map_classes(names, classes if classes is not None else names, class_mapping)
         images, gen_labels = bank.generate({k: bank_per_class for k in sorted(mapping)}, seed)
         self.images = images  # (K * bank_per_class, C, H, W) uint8
@@ -63,11 +76,27 @@ class SyntheticSwap(v2.Transform):
 
     def forward(self, *inputs: Any) -> Any:
         # Like torchvision's MixUp/CutMix, this transform needs the label, so it takes the sample
-        # whole instead of leaf by leaf.
+        # whole instead of leaf by leaf: (image, label), or a dict with an image and a label.
         sample = inputs if len(inputs) > 1 else inputs[0]
+        if isinstance(sample, Mapping):
+            image_key = next((k for k in ("image", "img") if k in sample), None)
+            label_key = next((k for k in ("label", "labels", "target", "targets") if k in sample), None)
+            if image_key is None or label_key is None:
+                raise ValueError(
+                    f"SyntheticSwap needs an image and a label in a dict sample; got keys {sorted(map(str, sample))}"
+                )
+            image, label = self._swap(sample[image_key], sample[label_key])
+            return {**sample, image_key: image, label_key: label}
         if not (isinstance(sample, (tuple, list)) and len(sample) == 2):
             raise ValueError("SyntheticSwap takes (image, label): use it on a dataset's sample, not on images alone")
-        image, label = sample
+        return self._swap(*sample)
+
+    def _swap(self, image: Any, label: Any) -> tuple[Any, Any]:
+        if (isinstance(label, torch.Tensor) and label.numel() != 1) or getattr(image, "ndim", 3) > 3:
+            raise ValueError(
+                "SyntheticSwap works on one sample, not a batch: put it in the dataset's transform (before "
+                "the DataLoader), not after it"
+            )
         lab = int(label)
         rows = self._rows.get(lab)
         # All random choices of a call, drawn in one place.
