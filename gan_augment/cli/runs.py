@@ -131,3 +131,20 @@ def _info_lines(ckpt: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         ("format", f"checkpoint {summary['checkpoint_format']}, gan-augment {summary['package_version']}"),
     ]
     return [f"{key:>8}: {value}" for key, value in rows]
+
+
+@app.command()
+@expected_errors
+def report(
+    source: Path = typer.Argument(
+        ..., help="A run directory of `gan-augment fit`, or a folder of `gan-augment evaluate`."
+    ),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write (self-contained)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+) -> None:
+    """One HTML page to look at: configuration, data, sample grids over training and loss curves of a
+    run, or the arms table, verdict and plot of an evaluation (images embedded, nothing fetched)."""
+    from ..evaluate.html import write_report
+
+    check_new_output(out, overwrite)
+    out_console_line(f"wrote {write_report(source, out)}")

@@ -1,0 +1,180 @@
+"""``gan-augment report``: one self-contained HTML page for a run or an evaluation (images embedded,
+nothing fetched), to look at instead of reading JSON."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import GanAugmentError
+from ..io.atomic import atomic_write_text
+from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
+
+MAX_GRIDS = 6  # sample grids shown, spread over training
+MAX_IMAGE_BYTES = 20 * 2**20  # a larger "sample grid" is not embedded
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
+    "figure{display:inline-block;margin:.5em;vertical-align:top}img{max-width:100%;image-rendering:pixelated}"
+    "figcaption{text-align:center;color:#555}figure.small img{width:320px}"
+)
+
+
+def write_report(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Write the HTML report of a run directory (``gan-augment fit``) or an evaluation folder
+    (``gan-augment evaluate``) to ``out``; returns ``out``.
+
+    Raises:
+        GanAugmentError: If ``source`` is neither.
+    """
+    src = Path(source)
+    if (src / "evaluation.json").is_file():
+        title, body = f"gan-augment evaluation: {src.name}", _evaluation_body(src)
+    elif (src / CHECKPOINT_NAME).is_file():
+        title, body = f"gan-augment run: {src.name}", _run_body(src)
+    else:
+        raise GanAugmentError(
+            f"{str(src)!r} holds neither a run (checkpoint.pt) nor an evaluation (evaluation.json): pass a folder "
+            "written by `gan-augment fit` or `gan-augment evaluate`"
+        )
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
+    atomic_write_text(out, page)
+    return Path(out)
+
+
+def _table(rows: list[tuple[Any, ...]], head: tuple[str, ...] | None = None) -> str:
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    top = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>" if head else ""
+    return f"<table>{top}{cells}</table>"
+
+
+def _img(png: bytes, caption: str, small: bool = False) -> str:
+    data = base64.b64encode(png).decode()
+    alt, kind = html.escape(caption), ' class="small"' if small else ""
+    return f'<figure{kind}><img src="data:image/png;base64,{data}" alt="{alt}"><figcaption>{alt}</figcaption></figure>'
+
+
+def _png_file(path: Path) -> bytes | None:
+    """The bytes of a PNG written by the package, or None (anything else is not embedded)."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+        return None
+    data = path.read_bytes()
+    return data if data.startswith(PNG_SIGNATURE) else None
+
+
+def _run_body(run: Path) -> str:
+    ckpt = load_checkpoint(run)
+    with reading(run):
+        names = [str(n) for n in ckpt.get("class_names") or []]
+        data = dict(ckpt.get("data") or {})
+        config = dict(ckpt.get("config") or {})
+        overview = [
+            ("mode", ckpt.get("mode")),
+            ("step", f"{ckpt.get('step')} of {ckpt.get('total_steps')} ({ckpt.get('pretrain_steps')} pre-training)"),
+            ("images", f"{ckpt.get('image_size')}×{ckpt.get('image_size')}, {ckpt.get('channels')} channel(s)"),
+            ("classes", f"{len(names)}: {', '.join(names)}"),
+            ("data", f"{data.get('num_labeled')} labeled + {data.get('num_unlabeled')} unlabeled images"),
+            ("trained for", f"{float(ckpt.get('elapsed_s', 0.0)):.1f} s"),
+        ]
+    latest, earlier = _grids(run)
+    parts = ["<h2>Run</h2>", _table(overview), "<h2>Latest samples</h2>", latest]
+    parts += ["<h2>Losses and D(x)</h2>", _curves(run / "metrics.jsonl")]
+    parts += ["<h2>Samples over training</h2>", earlier]
+    parts += ["<h2>Configuration</h2>", _table([(k, v) for k, v in config.items() if k != "model"])]
+    return "".join(parts)
+
+
+def _grids(run: Path) -> tuple[str, str]:
+    """The last sample grid, large, and up to ``MAX_GRIDS - 1`` earlier ones spread over training, small."""
+    grids = sorted((run / "samples").glob("step_*.png")) if (run / "samples").is_dir() else []
+    if len(grids) > MAX_GRIDS:  # spread over training, the last one always
+        grids = [grids[round(i * (len(grids) - 1) / (MAX_GRIDS - 1))] for i in range(MAX_GRIDS)]
+    shown = [(f"step {int(p.stem.split('_')[1])}", png) for p in grids if (png := _png_file(p)) is not None]
+    if not shown:
+        return "<p>No sample grid yet.</p>", ""
+    earlier = "".join(_img(png, caption, small=True) for caption, png in shown[:-1])
+    return _img(shown[-1][1], shown[-1][0]), earlier or "<p>Only the latest grid so far.</p>"
+
+
+def _metric_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut short by a kill: skipped
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and isinstance(row.get("loss_d"), (int, float)):
+            rows.append(row)
+    return rows
+
+
+def _curves(path: Path) -> str:
+    rows = _metric_rows(path)
+    if not rows:
+        return "<p>No logged step yet.</p>"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = [r["step"] for r in rows]
+    for ax, keys in ((left, ("loss_d", "loss_g")), (right, ("d_real", "d_fake"))):
+        for key in keys:
+            ax.plot(steps, [float(r.get(key, float("nan"))) for r in rows], label=key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    left.set_title("discriminator and generator losses")
+    right.set_title("D(x) on real, D(G(z)) on generated")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return _img(buf.getvalue(), f"{len(rows)} logged steps from metrics.jsonl")
+
+
+def _evaluation_body(folder: Path) -> str:
+    try:
+        report = json.loads((folder / "evaluation.json").read_text())
+        rows = [r for r in report["summary"] if isinstance(r, dict)]
+        verdicts = [str(v) for v in report.get("verdicts", [])]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise GanAugmentError(f"{str(folder / 'evaluation.json')!r} is not an evaluation report ({exc})") from None
+    head = ("labels per class", "arm", "seeds", "accuracy", "gain vs baseline (95% CI)")
+    table = [
+        (
+            r.get("labels_per_class"),
+            r.get("arm"),
+            r.get("n"),
+            f"{float(r.get('mean', 0)):.4f} ± {float(r.get('std', 0)):.4f}",
+            _gain(r),
+        )
+        for r in rows
+    ]
+    parts = ["<h2>Verdict</h2><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts) + "</ul>"]
+    parts += ["<h2>Arms</h2>", _table(table, head)]
+    plot = _png_file(folder / "evaluation.png")
+    if plot is not None:
+        parts += ["<h2>Accuracy</h2>", _img(plot, "test accuracy by arm")]
+    parts += [
+        "<h2>Protocol</h2>",
+        _table([("seeds", report.get("seeds")), ("test fraction", report.get("test_fraction"))]),
+    ]
+    return "".join(parts)
+
+
+def _gain(row: dict[str, Any]) -> str:
+    if "gain" not in row:
+        return ""
+    gain, half = float(row["gain"]), float(row.get("gain_ci95", float("nan")))
+    return f"{100 * gain:+.1f} pts" + (f" ± {100 * half:.1f}" if half == half else " (one seed: no interval)")
