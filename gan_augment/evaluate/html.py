@@ -95,7 +95,8 @@ def _run_body(run: Path) -> str:
 
 def _grids(run: Path) -> tuple[str, str]:
     """The last sample grid, large, and up to ``MAX_GRIDS - 1`` earlier ones spread over training, small."""
-    grids = sorted((run / "samples").glob("step_*.png")) if (run / "samples").is_dir() else []
+    folder = run / "samples"
+    grids = sorted(p for p in folder.glob("step_*.png") if p.stem[5:].isdigit()) if folder.is_dir() else []
     if len(grids) > MAX_GRIDS:  # spread over training, the last one always
         grids = [grids[round(i * (len(grids) - 1) / (MAX_GRIDS - 1))] for i in range(MAX_GRIDS)]
     shown = [(f"step {int(p.stem.split('_')[1])}", png) for p in grids if (png := _png_file(p)) is not None]
