@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import TINY_CLI, tiny_config
 from test_reliability import fit_cli, one_line_error, runner
 
 from gan_augment import fit, load_checkpoint
@@ -153,8 +153,7 @@ class TestOneProcessPerRun:
     @pytest.mark.slow  # two training subprocesses
     def test_two_fresh_fits_into_one_new_folder(self, labeled: Path, tmp_path: Path) -> None:
         out = tmp_path / "both"
-        args = ["--image-size", "16", "--batch-size", "4", "--g-width", "8", "--d-width", "8", "--device", "cpu"]
-        cmd = [sys.executable, "-m", "gan_augment.cli", "fit", str(labeled), "--out", str(out), *args, "-q"]
+        cmd = [sys.executable, "-m", "gan_augment.cli", "fit", str(labeled), "--out", str(out), *TINY_CLI]
         procs = [subprocess.Popen([*cmd, "--steps", "30"], stderr=subprocess.PIPE, text=True) for _ in range(2)]
         results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]  # type: ignore[union-attr]
         assert sorted(code for code, _ in results) == [0, 2], results

@@ -9,25 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_CLI
 from test_reliability import fit_cli
 
 from gan_augment import load_checkpoint
 
 CLI = [sys.executable, "-m", "gan_augment.cli"]
-TINY = [
-    "--image-size",
-    "16",
-    "--batch-size",
-    "4",
-    "--g-width",
-    "8",
-    "--d-width",
-    "8",
-    "--z-dim",
-    "8",
-    "--device",
-    "cpu",
-]
+TINY = [a for a in TINY_CLI if a != "--quiet"]  # conftest's tiny run, printing its progress
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 

@@ -150,10 +150,11 @@ def scan_folders(
     ignored = 0
     # One set for every class: a link to the labeled folder, to another class or to a folder that an
     # earlier class listed is not followed, so no image is listed twice or under two labels.
-    seen = {i for i in map(_identity, (root, *class_dirs)) if i is not None}
-    same = {}
+    identities = {d: _identity(d) for d in class_dirs}
+    seen = {i for i in (_identity(root), *identities.values()) if i is not None}
+    same: dict[tuple[int, int] | None, Path] = {}
     for d in class_dirs:
-        other = same.setdefault(_identity(d), d)
+        other = same.setdefault(identities[d], d)
         if other != d:
             raise DataError(
                 f"class folders {other.name!r} and {d.name!r} in {str(root)!r} are the same folder (one links "

@@ -68,8 +68,8 @@ def mark(folder: Path) -> None:
 
 
 def remove_own(folder: Path) -> None:
-    """Remove the package's files from a marked ``folder`` (and ``samples/`` if that leaves it empty),
-    and temporary files of its interrupted writes. Anything else in the folder stays."""
+    """Remove the package's files from a marked ``folder`` (and ``samples/`` if that leaves it empty).
+    Anything else in the folder stays."""
     if not folder.is_dir() or not is_marked(folder):
         return
     for name in own_names(folder):
@@ -77,7 +77,6 @@ def remove_own(folder: Path) -> None:
     samples = folder / SAMPLES_DIR
     if samples.is_dir() and not samples.is_symlink() and not any(samples.iterdir()):
         samples.rmdir()
-    remove_stale_temporaries(folder)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import RunDirError
 from ..io.atomic import write_failure
 from ..io.checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME
-from ..io.outdir import is_marked, mark, not_ours, own_names, remove_own, remove_stale_temporaries
+from ..io.outdir import mark, not_ours, remove_own, remove_stale_temporaries
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool = True) -> None:
@@ -52,8 +52,8 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool
     check_run_dir(out, resume, overwrite, resumable=resumable)
     if out.is_dir():
         remove_stale_temporaries(out)
-        if not resume and is_marked(out) and own_names(out):
-            remove_own(out)
+        if not resume:
+            remove_own(out)  # only in a folder the package marked: its own files
     mark(out)
 
 
