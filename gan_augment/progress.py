@@ -11,6 +11,31 @@ from typing import Any, Iterator
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def printable(text: object, newlines: bool = False) -> str:
+    """``text`` safe to show on a terminal or in an image: control characters (``\\x1b`` starts a
+    terminal escape sequence), bidirectional overrides and bytes that are not UTF-8 (file names read
+    from disk) are written as escapes; with ``newlines``, line breaks are kept. Names are data."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        o = ord(ch)
+        if ch == "\n" and newlines:
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif 0xDC80 <= o <= 0xDCFF:  # an undecodable byte of a file name (surrogateescape)
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif o < 32 or 0x7F <= o < 0xA0 or 0x202A <= o <= 0x202E or 0x2066 <= o <= 0x2069 or 0xD800 <= o <= 0xDFFF:
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
 
 class _Bar:
     def __init__(self, progress: Progress | None, task: Any) -> None:
@@ -91,7 +116,7 @@ class Reporter:
         if self.quiet:
             return
         try:
-            self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+            self.console.print(printable(text, newlines=True), markup=False, highlight=False, soft_wrap=True)
         except (OSError, ValueError):  # EPIPE, EBADF, or "I/O operation on closed file"
             self.quiet = True
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import tempfile
 from pathlib import Path
 from typing import Iterator, Literal, overload
 
@@ -14,6 +16,7 @@ from .data.folders import safe_folder_names
 from .errors import GanAugmentError
 from .io.atomic import atomic_write_json
 from .io.images import label_grid, make_grid, save_image_atomic, to_pil, to_uint8
+from .io.outdir import MARKER_NAME, SAMPLES, is_marked, mark, remove_own, remove_stale_temporaries
 
 
 def _num_classes(generator: nn.Module) -> int:
@@ -199,24 +202,66 @@ def write_image_folder(
 
     For an unconditional generator, ``per_class`` images go to ``out_dir/unlabeled/``. Class names
     become folder names through :func:`~gan_augment.data.safe_folder_names`, so no name read from a
-    checkpoint can lead outside ``out_dir``; when that changes a name, ``class_names.json`` maps each
-    folder to the name in the run. ``out_dir`` must be new or empty (:func:`check_empty_folder`).
+    checkpoint can lead outside ``out_dir`` or onto the mapping file; when that changes a name,
+    ``class_names.json`` maps each folder to the name in the run. ``out_dir`` must be new or empty
+    (:func:`check_empty_folder`). The images are written into a hidden folder beside ``out_dir``
+    (``.NAME.incomplete-XXXX``), which becomes ``out_dir`` only when every class is complete: an
+    interrupted run never leaves a folder that loads as an ImageFolder with classes missing.
     """
     out = Path(out_dir)
     check_empty_folder(out)
     k = _num_classes(generator)
-    names = safe_folder_names(class_names) if k else ["unlabeled"]  # names from a checkpoint: untrusted
+    reserved = (CLASS_NAMES_FILE, MARKER_NAME)
+    names = safe_folder_names(class_names, reserved) if k else ["unlabeled"]  # names from a checkpoint: untrusted
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{incomplete_prefix(out)}", dir=out.parent))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; the set gets a folder's usual permissions
+    mark(staging, SAMPLES)  # the hidden folder is the package's: a rerun removes it
     if k and names != list(class_names):  # the names as the run has them, beside the folders
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "class_names.json", dict(zip(names, map(str, class_names))))
+        atomic_write_json(staging / CLASS_NAMES_FILE, dict(zip(names, map(str, class_names))))
     total = 0
     for c, name in enumerate(names):
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = staging / name
+        folder.mkdir()
         i = 0
         for chunk in iter_samples(generator, per_class, labels=c if k else None, seed=seed + c):  # bounded memory
             for img in chunk:
                 save_image_atomic(to_pil(img), folder / f"synthetic_{i:06d}.png")
                 i += 1
         total += i
+    os.rename(staging, out)  # atomic; onto a missing or empty folder
     return total
+
+
+CLASS_NAMES_FILE = "class_names.json"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def incomplete_prefix(out: Path) -> str:
+    """The name start of the hidden folder an ImageFolder of ``out`` is written into."""
+    return f".{out.name}.incomplete-"
+
+
+def remove_interrupted(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Remove the hidden, incomplete sets that interrupted runs into ``out_dir`` left beside it (only
+    folders the package marked, and only its files in them); returns those removed."""
+    out = Path(out_dir)
+    if not out.parent.is_dir():
+        return []
+    removed = []
+    for left in sorted(out.parent.glob(f"{glob.escape(incomplete_prefix(out))}*")):
+        if left.is_dir() and not left.is_symlink() and is_marked(left, SAMPLES):
+            remove_stale_temporaries(left, SAMPLES)
+            remove_own(left, SAMPLES)
+            (left / MARKER_NAME).unlink(missing_ok=True)
+            try:
+                left.rmdir()
+            except OSError:  # something of the user's was put there: it stays
+                continue
+            removed.append(left)
+    return removed

@@ -121,9 +121,11 @@ def tiny() -> Callable[..., TrainConfig]:
     return tiny_config
 
 
-def write_folder(root: Path, classes: list[str], per_class: list[int], size: int = 16, channels: int = 3) -> Path:
+def write_folder(
+    root: Path, classes: list[str], per_class: list[int], size: int = 16, channels: int = 3, seed: int = 0
+) -> Path:
     """An ImageFolder with the given class names and counts (brightness grows with class index)."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for c, (name, n) in enumerate(zip(classes, per_class)):
         d = root / name
         d.mkdir(parents=True, exist_ok=True)
@@ -175,5 +177,5 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two separable classes (dark, light) of 6 labeled images, and 8 unlabeled ones."""
     root = tmp_path_factory.mktemp("cls")
     labeled = write_folder(root / "labeled", ["dark", "light"], [6, 6])
-    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4])
+    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4], seed=1)  # other images than the labeled
     return labeled, unlabeled

@@ -86,7 +86,7 @@ class TestSample:
         out_dir = tmp_path / "synthetic"
         result = invoke("sample", run, "--per-class", "3", "--out-dir", out_dir, "--device", "cpu")
         assert result.exit_code == 0, result.output
-        assert sorted(p.name for p in out_dir.iterdir()) == ["class_0", "class_1"]
+        assert sorted(p.name for p in out_dir.iterdir()) == [".gan-augment-run", "class_0", "class_1"]
         assert all(len(list((out_dir / c).glob("*.png"))) == 3 for c in ("class_0", "class_1"))
 
     def test_unconditional_grid_is_near_square(self, labeled: Path, tmp_path: Path) -> None:

@@ -200,6 +200,8 @@ class TestFullDisk:
         with monkeypatch.context() as m:
             full_disk(m, after=4096)  # config.json fits; the first checkpoint does not
             code, output = fit_cli(str(labeled), "--out", str(out))
+        warned, output = split_warnings(output)  # the full disk also stops the decode cache: one warning line
+        assert all("decode cache" in w for w in warned), warned
         one_line_error(code, output, "checkpoint.pt", "No space left on device", "run the same command again")
         assert not (out / "checkpoint.pt").exists() and not list(out.rglob(".*.tmp"))
         code, output = fit_cli(str(labeled), "--out", str(out))  # no --resume, no --overwrite
@@ -251,6 +253,12 @@ def test_checkpoints_written_by_hand_are_still_ours(labeled: Path, tiny_run: Pat
     assert not (out / MARKER_NAME).exists() and not (out / LOCK_NAME).exists()
     code, output = fit_cli(str(labeled), "--out", str(out), "--overwrite", "--steps", "1")
     assert code == 0, output
+
+
+def split_warnings(output: str) -> tuple[list[str], str]:
+    """The CLI's "Warning: ..." lines, and the rest of its output."""
+    lines = output.splitlines()
+    return [x for x in lines if x.startswith("Warning: ")], "\n".join(x for x in lines if not x.startswith("Warning: "))
 
 
 @pytest.mark.parametrize("command", ["sample", "features", "predict", "evaluate"])

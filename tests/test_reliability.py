@@ -199,7 +199,8 @@ class TestClassNames:
             app, ["sample", str(tmp_path / "run"), "--per-class", "2", "--out-dir", str(tmp_path / "syn")]
         )
         assert result.exit_code == 0, result.output
-        assert sorted(p.name for p in (tmp_path / "syn").iterdir()) == sorted(names)
+        classes = sorted(p.name for p in (tmp_path / "syn").iterdir() if p.is_dir())  # beside them: the marker
+        assert classes == sorted(names)
 
     def test_names_differing_only_in_case_are_refused(self, tmp_path: Path) -> None:
         labeled = write_folder(tmp_path / "lab", ["Cat", "cat", "dog"], [2, 2, 2])

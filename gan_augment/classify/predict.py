@@ -6,14 +6,15 @@ import csv
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..data import decode_folder
+from ..data import iter_decoded
 from ..device import resolve_device
 from ..errors import CheckpointError
-from ..io.atomic import atomic_write_text
+from ..io.atomic import atomic_write
 from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, reading
 from ..io.images import to_unit
 from ..io.rebuild import build_discriminator, build_ssl_classifier
@@ -74,6 +75,12 @@ class Predictor:
         return torch.softmax(logits, dim=1).numpy()
 
 
+def csv_cell(text: str) -> str:
+    """A text cell that a spreadsheet shows as text: one starting with ``=``, ``+``, ``-``, ``@``, a tab
+    or a carriage return would run as a formula (CSV injection), so it gets a leading ``'``."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def predict_folder(
     run: str | os.PathLike[str],
     images_dir: str | os.PathLike[str],
@@ -82,13 +89,21 @@ def predict_folder(
 ) -> int:
     """Write ``file,class,probability`` for every image under ``images_dir``; returns the row count."""
     predictor = Predictor(run, device=device)
-    files, images, _ = decode_folder(images_dir, predictor.image_size, predictor.channels)
-    probs = predictor.predict_proba(images)
-    text = io.StringIO(newline="")
-    w = csv.writer(text)
-    w.writerow(["file", "class", "probability"])
-    for path, p in zip(files, probs):
-        c = int(p.argmax())
-        w.writerow([path, predictor.class_names[c], f"{p[c]:.6f}"])
-    atomic_write_text(out_csv, text.getvalue())
-    return len(files)
+    count = 0
+
+    def write(f: Any) -> None:  # streamed: a chunk of images in memory at a time, rows written as they come
+        nonlocal count
+        text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
+        w = csv.writer(text)
+        w.writerow(["file", "class", "probability"])
+        for files, images, _ in iter_decoded(images_dir, predictor.image_size, predictor.channels):
+            probs = predictor.predict_proba(images) if len(images) else []
+            for path, p in zip(files, probs):
+                c = int(p.argmax())
+                w.writerow([csv_cell(path), csv_cell(predictor.class_names[c]), f"{p[c]:.6f}"])
+            count += len(files)
+        text.flush()
+        text.detach()
+
+    atomic_write(out_csv, write)
+    return count

@@ -21,6 +21,7 @@ from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
 from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, save_checkpoint
 from ..io.lock import FolderLock
+from ..io.outdir import check_apart
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
@@ -33,7 +34,7 @@ METHODS: tuple[str, ...] = ("features", "ssl")
 def train_features_classifier(
     labeled: Path, unlabeled: Path | None, out: Path, config: TrainConfig, device: torch.device, reporter: Reporter
 ) -> dict[str, Any]:
-    gan_dir = out / "gan"
+    gan_dir = out / "gan"  # checked with the classifier's folder, and cleared of an earlier run by it
     fit(
         labeled,
         unlabeled,
@@ -117,6 +118,7 @@ def classify(
     out_dir = Path(out).expanduser()
     reporter = Reporter(quiet=quiet)
     dev = resolve_device(device)
+    check_apart(out_dir, labeled, unlabeled)
     check_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)  # nothing is removed without it
     with FolderLock(out_dir):
         return _classify(
@@ -137,15 +139,14 @@ def _classify(
     reporter: Reporter,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
+    data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
+    reporter.message(summary(data))  # the data is known good before anything is removed or written
+    prepare_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)  # its GAN run's files too
     if method == "features":
         result = train_features_classifier(
             Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter
         )
-        prepare_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)
     else:
-        data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
-        reporter.message(summary(data))
-        prepare_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)
         ssl = ssl or SSLConfig(seed=config.seed)
         result = train_ssl(data, ssl, dev, val_fraction, reporter)
     metrics = {

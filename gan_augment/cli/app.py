@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
 
@@ -11,6 +12,7 @@ import typer
 
 from ..config import COMPILE_MODES, LOSSES, MODES, SWITCHES, UPSAMPLES
 from ..errors import GanAugmentError
+from ..progress import printable
 
 app = typer.Typer(
     name="gan-augment",
@@ -68,6 +70,7 @@ def expected_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        warnings.showwarning = _warning_line
         try:
             return fn(*args, **kwargs)
         except (GanAugmentError, ValueError) as exc:
@@ -88,15 +91,20 @@ def expected_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _warning_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """The package's warnings on the command line: one line each, without Python's source excerpt."""
+    err_line(f"Warning: {message}")
+
+
 def out_console_line(text: str) -> None:
     """One line of the command's result on standard output."""
-    typer.echo(text)
+    typer.echo(printable(text, newlines=True))  # names and paths are data: no raw control characters
 
 
 def err_line(text: str) -> None:
     """One line on standard error; nothing if it is closed or its reader went away (a message must
     never turn a finished job into a failed one)."""
     try:
-        typer.echo(text, err=True)
+        typer.echo(printable(text, newlines=True), err=True)
     except (OSError, ValueError):
         pass

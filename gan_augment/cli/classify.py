@@ -11,11 +11,11 @@ import typer
 from ..classify import METHODS, predict_folder
 from ..classify import classify as run_classify
 from ..config import ARMS, SSL_ARCHITECTURES, TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig, default
-from ..data import decode_folder, is_image_folder, load_image_data
+from ..data import is_image_folder, iter_decoded, iter_decoded_files, scan_folders
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
-from ..io.outdir import check_new_output
+from ..io.outdir import EVALUATION, check_new_output, check_output_folder
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from .app import (
@@ -139,12 +139,22 @@ def features(
     size, channels = extractor.image_size_, extractor.channels_
     arrays: dict[str, Any] = {}
     if is_image_folder(images_dir):  # labels as torchvision's ImageFolder gives them
-        data = load_image_data(images_dir, None, image_size=size, channels=channels)
-        files, images, skipped = data.files, data.images, data.skipped
-        arrays.update(labels=data.labels.numpy(), classes=np.array(data.class_names))
+        paths, labels, class_names, _ = scan_folders(images_dir)
+        chunks = iter_decoded_files(paths, size, channels, where=f"under {str(images_dir)!r}")
+        arrays.update(classes=np.array(class_names))
     else:
-        files, images, skipped = decode_folder(images_dir, size, channels)
-    feats = extractor.transform(images)
+        chunks, labels = iter_decoded(images_dir, size, channels), None
+    files: list[str] = []
+    parts: list[np.ndarray] = []
+    skipped: list[tuple[str, str]] = []
+    for kept, images, bad in chunks:  # a chunk of images in memory at a time; the features are the result
+        files += kept
+        parts += [extractor.transform(images)] if len(images) else []
+        skipped += bad
+    feats = np.concatenate(parts)
+    if labels is not None:
+        label_of = dict(zip(map(str, paths), labels))
+        arrays["labels"] = np.array([label_of[f] for f in files], dtype=np.int64)
     arrays.update(features=feats, files=np.array(files), feature_names=extractor.get_feature_names_out().astype(str))
     atomic_write(out, lambda f: np.savez(f, **arrays))
     out_console_line(
@@ -209,10 +219,7 @@ def evaluate(
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
 
-    if (out / "evaluation.json").exists() and not overwrite:
-        raise GanAugmentError(
-            f"{str(out)!r} already holds an evaluation: pass --overwrite to replace it, or another --out"
-        )
+    check_output_folder(out, EVALUATION, overwrite)  # before any work: its report files and GAN runs
     arm_list = _arm_list(arms)
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
@@ -228,8 +235,9 @@ def evaluate(
         ssl=SSLConfig(steps=ssl_steps or 0),
     )
     report = evaluate_folders(
-        labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet)
-    )
+        labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet),
+        overwrite=overwrite,
+    )  # fmt: skip
     if not quiet:
         out_console_line(markdown_table(report["summary"]))
     for v in report["verdicts"]:

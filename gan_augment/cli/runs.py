@@ -15,7 +15,8 @@ from ..io.checkpoint import load_checkpoint, reading
 from ..io.images import save_image_atomic
 from ..io.outdir import check_new_output
 from ..io.rebuild import load_generator
-from ..sampling import check_empty_folder, class_grid, write_image_folder
+from ..progress import printable
+from ..sampling import check_empty_folder, class_grid, remove_interrupted, write_image_folder
 from .app import DeviceOpt, app, expected_errors, out_console_line
 
 
@@ -44,6 +45,8 @@ def sample(
         check_new_output(out, overwrite)  # before anything is loaded or written
     if out_dir is not None:
         check_empty_folder(out_dir)
+        for left in remove_interrupted(out_dir):
+            out_console_line(f"removed {printable(str(left))}/, the incomplete set an interrupted earlier run left")
     gen, info = load_generator(run, device=resolve_device(device))
     if out is not None:
         if info.class_names:  # one row per class
@@ -101,7 +104,7 @@ def _info_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 def _info_lines(ckpt: dict[str, Any], summary: dict[str, Any]) -> list[str]:
     """What a person reads first: the run, its classes, its images, its data; then the settings."""
-    names = [str(n) for n in summary["class_names"] or []]
+    names = [printable(n) for n in summary["class_names"] or []]
     shown = ", ".join(names[:20]) + (f", … ({len(names) - 20} more)" if len(names) > 20 else "")
     channels = int(summary["channels"] or 0)
     data = dict(summary["data"] or {})

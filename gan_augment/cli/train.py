@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import shutil
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -14,6 +13,7 @@ import typer
 from ..config import ModelConfig, TrainConfig, default
 from ..data.demo import write_digits_folders
 from ..errors import GanAugmentError
+from ..io.outdir import DEMO, MARKER_NAME, is_marked, mark, prepare_output
 from ..train import fit as run_fit
 from .app import (
     CompileChoice,
@@ -88,6 +88,7 @@ def config_from_options(options: dict[str, Any]) -> TrainConfig:
 @app.command()
 @expected_errors
 def fit(
+    ctx: typer.Context,
     labeled: LabeledArg,
     unlabeled: UnlabeledArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path("runs/run"),
@@ -119,12 +120,14 @@ def fit(
     compile: Compile = "off",
 ) -> None:
     """Train DCGAN(s) on LABELED (and UNLABELED) and write a run directory."""
-    if resume:  # the run's own configuration; only --steps may change (to train longer)
-        config = TrainConfig(steps=steps) if steps is not None else None
-    else:
-        config = config_from_options({k: v for k, v in locals().items() if k not in RUN_OPTIONS})
+    options = {k: v for k, v in locals().items() if k not in RUN_OPTIONS}
+    config = config_from_options(options)
+    # --resume: the run's own configuration; only --steps may change (to train longer), and any other option
+    # given that differs from the run's is refused, by name.
+    given = {k for k in options if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
     t0 = time.perf_counter()
     kwargs = dict(device=device, resume=resume, overwrite=overwrite, quiet=quiet, strict=strict)
+    kwargs["explicit"] = given if resume else None
     ckpt = run_fit(labeled, unlabeled, out, config, compile=compile.value, **kwargs)
     if not quiet:
         err_line(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}")
@@ -132,7 +135,15 @@ def fit(
 
 
 # fit's options that say how to run, not what to train.
-RUN_OPTIONS = {"labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile"}
+RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile"}
+
+
+def adopt_demo_folder(out: Path) -> None:
+    """Mark a demo folder written before output folders had markers (its README says it is the demo's)."""
+    readme = out / "data" / "README.txt"
+    if readme.is_file() and not readme.is_symlink() and not (out / MARKER_NAME).exists():
+        if readme.read_bytes()[:64].startswith(b"scikit-learn load_digits:"):
+            mark(out, DEMO)
 
 
 @app.command()
@@ -148,10 +159,10 @@ def demo(
 ) -> None:
     """The main job on scikit-learn's bundled digits: a few labels per class, the rest unlabeled."""
     data_dir, run_dir = out / "data", out / "run"
-    if out.exists() and any(out.iterdir()) and not (data_dir / "README.txt").is_file():
+    adopt_demo_folder(out)
+    if out.is_dir() and any(out.iterdir()) and not is_marked(out, DEMO):
         raise GanAugmentError(f"{str(out)!r} exists and is not a demo folder: pass another --out")
-    if data_dir.exists():
-        shutil.rmtree(data_dir)  # the demo's own data, rewritten each time
+    prepare_output(out, DEMO, overwrite=True)  # the demo's own files only, rewritten each time; others stay
     labeled, unlabeled = write_digits_folders(data_dir, labels_per_class=labels_per_class)
     config = TrainConfig(
         mode="per-class",

@@ -2,7 +2,7 @@
 the demo data."""
 
 from .cache import load_image_data
-from .decode import decode_folder, decode_image, to_channels
+from .decode import decode_folder, decode_image, iter_decoded, iter_decoded_files, to_channels
 from .folders import (
     LABELED_EXTENSIONS,
     UNLABELED_EXTENSIONS,
@@ -13,7 +13,7 @@ from .folders import (
     walk_images,
 )
 from .image_data import ImageData, memory_data, summary
-from .split import stratified_split
+from .split import stratified_split, without_copies
 
 __all__ = [
     "LABELED_EXTENSIONS",
@@ -21,6 +21,8 @@ __all__ = [
     "ImageData",
     "decode_folder",
     "decode_image",
+    "iter_decoded",
+    "iter_decoded_files",
     "find_classes",
     "is_image_folder",
     "load_image_data",
@@ -28,6 +30,7 @@ __all__ = [
     "safe_folder_names",
     "scan_folders",
     "stratified_split",
+    "without_copies",
     "summary",
     "to_channels",
     "walk_images",

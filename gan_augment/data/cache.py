@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import stat
+import time
 import warnings
 from pathlib import Path
 
@@ -16,7 +19,10 @@ from .decode import decode_files, to_channels
 from .folders import scan_folders
 from .image_data import ImageData
 
-CACHE_FORMAT = 2  # 2: the centre square resized directly (no oversized intermediate)
+CACHE_FORMAT = 3  # 2: the centre square resized directly (no oversized intermediate); 3: ctime and inode in the key
+# The decode cache's size bound ($GAN_AUGMENT_CACHE_MAX_GB): past it, the least recently used entries go.
+DEFAULT_CACHE_MAX_GB = 10.0
+_ENTRY = re.compile(r"[0-9a-f]{32}\.pt", flags=re.ASCII)
 
 
 def _cache_dir() -> Path:
@@ -27,18 +33,44 @@ def _cache_dir() -> Path:
     return Path(base) / "gan_augment"
 
 
-def _cache_key(files: list[Path], labels: list[int], class_names: list[str], image_size: int, channels: int) -> str:
-    """Key of a decode: the files as given and as they resolve, their sizes and times, the class
-    names (so the same files under other folder names never bring back the old names)."""
+# A file changed less than this long before it was listed may change again within the same tick of
+# the file system's clock, leaving size, mtime and ctime as they were: its content goes into the key.
+RACY_SECONDS = 3.0
+
+
+def _cache_key(
+    files: list[Path], labels: list[int], class_names: list[str], image_size: int, channels: int
+) -> tuple[str, dict[str, str]]:
+    """Key of a decode: the files as given and as they resolve, their sizes, inodes, modification and
+    change times (``ctime`` moves on every write and cannot be set back, unlike ``mtime``), the
+    class names (so the same files under other folder names never bring back the old names).
+
+    Also returns a hash of the content of each file changed within :data:`RACY_SECONDS` ("racily
+    clean", as git calls it): a rewrite within the same clock tick leaves every time as it was, so
+    the cache entry keeps these hashes and is used only while they still hold."""
     h = hashlib.sha256(f"v{CACHE_FORMAT}|{image_size}|{channels}|{class_names!r}\n".encode(errors="surrogateescape"))
+    now, racy = time.time_ns(), {}
     for p, label in zip(files, labels):
         try:
             st = p.stat()
-            size, mtime = st.st_size, st.st_mtime_ns
+            stamp = f"{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}"
+            if now - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_SECONDS * 1e9 and stat.S_ISREG(st.st_mode):
+                racy[str(p)] = _content_hash(p)
         except OSError:  # a dangling link: decoding lists it as skipped
-            size, mtime = -1, -1
-        h.update(f"{label}\t{p}\t{os.path.realpath(p)}\t{size}\t{mtime}\n".encode(errors="surrogateescape"))
-    return h.hexdigest()[:32]
+            stamp = "-1"
+        h.update(f"{label}\t{p}\t{os.path.realpath(p)}\t{stamp}\n".encode(errors="surrogateescape"))
+    return h.hexdigest()[:32], racy
+
+
+def _content_hash(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return "unreadable"
+    return digest.hexdigest()
 
 
 def load_image_data(
@@ -82,11 +114,15 @@ def load_image_data(
     return data
 
 
-def _read_cache(cache_file: Path, key: str, ignored: int) -> ImageData | None:
-    """The cached decode for ``key``, or None (a missing or corrupt entry is rebuilt, never trusted)."""
+def _read_cache(cache_file: Path, key: str, ignored: int, racy: dict[str, str]) -> ImageData | None:
+    """The cached decode for ``key``, or None (a missing or corrupt entry is rebuilt, never trusted;
+    so is one whose racily clean files no longer hash as they did when it was written)."""
     try:
         blob = torch.load(cache_file, map_location="cpu", weights_only=True)
         if blob.get("format") != CACHE_FORMAT or blob.get("key") != key:
+            return None
+        stored = dict(blob.get("racy", {}))  # hashes taken now where the scan took them, else read anew
+        if any((racy.get(p) or _content_hash(Path(p))) != h for p, h in stored.items()):
             return None
         return ImageData(
             images=blob["images"],
@@ -101,12 +137,13 @@ def _read_cache(cache_file: Path, key: str, ignored: int) -> ImageData | None:
         return None
 
 
-def _write_cache(cache_file: Path, key: str, data: ImageData) -> None:
+def _write_cache(cache_file: Path, key: str, data: ImageData, racy: dict[str, str]) -> None:
     try:
         atomic_torch_save(
             {
                 "format": CACHE_FORMAT,
                 "key": key,
+                "racy": racy,
                 "images": data.images,
                 "labels": data.labels,
                 "class_names": data.class_names,
@@ -131,11 +168,14 @@ def _load_image_data(
     use_cache: bool,
     workers: int | None,
 ) -> ImageData:
-    files, labels, class_names, ignored = scan_folders(labeled, unlabeled)
-    key = _cache_key(files, labels, class_names, image_size, channels)
+    notes: list[str] = []
+    files, labels, class_names, ignored = scan_folders(labeled, unlabeled, notes)
+    key, racy = _cache_key(files, labels, class_names, image_size, channels)
     cache_file = _cache_dir() / f"{key}.pt"
-    cached = _read_cache(cache_file, key, ignored) if use_cache and cache_file.is_file() else None
+    cached = _read_cache(cache_file, key, ignored, racy) if use_cache and cache_file.is_file() else None
     if cached is not None:
+        cached.notes = notes
+        _touch(cache_file)  # recently used: the last to be evicted
         return cached
     results = decode_files(files, image_size, workers)
     arrays, kept_files, kept_labels, grays = [], [], [], []
@@ -161,7 +201,49 @@ def _load_image_data(
         files=kept_files,
         skipped=skipped,
         ignored=ignored,
+        notes=notes,
     )
     if use_cache:
-        _write_cache(cache_file, key, data)
+        _write_cache(cache_file, key, data, racy)
+        evict(cache_file.parent, keep=cache_file)
     return data
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def cache_max_bytes() -> int:
+    """The decode cache's bound in bytes: ``$GAN_AUGMENT_CACHE_MAX_GB`` (default 10)."""
+    try:
+        gb = float(os.environ.get("GAN_AUGMENT_CACHE_MAX_GB", DEFAULT_CACHE_MAX_GB))
+    except ValueError:
+        gb = DEFAULT_CACHE_MAX_GB
+    return int(max(gb, 0.0) * 2**30) if gb == gb else int(DEFAULT_CACHE_MAX_GB * 2**30)
+
+
+def evict(folder: Path, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used entries of the decode cache in ``folder`` until it fits
+    :func:`cache_max_bytes` (``keep``, the entry just written, stays). Only the cache's own entries
+    (plain files named by their 32-hex-digit key) are counted or removed; returns those removed."""
+    entries = []
+    for e in os.scandir(folder) if folder.is_dir() else []:
+        if _ENTRY.fullmatch(e.name) and e.is_file(follow_symlinks=False):
+            st = e.stat(follow_symlinks=False)
+            entries.append((st.st_mtime_ns, st.st_size, Path(e.path)))
+    total, bound, removed = sum(size for _, size, _ in entries), cache_max_bytes(), []
+    for _, size, path in sorted(entries):  # oldest use first
+        if total <= bound:
+            break
+        if keep is not None and path == keep:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(path)
+    return removed

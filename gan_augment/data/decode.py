@@ -6,6 +6,7 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -116,6 +117,45 @@ def decode_files(files: list[Path], image_size: int, workers: int | None = None)
         return list(pool.map(work, files))
 
 
+# Images decoded at a time when a folder is streamed: memory stays bounded whatever the folder holds.
+STREAM_CHUNK = 1024
+
+
+def iter_decoded(
+    folder: str | os.PathLike[str], image_size: int, channels: int, chunk: int = STREAM_CHUNK
+) -> Iterator[tuple[list[str], torch.Tensor, list[tuple[str, str]]]]:
+    """Decode every image under ``folder`` (recursive), ``chunk`` files at a time: yields the files,
+    uint8 images (n, C, H, W) and the unreadable ``(path, reason)`` of each chunk, in bounded memory.
+
+    Raises:
+        DataError: If the folder is missing or holds no readable image.
+    """
+    root = check_dir(folder, "images")
+    files, _ = walk_images(root)
+    yield from iter_decoded_files(files, image_size, channels, chunk, f"under {str(root)!r}")
+
+
+def iter_decoded_files(
+    files: list[Path], image_size: int, channels: int, chunk: int = STREAM_CHUNK, where: str = ""
+) -> Iterator[tuple[list[str], torch.Tensor, list[tuple[str, str]]]]:
+    """:func:`iter_decoded` over a list of files (``where`` names them in the error)."""
+    any_read = False
+    for start in range(0, len(files), chunk):
+        part = files[start : start + chunk]
+        arrays, kept, skipped = [], [], []
+        for p, result in zip(part, decode_files(part, image_size)):
+            if isinstance(result, str):  # unreadable images are listed, not fatal
+                skipped.append((str(p), result))
+                continue
+            arrays.append(result[0])
+            kept.append(str(p))
+        any_read = any_read or bool(arrays)
+        empty = torch.empty(0, channels or 3, image_size, image_size, dtype=torch.uint8)
+        yield kept, torch.from_numpy(to_channels(np.stack(arrays), channels)) if arrays else empty, skipped
+    if not any_read:
+        raise DataError(f"no readable image {where}".rstrip())
+
+
 def decode_folder(
     folder: str | os.PathLike[str], image_size: int, channels: int
 ) -> tuple[list[str], torch.Tensor, list[tuple[str, str]]]:
@@ -124,15 +164,11 @@ def decode_folder(
     Raises:
         DataError: If the folder is missing or holds no readable image.
     """
-    root = check_dir(folder, "images")
-    files, _ = walk_images(root)
-    arrays, kept, skipped = [], [], []
-    for p, result in zip(files, decode_files(files, image_size)):
-        if isinstance(result, str):  # unreadable images are listed, not fatal
-            skipped.append((str(p), result))
-            continue
-        arrays.append(result[0])
-        kept.append(str(p))
-    if not arrays:
-        raise DataError(f"no readable image under {str(root)!r}")
-    return kept, torch.from_numpy(to_channels(np.stack(arrays), channels)), skipped
+    files: list[str] = []
+    images: list[torch.Tensor] = []
+    skipped: list[tuple[str, str]] = []
+    for kept, chunk, bad in iter_decoded(folder, image_size, channels):
+        files += kept
+        images += [chunk] if len(chunk) else []
+        skipped += bad
+    return files, torch.cat(images), skipped

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..io.atomic import atomic_write_text
+from ..io.images import save_image_atomic
 
 
 def write_digits_folders(root: str | os.PathLike[str], labels_per_class: int = 20, seed: int = 0) -> tuple[Path, Path]:
@@ -35,8 +36,7 @@ def write_digits_folders(root: str | os.PathLike[str], labels_per_class: int = 2
         idx = rng.permutation(np.flatnonzero(digits.target == c))
         for j, i in enumerate(idx):
             folder = labeled / str(c) if j < labels_per_class else unlabeled
-            folder.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(images[i], mode="L").save(folder / f"digit_{i:04d}.png")
+            save_image_atomic(Image.fromarray(images[i], mode="L"), folder / f"digit_{i:04d}.png")  # never via a link
     atomic_write_text(
         root / "README.txt",
         f"scikit-learn load_digits: {labels_per_class} labeled images per class, the rest unlabeled (seed {seed}).\n",

@@ -9,6 +9,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from ..config import MAX_CLASSES
 from ..errors import DataError
+from ..io.outdir import is_output_folder
 
 # Class folders hold what torchvision's ImageFolder reads, so labels agree with ImageFolder.targets.
 LABELED_EXTENSIONS: tuple[str, ...] = tuple(IMG_EXTENSIONS)
@@ -30,14 +31,19 @@ def _identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
 
 
 def walk_images(
-    root: Path, extensions: tuple[str, ...] = UNLABELED_EXTENSIONS, seen: set[tuple[int, int]] | None = None
+    root: Path,
+    extensions: tuple[str, ...] = UNLABELED_EXTENSIONS,
+    seen: set[tuple[int, int]] | None = None,
+    outputs: list[Path] | None = None,
 ) -> tuple[list[Path], int]:
     """Return the image files under ``root`` (recursive, sorted, hidden skipped) and the number ignored.
 
     Linked folders are followed (as torchvision's ImageFolder does) but each real folder is walked
     once: a link loop, or a second path to a folder in ``seen`` (the walk adds to it), is ignored,
     so no image is listed twice or under another class. Special files (FIFOs, sockets, devices)
-    and dangling links with image names are listed: decoding skips them with their reason.
+    and dangling links with image names are listed: decoding skips them with their reason. Folders
+    the package wrote (a run, a set of samples: they hold its marker) are never read as images; they
+    are added to ``outputs`` when it is given.
     """
     found: list[Path] = []
     ignored = 0
@@ -53,6 +59,10 @@ def walk_images(
             identity = _identity(os.path.join(dirpath, d))
             if identity is None or identity in seen:  # a dangling link, a loop, or a folder listed already
                 ignored += 1
+                continue
+            if is_output_folder(Path(dirpath) / d):  # the package's own outputs are never training data
+                if outputs is not None:
+                    outputs.append(Path(dirpath) / d)
                 continue
             seen.add(identity)
             keep.append(d)
@@ -91,6 +101,12 @@ def find_classes(root: Path) -> list[Path]:
         raise DataError(
             f"labeled folder {str(root)!r} cannot be listed ({exc.strerror}): check its permissions"
         ) from None
+    outputs = [d for d in class_dirs if is_output_folder(d)]
+    if outputs:
+        raise DataError(
+            f"class folder {str(outputs[0])!r} holds gan-augment's output (a run or a set of samples), not a class: "
+            "move it out of the labeled folder"
+        )
     hidden = [d.name for d in class_dirs if not _is_visible(d.name)]
     if hidden:
         raise DataError(
@@ -126,7 +142,9 @@ def is_image_folder(root: str | os.PathLike[str]) -> bool:
 
 
 def scan_folders(
-    labeled: str | os.PathLike[str], unlabeled: str | os.PathLike[str] | None = None
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[list[Path], list[int], list[str], int]:
     """List the images of an ImageFolder and, optionally, of a folder of unlabeled images.
 
@@ -136,6 +154,9 @@ def scan_folders(
     Args:
         labeled: A folder with one sub-folder of images per class.
         unlabeled: Any folder of images (searched recursively), or None.
+        notes: Where to add what the user should hear of: output folders of the package's passed over,
+            and labeled images that are also in the pool (the same files, or the labeled folder
+            inside it), which are left out of the pool.
 
     Returns:
         ``(files, labels, class_names, ignored)``; unlabeled files get label -1.
@@ -150,16 +171,7 @@ def scan_folders(
     ignored = 0
     # One set for every class: a link to the labeled folder, to another class or to a folder that an
     # earlier class listed is not followed, so no image is listed twice or under two labels.
-    identities = {d: _identity(d) for d in class_dirs}
-    seen = {i for i in (_identity(root), *identities.values()) if i is not None}
-    same: dict[tuple[int, int] | None, Path] = {}
-    for d in class_dirs:
-        other = same.setdefault(identities[d], d)
-        if other != d:
-            raise DataError(
-                f"class folders {other.name!r} and {d.name!r} in {str(root)!r} are the same folder (one links "
-                "to the other): its images would be listed under two classes; remove the link"
-            )
+    seen = _distinct_classes(root, class_dirs)
     for idx, d in enumerate(class_dirs):
         found, n_ignored = walk_images(d, LABELED_EXTENSIONS, seen=seen)
         ignored += n_ignored
@@ -170,27 +182,86 @@ def scan_folders(
             )
         files += found
         labels += [idx] * len(found)
+    notes = [] if notes is None else notes
+    outputs: list[Path] = []
     if unlabeled is not None:
-        uroot = check_dir(unlabeled, "unlabeled")
-        found, n_ignored = walk_images(uroot)
+        found, n_ignored = _walk_pool(check_dir(unlabeled, "unlabeled"), root, seen, files, outputs, notes)
         ignored += n_ignored
-        if not found:
-            raise DataError(f"unlabeled folder {str(uroot)!r} has no images: add images or leave it out")
         files += found
         labels += [-1] * len(found)
+    if outputs:
+        notes.append(
+            f"{len(outputs)} output folder(s) of gan-augment's passed over, never read as images: {outputs[0]}"
+        )
     return files, labels, [d.name for d in class_dirs], ignored
 
 
-def safe_folder_names(names: list[str]) -> list[str]:
+# Bytes of a folder name made from a class name: file systems allow 255, and a clash suffix needs room.
+MAX_NAME_BYTES = 200
+
+
+def _distinct_classes(root: Path, class_dirs: list[Path]) -> set[tuple[int, int]]:
+    """The identities of ``root`` and its class folders; two class folders that are one are refused."""
+    identities = {d: _identity(d) for d in class_dirs}
+    same: dict[tuple[int, int] | None, Path] = {}
+    for d in class_dirs:
+        other = same.setdefault(identities[d], d)
+        if other != d:
+            raise DataError(
+                f"class folders {other.name!r} and {d.name!r} in {str(root)!r} are the same folder (one links "
+                "to the other): its images would be listed under two classes; remove the link"
+            )
+    return {i for i in (_identity(root), *identities.values()) if i is not None}
+
+
+def _walk_pool(
+    uroot: Path,
+    root: Path,
+    seen: set[tuple[int, int]],
+    labeled_files: list[Path],
+    outputs: list[Path],
+    notes: list[str],
+) -> tuple[list[Path], int]:
+    """The pool's images, without the labeled folders (already in ``seen``) or files of the labeled set."""
+    pool, n_ignored = walk_images(uroot, seen=set(seen), outputs=outputs)
+    if not pool:
+        raise DataError(f"unlabeled folder {str(uroot)!r} has no images: add images or leave it out")
+    labeled_ids = {i for i in map(_identity, labeled_files) if i is not None}
+    found = [p for p in pool if _identity(p) is None or _identity(p) not in labeled_ids]
+    if len(found) < len(pool) or root.resolve().is_relative_to(uroot.resolve()):
+        notes.append(
+            f"the labeled images are not taken into the pool: {str(uroot)!r} holds the labeled folder or "
+            f"{len(pool) - len(found)} of its files"
+        )
+    if not found:
+        raise DataError(f"unlabeled folder {str(uroot)!r} has no images of its own: it only holds the labeled ones")
+    return found, n_ignored
+
+
+def safe_folder_names(names: list[str], reserved: tuple[str, ...] = ()) -> list[str]:
     """Folder names for class names read from a file (untrusted): one path component each, never
-    ``.``, ``..``, empty or hidden, no separators or control characters, and distinct (a clash after
-    cleaning gets the class index appended). Names that are already safe are kept as they are."""
+    ``.``, ``..``, empty or hidden, no separators or control characters, at most
+    :data:`MAX_NAME_BYTES` bytes in UTF-8 (names read from disk keep their undecodable bytes), never
+    one of ``reserved`` (the package's own files beside them), and distinct even where case is not
+    (a clash after cleaning gets the class index appended). Names that are already safe are kept as
+    they are."""
     out: list[str] = []
+    taken = {r.casefold() for r in reserved}
     for i, name in enumerate(names):
-        clean = "".join("_" if ch in "/\\" or ord(ch) < 32 or ch == "\x7f" else ch for ch in str(name)).strip()
+        clean = "".join("_" if ch in "/\\" or ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 else ch for ch in str(name))
+        clean = clean.strip()
         clean = clean.lstrip(".") if clean.strip(".") else ""
-        clean = clean[:100] or f"class_{i}"
-        while clean in out:
-            clean = f"{clean}_{i}"
+        clean = _cut_bytes(clean, MAX_NAME_BYTES) or f"class_{i}"
+        while clean.casefold() in taken:
+            clean = f"{_cut_bytes(clean, MAX_NAME_BYTES - 8)}_{i}"
+        taken.add(clean.casefold())
         out.append(clean)
     return out
+
+
+def _cut_bytes(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of its on-disk encoding, at a character boundary."""
+    text = text[:limit]  # a character is at least one byte
+    while len(text.encode(errors="surrogateescape")) > limit:
+        text = text[:-1]
+    return text.rstrip()

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..progress import printable
+
 
 @dataclass
 class ImageData:
@@ -20,6 +22,8 @@ class ImageData:
         files: Source paths, in row order.
         skipped: ``(path, reason)`` of every file that could not be used.
         ignored: Number of non-image or hidden files passed over.
+        notes: What the scan left out that the user should hear of (output folders, labeled images
+            also in the pool).
         from_cache: Whether the images were read from the decode cache.
     """
 
@@ -29,6 +33,7 @@ class ImageData:
     files: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     ignored: int = 0
+    notes: list[str] = field(default_factory=list)
     from_cache: bool = False
 
     @property
@@ -84,7 +89,7 @@ def memory_data(
 def summary(data: ImageData) -> str:
     """One line describing what was loaded, for the CLI."""
     counts = torch.bincount(data.labels[data.labels >= 0], minlength=len(data.class_names)).tolist()
-    per_class = ", ".join(f"{n}: {c}" for n, c in zip(data.class_names, counts))
+    per_class = ", ".join(f"{printable(n)}: {c}" for n, c in zip(data.class_names, counts))
     parts = [f"{data.num_labeled} labeled images in {len(data.class_names)} classes ({per_class})"]
     if data.num_unlabeled:
         parts.append(f"{data.num_unlabeled} unlabeled")
@@ -96,4 +101,5 @@ def summary(data: ImageData) -> str:
     if single:
         parts.append(f"a single image in class(es) {', '.join(map(repr, single))}: their models can only copy it")
     parts.append(f"{tuple(data.images.shape[1:])} uint8" + (" (from cache)" if data.from_cache else ""))
+    parts += data.notes
     return "; ".join(parts)

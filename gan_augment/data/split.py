@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
+import torch
 
 
 def stratified_split(
@@ -31,3 +34,15 @@ def stratified_split(
         held.append(idx[:n_held])
         kept.append(idx[n_held:])
     return np.sort(np.concatenate(kept)).astype(np.int64), np.sort(np.concatenate(held)).astype(np.int64)
+
+
+def without_copies(pool: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``pool`` (uint8 N, C, H, W) without the images whose pixels equal one of ``reference``'s (a
+    labeled or held-out image that is also in the pool, as the same file or a copy); returns the
+    kept images and the number left out. Test images in an unlabeled pool make every gain optimistic."""
+    if pool.shape[1:] != reference.shape[1:]:
+        return pool, 0
+    seen = {hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest() for img in reference}
+    keep = [hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest() not in seen for img in pool]
+    kept = pool[torch.tensor(keep, dtype=torch.bool)] if len(pool) else pool
+    return kept, len(pool) - len(kept)

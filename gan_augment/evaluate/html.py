@@ -8,12 +8,15 @@ import html
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_text
 from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
+from ..io.outdir import RUN
+from ..progress import printable
 
 MAX_GRIDS = 6  # sample grids shown, spread over training
 MAX_IMAGE_BYTES = 20 * 2**20  # a larger "sample grid" is not embedded
@@ -35,9 +38,9 @@ def write_report(source: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     """
     src = Path(source)
     if (src / "evaluation.json").is_file():
-        title, body = f"gan-augment evaluation: {src.name}", _evaluation_body(src)
+        title, body = f"gan-augment evaluation: {printable(src.name)}", _evaluation_body(src)
     elif (src / CHECKPOINT_NAME).is_file():
-        title, body = f"gan-augment run: {src.name}", _run_body(src)
+        title, body = f"gan-augment run: {printable(src.name)}", _run_body(src)
     else:
         raise GanAugmentError(
             f"{str(src)!r} holds neither a run (checkpoint.pt) nor an evaluation (evaluation.json): pass a folder "
@@ -74,7 +77,7 @@ def _png_file(path: Path) -> bytes | None:
 def _run_body(run: Path) -> str:
     ckpt = load_checkpoint(run)
     with reading(run):
-        names = [str(n) for n in ckpt.get("class_names") or []]
+        names = [printable(n) for n in ckpt.get("class_names") or []]
         data = dict(ckpt.get("data") or {})
         config = dict(ckpt.get("config") or {})
         overview = [
@@ -96,7 +99,7 @@ def _run_body(run: Path) -> str:
 def _grids(run: Path) -> tuple[str, str]:
     """The last sample grid, large, and up to ``MAX_GRIDS - 1`` earlier ones spread over training, small."""
     folder = run / "samples"
-    grids = sorted(p for p in folder.glob("step_*.png") if p.stem[5:].isdigit()) if folder.is_dir() else []
+    grids = sorted(p for p in folder.glob("step_*.png") if RUN.owns(f"samples/{p.name}")) if folder.is_dir() else []
     if len(grids) > MAX_GRIDS:  # spread over training, the last one always
         grids = [grids[round(i * (len(grids) - 1) / (MAX_GRIDS - 1))] for i in range(MAX_GRIDS)]
     shown = [(f"step {int(p.stem.split('_')[1])}", png) for p in grids if (png := _png_file(p)) is not None]
@@ -106,16 +109,39 @@ def _grids(run: Path) -> tuple[str, str]:
     return _img(shown[-1][1], shown[-1][0]), earlier or "<p>Only the latest grid so far.</p>"
 
 
+CURVE_KEYS = ("step", "loss_d", "loss_g", "d_real", "d_fake")
+MAX_LINE = 1 << 16  # a metrics row is a few hundred bytes; a longer line is not one
+
+
 def _metric_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in path.read_text(errors="replace").splitlines() if path.is_file() else []:
-        try:
-            row = json.loads(line)
-        except ValueError:  # a line cut short by a kill: skipped
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and isinstance(row.get("loss_d"), (int, float)):
-            rows.append(row)
+    """The logged steps of ``metrics.jsonl``, read a line at a time, keeping only the curves' numbers
+    (events and other fields are passed over). A malformed line (cut short by a kill, edited by
+    hand, too long) is skipped with a warning naming the file and its first such line."""
+    rows, bad = [], []
+    if not path.is_file() or path.is_symlink():
+        return rows
+    with open(path, "rb") as f:
+        for number, line in enumerate(iter(lambda: f.readline(MAX_LINE), b""), start=1):
+            if not line.endswith(b"\n") and len(line) == MAX_LINE:  # the rest of an overlong line is skipped
+                while (rest := f.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                    pass
+                bad.append(number)
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                bad.append(number)
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and _number(row.get("loss_d")):
+                rows.append({k: row[k] for k in CURVE_KEYS if k == "step" or _number(row.get(k))})
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        warnings.warn(f"{str(path)!r}: line {bad[0]}{more} is not a metrics row and was skipped", stacklevel=2)
     return rows
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _curves(path: Path) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -51,11 +54,20 @@ class _RecordingFile:
 def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
     """Call ``write(file)`` on a temporary file in the same folder, fsync, then ``os.replace`` onto ``path``.
 
+    A link, FIFO or other special file at ``path`` is replaced, never followed or written into
+    (``os.replace`` replaces the directory entry); a folder there is refused.
+
     Raises:
         WriteError: If the folder cannot be created or the file cannot be written (a full disk,
             permissions); the temporary file is removed and ``path`` keeps its previous contents.
     """
     path = Path(path)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise not_a_plain_file(path, "a folder")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -80,6 +92,57 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
         raise
 
 
+@contextlib.contextmanager
+def open_append(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """Open ``path`` for appending bytes, creating it, never through a symbolic link and never into a
+    FIFO, device or other non-regular file (``O_NOFOLLOW``, ``O_NONBLOCK``, then a check of what was
+    opened).
+
+    Raises:
+        WriteError: Naming the file, if it is not a plain file or cannot be written.
+    """
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise not_a_plain_file(path, "a symbolic link") from None
+        raise write_failure(path, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise not_a_plain_file(path, "not a plain file")
+    try:
+        with os.fdopen(fd, "ab") as f:
+            yield f
+    except OSError as exc:
+        raise write_failure(path, exc) from None
+
+
+def not_a_plain_file(path: Path, what: str) -> WriteError:
+    """The error for a path the package would write that holds a link or a special file."""
+    return WriteError(
+        f"{str(path)!r} is {what}: gan-augment never writes through links or into special files; remove it, "
+        "or pass another output folder",
+        what,
+    )
+
+
+def strict_json(obj: Any, indent: int | None = None) -> str:
+    """``obj`` as strict JSON (RFC 8259): NaN and infinities become null, which every reader takes."""
+    return json.dumps(_finite(obj), indent=indent, sort_keys=indent is not None, allow_nan=False)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` atomically: readers see the old file or the new one, never half."""
     atomic_write(Path(path), lambda f: torch.save(obj, f))
@@ -92,4 +155,4 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, strict_json(obj, indent=2) + "\n")

@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torchvision.utils import make_grid as tv_make_grid
 
 from ..errors import GanAugmentError
+from ..progress import printable
 from .atomic import atomic_write
 
 RawForm = Literal["pil", "numpy", "tensor", "float"]
@@ -81,6 +83,36 @@ def raw_channels(x: Any) -> tuple[int | None, bool]:
     return None, False
 
 
+def raw_size(x: Any) -> tuple[int, int] | None:
+    """(H, W) of a raw item: a PIL image, an HWC or HW array, a CHW or HW tensor; None if unknown."""
+    if isinstance(x, Image.Image):
+        return (x.height, x.width)
+    if isinstance(x, np.ndarray) and x.ndim in (2, 3):
+        return (int(x.shape[0]), int(x.shape[1]))
+    if isinstance(x, torch.Tensor) and x.ndim in (2, 3):
+        return (int(x.shape[-2]), int(x.shape[-1]))
+    return None
+
+
+# ITU-R 601 luma: the one RGB → gray conversion of uint8 images in the package's adapters.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def match_images(images: torch.Tensor, size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
+    """uint8 images (N, C, H, W) at ``size`` (bilinear, antialiased) and ``channels`` (gray repeated,
+    or RGB to ITU-R 601 luma); None leaves that as it is."""
+    if size is not None and len(images) and tuple(images.shape[-2:]) != tuple(size):
+        images = F.interpolate(images.float(), size=tuple(size), mode="bilinear", antialias=True)
+        images = images.round().clamp(0, 255).to(torch.uint8)
+    if channels is not None and len(images) and images.shape[1] != channels:
+        if channels == 3:
+            images = images.repeat(1, 3, 1, 1)
+        else:
+            luma = torch.tensor(LUMA).view(1, 3, 1, 1)
+            images = (images.float() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+    return images
+
+
 def to_raw(img: torch.Tensor, form: RawForm, mode: str | None = None) -> Any:
     """One uint8 (C, H, W) tensor in a dataset's raw form (``float``: CHW in [0, 1]; ``mode``: PIL mode to match)."""
     if form == "tensor":
@@ -110,7 +142,9 @@ def label_grid(
     from PIL import ImageDraw, ImageFont
 
     font = ImageFont.load_default()
-    names = [name if len(name) <= 24 else name[:23] + "…" for name in map(str, row_names or [])]
+    names = [printable(n) for n in row_names or []]  # one line each: a newline or escape is data, not layout
+    names = [name if len(name) <= 24 else name[:23] + "…" for name in names]
+    title = printable(title) if title else title
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     margin = int(max((probe.textlength(n, font=font) for n in names), default=0)) + 8 if names else 0
     band = 16 if title else 0

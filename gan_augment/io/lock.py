@@ -9,6 +9,7 @@ file holds the holder's pid, for the message a second process gets. Where ``fcnt
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -47,13 +48,19 @@ class FolderLock:
             self.folder.mkdir(parents=True)
             self.created = True
         while True:  # the file may be replaced between open and flock; lock the one at the path
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # never through a link, never a FIFO or device (O_NONBLOCK: opening one cannot hang)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
             except OSError as exc:
                 self._undo_create()
+                if self.path.is_symlink():
+                    raise RunDirError(self._not_plain("a symbolic link")) from None
                 raise RunDirError(
                     f"cannot use {str(self.folder)!r} ({exc.strerror}): fix its permissions or pass another --out"
                 ) from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                self._undo_create()
+                raise RunDirError(self._not_plain("not a plain file"))
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -83,6 +90,12 @@ class FolderLock:
         self.fd = None
         if unused:
             self._undo_create()
+
+    def _not_plain(self, what: str) -> str:
+        return (
+            f"the lock file {str(self.path)!r} is {what}: gan-augment never writes through links or into special "
+            "files; remove it, or pass another --out"
+        )
 
     def _undo_create(self) -> None:
         if self.created:

@@ -1,18 +1,24 @@
 """Which files in an output folder the package wrote: the only ones it may replace or remove.
 
-A folder the package writes a run (``fit``) or a classifier (``classify``) into gets a marker file,
-:data:`MARKER_NAME`, before anything else. A file counts as the package's own only when the folder
-holds the marker *and* the file's path is one the package writes (:data:`OWN_FILES`, sample grids
-``samples/step_NNNNNN.png``). A user's ``config.json`` in a folder without the marker is never
-removed or written over; a user's ``notes.txt`` in a run folder is never touched. Runs written
-before the marker existed are recognised by their checkpoint (a gan-augment checkpoint archive).
+Every folder a command writes into (a run of ``fit``, a classifier of ``classify``, an evaluation,
+the demo's folder, an ImageFolder of ``sample --per-class``) gets a marker file,
+:data:`MARKER_NAME`, before anything else; the marker names the kinds of output written there. A
+file counts as the package's own only when the folder's marker names a kind (a :class:`Layout`)
+whose paths include the file's. Nested outputs (the GAN run inside a classifier's folder, the
+evaluation's runs, the demo's run) are folders of their own, with their own marker, reached only
+through the paths their parent's layout names. A user's ``config.json`` in a folder without the
+marker is never removed or written over; a user's ``notes.txt`` in a run folder is never touched.
+Runs written before the marker existed are recognised by their checkpoint (a gan-augment archive).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RunDirError
@@ -20,28 +26,191 @@ from .atomic import atomic_write_text
 from .checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME
 
 MARKER_NAME = ".gan-augment-run"
-OWN_FILES = (CHECKPOINT_NAME, CLASSIFIER_NAME, "config.json", "metrics.jsonl", "metrics.json")
 SAMPLES_DIR = "samples"
-_SAMPLE_GRID = re.compile(r"step_\d{6,}\.png")
-RESULTS = (CHECKPOINT_NAME, CLASSIFIER_NAME)  # what makes a folder "hold a run"
 
 
-def own_names(folder: Path) -> list[str]:
-    """The paths (relative, ``/``-separated) under ``folder`` that the package writes and that exist
-    now, whoever wrote them. Links are listed too (removing a link never touches its target)."""
-    names = [n for n in OWN_FILES if (folder / n).is_file() or (folder / n).is_symlink()]
-    samples = folder / SAMPLES_DIR
-    if samples.is_dir() and not samples.is_symlink():
-        names += [f"{SAMPLES_DIR}/{p.name}" for p in sorted(samples.iterdir()) if _SAMPLE_GRID.fullmatch(p.name)]
-    return names
+@dataclass(frozen=True)
+class Layout:
+    """The paths one kind of output writes in its folder.
+
+    Attributes:
+        kind: Its name in the marker.
+        files: Exact relative paths (``/``-separated).
+        patterns: Relative paths whose parts are regular expressions (see :func:`matches`).
+        results: Files whose presence means the folder holds a finished output of this kind.
+        nested: Relative folders that are outputs of their own (each with its marker), and their layout.
+    """
+
+    kind: str
+    files: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
+    nested: tuple[tuple[str, str], ...] = ()  # (regex of a relative folder, kind)
+
+    def owns(self, rel: str) -> bool:
+        """Whether ``rel`` (relative, ``/``-separated) is a path this kind writes."""
+        return rel in self.files or any(matches(p, rel) for p in self.patterns)
 
 
-def is_marked(folder: Path) -> bool:
-    """Whether the package wrote the run or classifier in ``folder`` (its marker, or a checkpoint of
-    gan-augment's from before the marker existed)."""
-    if (folder / MARKER_NAME).is_file():
+def matches(pattern: str, rel: str) -> bool:
+    """Whether the relative path ``rel`` matches ``pattern``, one ``/``-separated part at a time (each
+    part a regular expression matched whole, ASCII only: ``[0-9]`` and ``\\d`` are 0-9)."""
+    ps, rs = pattern.split("/"), rel.split("/")
+    return len(ps) == len(rs) and all(re.fullmatch(p, r, flags=re.ASCII) for p, r in zip(ps, rs))
+
+
+_GRID = r"samples/step_[0-9]{6,}\.png"
+RUN = Layout(
+    "run",
+    files=(CHECKPOINT_NAME, CLASSIFIER_NAME, "config.json", "metrics.jsonl", "metrics.json"),
+    patterns=(_GRID,),
+    results=(CHECKPOINT_NAME, CLASSIFIER_NAME),
+    nested=(("gan", "run"),),  # classify --method features: its unconditional GAN
+)
+EVALUATION = Layout(
+    "evaluation",
+    files=("evaluation.json", "evaluation.md", "evaluation.png"),
+    results=("evaluation.json",),
+    nested=((r"runs/.+", "run"),),
+)
+DEMO = Layout(
+    "demo",
+    files=("data/README.txt",),
+    patterns=(r"data/labeled/[0-9]/digit_[0-9]{4}\.png", r"data/unlabeled/digit_[0-9]{4}\.png"),
+    results=("data/README.txt",),
+    nested=(("run", "run"),),
+)
+SAMPLES = Layout(
+    "samples",
+    files=("class_names.json",),
+    patterns=(r".+/synthetic_[0-9]{6,}\.png",),
+)
+LAYOUTS = {layout.kind: layout for layout in (RUN, EVALUATION, DEMO, SAMPLES)}
+OWN_FILES = RUN.files  # a run's own files (kept for readers of the run layout)
+RESULTS = RUN.results  # what makes a folder "hold a run"
+
+
+def is_regular_or_absent(path: Path) -> bool:
+    """Whether ``path`` is missing or a plain file (not a link, FIFO, socket, device or folder)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
         return True
-    return any(_is_our_archive(folder / name) for name in RESULTS)
+
+
+def real_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder and not a link to one."""
+    return path.is_dir() and not path.is_symlink()
+
+
+def _own_dirs(folder: Path, layout: Layout) -> list[str]:
+    """The real folders (relative; ``""`` for ``folder``) where ``layout``'s paths may lie: entered only
+    when they are real folders, never links, and never into nested outputs."""
+    nested = [p + "/x" for p, _ in layout.nested]  # the folders up to a nested output
+    depth = max([p.count("/") for p in (*layout.files, *layout.patterns, *nested)], default=0)
+    dirs, level = [""], [""]
+    for _ in range(depth):
+        level = [
+            f"{sub}/{e.name}" if sub else e.name
+            for sub in level
+            for e in _scandir(folder / sub if sub else folder)
+            if _is_dir(e) and not _is_nested(layout, f"{sub}/{e.name}" if sub else e.name)
+        ]
+        dirs += level
+    return dirs
+
+
+def _dir_prefixes(layout: Layout) -> list[str]:
+    """Regular expressions of the folders (relative) that ``layout``'s paths pass through."""
+    out = set()
+    for path in (*(re.escape(f) for f in layout.files), *layout.patterns, *(p + "/x" for p, _ in layout.nested)):
+        parts = path.split("/")[:-1]
+        out |= {"/".join(parts[: i + 1]) for i in range(len(parts))}
+    return sorted(out)
+
+
+def _links_on_the_way(folder: Path, layout: Layout) -> list[str]:
+    """Links (or files) where ``layout`` expects its folders (``samples/``, ``data/labeled/3/``): the
+    package would write through them, so they are refused."""
+    prefixes = _dir_prefixes(layout)
+    bad = []
+    for sub in _own_dirs(folder, layout):
+        for e in _scandir(folder / sub if sub else folder):
+            rel = f"{sub}/{e.name}" if sub else e.name
+            if not _is_dir(e) and any(matches(p, rel) for p in prefixes):
+                bad.append(rel)
+    return bad
+
+
+def _walk_own(folder: Path, layout: Layout) -> list[str]:
+    """The relative paths under ``folder`` that ``layout`` writes and that exist now (files and links;
+    nested outputs excluded)."""
+    found = {rel for rel in layout.files if "/" not in rel and os.path.lexists(folder / rel)}
+    for sub in _own_dirs(folder, layout):
+        for e in _scandir(folder / sub if sub else folder):
+            rel = f"{sub}/{e.name}" if sub else e.name
+            if not _is_dir(e) and layout.owns(rel):
+                found.add(rel)
+    return sorted(found)
+
+
+def _is_nested(layout: Layout, rel: str) -> bool:
+    return any(matches(p, rel) for p, _ in layout.nested)
+
+
+def nested_outputs(folder: Path, layout: Layout) -> list[tuple[Path, Layout]]:
+    """The nested output folders of ``layout`` that exist under ``folder`` (real folders only)."""
+    out = []
+    for pattern, kind in layout.nested:
+        depth = pattern.count("/") + 1
+        candidates = [folder]
+        for _ in range(depth):
+            candidates = [c / e.name for c in candidates if real_dir(c) for e in _scandir(c) if _is_dir(e)]
+        for c in candidates:
+            if matches(pattern, c.relative_to(folder).as_posix()):
+                out.append((c, LAYOUTS[kind]))
+    return out
+
+
+def _scandir(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    return entry.is_dir(follow_symlinks=False)
+
+
+def own_names(folder: Path, layout: Layout = RUN) -> list[str]:
+    """The paths (relative, ``/``-separated) under ``folder`` that ``layout`` writes and that exist
+    now, whoever wrote them. Links are listed too (removing a link never touches its target)."""
+    return _walk_own(folder, layout)
+
+
+def marked_kinds(folder: Path) -> set[str]:
+    """The kinds of output the package wrote in ``folder``, from its marker (or, for runs from
+    before the marker, from a gan-augment checkpoint)."""
+    marker = folder / MARKER_NAME
+    if marker.is_file() and not marker.is_symlink():
+        try:
+            record = json.loads(marker.read_text()[:10_000])
+        except (OSError, ValueError):
+            record = {}
+        kinds = record.get("kinds") if isinstance(record, dict) else None
+        return {str(k) for k in kinds} if isinstance(kinds, list) else {"run"}  # markers before kinds: runs
+    return {"run"} if any(_is_our_archive(folder / name) for name in RESULTS) else set()
+
+
+def is_marked(folder: Path, layout: Layout = RUN) -> bool:
+    """Whether the package wrote an output of ``layout``'s kind in ``folder``."""
+    return layout.kind in marked_kinds(folder)
+
+
+def is_output_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds any output of the package's (its marker): never data to train on."""
+    return os.path.lexists(folder / MARKER_NAME)
 
 
 def _is_our_archive(path: Path) -> bool:
@@ -56,40 +225,115 @@ def _is_our_archive(path: Path) -> bool:
         return False
 
 
-def not_ours(folder: Path) -> list[str]:
-    """Files at the package's paths in ``folder`` that the package did not write (no marker)."""
-    return [] if not folder.is_dir() or is_marked(folder) else own_names(folder)
+def not_ours(folder: Path, layout: Layout = RUN) -> list[str]:
+    """Paths in ``folder`` (nested outputs included) where ``layout`` would write, that hold something
+    the package did not write: files of the user's at its paths, or links and special files."""
+    if not folder.is_dir():
+        return []
+    if not is_marked(folder, layout):
+        foreign = own_names(folder, layout)
+    else:  # ours, but what sits at our paths must be plain files: a link is never written through
+        foreign = [n for n in own_names(folder, layout) if not is_regular_or_absent(folder / n)]
+    foreign += _links_on_the_way(folder, layout)
+    for nested, inner in nested_outputs(folder, layout):
+        foreign += [f"{nested.relative_to(folder).as_posix()}/{n}" for n in not_ours(nested, inner)]
+    return foreign
 
 
-def mark(folder: Path) -> None:
-    """Create ``folder`` if needed and write its marker (before any other file the package writes there)."""
-    if not (folder / MARKER_NAME).is_file():
-        atomic_write_text(folder / MARKER_NAME, json.dumps({"written_by": "gan-augment"}) + "\n")
+def holds_result(folder: Path, layout: Layout) -> bool:
+    """Whether ``folder`` holds a finished output of ``layout``."""
+    return any(os.path.lexists(folder / r) for r in layout.results)
 
 
-def remove_own(folder: Path) -> None:
-    """Remove the package's files from a marked ``folder`` (and ``samples/`` if that leaves it empty).
-    Anything else in the folder stays."""
-    if not folder.is_dir() or not is_marked(folder):
+def unclaimed_nested(folder: Path, layout: Layout) -> list[Path]:
+    """Nested output folders that hold something although ``folder`` is not marked with ``layout``'s
+    kind: an output of its own (a run fitted there by hand), never the parent's to replace."""
+    if is_marked(folder, layout):
+        return []
+    return [n for n, inner in nested_outputs(folder, layout) if own_names(n, inner) or is_output_folder(n)]
+
+
+def check_output_folder(folder: Path, layout: Layout, overwrite: bool, what: str = "--out") -> None:
+    """The one check every command makes before any work on a folder it will write ``layout`` into.
+
+    Raises:
+        RunDirError: If ``folder`` is a file; if files the package did not write (or links) sit
+            at its paths, even with ``overwrite``; if it holds a finished output and ``overwrite``
+            is not set.
+    """
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise RunDirError(f"{what} {str(folder)!r} is a file: pass a folder")
+    foreign = not_ours(folder, layout)
+    if foreign:
+        path = folder / foreign[0]
+        if not is_regular_or_absent(path) and not path.is_dir() or path.is_symlink():
+            raise RunDirError(
+                f"{str(path)!r} is a link or a special file where gan-augment writes: it never writes through "
+                f"links or into special files, even with --overwrite; remove it, or pass another {what}"
+            )
+        raise RunDirError(
+            f"{str(path)!r} was not written by gan-augment (the folder has no marker of its {layout.kind}): it is "
+            f"never replaced or removed, even with --overwrite; move it, or pass another {what}"
+        )
+    for nested in unclaimed_nested(folder, layout):
+        raise RunDirError(
+            f"{str(nested)!r} holds an output of gan-augment's that is not part of a {layout.kind} in {str(folder)!r}: "
+            f"it is never replaced, even with --overwrite; move it, or pass another {what}"
+        )
+    if not overwrite and folder.is_dir() and holds_result(folder, layout):
+        raise RunDirError(
+            f"{str(folder)!r} already holds a gan-augment {layout.kind}: pass --overwrite to replace it, "
+            f"or another {what}"
+        )
+
+
+def mark(folder: Path, layout: Layout = RUN) -> None:
+    """Create ``folder`` if needed and write its marker naming ``layout``'s kind (before any other
+    file the package writes there)."""
+    kinds = marked_kinds(folder) if folder.is_dir() else set()
+    if os.path.lexists(folder / MARKER_NAME) and layout.kind in kinds:
         return
-    for name in own_names(folder):
+    record = {"written_by": "gan-augment", "kinds": sorted(kinds | {layout.kind})}
+    atomic_write_text(folder / MARKER_NAME, json.dumps(record) + "\n")
+
+
+def remove_own(folder: Path, layout: Layout = RUN) -> None:
+    """Remove ``layout``'s files from ``folder`` if the package marked it with that kind, and its
+    nested outputs' files likewise; folders of its paths go only if that leaves them empty.
+    Anything else stays."""
+    if not real_dir(folder) or not is_marked(folder, layout):
+        return
+    for nested, inner in nested_outputs(folder, layout):
+        remove_own(nested, inner)
+    for name in own_names(folder, layout):
         (folder / name).unlink(missing_ok=True)
-    samples = folder / SAMPLES_DIR
-    if samples.is_dir() and not samples.is_symlink() and not any(samples.iterdir()):
-        samples.rmdir()
+        remove_empty_parents(folder, name)
 
 
-def remove_stale_temporaries(folder: Path) -> None:
+def remove_empty_parents(folder: Path, rel: str) -> None:
+    """Remove the folders of ``rel`` below ``folder`` that are left empty (deepest first)."""
+    parent = (folder / rel).parent
+    while parent != folder and folder in parent.parents:
+        try:
+            parent.rmdir()  # only if empty
+        except OSError:
+            return
+        parent = parent.parent
+
+
+def remove_stale_temporaries(folder: Path, layout: Layout = RUN) -> None:
     """Remove the temporary files (``.NAME.XXXX.tmp``) that a killed write of one of the package's
     files left; a user's own hidden ``.tmp`` files do not match and stay."""
-    own = (*OWN_FILES, MARKER_NAME)
-    for stale in folder.glob(".*.tmp"):
-        if any(stale.name.startswith(f".{name}.") for name in own) and stale.is_file():
-            stale.unlink(missing_ok=True)
-    samples = folder / SAMPLES_DIR
-    if samples.is_dir() and not samples.is_symlink():
-        for stale in samples.glob(".step_*.png.*.tmp"):
-            stale.unlink(missing_ok=True)
+    if not real_dir(folder):
+        return
+    for sub in _own_dirs(folder, layout):
+        for e in _scandir(folder / sub if sub else folder):
+            if not (e.name.startswith(".") and e.name.endswith(".tmp")) or not e.is_file(follow_symlinks=False):
+                continue
+            name = e.name[1:].rsplit(".", 2)[0]  # ".NAME.XXXX.tmp" -> NAME
+            rel = f"{sub}/{name}" if sub else name
+            if layout.owns(rel) or rel == MARKER_NAME:
+                os.unlink(e.path)
 
 
 def check_new_output(path: Path, overwrite: bool, what: str = "--out") -> None:
@@ -102,3 +346,39 @@ def check_new_output(path: Path, overwrite: bool, what: str = "--out") -> None:
         raise RunDirError(f"{what} {str(path)!r} is a folder: pass a file name")
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise RunDirError(f"{str(path)!r} already exists: pass --overwrite to replace it, or another {what}")
+
+
+def prepare_output(folder: Path, layout: Layout, overwrite: bool, what: str = "--out") -> None:
+    """Check ``folder`` (:func:`check_output_folder`), then remove what an earlier output of the same
+    kind left there (only its own files and interrupted temporaries) and mark it."""
+    check_output_folder(folder, layout, overwrite, what)
+    if real_dir(folder):
+        remove_stale_temporaries(folder, layout)
+        remove_own(folder, layout)
+    mark(folder, layout)
+
+
+def check_apart(out: Path, labeled: Path | str | None, unlabeled: Path | str | None, what: str = "--out") -> None:
+    """Refuse an output folder and data folders that would mix: ``out`` inside (or equal to) LABELED
+    (its files would become a class or class images), LABELED or UNLABELED inside (or equal to)
+    ``out``, or ``out`` equal to UNLABELED. An ``out`` inside UNLABELED is allowed: output folders
+    are never read as images (:func:`is_output_folder`), so such a run can be resumed.
+
+    Raises:
+        RunDirError: Naming both folders.
+    """
+    here = Path(os.path.realpath(out))
+    for name, folder in (("LABELED", labeled), ("UNLABELED", unlabeled)):
+        if folder is None:
+            continue
+        data = Path(os.path.realpath(folder))
+        if here == data or (name == "LABELED" and data in here.parents):
+            raise RunDirError(
+                f"{what} {str(out)!r} is inside the {name} folder {str(folder)!r}: the package's files would be read "
+                f"as {'a class' if name == 'LABELED' else 'images'}; pass an {what} outside it"
+            )
+        if here in data.parents:
+            raise RunDirError(
+                f"the {name} folder {str(folder)!r} is inside {what} {str(out)!r}: keep data and outputs apart; "
+                f"pass an {what} that does not hold your images"
+            )

@@ -10,10 +10,9 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import Dataset
 
-from ..io.images import RawForm, raw_channels, raw_form_of, to_raw
+from ..io.images import RawForm, match_images, raw_channels, raw_form_of, raw_size, to_raw
 from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes, synthetic_counts
 from .pipelines import PipelineKind, apply_transform, check_pipeline
 from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teacher_logits
@@ -28,28 +27,42 @@ MAX_TEACHER_ROUNDS = 8
 MAX_OVERSAMPLING = 16  # at most this many candidates per image still missing, in one round
 
 
-def _image_size(x: Any) -> tuple[int, int] | None:
-    """(H, W) of a PIL image, HWC array or CHW tensor; None if unknown."""
-    if isinstance(x, Image.Image):
-        return (x.height, x.width)
-    if isinstance(x, np.ndarray) and x.ndim in (2, 3):
-        return (int(x.shape[0]), int(x.shape[1]))
-    if isinstance(x, torch.Tensor) and x.ndim == 3:
-        return (int(x.shape[1]), int(x.shape[2]))
-    return None
+# The most memory the synthetic bank may take (uint8 images); a larger sizing is refused before any is drawn.
+MAX_BANK_BYTES = 16 * 2**30
 
 
-def _check_sizing(synthetic_ratio: float | None, per_class: int | None, balance: bool) -> float | None:
-    """The synthetic ratio to use (the default when no sizing is given); ValueError for a bad sizing."""
+def _check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size: Any) -> float | None:
+    """The synthetic ratio to use (the default when no sizing is given); ValueError for a bad sizing
+    (NaN, infinite, negative, not a number, a bool for a count), before anything is allocated."""
+    if not isinstance(balance, bool):
+        raise ValueError(f"balance={balance!r} must be True or False")
     if sum([synthetic_ratio is not None, per_class is not None, balance]) > 1:
         raise ValueError("pass at most one of synthetic_ratio, per_class or balance=True")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
     if synthetic_ratio is None and per_class is None and not balance:
         return DEFAULT_SYNTHETIC_RATIO
-    if synthetic_ratio is not None and not 0 <= synthetic_ratio < 1:
-        raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
+    if synthetic_ratio is not None:
+        if isinstance(synthetic_ratio, bool) or not isinstance(synthetic_ratio, (int, float)):
+            raise ValueError(f"synthetic_ratio={synthetic_ratio!r} must be a number in [0, 1)")
+        if not 0 <= synthetic_ratio < 1:  # NaN fails this too
+            raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))):
+        raise ValueError(f"per_class={per_class!r} must be an integer >= 0")
     if per_class is not None and per_class < 0:
         raise ValueError(f"per_class={per_class} must be >= 0")
     return synthetic_ratio
+
+
+def _check_bank_size(counts: Mapping[int, int], channels: int, size: tuple[int, int]) -> None:
+    """Refuse, before drawing any image, a bank larger than :data:`MAX_BANK_BYTES`."""
+    total = sum(counts.values())
+    need = total * channels * size[0] * size[1]
+    if need > MAX_BANK_BYTES:
+        raise ValueError(
+            f"{total:,} synthetic images of {channels}×{size[0]}×{size[1]} would take {need / 2**30:.1f} GiB, more "
+            f"than {MAX_BANK_BYTES / 2**30:.0f} GiB: pass a smaller per_class or synthetic_ratio"
+        )
 
 
 class GANAugmentedDataset(Dataset):
@@ -129,7 +142,7 @@ class GANAugmentedDataset(Dataset):
         temperature: float = 1.0,
         pretrained: bool = False,
     ) -> None:
-        synthetic_ratio = _check_sizing(synthetic_ratio, per_class, balance)
+        synthetic_ratio = _check_sizing(synthetic_ratio, per_class, balance, batch_size)
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         check_labeling(labels, teacher, min_confidence, temperature)
         check_pipeline(base_ds, pipeline)
@@ -160,6 +173,8 @@ class GANAugmentedDataset(Dataset):
         self.counts = synthetic_counts(targets, self.ckpt_to_base, synthetic_ratio, per_class, balance)
 
         self._match_base_items(base_ds[0][0] if self.n_real else None, output_format)
+        size = self._raw_size or (self._bank.info.image_size, self._bank.info.image_size)
+        _check_bank_size(self.counts, max(self._channels or 0, self._bank.info.channels), size)
         self.resample(seed)
 
     def _match_base_items(self, first: Any, output_format: str) -> None:
@@ -168,7 +183,7 @@ class GANAugmentedDataset(Dataset):
         auto = raw_form_of(first) if first is not None else "pil"
         self.raw_form: RawForm = auto if output_format == "auto" else output_format  # type: ignore[assignment]
         self._pil_mode = getattr(first, "mode", None) if self.raw_form == "pil" else None
-        self._raw_size = _image_size(first)
+        self._raw_size = raw_size(first)
         self._channels, self._plain_2d = raw_channels(first) if self.raw_form != "pil" else (None, False)
         if self._channels not in (None, 1, 3):
             raise ValueError(
@@ -223,16 +238,7 @@ class GANAugmentedDataset(Dataset):
     def _resized(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images at the base samples' size (bilinear, antialiased) and channels (gray repeated,
         or RGB to ITU-R 601 luma)."""
-        if self._raw_size is not None and len(images) and tuple(images.shape[-2:]) != self._raw_size:
-            images = F.interpolate(images.float(), size=self._raw_size, mode="bilinear", antialias=True)
-            images = images.round().clamp(0, 255).to(torch.uint8)
-        if self._channels is not None and len(images) and images.shape[1] != self._channels:
-            if self._channels == 3:
-                images = images.repeat(1, 3, 1, 1)
-            else:
-                luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-                images = (images.float() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-        return images
+        return match_images(images, self._raw_size, self._channels)
 
     def _to_base(self, gen_labels: torch.Tensor) -> torch.Tensor:
         return torch.tensor([self.ckpt_to_base[int(c)] for c in gen_labels], dtype=torch.int64)
@@ -252,7 +258,7 @@ class GANAugmentedDataset(Dataset):
             ask = {c: math.ceil(n * factor) for c, n in need.items()}
             images, gen_labels = self._bank.generate(ask, self.seed + 104_729 * r)
             images = self._resized(images)
-            logits = teacher_logits(self.teacher, images, width, self._bank.generator_device)
+            logits = teacher_logits(self.teacher, images, len(self.class_names), self._bank.generator_device)
             keep, hard, soft = label_synthetic(
                 logits, self._to_base(gen_labels), self.labels, self.min_confidence, self.temperature
             )

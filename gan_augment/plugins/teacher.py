@@ -60,7 +60,8 @@ def teacher_logits(
     """The teacher's logits (N, K) for uint8 images (N, C, H, W), on the CPU.
 
     Raises:
-        GanAugmentError: If the teacher does not return (B, K) logits with K ≥ ``num_labels``.
+        GanAugmentError: If the teacher does not return (B, K) logits with K = ``num_labels`` (a
+            teacher of another class set would give targets that fit neither the labels nor the model).
     """
     dev = _teacher_device(teacher, device)
     out = []
@@ -72,10 +73,10 @@ def teacher_logits(
             raise GanAugmentError(
                 f"the teacher returned {shape} for a batch of {len(x)} images: it must return logits (B, K)"
             )
-        if logits.shape[1] < num_labels:
+        if logits.shape[1] != num_labels:
             raise GanAugmentError(
-                f"the teacher returned {logits.shape[1]} logits per image, but the base dataset has labels up to "
-                f"{num_labels - 1}: it must score every label of the base dataset"
+                f"the teacher returned {logits.shape[1]} logits per image, but the base dataset has {num_labels} "
+                "classes: it must score exactly the base dataset's classes, in label order"
             )
         out.append(logits.float().cpu())
     return torch.cat(out) if out else torch.empty(0, num_labels)

@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..io.images import to_raw
+from ..io.images import match_images, raw_channels, raw_size, to_raw
 from .bank import SyntheticBank, dataset_classes, map_classes
 
 
@@ -109,6 +109,16 @@ class SyntheticSwap(v2.Transform):
 
     @staticmethod
     def _like(img: torch.Tensor, ref: Any) -> Any:
+        """``img`` in the form, size and channels of ``ref``, the image it replaces (as
+        ``GANAugmentedDataset`` gives its synthetic items), so the rest of the pipeline sees no difference."""
+        channels, plain = raw_channels(ref)
+        if isinstance(ref, Image.Image):
+            channels = 1 if ref.mode in ("L", "1", "I", "F", "I;16") else 3
+        if channels not in (None, 1, 3):
+            raise ValueError(f"SyntheticSwap can give images of 1 or 3 channels, not {channels}: convert the images")
+        img = match_images(img[None], raw_size(ref), channels)[0]
+        if plain:  # a plain (H, W) item
+            return _plain(img, ref)
         if isinstance(ref, Image.Image):
             return to_raw(img, "pil", ref.mode)
         if isinstance(ref, tv_tensors.Image):
@@ -120,3 +130,10 @@ class SyntheticSwap(v2.Transform):
     def extra_repr(self) -> str:
         settings = (f"p={self.p}", f"bank_per_class={self.bank_per_class}", f"seed={self.seed}")
         return f"generator_ckpt={self.generator_ckpt!r}, " + ", ".join(settings)
+
+
+def _plain(img: torch.Tensor, ref: Any) -> Any:
+    """A one-channel (1, H, W) uint8 image in the plain (H, W) form of ``ref`` (tensor or array)."""
+    if isinstance(ref, torch.Tensor):
+        return img[0].clone() if ref.dtype == torch.uint8 else img[0].float().div(255)
+    return img[0].numpy().copy()

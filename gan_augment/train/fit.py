@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 import torch
 
@@ -16,6 +17,7 @@ from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
 from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
 from ..io.lock import FolderLock
+from ..io.outdir import check_apart
 from ..progress import Reporter
 from .distributed import DistContext, from_environment
 from .pair import check_compile
@@ -36,6 +38,7 @@ def fit(
     reporter: Reporter | None = None,
     strict: bool = False,
     compile: str = "off",
+    explicit: Collection[str] | None = None,
 ) -> Path:
     """Train DCGAN(s) on image folders and write a run directory.
 
@@ -54,6 +57,10 @@ def fit(
         reporter: Where progress goes (default: a terminal reporter honouring ``quiet``).
         strict: Fail on an unreadable image file instead of skipping and listing it.
         compile: ``torch.compile`` the training models (see :class:`Trainer`); honoured on resume.
+        explicit: With ``resume``, the settings the caller chose on purpose (the CLI: the options
+            given), as field names of ``config`` or its model: one that differs from the run's is
+            refused. Without it, the fields of ``config`` that differ from the defaults are taken
+            as chosen, and those the run keeps instead are named in a warning.
 
     Returns:
         Path of the final checkpoint.
@@ -64,9 +71,10 @@ def fit(
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
     resolve_device(device)
+    check_apart(out_dir, labeled, unlabeled)  # a run among its data would train on its own outputs
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
     with run_lock(out_dir):  # held until the run ends: one process per run directory
-        config, ckpt = _run_config(out_dir, config, resume)
+        config, ckpt = _run_config(out_dir, config, resume, explicit)
         check_compile(compile, config)  # before the (possibly long) decoding
         data = load_image_data(
             labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict
@@ -82,9 +90,12 @@ def run_lock(out_dir: Path) -> FolderLock | contextlib.nullcontext[None]:
     return FolderLock(out_dir) if int(os.environ.get("RANK", "0")) == 0 else contextlib.nullcontext()
 
 
-def _run_config(out_dir: Path, config: TrainConfig | None, resume: bool) -> tuple[TrainConfig, dict[str, Any] | None]:
+def _run_config(
+    out_dir: Path, config: TrainConfig | None, resume: bool, explicit: Collection[str] | None = None
+) -> tuple[TrainConfig, dict[str, Any] | None]:
     """The configuration to train with, and the checkpoint when resuming (its configuration, with
-    pre-training fixed at what the run resolved it to and only ``steps`` taken from ``config``)."""
+    pre-training fixed at what the run resolved it to and only ``steps`` taken from ``config``;
+    what else ``config`` asks for is refused or named, see :func:`fit`)."""
     if not resume:
         return config or TrainConfig(), None
     ckpt = load_checkpoint(out_dir, map_location="cpu")
@@ -93,7 +104,38 @@ def _run_config(out_dir: Path, config: TrainConfig | None, resume: bool) -> tupl
         if missing:
             raise KeyError(f"its config lacks {', '.join(sorted(missing))}")
         saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
-        return (saved.replace(steps=config.steps) if config is not None else saved), ckpt
+    if config is None:
+        return saved, ckpt
+    _check_resume_settings(config, saved, explicit)
+    if explicit is not None and "steps" not in explicit:  # the CLI without --steps: the run's own
+        return saved, ckpt
+    return saved.replace(steps=config.steps), ckpt
+
+
+def _settings(config: TrainConfig) -> dict[str, Any]:
+    """A configuration's settings by option name (its model's included)."""
+    return {**config.model.to_dict(), **{k: v for k, v in config.to_dict().items() if k != "model"}}
+
+
+def _check_resume_settings(config: TrainConfig, saved: TrainConfig, explicit: Collection[str] | None) -> None:
+    """Refuse settings chosen on purpose that the resumed run would not use; name, in a warning, the
+    non-default settings of a Python caller's ``config`` that the run keeps instead."""
+    asked, have = _settings(config), _settings(saved)
+    chosen = set(explicit) if explicit is not None else {k for k, v in asked.items() if v != _DEFAULTS.get(k)}
+    differ = sorted(k for k in chosen - {"steps"} if k in asked and asked[k] != have.get(k))
+    if not differ:
+        return
+    listed = ", ".join(f"{k}={asked[k]!r} (the run's: {have.get(k)!r})" for k in differ)
+    if explicit is not None:
+        flags = ", ".join("--" + k.replace("_", "-") for k in differ)
+        raise GanAugmentError(
+            f"--resume continues the run with its own settings, and {flags} differ: {listed}; drop them (only --steps "
+            "may change on --resume), or start a new run with --overwrite or another --out"
+        )
+    warnings.warn(f"resuming keeps the run's settings; ignored: {listed} (only steps is taken)", stacklevel=3)
+
+
+_DEFAULTS = _settings(TrainConfig())
 
 
 def fit_data(

@@ -4,6 +4,7 @@ recalibration and ``torch.compile``."""
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
@@ -209,14 +210,17 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         be.copy_(bm)
 
 
+RECALIBRATION_IMAGES = 1024  # per model: noise batches whose BatchNorm statistics are averaged
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(
     g: Generator,
     labels: Callable[[int], torch.Tensor | None],
     seed: int,
-    batches: int = 4,
     batch_size: int = 256,
     groups_of: tuple[int, torch.Tensor] | None = None,
+    images: int = RECALIBRATION_IMAGES,
 ) -> None:
     """Recompute a generator's BatchNorm statistics for its own (EMA) weights.
 
@@ -224,7 +228,9 @@ def recalibrate_batchnorm(
     generator do not quite fit them; a few forward passes with a cumulative average fix that.
     Uses its own seeded RNG, so training's random stream is untouched. ``groups_of`` = (K, idx)
     draws the noise of K grouped models and keeps models ``idx`` (a rank's share of the classes),
-    so each class model's statistics do not depend on how the classes are sharded.
+    so each class model's statistics do not depend on how the classes are sharded. ``images``
+    per model are drawn in passes of at most ``batch_size`` (the run's batch, halved after an
+    out-of-memory retry), so recalibration never needs more memory than a training step.
     """
     dev = next(g.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -236,7 +242,8 @@ def recalibrate_batchnorm(
         m.reset_running_stats()
         m.momentum = None
     g.train()
-    for _ in range(batches):
+    batch_size = max(1, min(batch_size, images))
+    for _ in range(math.ceil(images / batch_size)):
         if groups_of is None:
             z = torch.randn(batch_size, *g.z_shape, device=dev, generator=gen)
         else:
@@ -248,11 +255,11 @@ def recalibrate_batchnorm(
     g.eval()
 
 
-def pretrained_state(pair: GanPair, seed: int) -> dict[str, Any]:
+def pretrained_state(pair: GanPair, seed: int, batch_size: int = 256) -> dict[str, Any]:
     """The pre-trained (shared, unconditional) models at the switch to per-class training, kept for the
     checkpoint: the EMA generator (BatchNorm statistics recalibrated on a copy, so training's own
     models and random stream are untouched) and the discriminator, as CPU tensors."""
     g_ema = copy.deepcopy(pair.g_ema)
-    recalibrate_batchnorm(g_ema, lambda n: None, seed=seed)
+    recalibrate_batchnorm(g_ema, lambda n: None, seed=seed, batch_size=batch_size)
     cpu = lambda sd: {k: v.detach().cpu().clone() for k, v in sd.items()}  # noqa: E731
     return {"g_ema": cpu(g_ema.state_dict()), "d": cpu(pair.d.state_dict())}

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ..errors import RunDirError
-from ..io.atomic import write_failure
+from ..io.atomic import open_append, strict_json
 from ..io.checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME
-from ..io.outdir import mark, not_ours, remove_own, remove_stale_temporaries
+from ..io.outdir import RUN, check_output_folder, mark, remove_own, remove_stale_temporaries
 
 
 def check_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool = True) -> None:
     """Check, without writing anything, that ``out`` may be used as asked.
 
     A folder holding files the package did not write at the paths it writes (a ``config.json`` of
-    the user's, say) is refused even with ``overwrite``: ``overwrite`` replaces only the package's
-    own files. A run that stopped before its first checkpoint is replaced without ``overwrite``.
+    the user's, say), or links and special files there, is refused even with ``overwrite``:
+    ``overwrite`` replaces only the package's own files (:mod:`gan_augment.io.outdir`, the run's
+    layout with its nested GAN run). A run that stopped before its first checkpoint is replaced
+    without ``overwrite``.
 
     Raises:
         RunDirError: If another run is there and neither ``resume`` nor ``overwrite`` is set,
@@ -26,23 +27,17 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool =
     """
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output path {str(out)!r} is a file: pass a folder for --out")
-    foreign = not_ours(out)
-    if foreign:
-        raise RunDirError(
-            f"{str(out / foreign[0])!r} was not written by gan-augment (the folder has no run marker): "
-            "it is never replaced or removed, even with --overwrite; move it, or pass another --out"
-        )
+    check_output_folder(out, RUN, overwrite=True)  # what is not ours (or a link) is refused, whatever is asked
     if resume:
         if not (out / CHECKPOINT_NAME).is_file():
             raise RunDirError(f"nothing to resume: {str(out / CHECKPOINT_NAME)!r} does not exist; drop --resume")
         return
-    if overwrite or not out.is_dir():
-        return
-    if (out / CLASSIFIER_NAME).exists():
+    if not overwrite and (out / CLASSIFIER_NAME).exists():
         raise RunDirError(f"{str(out)!r} already holds a classifier: pass --overwrite or another --out")
-    if (out / CHECKPOINT_NAME).exists():
+    if not overwrite and (out / CHECKPOINT_NAME).exists():
         options = "--resume to continue it, --overwrite to replace it" if resumable else "--overwrite to replace it"
         raise RunDirError(f"{str(out)!r} already holds a run: pass {options}, or another --out")
+    check_output_folder(out, RUN, overwrite)
 
 
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool = True) -> None:
@@ -51,20 +46,19 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool
     checkpoint."""
     check_run_dir(out, resume, overwrite, resumable=resumable)
     if out.is_dir():
-        remove_stale_temporaries(out)
+        remove_stale_temporaries(out, RUN)
         if not resume:
-            remove_own(out)  # only in a folder the package marked: its own files
-    mark(out)
+            remove_own(out, RUN)  # only in a folder the package marked: its own files
+    mark(out, RUN)
 
 
 def append_event(out: Path, row: dict[str, Any]) -> None:
-    """Append one row to the run's ``metrics.jsonl``.
+    """Append one row to the run's ``metrics.jsonl`` (strict JSON: a NaN or infinite value is written
+    as null), never through a link or into a FIFO.
 
     Raises:
-        WriteError: If the disk is full or the folder unwritable.
+        WriteError: If the disk is full, the folder unwritable, or ``metrics.jsonl`` is not a plain file.
     """
-    try:
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-    except OSError as exc:
-        raise write_failure(out / "metrics.jsonl", exc) from None
+    line = strict_json(row) + "\n"
+    with open_append(out / "metrics.jsonl") as f:
+        f.write(line.encode())

@@ -42,7 +42,7 @@ def recalibrate(t: Trainer) -> None:
         return
     labels = t.batches.cycle_labels if t.phase == "conditional" else _no_labels
     share = (t.num_classes, t.batches.my_class_idx) if t.phase == "per-class" else None
-    recalibrate_batchnorm(t.pair.g_ema, labels, seed=t.config.seed + 7919, groups_of=share)
+    recalibrate_batchnorm(t.pair.g_ema, labels, seed=t.config.seed + 7919, batch_size=t.batch_size, groups_of=share)
     t._calibrated_step = t.step
 
 

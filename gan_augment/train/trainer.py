@@ -157,7 +157,7 @@ class Trainer:
     def enter_per_class(self) -> None:
         """Start every class's model from the pre-trained one."""
         src, k = self.pair, len(self.my_classes)
-        self.pretrained = pretrained_state(src, self.config.seed + 7919)
+        self.pretrained = pretrained_state(src, self.config.seed + 7919, self.batch_size)
         self.pair = grouped_pair(
             src.g.config,
             self.adam,
