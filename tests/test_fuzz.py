@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gan_augment import GanAugmentError, fit, load_checkpoint
+from gan_augment.io.outdir import MARKER_NAME
 
 pytestmark = pytest.mark.slow  # hypothesis runs fit on many generated folders
 
@@ -50,7 +51,13 @@ file_names = st.sampled_from(
     ["a.png", "b.jpg", "c.jpeg", "d.bmp", "e.gif", "notes.txt", ".hidden.png", "Thumbs.db", "x.webp"]
     + [os.fsdecode(b"\xff\xfe-not-utf8.png"), "new\nline.png", "x" * 200 + ".png"]
 )
-class_names = st.sampled_from(["cat", "Dog", "007", "red fox", "é", ".secret", os.fsdecode(b"caf\xe9"), "tab\tname"])
+class_names = st.sampled_from(
+    ["cat", "Dog", "007", "red fox", "é", ".secret", os.fsdecode(b"caf\xe9"), "tab\tname"]
+    + ["new\nline", "\x1b[31mred\x1b[0m", "bell\x07", "class_names.json"]  # names are data (issue 19)
+)
+# Where the run goes, and whether an earlier output of the package's (a run with its grids) lies in a class
+# folder: the package must never train on its own outputs, nor write among the data.
+out_places = st.sampled_from(["beside", "inside labeled", "inside a class"])
 
 
 def _put(path: Path, content: bytes | str) -> None:
@@ -82,12 +89,24 @@ def _regular_images(root: Path) -> int:
     )
 
 
+def _listing(root: Path) -> list[str]:
+    """Every entry under ``root`` (links not followed)."""
+    return sorted(os.path.join(d, n) for d, dirs, files in os.walk(root) for n in dirs + files)
+
+
 layouts = st.dictionaries(class_names, st.dictionaries(file_names, file_contents, min_size=1, max_size=4), max_size=3)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(layout=layouts, stray=st.dictionaries(file_names, file_contents, max_size=2))
-def test_fit_succeeds_or_fails_cleanly(layout: dict[str, dict[str, bytes]], stray: dict[str, bytes]) -> None:
+@given(
+    layout=layouts,
+    stray=st.dictionaries(file_names, file_contents, max_size=2),
+    out_place=out_places,
+    nested_output=st.booleans(),
+)
+def test_fit_succeeds_or_fails_cleanly(
+    layout: dict[str, dict[str, bytes]], stray: dict[str, bytes], out_place: str, nested_output: bool
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "labeled"
         root.mkdir()
@@ -97,15 +116,24 @@ def test_fit_succeeds_or_fails_cleanly(layout: dict[str, dict[str, bytes]], stra
                 _put(root / cls / name, content)
         for name, content in stray.items():  # files beside the class folders
             _put(root / name, content)
-        out = Path(tmp) / "run"
+        classes = sorted(d for d in root.iterdir() if d.is_dir() and not d.is_symlink())
+        if nested_output and classes:  # an earlier run's folder, grids and all, inside a class folder
+            (classes[0] / "old-run" / "samples").mkdir(parents=True)
+            (classes[0] / "old-run" / MARKER_NAME).write_text("{}")
+            (classes[0] / "old-run" / "samples" / "step_000002.png").write_bytes(_png(1, 8, "RGB"))
+        out = {"beside": Path(tmp) / "run", "inside labeled": root / "run"}.get(out_place)
+        out = out or (classes[0] / "run" if classes else root / "run")
+        before = _listing(root)
         try:
             fit(root, None, out, tiny_config(steps=2), device="cpu", quiet=True)
         except GanAugmentError as exc:
             event(f"refused: {type(exc).__name__}")
             assert str(exc) and "\n" not in str(exc)  # the documented one-line error
             assert not (out / "checkpoint.pt").exists()  # refused before anything was written
+            assert _listing(root) == before  # nothing left among the data
         else:
             event("trained")
+            assert out_place == "beside"  # a run among its data is refused
             ckpt = load_checkpoint(out)
             assert ckpt["step"] == 2 and ckpt["class_names"]
             assert ckpt["data"]["num_labeled"] <= _regular_images(root)  # nothing listed twice through a link

@@ -122,7 +122,7 @@ STREAM_CHUNK = 1024
 
 
 def iter_decoded(
-    folder: str | os.PathLike[str], image_size: int, channels: int, chunk: int = STREAM_CHUNK
+    folder: str | os.PathLike[str], image_size: int, channels: int, chunk: int | None = None
 ) -> Iterator[tuple[list[str], torch.Tensor, list[tuple[str, str]]]]:
     """Decode every image under ``folder`` (recursive), ``chunk`` files at a time: yields the files,
     uint8 images (n, C, H, W) and the unreadable ``(path, reason)`` of each chunk, in bounded memory.
@@ -136,10 +136,10 @@ def iter_decoded(
 
 
 def iter_decoded_files(
-    files: list[Path], image_size: int, channels: int, chunk: int = STREAM_CHUNK, where: str = ""
+    files: list[Path], image_size: int, channels: int, chunk: int | None = None, where: str = ""
 ) -> Iterator[tuple[list[str], torch.Tensor, list[tuple[str, str]]]]:
     """:func:`iter_decoded` over a list of files (``where`` names them in the error)."""
-    any_read = False
+    any_read, chunk = False, chunk or STREAM_CHUNK
     for start in range(0, len(files), chunk):
         part = files[start : start + chunk]
         arrays, kept, skipped = [], [], []

@@ -102,6 +102,8 @@ def open_append(path: str | os.PathLike[str]) -> Iterator[Any]:
         WriteError: Naming the file, if it is not a plain file or cannot be written.
     """
     path = Path(path)
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+        raise not_a_plain_file(path, "a symbolic link" if path.is_symlink() else "not a plain file")
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o666)

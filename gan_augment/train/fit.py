@@ -103,10 +103,11 @@ def _run_config(
         missing = {"mode", "image_size", "steps", "batch_size"} - set(ckpt["config"])
         if missing:
             raise KeyError(f"its config lacks {', '.join(sorted(missing))}")
-        saved = TrainConfig.from_dict(ckpt["config"]).replace(pretrain_steps=int(ckpt["pretrain_steps"]))
+        asked_then = TrainConfig.from_dict(ckpt["config"])  # as given to the run (pre-training not yet resolved)
+        saved = asked_then.replace(pretrain_steps=int(ckpt["pretrain_steps"]))
     if config is None:
         return saved, ckpt
-    _check_resume_settings(config, saved, explicit)
+    _check_resume_settings(config, asked_then, explicit)
     if explicit is not None and "steps" not in explicit:  # the CLI without --steps: the run's own
         return saved, ckpt
     return saved.replace(steps=config.steps), ckpt
