@@ -14,9 +14,9 @@ from torch import nn
 
 from .data.folders import safe_folder_names
 from .errors import GanAugmentError
-from .io.atomic import atomic_write_json
+from .io.atomic import UMASK, atomic_write_json
 from .io.images import label_grid, make_grid, save_image_atomic, to_pil, to_uint8
-from .io.outdir import MARKER_NAME, SAMPLES, is_marked, mark, remove_own, remove_stale_temporaries
+from .io.outdir import CLASS_NAMES_FILE, MARKER_NAME, SAMPLES, is_marked, mark, remove_own, remove_stale_temporaries
 
 
 def _num_classes(generator: nn.Module) -> int:
@@ -215,7 +215,7 @@ def write_image_folder(
     names = safe_folder_names(class_names, reserved) if k else ["unlabeled"]  # names from a checkpoint: untrusted
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{incomplete_prefix(out)}", dir=out.parent))
-    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700; the set gets a folder's usual permissions
+    os.chmod(staging, 0o777 & ~UMASK)  # mkdtemp makes 0700; the set gets a folder's usual permissions
     mark(staging, SAMPLES)  # the hidden folder is the package's: a rerun removes it
     if k and names != list(class_names):  # the names as the run has them, beside the folders
         atomic_write_json(staging / CLASS_NAMES_FILE, dict(zip(names, map(str, class_names))))
@@ -231,15 +231,6 @@ def write_image_folder(
         total += i
     os.rename(staging, out)  # atomic; onto a missing or empty folder
     return total
-
-
-CLASS_NAMES_FILE = "class_names.json"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def incomplete_prefix(out: Path) -> str:

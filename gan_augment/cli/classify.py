@@ -15,7 +15,7 @@ from ..data import is_image_folder, iter_decoded, iter_decoded_files, scan_folde
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
-from ..io.outdir import EVALUATION, check_new_output, check_output_folder
+from ..io.outdir import check_new_output
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from .app import (
@@ -219,7 +219,6 @@ def evaluate(
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
 
-    check_output_folder(out, EVALUATION, overwrite)  # before any work: its report files and GAN runs
     arm_list = _arm_list(arms)
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)

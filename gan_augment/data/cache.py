@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import stat
@@ -222,7 +223,7 @@ def cache_max_bytes() -> int:
         gb = float(os.environ.get("GAN_AUGMENT_CACHE_MAX_GB", DEFAULT_CACHE_MAX_GB))
     except ValueError:
         gb = DEFAULT_CACHE_MAX_GB
-    return int(max(gb, 0.0) * 2**30) if gb == gb else int(DEFAULT_CACHE_MAX_GB * 2**30)
+    return int(max(gb if math.isfinite(gb) else DEFAULT_CACHE_MAX_GB, 0.0) * 2**30)
 
 
 def evict(folder: Path, keep: Path | None = None) -> list[Path]:

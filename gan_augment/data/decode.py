@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageOps
 
 from ..errors import DataError
+from ..io.images import LUMA
 from .folders import check_dir, walk_images
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
@@ -89,7 +90,7 @@ def _palette_is_gray(im: Image.Image) -> bool:
 def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
     """uint8 RGB (N, H, W, 3) → uint8 (N, C, H, W), grayscale by ITU-R 601 luma when ``channels == 1``."""
     if channels == 1:
-        gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        gray = rgb.astype(np.float32) @ np.array(LUMA, dtype=np.float32)
         return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[:, None]  # (N, 1, H, W)
     return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))  # (N, 3, H, W)
 
@@ -150,8 +151,12 @@ def iter_decoded_files(
             arrays.append(result[0])
             kept.append(str(p))
         any_read = any_read or bool(arrays)
-        empty = torch.empty(0, channels or 3, image_size, image_size, dtype=torch.uint8)
-        yield kept, torch.from_numpy(to_channels(np.stack(arrays), channels)) if arrays else empty, skipped
+        images = (
+            torch.from_numpy(to_channels(np.stack(arrays), channels))
+            if arrays
+            else torch.empty(0, channels or 3, image_size, image_size, dtype=torch.uint8)
+        )
+        yield kept, images, skipped
     if not any_read:
         raise DataError(f"no readable image {where}".rstrip())
 

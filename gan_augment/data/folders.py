@@ -227,7 +227,7 @@ def _walk_pool(
     if not pool:
         raise DataError(f"unlabeled folder {str(uroot)!r} has no images: add images or leave it out")
     labeled_ids = {i for i in map(_identity, labeled_files) if i is not None}
-    found = [p for p in pool if _identity(p) is None or _identity(p) not in labeled_ids]
+    found = [p for p in pool if (_identity(p) or (-1, -1)) not in labeled_ids]
     if len(found) < len(pool) or root.resolve().is_relative_to(uroot.resolve()):
         notes.append(
             f"the labeled images are not taken into the pool: {str(uroot)!r} holds the labeled folder or "

@@ -15,8 +15,8 @@ import torch
 
 from ..errors import WriteError
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+UMASK = os.umask(0)
+os.umask(UMASK)
 
 
 def write_failure(path: Path, exc: BaseException) -> WriteError:
@@ -80,7 +80,7 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
             write(recording)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp_name, 0o666 & ~UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp_name, path)
     except BaseException as exc:
         try:

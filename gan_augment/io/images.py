@@ -94,7 +94,7 @@ def raw_size(x: Any) -> tuple[int, int] | None:
     return None
 
 
-# ITU-R 601 luma: the one RGB → gray conversion of uint8 images in the package's adapters.
+# ITU-R 601 luma weights: every RGB → gray conversion in the package uses them.
 LUMA = (0.299, 0.587, 0.114)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import RunDirError
+from .atomic import not_a_plain_file
 from .outdir import MARKER_NAME
 
 try:
@@ -92,10 +93,7 @@ class FolderLock:
             self._undo_create()
 
     def _not_plain(self, what: str) -> str:
-        return (
-            f"the lock file {str(self.path)!r} is {what}: gan-augment never writes through links or into special "
-            "files; remove it, or pass another --out"
-        )
+        return str(not_a_plain_file(self.path, what))
 
     def _undo_create(self) -> None:
         if self.created:

@@ -26,7 +26,7 @@ from .atomic import atomic_write_text
 from .checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME
 
 MARKER_NAME = ".gan-augment-run"
-SAMPLES_DIR = "samples"
+CLASS_NAMES_FILE = "class_names.json"  # beside a set of samples: folder names → the run's class names
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,10 @@ DEMO = Layout(
 )
 SAMPLES = Layout(
     "samples",
-    files=("class_names.json",),
+    files=(CLASS_NAMES_FILE,),
     patterns=(r".+/synthetic_[0-9]{6,}\.png",),
 )
 LAYOUTS = {layout.kind: layout for layout in (RUN, EVALUATION, DEMO, SAMPLES)}
-OWN_FILES = RUN.files  # a run's own files (kept for readers of the run layout)
-RESULTS = RUN.results  # what makes a folder "hold a run"
 
 
 def is_regular_or_absent(path: Path) -> bool:
@@ -129,29 +127,20 @@ def _dir_prefixes(layout: Layout) -> list[str]:
     return sorted(out)
 
 
-def _links_on_the_way(folder: Path, layout: Layout) -> list[str]:
+def _entries(folder: Path, layout: Layout) -> list[tuple[str, bool]]:
+    """``(relative path, is a real folder)`` of every entry in the folders where ``layout``'s paths may lie."""
+    return [
+        (f"{sub}/{e.name}" if sub else e.name, _is_dir(e))
+        for sub in _own_dirs(folder, layout)
+        for e in _scandir(folder / sub if sub else folder)
+    ]
+
+
+def _links_on_the_way(folder: Path, layout: Layout, entries: list[tuple[str, bool]]) -> list[str]:
     """Links (or files) where ``layout`` expects its folders (``samples/``, ``data/labeled/3/``): the
     package would write through them, so they are refused."""
     prefixes = _dir_prefixes(layout)
-    bad = []
-    for sub in _own_dirs(folder, layout):
-        for e in _scandir(folder / sub if sub else folder):
-            rel = f"{sub}/{e.name}" if sub else e.name
-            if not _is_dir(e) and any(matches(p, rel) for p in prefixes):
-                bad.append(rel)
-    return bad
-
-
-def _walk_own(folder: Path, layout: Layout) -> list[str]:
-    """The relative paths under ``folder`` that ``layout`` writes and that exist now (files and links;
-    nested outputs excluded)."""
-    found = {rel for rel in layout.files if "/" not in rel and os.path.lexists(folder / rel)}
-    for sub in _own_dirs(folder, layout):
-        for e in _scandir(folder / sub if sub else folder):
-            rel = f"{sub}/{e.name}" if sub else e.name
-            if not _is_dir(e) and layout.owns(rel):
-                found.add(rel)
-    return sorted(found)
+    return [rel for rel, is_dir in entries if not is_dir and any(matches(p, rel) for p in prefixes)]
 
 
 def _is_nested(layout: Layout, rel: str) -> bool:
@@ -183,10 +172,12 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
     return entry.is_dir(follow_symlinks=False)
 
 
-def own_names(folder: Path, layout: Layout = RUN) -> list[str]:
+def own_names(folder: Path, layout: Layout = RUN, entries: list[tuple[str, bool]] | None = None) -> list[str]:
     """The paths (relative, ``/``-separated) under ``folder`` that ``layout`` writes and that exist
-    now, whoever wrote them. Links are listed too (removing a link never touches its target)."""
-    return _walk_own(folder, layout)
+    now, whoever wrote them (nested outputs excluded). Links are listed too (removing a link never
+    touches its target)."""
+    entries = _entries(folder, layout) if entries is None else entries
+    return sorted(rel for rel, is_dir in entries if not is_dir and layout.owns(rel))
 
 
 def marked_kinds(folder: Path) -> set[str]:
@@ -200,7 +191,7 @@ def marked_kinds(folder: Path) -> set[str]:
             record = {}
         kinds = record.get("kinds") if isinstance(record, dict) else None
         return {str(k) for k in kinds} if isinstance(kinds, list) else {"run"}  # markers before kinds: runs
-    return {"run"} if any(_is_our_archive(folder / name) for name in RESULTS) else set()
+    return {"run"} if any(_is_our_archive(folder / name) for name in RUN.results) else set()
 
 
 def is_marked(folder: Path, layout: Layout = RUN) -> bool:
@@ -230,11 +221,11 @@ def not_ours(folder: Path, layout: Layout = RUN) -> list[str]:
     the package did not write: files of the user's at its paths, or links and special files."""
     if not folder.is_dir():
         return []
-    if not is_marked(folder, layout):
-        foreign = own_names(folder, layout)
-    else:  # ours, but what sits at our paths must be plain files: a link is never written through
-        foreign = [n for n in own_names(folder, layout) if not is_regular_or_absent(folder / n)]
-    foreign += _links_on_the_way(folder, layout)
+    entries = _entries(folder, layout)  # one listing for both questions
+    foreign = own_names(folder, layout, entries)
+    if is_marked(folder, layout):  # ours, but what sits at our paths must be plain files: never written through
+        foreign = [n for n in foreign if not is_regular_or_absent(folder / n)]
+    foreign += _links_on_the_way(folder, layout, entries)
     for nested, inner in nested_outputs(folder, layout):
         foreign += [f"{nested.relative_to(folder).as_posix()}/{n}" for n in not_ours(nested, inner)]
     return foreign

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError
+from ..io.images import LUMA
 from ..io.rebuild import load_discriminator
 from ..models import PerClassDiscriminator
 
@@ -186,7 +187,7 @@ def images_to_tensor(X: Any, image_size: int, channels: int, layout: str = "auto
         if t.shape[1] == 1:
             t = t.expand(-1, channels, -1, -1)
         elif t.shape[1] == 3 and channels == 1:
-            t = (t * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            t = (t * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
         else:
             raise ValueError(f"images have {t.shape[1]} channels; the discriminator takes {channels}")
     if t.shape[-2:] != (image_size, image_size):

@@ -37,7 +37,6 @@ def check_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool =
     if not overwrite and (out / CHECKPOINT_NAME).exists():
         options = "--resume to continue it, --overwrite to replace it" if resumable else "--overwrite to replace it"
         raise RunDirError(f"{str(out)!r} already holds a run: pass {options}, or another --out")
-    check_output_folder(out, RUN, overwrite)
 
 
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool, *, resumable: bool = True) -> None:
