@@ -51,6 +51,7 @@ from gan_augment.evaluate import (
     ARMS,
     AUGMENT_MODES,
     REAL_CONTROL_ARMS,
+    RUN_ARMS,
     SAMPLE_ARMS,
     ArmSettings,
     ClassifierConfig,
@@ -445,7 +446,7 @@ def main() -> None:
         "--sweep-arms",
         nargs="*",
         default=["gan-per-class"],
-        choices=[*SAMPLE_ARMS, *REAL_CONTROL_ARMS],
+        choices=[*RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS],
         help="the arms the ratio sweep retrains at each ratio (their GANs and the baseline teacher reused)",
     )
     p.add_argument(

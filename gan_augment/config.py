@@ -13,6 +13,7 @@ Upsample = Literal["nearest", "transposed"]
 DNorm = Literal["auto", "batch", "none"]
 Switch = Literal["auto", "on", "off"]
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
+TeacherKind = Literal["auto", "ssl", "supervised", "none"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 LOSSES: tuple[str, ...] = get_args(Loss)
@@ -20,6 +21,7 @@ UPSAMPLES: tuple[str, ...] = get_args(Upsample)
 D_NORMS: tuple[str, ...] = get_args(DNorm)
 SWITCHES: tuple[str, ...] = get_args(Switch)
 COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
+TEACHER_KINDS: tuple[str, ...] = get_args(TeacherKind)
 MAX_WIDTH = 4096  # the largest width, noise or embedding length (the CLI's bound, and a checkpoint's)
 MAX_CLASSES = 1000
 
@@ -43,7 +45,11 @@ SAMPLE_ARMS: tuple[str, ...] = (
     "gan-pretrained-soft",
 )
 REAL_CONTROL_ARMS: tuple[str, ...] = ("pseudo-label", "pseudo-soft", "distill-real")
-ARMS: tuple[str, ...] = ("baseline", *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")
+# The arms of the run as ``fit LABELED UNLABELED`` writes it with its defaults (its teacher included):
+# default is exactly ``GANAugmentedDataset(base, run)``; default-unlabeled adds the unlabeled images
+# (``unlabeled=``); teacher is the run's teacher itself, scored as the classifier.
+RUN_ARMS: tuple[str, ...] = ("default", "default-unlabeled", "teacher")
+ARMS: tuple[str, ...] = ("baseline", *RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")
 TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
 
 
@@ -200,6 +206,13 @@ class TrainConfig(_PlainConfig):
             checkpoint with both learning rates halved before training stops with an error.
         collapse_steps: A BCE or hinge discriminator loss below 1e-3 for this many consecutive
             steps counts as divergence (0 turns the check off).
+        teacher: The classifier ``fit`` trains beside the GAN(s) and keeps in the run (``teacher.pt``),
+            whose labels ``GANAugmentedDataset(base_ds, run)`` gives its images: ``ssl`` (the
+            semi-supervised GAN's discriminator, :class:`SSLConfig`'s recipe), ``supervised`` (the
+            same network on the labels alone), ``none``, or ``auto``: ``ssl`` when an unlabeled
+            folder is given, ``supervised`` otherwise.
+        teacher_steps: The teacher's iterations; 0 picks them by device and network
+            (``gan_augment.train.teacher.default_teacher_steps``).
         model: The model architecture. Its ``image_size`` (and ``channels``, unless auto) are
             set from this configuration's and an ``auto`` ``d_norm`` is resolved from ``loss``
             here; auto channels and ``num_classes`` are set from the data when training starts.
@@ -228,6 +241,8 @@ class TrainConfig(_PlainConfig):
     checkpoint_every: int = 1000
     max_rollbacks: int = 3
     collapse_steps: int = 1000
+    teacher: TeacherKind = "auto"
+    teacher_steps: int = 0  # 0: auto
     model: ModelConfig = field(default_factory=ModelConfig)
     _nested: ClassVar[dict[str, type[_PlainConfig]]] = {"model": ModelConfig}
 
@@ -254,6 +269,8 @@ class TrainConfig(_PlainConfig):
         _check_range("checkpoint_every", self.checkpoint_every, 1)
         _check_range("max_rollbacks", self.max_rollbacks, 0, 100)
         _check_range("collapse_steps", self.collapse_steps, 0)
+        _check_choice("teacher", self.teacher, TEACHER_KINDS)
+        _check_range("teacher_steps", self.teacher_steps, 0)
         # Derived inside the configuration, so Python callers get what the CLI gets.
         d_norm = self.model.d_norm
         if d_norm == "auto":
@@ -262,6 +279,32 @@ class TrainConfig(_PlainConfig):
         derived = {"image_size": self.image_size, "channels": channels, "d_norm": d_norm}
         if any(getattr(self.model, k) != v for k, v in derived.items()):
             object.__setattr__(self, "model", dataclasses.replace(self.model, **derived))
+
+
+# What ``fit`` trains on a CPU when no configuration is given: the article's per-class DCGANs (width 64,
+# 5,000 steps) take about 8 s a step there for ten classes on 2 cores, so hours. These sizes take about
+# 0.35 s a step (28 px, ten classes), so that ``fit LABELED UNLABELED`` on MNIST-sized data, the
+# teacher included, finishes in under 25 minutes (docs/performance.md has the measurement).
+CPU_SIZES: dict[str, Any] = {"steps": 600, "batch_size": 32, "g_width": 16, "d_width": 16, "z_dim": 64}
+
+
+def sizes_for(device_type: str) -> dict[str, Any]:
+    """The sizes ``fit`` uses on ``device_type`` (``cpu``, ``cuda``, ...) for the settings not given:
+    :data:`CPU_SIZES` on a CPU, the defaults of :class:`TrainConfig` (the article's) elsewhere."""
+    return dict(CPU_SIZES) if device_type == "cpu" else {}
+
+
+def for_device(device_type: str, **changes: Any) -> TrainConfig:
+    """A :class:`TrainConfig` with the sizes for ``device_type`` (:func:`sizes_for`), then ``changes``
+    (fields of the configuration or of its model) on top."""
+    model_names = {f.name for f in dataclasses.fields(ModelConfig)} - {f.name for f in dataclasses.fields(TrainConfig)}
+    sizes = sizes_for(device_type)
+    if "model" in changes:  # a model given whole keeps its own sizes
+        sizes = {k: v for k, v in sizes.items() if k not in model_names}
+    values = {**sizes, **changes}
+    model = values.pop("model", None) or ModelConfig()
+    model = dataclasses.replace(model, **{k: values.pop(k) for k in list(values) if k in model_names})
+    return TrainConfig(model=model, **values)
 
 
 def default(cls: type, name: str) -> Any:

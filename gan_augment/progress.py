@@ -52,6 +52,9 @@ class _Bar:
 
 
 def _stats(row: dict[str, Any]) -> str:
+    if "loss_lab" in row:  # a classifier (the SSL GAN's discriminator, a run's teacher)
+        names = (("loss_lab", "labeled loss"), ("loss_unl", "unlabeled loss"), ("loss_g", "G"), ("train_acc", "acc"))
+        return "  ".join(f"{label} {float(row[k]):.3f}" for k, label in names if k in row)
     return (
         f"{row.get('img_per_s', 0):,.0f} img/s  D {row.get('loss_d', 0):.3f}  G {row.get('loss_g', 0):.3f}"
         f"  D(x) {row.get('d_real', 0):.2f}  D(G(z)) {row.get('d_fake', 0):.2f}"

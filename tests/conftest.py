@@ -96,7 +96,7 @@ def unlabeled(make_unlabeled_folder: MakeFolder) -> Path:
 # `gan-augment fit` options for a run that trains in well under a second a step on a CPU (quiet last).
 TINY_CLI = (
     "--image-size 16 --batch-size 4 --g-width 8 --d-width 8 --z-dim 8 --sample-every 2 --checkpoint-every 2 "
-    "--device cpu --quiet"
+    "--teacher none --device cpu --quiet"
 ).split()
 
 
@@ -110,6 +110,7 @@ def tiny_config(**changes: object) -> TrainConfig:
         log_every=1,
         sample_every=2,
         checkpoint_every=2,
+        teacher="none",  # a teacher's own tests ask for one (tests/test_teacher.py)
         model=model,
     )
     base.update(changes)

@@ -55,7 +55,9 @@ class TestTeacherLabels:
         base = ImageFolder(trained["labeled"])  # classes ["dark", "light"]; the run draws black / white
         kw = {"per_class": 4, "seed": 3, "output_format": "tensor"}
         plain = GANAugmentedDataset(base, trained["black-white"], **kw)
-        taught = GANAugmentedDataset(base, trained["black-white"], labels="teacher", teacher=always_dark, **kw)
+        taught = GANAugmentedDataset(
+            base, trained["black-white"], labels="teacher", teacher=always_dark, fresh=False, **kw
+        )
         assert torch.equal(taught.synthetic_images, plain.synthetic_images)  # the same images, relabelled
         assert plain.synthetic_targets.tolist() == [0] * 4 + [1] * 4
         assert taught.synthetic_targets.tolist() == [0] * 8  # the white "light" images the teacher calls dark
@@ -66,8 +68,9 @@ class TestTeacherLabels:
         base = ImageFolder(trained["labeled"])
         teacher = Brightness()
         ds = GANAugmentedDataset(
-            base, trained["per-class"], per_class=30, labels="teacher", teacher=teacher, output_format="tensor"
-        )
+            base, trained["per-class"], per_class=30, labels="teacher", teacher=teacher, output_format="tensor",
+            fresh=False,
+        )  # fmt: skip
         gen = GANAugmentedDataset(base, trained["per-class"], per_class=30, output_format="tensor")
         assert torch.equal(ds.synthetic_images, gen.synthetic_images)
         expected = torch.tensor([int(brightness(img) > 127.5) for img in ds.synthetic_images])
@@ -182,7 +185,9 @@ class TestOptions:
 
     def test_pickled_copies_carry_no_teacher(self, trained: dict[str, Path]) -> None:
         base = ImageFolder(trained["labeled"])
-        ds = GANAugmentedDataset(base, trained["black-white"], per_class=2, labels="teacher", teacher=Brightness())
+        ds = GANAugmentedDataset(
+            base, trained["black-white"], per_class=2, labels="teacher", teacher=Brightness(), fresh=False
+        )
         copy = pickle.loads(pickle.dumps(ds))
         assert copy.teacher is None and copy[len(copy) - 1][1] == ds[len(ds) - 1][1]
 
@@ -201,7 +206,7 @@ class TestPretrainedGenerator:
         base = ImageFolder(trained["labeled"])  # 12 images
         ds = GANAugmentedDataset(
             base, trained["with-pool"], per_class=3, labels="teacher", teacher=Brightness(), pretrained=True,
-            output_format="tensor", seed=4,
+            output_format="tensor", seed=4, fresh=False,
         )  # fmt: skip
         gen, info = load_generator(trained["with-pool"], device="cpu", pretrained=True)
         assert info.class_names == [] and info.step == 2  # unconditional, from the end of pre-training
@@ -226,5 +231,7 @@ class TestPretrainedGenerator:
 
     def test_unconditional_run_labelled_by_the_teacher(self, trained: dict[str, Path]) -> None:
         base = ImageFolder(trained["labeled"])
-        ds = GANAugmentedDataset(base, trained["unconditional"], per_class=2, labels="teacher", teacher=always_dark)
+        ds = GANAugmentedDataset(
+            base, trained["unconditional"], per_class=2, labels="teacher", teacher=always_dark, fresh=False
+        )
         assert len(ds) - ds.n_real == 4 and ds.synthetic_targets.tolist() == [0, 0, 0, 0]

@@ -17,6 +17,7 @@ from ..io.outdir import check_new_output
 from ..io.rebuild import load_generator
 from ..progress import printable
 from ..sampling import check_empty_folder, class_grid, remove_interrupted, write_image_folder
+from ..train.teacher import describe_teacher, teacher_line
 from .app import DeviceOpt, app, expected_errors, out_console_line
 
 
@@ -77,6 +78,8 @@ def info(
         if ckpt.get("kind") is None:  # a run of `fit` (not a classifier): its weights fit its models
             load_generator(run, device="cpu")
         summary = _info_summary(ckpt)
+        if ckpt.get("kind") is None:
+            summary["teacher"] = describe_teacher(Path(run))
         lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(ckpt, summary)
     for line in lines:
         out_console_line(line)
@@ -129,6 +132,7 @@ def _info_lines(ckpt: dict[str, Any], summary: dict[str, Any]) -> list[str]:
             + "".join(f"; {k}: {data[k]}" for k in ("labeled", "unlabeled") if data.get(k)),
         ),  # fmt: skip
         ("trained", f"{summary['elapsed_s']} s; DiffAugment {'on' if summary['diffaugment'] else 'off'}"),
+        *([("teacher", teacher_line(summary["teacher"]))] if "teacher" in summary else []),
         ("config", ", ".join(f"{k}={v}" for k, v in config.items())),
         ("model", ", ".join(f"{k}={v}" for k, v in dict(ckpt.get("model_config") or {}).items())),
         ("format", f"checkpoint {summary['checkpoint_format']}, gan-augment {summary['package_version']}"),

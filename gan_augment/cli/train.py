@@ -10,8 +10,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..config import ModelConfig, TrainConfig, default
+from ..config import CPU_SIZES, TEACHER_KINDS, ModelConfig, TrainConfig, default, for_device
 from ..data.demo import write_digits_folders
+from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.outdir import DEMO, MARKER_NAME, is_marked, mark, prepare_output
 from ..train import fit as run_fit
@@ -28,6 +29,7 @@ from .app import (
     UnlabeledArg,
     UpsampleChoice,
     app,
+    choices,
     err_line,
     expected_errors,
     out_console_line,
@@ -40,9 +42,15 @@ M = ModelConfig
 # Options named exactly as TrainConfig's (or ModelConfig's) fields, so they build the configuration.
 Mode = Annotated[ModeChoice, typer.Option(help="One GAN per class, one conditional GAN, or one GAN ignoring labels.")]
 Channels = Annotated[int, typer.Option(min=0, max=3, help="1 or 3; 0 picks 1 when all images are grayscale.")]
+
+
+def _by_device(name: str, cls: type = T) -> str:
+    return f"\\[default: {default(cls, name)}; {CPU_SIZES[name]} on a CPU]"
+
+
 Steps = Annotated[
     Optional[int],
-    typer.Option(min=1, help=f"Training steps (per class model in per-class mode). \\[default: {default(T, 'steps')}]"),
+    typer.Option(min=1, help=f"Training steps (per class model in per-class mode). {_by_device('steps')}"),
 ]
 PretrainSteps = Annotated[
     int,
@@ -51,7 +59,10 @@ PretrainSteps = Annotated[
         help="Per-class mode: unconditional pre-training steps on all images; -1 = steps/2 if UNLABELED is given.",
     ),
 ]
-BatchSize = Annotated[int, typer.Option(min=2, max=65536, help="Real images per step (per class model).")]
+BatchSize = Annotated[
+    Optional[int],
+    typer.Option(min=2, max=65536, help=f"Real images per step (per class model). {_by_device('batch_size')}"),
+]
 Loss = Annotated[LossChoice, typer.Option(help="GAN loss.")]
 Unroll = Annotated[int, typer.Option(min=0, max=100, help="Unrolled-GAN steps (0 = off).")]
 LrG = Annotated[float, typer.Option(min=1e-8, max=1.0, help="Generator learning rate.")]
@@ -61,9 +72,17 @@ DiffAug = Annotated[SwitchChoice, typer.Option(help="Differentiable augmentation
 Upsample = Annotated[
     UpsampleChoice, typer.Option(help="Generator upsampling: nearest+conv (the article) or transposed conv.")
 ]
-GWidth = Annotated[int, typer.Option(min=1, max=4096, help="Generator width (channels of its last block).")]
-DWidth = Annotated[int, typer.Option(min=1, max=4096, help="Discriminator width (channels of its first block).")]
-ZDim = Annotated[int, typer.Option(min=1, max=4096, help="Noise vector length.")]
+GWidth = Annotated[
+    Optional[int],
+    typer.Option(min=1, max=4096, help=f"Generator width (channels of its last block). {_by_device('g_width', M)}"),
+]
+DWidth = Annotated[
+    Optional[int],
+    typer.Option(
+        min=1, max=4096, help=f"Discriminator width (channels of its first block). {_by_device('d_width', M)}"
+    ),
+]
+ZDim = Annotated[Optional[int], typer.Option(min=1, max=4096, help=f"Noise vector length. {_by_device('z_dim', M)}")]
 DDropout = Annotated[float, typer.Option(min=0.0, max=0.99, help="Dropout after each discriminator activation.")]
 SampleEvery = Annotated[int, typer.Option(min=1, help="Steps between sample grids.")]
 CheckpointEvery = Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")]
@@ -73,16 +92,27 @@ Compile = Annotated[
         "--compile", help="torch.compile the models (GPU; reduce-overhead adds CUDA graphs). Not with wgan-gp."
     ),
 ]
+TeacherChoice: Any = choices("TeacherChoice", TEACHER_KINDS)
+Teacher = Annotated[
+    TeacherChoice,
+    typer.Option(
+        help="The classifier the run keeps (teacher.pt), whose labels GANAugmentedDataset(base, run) uses: ssl "
+        "(semi-supervised GAN), supervised (labels only), none; auto: ssl with UNLABELED, else supervised."
+    ),
+]
+TeacherSteps = Annotated[
+    int,
+    typer.Option(min=0, help="The teacher's iterations; 0 = by device and network (mlp: 24,000 on the CPU)."),
+]
 Flag = Annotated[bool, typer.Option()]
 
 
-def config_from_options(options: dict[str, Any]) -> TrainConfig:
-    """A TrainConfig from CLI options named as its fields or its model's (choices give their values)."""
+def config_from_options(options: dict[str, Any], device_type: str = "cuda") -> TrainConfig:
+    """A TrainConfig from CLI options named as its fields or its model's (choices give their values); the
+    sizes not given (None) are those for ``device_type`` (:func:`~gan_augment.config.for_device`)."""
     values = {k: v.value if isinstance(v, enum.Enum) else v for k, v in options.items() if v is not None}
-    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - train_fields
-    model = ModelConfig(**{k: v for k, v in values.items() if k in model_fields})
-    return TrainConfig(model=model, **{k: v for k, v in values.items() if k in train_fields})
+    names = {f.name for f in dataclasses.fields(TrainConfig)} | {f.name for f in dataclasses.fields(ModelConfig)}
+    return for_device(device_type, **{k: v for k, v in values.items() if k in names})
 
 
 @app.command()
@@ -97,7 +127,7 @@ def fit(
     channels: Channels = default(T, "channels"),
     steps: Steps = None,
     pretrain_steps: PretrainSteps = default(T, "pretrain_steps"),
-    batch_size: BatchSize = default(T, "batch_size"),
+    batch_size: BatchSize = None,
     loss: Loss = default(T, "loss"),
     unroll: Unroll = default(T, "unroll"),
     lr_g: LrG = default(T, "lr_g"),
@@ -105,23 +135,25 @@ def fit(
     ema_decay: EmaDecay = default(T, "ema_decay"),
     diffaugment: DiffAug = default(T, "diffaugment"),
     upsample: Upsample = default(M, "upsample"),
-    g_width: GWidth = default(M, "g_width"),
-    d_width: DWidth = default(M, "d_width"),
-    z_dim: ZDim = default(M, "z_dim"),
+    g_width: GWidth = None,
+    d_width: DWidth = None,
+    z_dim: ZDim = None,
     d_dropout: DDropout = default(M, "d_dropout"),
     seed: SeedOpt = default(T, "seed"),
     device: DeviceOpt = "auto",
     sample_every: SampleEvery = default(T, "sample_every"),
     checkpoint_every: CheckpointEvery = default(T, "checkpoint_every"),
+    teacher: Teacher = default(T, "teacher"),
+    teacher_steps: TeacherSteps = default(T, "teacher_steps"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in --out.")] = False,
     quiet: QuietOpt = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop on an unreadable image file, not skip it.")] = False,
     compile: Compile = "off",
 ) -> None:
-    """Train DCGAN(s) on LABELED (and UNLABELED) and write a run directory."""
+    """Train DCGAN(s) on LABELED (and UNLABELED), then the run's teacher, and write a run directory."""
     options = {k: v for k, v in locals().items() if k not in RUN_OPTIONS}
-    config = config_from_options(options)
+    config = config_from_options(options, resolve_device(device).type)
     # --resume: the run's own configuration; only --steps may change (to train longer), and any other option
     # given that differs from the run's is refused, by name.
     given = {k for k in options if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
@@ -136,6 +168,10 @@ def fit(
 
 # fit's options that say how to run, not what to train.
 RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile"}
+
+
+# The demo's teacher budget: the semi-supervised MLP on 16 px digits, a few seconds per thousand iterations.
+DEMO_TEACHER_STEPS = 3000
 
 
 def adopt_demo_folder(out: Path) -> None:
@@ -173,6 +209,7 @@ def demo(
         batch_size=32,
         sample_every=max(1, steps // 2),
         checkpoint_every=max(1, steps),
+        teacher_steps=DEMO_TEACHER_STEPS,
         model=ModelConfig(channels=1, g_width=16, d_width=16, z_dim=32),
     )
     t0 = time.perf_counter()
@@ -184,6 +221,7 @@ def demo(
         f"  data:        {data_dir}/ (labeled/, unlabeled/)",
         f"  run:         {run_dir}/ (checkpoint.pt, metrics.jsonl, config.json)",
         f"  sample grid: {grid} (one row per digit)",
+        f"  teacher:     {run_dir}/teacher.pt (labels the synthetic images of GANAugmentedDataset(base, run))",
         "next:",
         f"  gan-augment info {run_dir}",
         f"  gan-augment sample {run_dir} --n 100 --out digits.png",

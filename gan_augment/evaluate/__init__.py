@@ -15,12 +15,13 @@ from .classifier import (
 from .folders import evaluate_folders
 from .quality import diversity_ratio, generator_quality
 from .report import markdown_table, plot_accuracy, settings_dict
-from .stats import ARMS, REAL_CONTROL_ARMS, SAMPLE_ARMS, paired_gain, samples_verdict, summarize, verdict
+from .stats import ARMS, REAL_CONTROL_ARMS, RUN_ARMS, SAMPLE_ARMS, paired_gain, samples_verdict, summarize, verdict
 
 __all__ = [
     "ARMS",
     "AUGMENT_MODES",
     "REAL_CONTROL_ARMS",
+    "RUN_ARMS",
     "SAMPLE_ARMS",
     "ArmSettings",
     "ArrayDataset",

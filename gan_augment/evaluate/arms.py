@@ -15,16 +15,16 @@ from torch.utils.data import Subset
 
 from ..config import TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig
 from ..data import ImageData, memory_data
-from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from ..io.checkpoint import CHECKPOINT_NAME, TEACHER_NAME, load_checkpoint
 from ..io.rebuild import build_ssl_classifier
 from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
-from ..plugins.teacher import label_synthetic, teacher_logits
+from ..plugins.teacher import label_synthetic, load_run_teacher, teacher_logits
 from ..progress import Reporter
 from ..train import fit_data
 from ..train.ssl import accuracy, train_ssl
 from .classifier import ArrayDataset, ClassifierConfig, classifier_accuracy, train_classifier
 from .quality import generator_quality
-from .stats import ARMS, REAL_CONTROL_ARMS, SAMPLE_ARMS
+from .stats import ARMS, REAL_CONTROL_ARMS, RUN_ARMS, SAMPLE_ARMS
 
 
 @dataclass(frozen=True)
@@ -112,32 +112,33 @@ class SeedArms:
             )
         return self._gan_data
 
-    def gan_run(self, mode: str, name: str) -> Path:
-        """The run of ``mode`` this seed uses: the one given, or one trained now into ``work/name``."""
-        if mode not in self.runs and self.reuse and self._same_run(self.work / name, mode):
-            self.runs[mode] = self.work / name
-        if mode not in self.runs:
+    def gan_run(self, mode: str, name: str, key: str | None = None) -> Path:
+        """The run of ``mode`` this seed uses (``runs[key]``, key default ``mode``): the one given, or one
+        trained now into ``work/name``. Key ``default``: the run ``fit`` writes with its defaults, its
+        teacher included (``settings.ssl.steps`` iterations, 0: the package's budget); the other runs
+        have no teacher."""
+        key = key or mode
+        teacher = {"teacher": "auto", "teacher_steps": self.settings.ssl.steps} if key == "default" else {}
+        cfg = self.gan_cfg.replace(mode=mode, **{"teacher": "none", **teacher})
+        if key not in self.runs and self.reuse and self._same_run(self.work / name, cfg):
+            self.runs[key] = self.work / name
+        if key not in self.runs:
             run = self.work / name
             fit_data(
-                self.gan_data(),
-                run,
-                self.gan_cfg.replace(mode=mode),
-                device=self.settings.device,
-                overwrite=True,
-                reporter=Reporter(quiet=True),
+                self.gan_data(), run, cfg, device=self.settings.device, overwrite=True, reporter=Reporter(quiet=True)
             )
-            self.runs[mode] = run
-        return self.runs[mode]
+            self.runs[key] = run
+        return self.runs[key]
 
-    def _same_run(self, run: Path, mode: str) -> bool:
-        """Whether ``run`` holds a finished run of ``mode`` with this seed's GAN configuration."""
-        if not (run / CHECKPOINT_NAME).is_file():
+    def _same_run(self, run: Path, cfg: TrainConfig) -> bool:
+        """Whether ``run`` holds a finished run of configuration ``cfg`` (its teacher too)."""
+        if not (run / CHECKPOINT_NAME).is_file() or (cfg.teacher != "none" and not (run / TEACHER_NAME).is_file()):
             return False
         ckpt = load_checkpoint(run)
         pretrain = int(ckpt.get("pretrain_steps", 0))
-        done = int(ckpt.get("step", -1)) >= pretrain + self.gan_cfg.steps
+        done = int(ckpt.get("step", -1)) >= pretrain + cfg.steps
         kept = "pretrained" in ckpt or not pretrain  # runs from before pre-trained models were kept: train anew
-        return done and kept and TrainConfig.from_dict(ckpt["config"]) == self.gan_cfg.replace(mode=mode)
+        return done and kept and TrainConfig.from_dict(ckpt["config"]) == cfg
 
     def _train(self, dataset: Any) -> nn.Module:
         s = self.settings
@@ -226,6 +227,28 @@ class SeedArms:
             ds = ArrayDataset(images, targets.argmax(1), split.class_names, soft=targets)
         return self._accuracy(self._train(ds)), {"synthetic_ratio": ratio, "synthetic": len(idx)}
 
+    def run_arm(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """The arms of the default run (see ``RUN_ARMS``): the two-argument ``GANAugmentedDataset`` (at
+        its default synthetic share unless a ratio is given), with the unlabeled images, or the teacher."""
+        s = self.settings
+        run = self.gan_run("per-class", f"default-seed{self.seed}", key="default")
+        teacher = load_run_teacher(run, s.device)
+        if teacher is None:
+            raise ValueError(f"the default run {str(run)!r} has no teacher")
+        if arm == "teacher":
+            logits = teacher_logits(teacher, self.split.test_images, self.k, s.device)
+            return float((logits.argmax(1) == self.split.test_labels).float().mean()), dict(teacher.metrics)
+        kw: dict[str, Any] = {"unlabeled": self.split.unlabeled} if arm == "default-unlabeled" else {}
+        if ratio is not None:
+            kw["synthetic_ratio"] = ratio
+        ds = GANAugmentedDataset(self.base, run, device=s.device, seed=self.seed, **kw)
+        extra = {
+            "synthetic_ratio": ds.n_synthetic / max(1, len(ds)),
+            "synthetic": ds.n_synthetic,
+            "pool": len(ds.pool or []),
+        }
+        return self._accuracy(self._train(ds)), extra
+
     def d_features(self) -> tuple[float, dict[str, Any]]:
         """Logistic regression on the discriminator features of an unconditional GAN."""
         from sklearn.linear_model import LogisticRegression
@@ -259,6 +282,8 @@ class SeedArms:
         t0 = time.perf_counter()
         if arm == "baseline":
             acc, extra = self.baseline()
+        elif arm in RUN_ARMS:
+            acc, extra = self.run_arm(arm, ratio)
         elif arm in SAMPLE_ARMS:
             acc, extra = self.gan_samples(arm, ratio)
         elif arm in REAL_CONTROL_ARMS:

@@ -17,6 +17,7 @@ from ..io.atomic import atomic_write_text
 from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
 from ..io.outdir import RUN
 from ..progress import printable
+from ..train.teacher import describe_teacher, teacher_line
 
 MAX_GRIDS = 6  # sample grids shown, spread over training
 MAX_IMAGE_BYTES = 20 * 2**20  # a larger "sample grid" is not embedded
@@ -87,6 +88,7 @@ def _run_body(run: Path) -> str:
             ("classes", f"{len(names)}: {', '.join(names)}"),
             ("data", f"{data.get('num_labeled')} labeled + {data.get('num_unlabeled')} unlabeled images"),
             ("trained for", f"{float(ckpt.get('elapsed_s', 0.0)):.1f} s"),
+            ("teacher", printable(teacher_line(describe_teacher(run)))),
         ]
     latest, earlier = _grids(run)
     parts = ["<h2>Run</h2>", _table(overview), "<h2>Latest samples</h2>", latest]

@@ -17,6 +17,8 @@ from .atomic import atomic_torch_save
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 CLASSIFIER_NAME = "classifier.pt"  # what `gan-augment classify` writes, in the same format
+TEACHER_NAME = "teacher.pt"  # a run's teacher (the classifier `fit` trains beside its GANs)
+TEACHER_TRAINING_NAME = "teacher-training.pt"  # the teacher while it trains: what resumes it
 
 
 def strip_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:

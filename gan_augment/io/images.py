@@ -99,17 +99,21 @@ LUMA = (0.299, 0.587, 0.114)
 
 
 def match_images(images: torch.Tensor, size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
-    """uint8 images (N, C, H, W) at ``size`` (bilinear, antialiased) and ``channels`` (gray repeated,
-    or RGB to ITU-R 601 luma); None leaves that as it is."""
+    """Images (N, C, H, W) at ``size`` (bilinear, antialiased) and ``channels`` (gray repeated, or RGB
+    to ITU-R 601 luma); None leaves that as it is. uint8 images stay uint8 (rounded), float ones float."""
+    integer = images.dtype == torch.uint8
+
+    def back(x: torch.Tensor) -> torch.Tensor:
+        return x.round().clamp(0, 255).to(torch.uint8) if integer else x
+
     if size is not None and len(images) and tuple(images.shape[-2:]) != tuple(size):
-        images = F.interpolate(images.float(), size=tuple(size), mode="bilinear", antialias=True)
-        images = images.round().clamp(0, 255).to(torch.uint8)
+        images = back(F.interpolate(images.float(), size=tuple(size), mode="bilinear", antialias=True))
     if channels is not None and len(images) and images.shape[1] != channels:
         if channels == 3:
             images = images.repeat(1, 3, 1, 1)
         else:
-            luma = torch.tensor(LUMA).view(1, 3, 1, 1)
-            images = (images.float() * luma).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+            luma = torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)
+            images = back((images.float() * luma).sum(1, keepdim=True))
     return images
 
 

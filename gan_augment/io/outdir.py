@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import RunDirError
 from .atomic import atomic_write_text
-from .checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME
+from .checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME, TEACHER_NAME, TEACHER_TRAINING_NAME
 
 MARKER_NAME = ".gan-augment-run"
 CLASS_NAMES_FILE = "class_names.json"  # beside a set of samples: folder names → the run's class names
@@ -62,7 +62,15 @@ def matches(pattern: str, rel: str) -> bool:
 _GRID = r"samples/step_[0-9]{6,}\.png"
 RUN = Layout(
     "run",
-    files=(CHECKPOINT_NAME, CLASSIFIER_NAME, "config.json", "metrics.jsonl", "metrics.json"),
+    files=(
+        CHECKPOINT_NAME,
+        CLASSIFIER_NAME,
+        TEACHER_NAME,
+        TEACHER_TRAINING_NAME,
+        "config.json",
+        "metrics.jsonl",
+        "metrics.json",
+    ),  # fmt: skip
     patterns=(_GRID,),
     results=(CHECKPOINT_NAME, CLASSIFIER_NAME),
     nested=(("gan", "run"),),  # classify --method features: its unconditional GAN

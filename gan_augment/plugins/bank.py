@@ -90,6 +90,37 @@ def map_classes(
     }
 
 
+def base_mapping(
+    bank: SyntheticBank,
+    base_ds: Any,
+    targets: Sequence[int],
+    class_mapping: Mapping[str, int] | None,
+    classes: Sequence[str] | None,
+    balance: bool,
+) -> tuple[dict[int, int], list[str]]:
+    """``ckpt_to_base`` (generator class → base label) and the class names of a dataset that mixes
+    ``bank``'s images into ``base_ds``. An unconditional generator (labelled by a teacher) gets one
+    virtual class per base label, for the sizing only."""
+    info = bank.info
+    base_classes = dataset_classes(base_ds)
+    if not bank.conditional:
+        given = [name for name, v in (("class_mapping", class_mapping), ("classes", classes)) if v is not None]
+        if given or balance:
+            what = ", ".join(given + (["balance"] if balance else []))
+            raise ValueError(f"{what} needs a generator of classes; this one's images get the teacher's labels")
+        names = base_classes or [str(i) for i in range(max(targets, default=0) + 1)]
+        return {i: i for i in range(len(names))}, names
+    num_labels = len(base_classes) if base_classes else max(targets, default=-1) + 1
+    ckpt_to_base = map_classes(info.class_names, base_classes, class_mapping, num_labels)
+    names = base_classes or [str(i) for i in range(max(num_labels, *ckpt_to_base.values(), -1) + 1)]
+    if classes is not None:
+        unknown = [c for c in classes if c not in info.class_names]
+        if unknown:
+            raise ValueError(f"classes {unknown} are not classes of the generator ({info.class_names})")
+        ckpt_to_base = {k: v for k, v in ckpt_to_base.items() if info.class_names[k] in classes}
+    return ckpt_to_base, names
+
+
 class SyntheticBank:
     """Synthetic uint8 images generated in batches on a device and kept on the CPU.
 

@@ -13,97 +13,91 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..io.images import RawForm, match_images, raw_channels, raw_form_of, raw_size, to_raw
-from .bank import SyntheticBank, dataset_classes, dataset_targets, map_classes, synthetic_counts
+from .bank import SyntheticBank, base_mapping, dataset_classes, dataset_targets, map_classes, synthetic_counts
+from .extra import (
+    DEFAULT_SYNTHETIC_RATIO,
+    DEFAULT_TEACHER_RATIO,
+    FRESH_PASSES,
+    ExtraPool,
+    Labelled,
+    check_bank_size,
+    check_extra,
+    check_sizing,
+    check_unlabeled_images,
+    fresh_counts,
+    run_unlabeled_images,
+)
 from .pipelines import PipelineKind, apply_transform, check_pipeline
-from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teacher_logits
+from .teacher import LabelSource, RunTeacher, Teacher, check_labeling, label_synthetic, load_run_teacher, teacher_logits
 
-# The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` when none is given. With the generator's
-# labels, the limited-labels benchmark measured ratios 0.25 and 0.5 costing least (MNIST -0.7 / -0.6,
-# CIFAR-10 -0.2 / -0.4 points) and larger shares costing more (up to -6 at 0.9): the smaller of the two.
-# It still costs (docs/results_notes.md, "when synthetic samples help").
-DEFAULT_SYNTHETIC_RATIO = 0.25
+__all__ = ["DEFAULT_SYNTHETIC_RATIO", "DEFAULT_TEACHER_RATIO", "GANAugmentedDataset"]
+
 # Rounds of candidates drawn to fill each class when a teacher filters synthetic images.
 MAX_TEACHER_ROUNDS = 8
 MAX_OVERSAMPLING = 16  # at most this many candidates per image still missing, in one round
 
 
-# The most memory the synthetic bank may take (uint8 images); a larger sizing is refused before any is drawn.
-MAX_BANK_BYTES = 16 * 2**30
-
-
-def _check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size: Any) -> float | None:
-    """The synthetic ratio to use (the default when no sizing is given); ValueError for a bad sizing
-    (NaN, infinite, negative, not a number, a bool for a count), before anything is allocated."""
-    if not isinstance(balance, bool):
-        raise ValueError(f"balance={balance!r} must be True or False")
-    if sum([synthetic_ratio is not None, per_class is not None, balance]) > 1:
-        raise ValueError("pass at most one of synthetic_ratio, per_class or balance=True")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
-    if synthetic_ratio is None and per_class is None and not balance:
-        return DEFAULT_SYNTHETIC_RATIO
-    if synthetic_ratio is not None:
-        if isinstance(synthetic_ratio, bool) or not isinstance(synthetic_ratio, (int, float)):
-            raise ValueError(f"synthetic_ratio={synthetic_ratio!r} must be a number in [0, 1)")
-        if not 0 <= synthetic_ratio < 1:  # NaN fails this too
-            raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
-    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))):
-        raise ValueError(f"per_class={per_class!r} must be an integer >= 0")
-    if per_class is not None and per_class < 0:
-        raise ValueError(f"per_class={per_class} must be >= 0")
-    return synthetic_ratio
-
-
-def _check_bank_size(counts: Mapping[int, int], channels: int, size: tuple[int, int]) -> None:
-    """Refuse, before drawing any image, a bank larger than :data:`MAX_BANK_BYTES`."""
-    total = sum(counts.values())
-    need = total * channels * size[0] * size[1]
-    if need > MAX_BANK_BYTES:
-        raise ValueError(
-            f"{total:,} synthetic images of {channels}×{size[0]}×{size[1]} would take {need / 2**30:.1f} GiB, more "
-            f"than {MAX_BANK_BYTES / 2**30:.0f} GiB: pass a smaller per_class or synthetic_ratio"
-        )
-
-
 class GANAugmentedDataset(Dataset):
     """A labeled dataset with synthetic samples from a ``gan-augment fit`` run mixed in.
 
-    Items ``0 .. n_real-1`` are the base dataset's; the rest are synthetic images generated at
-    construction (in batches, on ``device``) into a bank of uint8 images, so DataLoader workers
-    never run the generator. Synthetic images come in the same raw form as the base samples (PIL
-    images for torchvision image datasets), and ``transform`` / ``target_transform`` are applied to
-    real and synthetic items alike. Construct the base dataset *without* a transform. Synthetic
-    images are resized (bilinear, antialiased) to the size of the base dataset's first sample.
+    Items ``0 .. n_real-1`` are the base dataset's; the rest (``n_synthetic`` of them) are extra
+    items. With a run that carries its teacher (``fit`` trains one by default: the semi-supervised
+    GAN's discriminator where an unlabeled folder was given), ``GANAugmentedDataset(base_ds, run)``:
+
+    - labels the synthetic images with the teacher's probabilities (``labels="soft"``): every target
+      is then a float vector of the base dataset's width (real items one-hot), which
+      ``F.cross_entropy(model(x), y)`` takes as it is; for a training accuracy compare
+      ``logits.argmax(1)`` with ``y.argmax(1)``;
+    - draws each extra item fresh on every access (``fresh=True``): a random image from a pool of
+      teacher-labelled images, from torch's random number generator as a random transform would, so
+      every pass of a plain ``DataLoader`` sees other images (worker processes too), and
+      ``torch.manual_seed`` repeats them. The pool holds ``fresh_passes`` passes' worth of synthetic
+      images (at most ``FRESH_MAX_IMAGES``), and with ``unlabeled`` the unlabeled images as well;
+    - sizes the extra part at ``DEFAULT_TEACHER_RATIO`` of the items.
+
+    Without a teacher (a run trained with ``--teacher none``, or ``labels="generator"``), synthetic
+    items are labelled with their generator's class, drawn once at construction (``resample()``
+    draws them again) and sized at ``DEFAULT_SYNTHETIC_RATIO``: that costs accuracy in every
+    measurement so far (docs/results_notes.md).
+
+    Synthetic images are generated in batches on ``device`` into a bank of uint8 images, so DataLoader
+    workers never run the generator. They come in the same raw form as the base samples (PIL images
+    for torchvision image datasets), and ``transform`` / ``target_transform`` are applied to real and
+    extra items alike. Construct the base dataset *without* a transform. Synthetic images are resized
+    (bilinear, antialiased) to the size of the base dataset's first sample.
 
     Args:
         base_ds: Map-style dataset returning ``(image, label)``: ``ImageFolder``, ``CIFAR10``,
             ``MNIST``, a ``Subset`` of one, or your own.
-        generator_ckpt: Run directory or ``checkpoint.pt`` of a per-class or conditional run.
-        synthetic_ratio: Fraction of synthetic items in the mixed dataset, in [0, 1); split as evenly
-            as possible over ``classes``. With none of the three sizings given:
-            ``DEFAULT_SYNTHETIC_RATIO`` (0.25: with the generator's labels the limited-labels
-            benchmark found 0.25 and 0.5 costing least and larger shares costing more; with a
-            teacher's soft labels its best was 0.5).
+        generator_ckpt: Run directory or ``checkpoint.pt`` of a per-class or conditional run (or of
+            an unconditional run, whose images a teacher labels).
+        synthetic_ratio: Fraction of extra items in the mixed dataset, in [0, 1); split as evenly
+            as possible over ``classes``. With none of the three sizings given: ``DEFAULT_TEACHER_RATIO``
+            with the run's teacher, else ``DEFAULT_SYNTHETIC_RATIO``.
         per_class: Synthetic images per class (instead of ``synthetic_ratio``).
         balance: Bring every class up to the largest class's count (instead of the two above).
         labels: The target of a synthetic image: ``"generator"`` (the class it was generated for),
-            ``"teacher"`` (``teacher``'s top class) or ``"soft"`` (``teacher``'s probabilities at
+            ``"teacher"`` (the teacher's top class) or ``"soft"`` (the teacher's probabilities at
             ``temperature``, a float vector; real items then get one-hot vectors, so every target
             is a float tensor of the teacher's width, as ``F.cross_entropy`` takes them). Default:
-            ``"soft"`` when a teacher is given (the labelling that measured best), else
-            ``"generator"``.
+            ``"soft"`` when there is a teacher (given, or the run's), else ``"generator"``.
         teacher: A classifier trained on the real labels: called on float batches (B, C, H, W) in
             [0, 1] at the base samples' size, it returns logits (B, K) over the base labels. An
             ``nn.Module`` runs where its parameters are, in the mode it is in (put it in eval mode).
-        min_confidence: Keep a synthetic image only if ``teacher`` gives its label (the generator's
+            Default: the run's own teacher (``teacher.pt``), when the labels need one and it has one.
+        min_confidence: Keep a synthetic image only if the teacher gives its label (the generator's
             class for ``labels="generator"``: classifier-agreement filtering) at least this
             probability; candidates are drawn until every class has its count (warned if not).
         temperature: Softens the ``"soft"`` targets (confidences are read at temperature 1).
         pretrained: Draw from the run's shared generator as it was at the end of pre-training on
             every image, labeled and unlabeled (per-class runs keep it): unconditional, so it needs
-            ``labels="teacher"`` or ``"soft"``; its images follow the whole pool, not the few
-            labeled images the per-class generators were fine-tuned on. The sizing counts the same
-            total; the teacher decides the classes.
+            a teacher's labels; its images follow the whole pool, not the few labeled images the
+            per-class generators were fine-tuned on. The sizing counts the same total.
+        fresh: Draw every extra item anew on each access (see above). Default: on when a teacher
+            labels the images, off for the generator's labels.
+        fresh_passes: Synthetic images in the fresh pool per extra item.
+        unlabeled: Add unlabeled images to the fresh pool, labelled by the same teacher: ``True``
+            for the folder the run was trained with (decoded again), or uint8 images (N, C, H, W).
         classes: Only these classes (names) get synthetic images; default all that map.
         class_mapping: ``{generator class name: base label}``; default: match ``base_ds.classes``
             by name.
@@ -114,8 +108,8 @@ class GANAugmentedDataset(Dataset):
         output_format: Raw form of synthetic images: ``auto`` (like ``base_ds[0]``), ``pil``,
             ``numpy`` (uint8 HWC), ``tensor`` (uint8 CHW) or ``float`` (CHW in [0, 1]).
         filter_top: Keep only the top fraction of candidates by discriminator score (None: off).
-        device: Where the generator runs (default CUDA when available).
-        seed: Seed of the synthetic samples; the same seed gives the same samples.
+        device: Where the generator and the run's teacher run (default CUDA when available).
+        seed: Seed of the synthetic samples; the same seed gives the same bank.
         batch_size: Images per generator forward pass.
     """
 
@@ -141,41 +135,64 @@ class GANAugmentedDataset(Dataset):
         min_confidence: float = 0.0,
         temperature: float = 1.0,
         pretrained: bool = False,
+        fresh: bool | None = None,
+        fresh_passes: int = FRESH_PASSES,
+        unlabeled: bool | torch.Tensor | None = None,
     ) -> None:
-        synthetic_ratio = _check_sizing(synthetic_ratio, per_class, balance, batch_size)
+        run_teacher = load_run_teacher(generator_ckpt) if teacher is None and labels != "generator" else None
+        teacher = teacher if teacher is not None else run_teacher
+        default = DEFAULT_TEACHER_RATIO if run_teacher is not None else DEFAULT_SYNTHETIC_RATIO
+        synthetic_ratio = check_sizing(synthetic_ratio, per_class, balance, batch_size, default)
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         check_labeling(labels, teacher, min_confidence, temperature)
+        self.fresh = (labels != "generator") if fresh is None else bool(fresh)
+        check_extra(self.fresh, fresh_passes, unlabeled, labels)
         check_pipeline(base_ds, pipeline)
-        self.base_ds = base_ds
-        self.generator_ckpt = str(generator_ckpt)
-        self.transform = transform
-        self.target_transform = target_transform
-        self.pipeline = pipeline
-        self.seed = seed
+        self.base_ds, self.generator_ckpt, self.seed = base_ds, str(generator_ckpt), seed
+        self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
         self.labels, self.teacher = labels, teacher
         self.min_confidence, self.temperature = min_confidence, temperature
         self.synthetic_soft: torch.Tensor | None = None  # (S, K) float targets when labels="soft"
-        # Bumped by resample(), in memory that DataLoader workers share: a persistent worker holding
-        # images from before a resample() sees it and refuses to serve them.
+        self.pool: ExtraPool | None = None  # fresh items are drawn from it
+        # Bumped by resample(), shared with workers: a persistent worker holding older images refuses them.
         self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()
 
-        self._bank = SyntheticBank(
-            generator_ckpt,
-            device=device,
-            batch_size=batch_size,
-            filter_top=filter_top,
-            pretrained=pretrained,
-            unconditional=labels != "generator",
+        self._bank = bank = SyntheticBank(
+            generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator"
         )
         targets = dataset_targets(base_ds)
-        self._map_classes(base_ds, targets, class_mapping, classes, balance)
+        self.ckpt_to_base, self.class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
+        if isinstance(teacher, RunTeacher):
+            self._aim_run_teacher(teacher, base_ds, class_mapping if self._bank.conditional else None)
         self.n_real = len(targets)
         self.counts = synthetic_counts(targets, self.ckpt_to_base, synthetic_ratio, per_class, balance)
+        self._bank_counts = fresh_counts(self.counts, fresh_passes) if self.fresh else self.counts
 
         self._match_base_items(base_ds[0][0] if self.n_real else None, output_format)
-        size = self._raw_size or (self._bank.info.image_size, self._bank.info.image_size)
-        _check_bank_size(self.counts, max(self._channels or 0, self._bank.info.channels), size)
+        self._unlabeled = self._label_unlabeled(unlabeled)
         self.resample(seed)
+
+    def _aim_run_teacher(self, teacher: RunTeacher, base_ds: Dataset, class_mapping: Mapping[str, int] | None) -> None:
+        """The run's teacher scores the run's classes: give its logits the base dataset's label order."""
+        width = len(self.class_names)
+        run_to_base = map_classes(teacher.class_names, dataset_classes(base_ds), class_mapping, width)
+        teacher.for_labels(run_to_base, width).to(self._bank.generator_device)
+
+    def _label_unlabeled(self, unlabeled: bool | torch.Tensor | None) -> Labelled | None:
+        """The unlabeled images at the base items' size and channels, with the teacher's hard and soft labels."""
+        if unlabeled is None or unlabeled is False:
+            return None
+        info = self._bank.info
+        if unlabeled is True:
+            images = run_unlabeled_images(self.generator_ckpt, info.image_size, info.channels)
+        else:
+            images = check_unlabeled_images(unlabeled)
+        images = self._resized(images)
+        assert self.teacher is not None
+        logits = teacher_logits(self.teacher, images, len(self.class_names), self._bank.generator_device)
+        _, hard, soft = label_synthetic(logits, torch.zeros(len(images), dtype=torch.int64), self.labels,
+                                        0.0, self.temperature)  # fmt: skip
+        return images, hard, soft
 
     def _match_base_items(self, first: Any, output_format: str) -> None:
         """Give synthetic items the raw form, size and channels of the base items (when the first
@@ -191,49 +208,27 @@ class GANAugmentedDataset(Dataset):
                 "synthetic images can match 1 or 3 channels; convert the base images (e.g. drop the alpha "
                 "channel) before wrapping them"
             )
-
-    def _map_classes(
-        self,
-        base_ds: Dataset,
-        targets: Sequence[int],
-        class_mapping: Mapping[str, int] | None,
-        classes: Sequence[str] | None,
-        balance: bool,
-    ) -> None:
-        """``ckpt_to_base`` (generator class → base label) and ``class_names``. An unconditional generator
-        (labelled by a teacher) gets one virtual class per base label, for the sizing only."""
-        info = self._bank.info
-        base_classes = dataset_classes(base_ds)
-        if not self._bank.conditional:
-            given = [name for name, v in (("class_mapping", class_mapping), ("classes", classes)) if v is not None]
-            if given or balance:
-                what = ", ".join(given + (["balance"] if balance else []))
-                raise ValueError(f"{what} needs a generator of classes; this one's images get the teacher's labels")
-            self.class_names = base_classes or [str(i) for i in range(max(targets, default=0) + 1)]
-            self.ckpt_to_base = {i: i for i in range(len(self.class_names))}
-            return
-        num_labels = len(base_classes) if base_classes else max(targets, default=-1) + 1
-        self.ckpt_to_base = map_classes(info.class_names, base_classes, class_mapping, num_labels)
-        self.class_names = base_classes or [str(i) for i in range(max(num_labels, *self.ckpt_to_base.values(), -1) + 1)]
-        if classes is not None:
-            unknown = [c for c in classes if c not in info.class_names]
-            if unknown:
-                raise ValueError(f"classes {unknown} are not classes of the generator ({info.class_names})")
-            self.ckpt_to_base = {k: v for k, v in self.ckpt_to_base.items() if info.class_names[k] in classes}
+        size = self._raw_size or (self._bank.info.image_size, self._bank.info.image_size)
+        check_bank_size(self._bank_counts, max(self._channels or 0, self._bank.info.channels), size)
 
     def resample(self, seed: int | None = None) -> None:
-        """Draw a fresh bank of synthetic images (same counts); call it each epoch for new samples."""
+        """Draw a fresh bank of synthetic images (same counts). Fresh items need no call: each access
+        draws anew; without them, call it each epoch for new samples."""
         self._ensure_bank()
         if seed is not None:
             self.seed = seed
         self._generation += 1
         self._drawn = int(self._generation)
         if self.teacher is None:
-            images, gen_labels = self._bank.generate(self.counts, self.seed)
+            images, gen_labels = self._bank.generate(self._bank_counts, self.seed)
             self.synthetic_images = self._resized(images)  # (S, C, H, W) uint8
             self.synthetic_targets = self._to_base(gen_labels)
         else:
             self._draw_with_teacher()
+        self.n_synthetic = sum(self.counts.values()) if self.fresh else len(self.synthetic_targets)
+        if self.fresh:
+            synthetic = (self.synthetic_images, self.synthetic_targets, self.synthetic_soft)
+            self.pool = ExtraPool.of([synthetic] + ([self._unlabeled] if self._unlabeled else []))
 
     def _resized(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images at the base samples' size (bilinear, antialiased) and channels (gray repeated,
@@ -246,7 +241,7 @@ class GANAugmentedDataset(Dataset):
     def _draw_with_teacher(self) -> None:
         """Candidates in rounds, labelled (and filtered) by the teacher, until each class has its count."""
         assert self.teacher is not None
-        need = {c: n for c, n in self.counts.items() if n > 0}
+        need = {c: n for c, n in self._bank_counts.items() if n > 0}
         if not self._bank.conditional:  # one pool: the teacher decides the classes
             need = {0: sum(need.values())} if need else {}
         factor = 1.0 if self.min_confidence == 0 else 2.0
@@ -285,7 +280,7 @@ class GANAugmentedDataset(Dataset):
             self.synthetic_soft = torch.cat(soft) if soft else torch.empty(0, max(width, len(self.class_names)))
 
     def __len__(self) -> int:
-        return self.n_real + len(self.synthetic_targets)
+        return self.n_real + self.n_synthetic
 
     @property
     def classes(self) -> list[str]:
@@ -300,8 +295,10 @@ class GANAugmentedDataset(Dataset):
     @property
     def targets(self) -> list[int]:
         """Every item's label, real then synthetic, as ``ImageFolder.targets`` (with soft labels, a
-        synthetic item's most probable class)."""
-        return [int(t) for t in dataset_targets(self.base_ds)] + self.synthetic_targets.tolist()
+        synthetic item's most probable class; for fresh items, whose image is drawn on access, those
+        of the first pool images: the pool's mix of classes)."""
+        extra = self.pool.hard[: self.n_synthetic] if self.pool is not None else self.synthetic_targets
+        return [int(t) for t in dataset_targets(self.base_ds)] + extra.tolist()
 
     def is_synthetic(self, index: int) -> bool:
         """Whether item ``index`` is synthetic."""
@@ -332,14 +329,24 @@ class GANAugmentedDataset(Dataset):
             if self.synthetic_soft is not None:
                 target = F.one_hot(torch.tensor(int(target)), self.synthetic_soft.shape[1]).float()
         else:
-            j = index - self.n_real
-            image = to_raw(self.synthetic_images[j], self.raw_form, self._pil_mode)
-            if self._plain_2d:  # the base items are (H, W): so are the synthetic ones
-                image = image[..., 0] if self.raw_form == "numpy" else image[0]
-            target = int(self.synthetic_targets[j]) if self.synthetic_soft is None else self.synthetic_soft[j]
+            image, target = self._extra_item(index - self.n_real)
         image = apply_transform(self.transform, image, self.pipeline)
         if self.target_transform is not None:
             target = self.target_transform(target)
+        return image, target
+
+    def _extra_item(self, j: int) -> tuple[Any, Any]:
+        """Extra item ``j``: synthetic image j, or (fresh items) a random image of the pool; raw form."""
+        if self.pool is not None:
+            k = self.pool.draw()
+            image = self.pool.images[k]
+            target = int(self.pool.hard[k]) if self.pool.soft is None else self.pool.soft[k]
+        else:
+            image = self.synthetic_images[j]
+            target = int(self.synthetic_targets[j]) if self.synthetic_soft is None else self.synthetic_soft[j]
+        image = to_raw(image, self.raw_form, self._pil_mode)
+        if self._plain_2d:  # the base items are (H, W): so are the synthetic ones
+            image = image[..., 0] if self.raw_form == "numpy" else image[0]
         return image, target
 
     def __getstate__(self) -> dict[str, Any]:
@@ -360,7 +367,8 @@ class GANAugmentedDataset(Dataset):
         lines = [
             f"Dataset {type(self).__name__}",
             f"    Number of datapoints: {len(self)}",
-            f"    Real: {self.n_real}, synthetic: {len(self.synthetic_targets)}",
+            f"    Real: {self.n_real}, synthetic: {self.n_synthetic}"
+            + (f" (each drawn fresh from a pool of {len(self.pool)} images)" if self.pool is not None else ""),
             f"    Generator: {self.generator_ckpt}",
             f"    Synthetic labels: {self.labels}"
             + (f", min_confidence {self.min_confidence}" if self.min_confidence else "")

@@ -16,12 +16,17 @@ keep and what their targets are:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal
+import os
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping
 
 import torch
 from torch import nn
 
 from ..errors import GanAugmentError
+from ..io.checkpoint import TEACHER_NAME, load_checkpoint, reading
+from ..io.images import match_images
+from ..io.rebuild import build_ssl_classifier
 
 LabelSource = Literal["generator", "teacher", "soft"]
 LABEL_SOURCES: tuple[str, ...] = ("generator", "teacher", "soft")
@@ -44,6 +49,64 @@ def check_labeling(labels: str, teacher: Any, min_confidence: float, temperature
         )
     if teacher is not None and not callable(teacher):
         raise ValueError(f"teacher must be callable (an nn.Module or a function), not {type(teacher).__name__}")
+
+
+class RunTeacher(nn.Module):
+    """A run's teacher (``teacher.pt``, trained by ``fit``) as a :data:`Teacher`: float images (B, C, H, W)
+    in [0, 1] of any size, 1 or 3 channels, in; logits out, over the run's classes in its order, or
+    (after :meth:`for_labels`) over a base dataset's labels.
+
+    Attributes:
+        kind: ``ssl`` or ``supervised``.
+        class_names: The run's classes.
+        metrics: What ``fit`` measured of it (``labeled_accuracy`` is on the images it trained on).
+    """
+
+    def __init__(self, network: nn.Module, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.network = network.eval().requires_grad_(False)
+        self.kind = str(state["kind"])
+        self.class_names = [str(c) for c in state["class_names"]]
+        self.image_size, self.channels = int(state["image_size"]), int(state["channels"])
+        self.metrics = dict(state.get("metrics") or {})
+        self.columns: list[int] | None = None  # base label of each run class (for_labels)
+        self.width = len(self.class_names)
+
+    def for_labels(self, run_to_base: Mapping[int, int], width: int) -> RunTeacher:
+        """Logits over ``width`` base labels: run class k's logit goes to label ``run_to_base[k]``; a base
+        label no run class maps to gets a logit of -1e4 (probability 0)."""
+        self.columns = [int(run_to_base.get(k, -1)) for k in range(len(self.class_names))]
+        self.width = int(width)
+        return self
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = match_images(x.float(), (self.image_size, self.image_size), self.channels)
+        logits = self.network(x * 2 - 1)
+        if self.columns is None:
+            return logits
+        out = logits.new_full((len(x), self.width), -1e4)
+        keep = [k for k, c in enumerate(self.columns) if c >= 0]
+        out[:, [self.columns[k] for k in keep]] = logits[:, keep]
+        return out
+
+
+def load_run_teacher(run: str | os.PathLike[str], device: str | torch.device = "cpu") -> RunTeacher | None:
+    """The teacher ``fit`` kept in ``run`` (a run directory, or its checkpoint.pt), on ``device``;
+    None when the run has none (``--teacher none``, or a run from before teachers).
+
+    Raises:
+        CheckpointError: If ``teacher.pt`` is there but not a teacher gan-augment wrote.
+    """
+    folder = Path(run).expanduser()
+    path = (folder if folder.is_dir() else folder.parent) / TEACHER_NAME
+    if not path.is_file():
+        return None
+    state = load_checkpoint(path)
+    with reading(path):
+        if state.get("kind") not in ("ssl", "supervised") or not isinstance(state.get("class_names"), list):
+            raise ValueError("it holds no teacher")
+        return RunTeacher(build_ssl_classifier(state), state).to(device)
 
 
 def _teacher_device(teacher: Teacher, fallback: torch.device) -> torch.device:

@@ -10,7 +10,7 @@ from typing import Any, Collection
 
 import torch
 
-from ..config import TrainConfig
+from ..config import TrainConfig, for_device
 from ..data import ImageData, load_image_data, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
@@ -22,6 +22,7 @@ from ..progress import Reporter
 from .distributed import DistContext, from_environment
 from .pair import check_compile
 from .rundir import check_run_dir, prepare_run_dir
+from .teacher import resolve_teacher, train_teacher
 from .trainer import Trainer
 
 
@@ -47,9 +48,10 @@ def fit(
         unlabeled: Optional folder of unlabeled images of the same kind (searched recursively).
         out: Run directory to write (``checkpoint.pt``, ``samples/``, ``metrics.jsonl``,
             ``config.json``).
-        config: Training configuration (default: :class:`TrainConfig`'s defaults). With
-            ``resume``, the checkpoint's configuration is used and only ``steps`` is taken from
-            ``config`` (to train longer).
+        config: Training configuration (default: ``config.for_device(device)``: :class:`TrainConfig`'s
+            defaults, with smaller models and fewer steps on a CPU, ``config.CPU_SIZES``). With
+            ``resume``, the checkpoint's configuration is used and only ``steps`` (to train longer),
+            ``teacher`` and ``teacher_steps`` are taken from ``config``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         resume: Continue the run in ``out`` from its checkpoint.
         overwrite: Replace a run already in ``out``.
@@ -70,11 +72,11 @@ def fit(
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
-    resolve_device(device)
+    dev = resolve_device(device)
     check_apart(out_dir, labeled, unlabeled)  # a run among its data would train on its own outputs
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
     with run_lock(out_dir):  # held until the run ends: one process per run directory
-        config, ckpt = _run_config(out_dir, config, resume, explicit)
+        config, ckpt = _run_config(out_dir, config, resume, explicit, dev.type)
         check_compile(compile, config)  # before the (possibly long) decoding
         data = load_image_data(
             labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict
@@ -91,13 +93,17 @@ def run_lock(out_dir: Path) -> FolderLock | contextlib.nullcontext[None]:
 
 
 def _run_config(
-    out_dir: Path, config: TrainConfig | None, resume: bool, explicit: Collection[str] | None = None
+    out_dir: Path,
+    config: TrainConfig | None,
+    resume: bool,
+    explicit: Collection[str] | None = None,
+    device_type: str = "cuda",
 ) -> tuple[TrainConfig, dict[str, Any] | None]:
     """The configuration to train with, and the checkpoint when resuming (its configuration, with
     pre-training fixed at what the run resolved it to and only ``steps`` taken from ``config``;
     what else ``config`` asks for is refused or named, see :func:`fit`)."""
     if not resume:
-        return config or TrainConfig(), None
+        return config or for_device(device_type), None  # the sizes for the device: the CPU's are smaller
     ckpt = load_checkpoint(out_dir, map_location="cpu")
     with reading(out_dir / CHECKPOINT_NAME):
         missing = {"mode", "image_size", "steps", "batch_size"} - set(ckpt["config"])
@@ -108,9 +114,17 @@ def _run_config(
     if config is None:
         return saved, ckpt
     _check_resume_settings(config, asked_then, explicit)
-    if explicit is not None and "steps" not in explicit:  # the CLI without --steps: the run's own
-        return saved, ckpt
-    return saved.replace(steps=config.steps), ckpt
+    # What may change on resume: the GAN's steps (to train longer) and the teacher (trained after the GAN).
+    chosen = explicit if explicit is not None else {"steps"} | {k for k in RESUME_CHANGES if _changed(config, k)}
+    changes = {k: getattr(config, k) for k in RESUME_CHANGES if k in chosen}
+    return saved.replace(**changes), ckpt
+
+
+RESUME_CHANGES = ("steps", "teacher", "teacher_steps")
+
+
+def _changed(config: TrainConfig, name: str) -> bool:
+    return bool(getattr(config, name) != _DEFAULTS.get(name))
 
 
 def _settings(config: TrainConfig) -> dict[str, Any]:
@@ -123,17 +137,21 @@ def _check_resume_settings(config: TrainConfig, saved: TrainConfig, explicit: Co
     non-default settings of a Python caller's ``config`` that the run keeps instead."""
     asked, have = _settings(config), _settings(saved)
     chosen = set(explicit) if explicit is not None else {k for k, v in asked.items() if v != _DEFAULTS.get(k)}
-    differ = sorted(k for k in chosen - {"steps"} if k in asked and asked[k] != have.get(k))
+    differ = sorted(k for k in chosen - set(RESUME_CHANGES) if k in asked and asked[k] != have.get(k))
     if not differ:
         return
     listed = ", ".join(f"{k}={asked[k]!r} (the run's: {have.get(k)!r})" for k in differ)
     if explicit is not None:
         flags = ", ".join("--" + k.replace("_", "-") for k in differ)
         raise GanAugmentError(
-            f"--resume continues the run with its own settings, and {flags} differ: {listed}; drop them (only --steps "
-            "may change on --resume), or start a new run with --overwrite or another --out"
+            f"--resume continues the run with its own settings, and {flags} differ: {listed}; drop them (only "
+            "--steps, --teacher and --teacher-steps may change on --resume), or start a new run with --overwrite or "
+            "another --out"
         )
-    warnings.warn(f"resuming keeps the run's settings; ignored: {listed} (only steps is taken)", stacklevel=3)
+    warnings.warn(
+        f"resuming keeps the run's settings; ignored: {listed} (only steps, teacher and teacher_steps are taken)",
+        stacklevel=3,
+    )
 
 
 _DEFAULTS = _settings(TrainConfig())
@@ -187,6 +205,8 @@ def _fit_data(
         job.close(clean=False)
         raise
     job.close()
+    if job.is_main:  # the teacher is one classifier: the first process trains it, after the GAN(s)
+        train_teacher(data, out_dir, config, dev, reporter)
     return out_path
 
 
@@ -222,7 +242,8 @@ def _fit_job(
     reporter.message(
         f"training {config.mode} on {dev}"
         + (f" × {job.world} processes" if job.enabled else "")
-        + f" ({trainer.total_steps} steps"
+        + f" ({trainer.total_steps} steps of batch {config.batch_size}, widths G {config.model.g_width} / D "
+        f"{config.model.d_width}"
         + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
         + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss}"
         + (f", compiled ({compile})" if compile != "off" else "")
@@ -255,5 +276,6 @@ def _write_run_header(
             "diffaugment": trainer.diffaugment,
             "pretrain_steps": trainer.pretrain_steps,
             "total_steps": trainer.total_steps,
+            "teacher": resolve_teacher(config, data),
         },
     )

@@ -19,13 +19,15 @@ from ..data import ImageData, stratified_split
 from ..io.images import to_unit
 from ..models.ssl import SSLGan, data_dependent_init
 from ..progress import Reporter
+from .health import TrainingStopped
 from .losses import consistency_loss, feature_matching_loss, prediction_entropy, ssl_d_loss
 
 ADAM_EPS = 1e-4  # see SSLRun
 
 
 class Cycler:
-    """Batches from ``pool`` that go through it in a fresh random order each pass (the paper's epochs)."""
+    """Batches from ``pool`` that go through it in a fresh random order each pass (the paper's epochs);
+    ``order`` (what is left of the current pass) is its whole state."""
 
     def __init__(self, pool: torch.Tensor, batch: int, generator: torch.Generator) -> None:
         self.pool, self.batch, self.gen = pool, batch, generator
@@ -88,10 +90,21 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
 
 
 class SSLRun:
-    """One SSL GAN being trained: the networks, optimisers, batch sources and the weight average."""
+    """One SSL GAN being trained: the networks, optimisers, batch sources and the weight average.
 
-    def __init__(self, data: ImageData, config: SSLConfig, device: torch.device, train_idx: torch.Tensor) -> None:
-        self.config, self.device = config, device
+    ``supervised``: the same discriminator trained on the labeled batches alone (no unlabeled or
+    fake batch, no generator step): the network without the semi-supervised part.
+    """
+
+    def __init__(
+        self,
+        data: ImageData,
+        config: SSLConfig,
+        device: torch.device,
+        train_idx: torch.Tensor,
+        supervised: bool = False,
+    ) -> None:
+        self.config, self.device, self.supervised = config, device, supervised
         self.gen = torch.Generator(device=device).manual_seed(config.seed + 1)
         self.images, self.labels = data.images.to(device), data.labels.to(device)
         size, channels = int(data.images.shape[-1]), int(data.images.shape[1])
@@ -121,8 +134,48 @@ class SSLRun:
             for group in opt.param_groups:
                 group["lr"] = self.lr * frac
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the run needs to continue exactly: networks, optimisers, average, batch orders, RNG."""
+        return {
+            "step": self.step,
+            "g": self.gan.g.state_dict(),
+            "d": self.gan.d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "average": list(self.average.avg),
+            "average_t": self.average.t,
+            "orders": [c.order for c in (self.labeled, self.unlabeled, self.unlabeled_g)],
+            "rng": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (raises on weights of other shapes)."""
+        self.gan.g.load_state_dict(state["g"])
+        self.gan.d.load_state_dict(state["d"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if len(state["average"]) != len(self.average.avg):
+            raise ValueError("its weight average does not fit the network")
+        for mine, saved in zip(self.average.avg, state["average"]):
+            mine.copy_(saved)
+        self.average.t = int(state["average_t"])
+        for cycler, order in zip((self.labeled, self.unlabeled, self.unlabeled_g), state["orders"]):
+            if len(order) and (order.min() < 0 or order.max() >= len(self.labels)):
+                raise ValueError("its batch order names images the data does not have")
+            cycler.order = order.to(self.device, torch.int64)
+        self.gen.set_state(state["rng"].cpu())
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        if self.step and not self.supervised:
+            # g_step leaves every discriminator parameter trainable, the weight-norm scales of the hidden
+            # layers too (created frozen): the recipe as measured trains them from the first iteration on.
+            self.gan.d.requires_grad_(True)
+
     def d_step(self) -> dict[str, torch.Tensor]:
         cfg, d, b = self.config, self.gan.d, self.config.batch_size
+        if self.supervised:
+            return self._supervised_step()
         li, ui = self.labeled(), self.unlabeled()
         with torch.no_grad():
             fake = self.gan.g(self.gan.noise(b, self.gen))
@@ -142,6 +195,16 @@ class SSLRun:
         train_acc = (lab.argmax(1) == self.labels[li]).float().mean()
         return {"loss_lab": sup.detach(), "loss_unl": unsup.detach(), "train_acc": train_acc}
 
+    def _supervised_step(self) -> dict[str, torch.Tensor]:
+        li = self.labeled()
+        x = to_unit(self.images[li])
+        logits = self.gan.d(x if self.architecture == "mlp" else jitter(x, self.gen))
+        loss = F.cross_entropy(logits, self.labels[li])
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        return {"loss_lab": loss.detach(), "train_acc": (logits.argmax(1) == self.labels[li]).float().mean()}
+
     def g_step(self) -> dict[str, torch.Tensor]:
         d = self.gan.d
         with torch.no_grad():
@@ -159,7 +222,8 @@ class SSLRun:
         """One discriminator and one generator step, then the weight average."""
         self._set_lr()
         stats = self.d_step()
-        stats.update(self.g_step())
+        if not self.supervised:
+            stats.update(self.g_step())
         self.average.update(self.gan.d)
         self.step += 1
         return stats
@@ -192,6 +256,21 @@ def train_ssl(
     ``eval_every`` iterations (the learning curve). Returns ``{"state", "metrics", "curve"}``; the
     state holds the averaged discriminator, which is the classifier.
     """
+    run, val_idx = start_ssl(data, config, device, val_fraction, reporter)
+    t0 = time.perf_counter()
+    curve = run_steps(run, reporter, evaluate, eval_every)
+    return finish_ssl(run, data, val_idx, time.perf_counter() - t0, curve)
+
+
+def start_ssl(
+    data: ImageData,
+    config: SSLConfig,
+    device: torch.device,
+    val_fraction: float,
+    reporter: Reporter,
+    supervised: bool = False,
+) -> tuple[SSLRun, torch.Tensor]:
+    """A new :class:`SSLRun` (its budget resolved) and the indices of the labeled images held out of it."""
     architecture = config.resolved_architecture(int(data.images.shape[-1]), int(data.images.shape[1]))
     config = config if config.steps else config.replace(steps=default_ssl_steps(device, architecture))
     if device.type == "cpu" and architecture == "conv":
@@ -200,37 +279,63 @@ def train_ssl(
     labels = data.labels.numpy()
     labeled = np.flatnonzero(labels >= 0)
     tr, va = stratified_split(labels[labeled], val_fraction, config.seed)
-    run = SSLRun(data, config, device, torch.as_tensor(labeled[tr]))
-    curve: list[dict[str, float]] = []
-    t0 = time.perf_counter()
-    with reporter.progress(config.steps) as bar:
-        while run.step < config.steps:
+    return SSLRun(data, config, device, torch.as_tensor(labeled[tr]), supervised), torch.as_tensor(labeled[va])
+
+
+def run_steps(
+    run: SSLRun,
+    reporter: Reporter,
+    evaluate: Callable[[nn.Module], float] | None = None,
+    eval_every: int = 0,
+    save: Callable[[], None] | None = None,
+    save_every: int = 0,
+    stop: dict[str, int | None] | None = None,
+) -> list[dict[str, float]]:
+    """Train ``run`` to its ``config.steps``; the learning curve (see :func:`train_ssl`). ``save`` is
+    called every ``save_every`` iterations; a signal in ``stop`` raises TrainingStopped between two."""
+    steps, curve, t0 = run.config.steps, [], time.perf_counter()
+    with reporter.progress(steps, run.step) as bar:
+        while run.step < steps:
+            if stop is not None and stop["signal"] is not None:
+                raise TrainingStopped(stop["signal"])
             stats = run.train_step()
-            if evaluate is not None and eval_every and (run.step % eval_every == 0 or run.step == config.steps):
+            if evaluate is not None and eval_every and (run.step % eval_every == 0 or run.step == steps):
                 acc = evaluate(run.average.averaged(run.gan.d))
                 curve.append({"step": run.step, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})
-            if run.step % 50 == 0 or run.step == config.steps:
+            if run.step % 50 == 0 or run.step == steps:
                 bar.update(run.step, {k: float(v) for k, v in stats.items()})
-    classifier = run.average.averaged(run.gan.d)
-    val_idx = torch.as_tensor(labeled[va])
-    state = {
-        "kind": "ssl",
+            if save is not None and save_every and run.step % save_every == 0 and run.step < steps:
+                save()
+    return curve
+
+
+def classifier_state(run: SSLRun, data: ImageData, kind: str = "ssl") -> dict[str, Any]:
+    """The trained classifier as a plain dict: the averaged discriminator and what rebuilds it."""
+    return {
+        "kind": kind,
         "class_names": list(data.class_names),
         "image_size": int(data.images.shape[-1]),
         "channels": int(data.images.shape[1]),
         "architecture": run.architecture,
-        "ssl_config": config.to_dict(),
-        "d": classifier.state_dict(),
-        "g": run.gan.g.state_dict(),
+        "ssl_config": run.config.to_dict(),
+        "d": run.average.averaged(run.gan.d).state_dict(),
     }
+
+
+def finish_ssl(
+    run: SSLRun, data: ImageData, val_idx: torch.Tensor, seconds: float, curve: list[dict[str, float]]
+) -> dict[str, Any]:
+    """``{"state", "metrics", "curve"}`` of a trained run (see :func:`train_ssl`)."""
+    classifier = run.average.averaged(run.gan.d)
+    state = {**classifier_state(run, data), "g": run.gan.g.state_dict()}
     metrics = {
         "method": "ssl",
         "val_accuracy": accuracy(classifier, data.images[val_idx], data.labels[val_idx]),
-        "num_val": int(len(va)),
-        "num_train_labeled": int(len(tr)),
+        "num_val": int(len(val_idx)),
+        "num_train_labeled": int(len(run.labeled.pool)),
         "num_unlabeled": data.num_unlabeled,
-        "steps": config.steps,
+        "steps": run.config.steps,
         "architecture": run.architecture,
-        "train_seconds": round(time.perf_counter() - t0, 1),
+        "train_seconds": round(seconds, 1),
     }
     return {"state": state, "metrics": metrics, "curve": curve}

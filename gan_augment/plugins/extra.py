@@ -1,0 +1,164 @@
+"""The extra items of a ``GANAugmentedDataset``: how many, and the pool a fresh item is drawn from.
+
+Fresh items (``fresh=True``): the dataset holds a pool of teacher-labelled images (a bank of several
+passes' worth of synthetic images, and with ``unlabeled`` the run's unlabeled images) and every access
+to an extra item draws one of them at random from torch's random number generator, as a random
+transform does. So each pass of a ``DataLoader`` sees other images, in worker processes too (PyTorch
+seeds each worker from the main process's generator for every pass), and ``torch.manual_seed``
+makes the passes repeat.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import GanAugmentError
+
+# The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` without a teacher, when none is given.
+# With the generator's labels, the limited-labels benchmark measured ratios 0.25 and 0.5 costing least
+# (MNIST -0.7 / -0.6, CIFAR-10 -0.2 / -0.4 points) and larger shares costing more (up to -6 at 0.9): the
+# smaller of the two. It still costs (docs/results_notes.md, "when synthetic samples help").
+DEFAULT_SYNTHETIC_RATIO = 0.25
+# With the run's teacher labelling the images (the two-argument default since teachers live in runs).
+# See docs/results_notes.md, "The run's teacher", for the measurement that chose it.
+DEFAULT_TEACHER_RATIO = 0.5
+# Fresh items: synthetic images in the pool per extra item (passes' worth), at most FRESH_MAX_IMAGES
+# in all (but never fewer than one pass).
+FRESH_PASSES = 64
+FRESH_MAX_IMAGES = 20_000
+# The most memory the synthetic bank may take (uint8 images); a larger sizing is refused before any is drawn.
+MAX_BANK_BYTES = 16 * 2**30
+
+
+def check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size: Any, default: float) -> float | None:
+    """The synthetic ratio to use (``default`` when no sizing is given); ValueError for a bad sizing
+    (NaN, infinite, negative, not a number, a bool for a count), before anything is allocated."""
+    if not isinstance(balance, bool):
+        raise ValueError(f"balance={balance!r} must be True or False")
+    if sum([synthetic_ratio is not None, per_class is not None, balance]) > 1:
+        raise ValueError("pass at most one of synthetic_ratio, per_class or balance=True")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+    if synthetic_ratio is None and per_class is None and not balance:
+        return default
+    if synthetic_ratio is not None:
+        if isinstance(synthetic_ratio, bool) or not isinstance(synthetic_ratio, (int, float)):
+            raise ValueError(f"synthetic_ratio={synthetic_ratio!r} must be a number in [0, 1)")
+        if not 0 <= synthetic_ratio < 1:  # NaN fails this too
+            raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
+    if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))):
+        raise ValueError(f"per_class={per_class!r} must be an integer >= 0")
+    if per_class is not None and per_class < 0:
+        raise ValueError(f"per_class={per_class} must be >= 0")
+    return synthetic_ratio
+
+
+def check_bank_size(counts: Mapping[int, int], channels: int, size: tuple[int, int]) -> None:
+    """Refuse, before drawing any image, a bank larger than :data:`MAX_BANK_BYTES`."""
+    total = sum(counts.values())
+    need = total * channels * size[0] * size[1]
+    if need > MAX_BANK_BYTES:
+        raise ValueError(
+            f"{total:,} synthetic images of {channels}×{size[0]}×{size[1]} would take {need / 2**30:.1f} GiB, more "
+            f"than {MAX_BANK_BYTES / 2**30:.0f} GiB: pass a smaller per_class or synthetic_ratio"
+        )
+
+
+def fresh_counts(counts: Mapping[int, int], passes: int) -> dict[int, int]:
+    """The bank behind fresh items: ``passes`` times ``counts``, scaled down to at most
+    :data:`FRESH_MAX_IMAGES` in all (never below ``counts`` itself)."""
+    total = sum(counts.values())
+    if not total:
+        return dict(counts)
+    scale = max(1.0, min(float(passes), FRESH_MAX_IMAGES / total))
+    return {c: int(round(n * scale)) for c, n in counts.items()}
+
+
+def check_extra(fresh: bool, passes: Any, unlabeled: Any, labels: str) -> None:
+    """Refuse extra-item settings that cannot work, naming the value."""
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise ValueError(f"fresh_passes={passes!r} must be a positive integer")
+    if unlabeled is not None and unlabeled is not False:
+        if labels == "generator":
+            raise ValueError("unlabeled= needs a teacher to label the images: a run with one, or teacher=")
+        if not fresh:
+            raise ValueError("unlabeled= adds images to the pool of fresh items: drop fresh=False")
+
+
+def check_unlabeled_images(images: Any) -> torch.Tensor:
+    """``images`` as given for ``unlabeled=``: a uint8 tensor (N, C, H, W) of 1 or 3 channels."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
+        what = (
+            f"a {images.dtype} tensor of {images.ndim} dimensions"
+            if isinstance(images, torch.Tensor)
+            else type(images).__name__
+        )
+        raise ValueError(f"unlabeled= takes True (the run's unlabeled folder) or uint8 images (N, C, H, W), not {what}")
+    if images.shape[1] not in (1, 3) or not len(images):
+        raise ValueError(f"unlabeled images {tuple(images.shape)}: need at least one image of 1 or 3 channels")
+    return images
+
+
+def run_unlabeled_images(run: str | Path, image_size: int, channels: int) -> torch.Tensor:
+    """The unlabeled images a run of ``fit`` was trained on, decoded again from the folder its
+    ``config.json`` names (through the decode cache), at the run's size and channels.
+
+    Raises:
+        GanAugmentError: If the run names no unlabeled folder (``fit`` without one, or ``fit_data``).
+    """
+    from ..data import load_image_data
+
+    folder = Path(run).expanduser()
+    folder = folder if folder.is_dir() else folder.parent
+    try:
+        data = json.loads((folder / "config.json").read_text()).get("data") or {}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise GanAugmentError(f"cannot read {str(folder / 'config.json')!r} ({exc}): pass the images instead") from None
+    data = data if isinstance(data, dict) else {}
+    labeled, unlabeled = data.get("labeled"), data.get("unlabeled")
+    if not isinstance(unlabeled, str) or not isinstance(labeled, str):
+        raise GanAugmentError(
+            f"the run {str(folder)!r} names no unlabeled folder (trained without one, or from images in memory): "
+            "pass unlabeled=<uint8 images (N, C, H, W)>, or leave it out"
+        )
+    decoded = load_image_data(labeled, unlabeled, image_size=image_size, channels=channels)
+    return decoded.images[decoded.labels < 0]
+
+
+Labelled = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # images, hard labels, soft labels or None
+
+
+class ExtraPool:
+    """Teacher-labelled images that fresh items are drawn from, one at random per access.
+
+    Args:
+        images: uint8 (N, C, H, W), already at the base items' size and channels.
+        hard: The teacher's top label of each (N,).
+        soft: Its probabilities (N, K), or None for hard labels.
+    """
+
+    def __init__(self, images: torch.Tensor, hard: torch.Tensor, soft: torch.Tensor | None) -> None:
+        self.images, self.hard = images.share_memory_(), hard.share_memory_()  # workers share, not copy
+        self.soft = soft.share_memory_() if soft is not None else None
+
+    @classmethod
+    def of(cls, parts: list[Labelled]) -> ExtraPool:
+        """One pool of several labelled sets (synthetic, unlabeled); soft labels only if every set has them."""
+        soft = [p[2] for p in parts if p[2] is not None]
+        return cls(
+            torch.cat([p[0] for p in parts]),
+            torch.cat([p[1] for p in parts]),
+            torch.cat(soft) if len(soft) == len(parts) else None,
+        )
+
+    def __len__(self) -> int:
+        return len(self.hard)
+
+    def draw(self) -> int:
+        """One index, from torch's global generator (seeded per worker and pass by the DataLoader)."""
+        return int(torch.randint(len(self.hard), ()))

@@ -1,0 +1,173 @@
+"""The run's teacher: the classifier ``fit`` trains after the GAN(s) and keeps in the run.
+
+By default the semi-supervised GAN's discriminator (``classify --method ssl``'s recipe, trained on
+every labeled image and the whole unlabeled pool), or, without an unlabeled folder, the same network
+on the labels alone. ``GANAugmentedDataset(base_ds, run)`` labels its images with it, so the user's
+own network learns what the teacher learned from the unlabeled pool.
+
+Files: ``teacher.pt`` (the finished teacher: its averaged weights, settings and metrics) and, while
+it trains, ``teacher-training.pt`` (everything to continue exactly, written every
+``checkpoint_every`` iterations and on Ctrl-C; removed once ``teacher.pt`` is written).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import SSLConfig, TrainConfig
+from ..data import ImageData
+from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
+from ..progress import Reporter
+from .health import stop_signals
+from .ssl import SSLRun, accuracy, classifier_state, default_ssl_steps, run_steps, start_ssl
+
+
+def resolve_teacher(config: TrainConfig, data: ImageData) -> str:
+    """``ssl``, ``supervised`` or ``none``: ``auto`` is ``ssl`` with unlabeled images, else ``supervised``."""
+    if config.teacher != "auto":
+        return config.teacher
+    return "ssl" if data.num_unlabeled else "supervised"
+
+
+def default_teacher_steps(kind: str, device: torch.device, architecture: str) -> int:
+    """The teacher's iterations when none are asked for: ``ssl`` as ``classify --method ssl``
+    (:func:`~gan_augment.train.ssl.default_ssl_steps`); ``supervised`` a quarter of that (it has only
+    the labeled images to learn from, and no generator step)."""
+    steps = default_ssl_steps(device, architecture)
+    return steps if kind == "ssl" else max(1, steps // 4)
+
+
+def teacher_config(config: TrainConfig, kind: str, data: ImageData, device: torch.device) -> SSLConfig:
+    """The teacher's recipe: :class:`SSLConfig`'s defaults, the run's seed, its budget resolved."""
+    ssl = SSLConfig(seed=config.seed)
+    architecture = ssl.resolved_architecture(int(data.images.shape[-1]), int(data.images.shape[1]))
+    steps = config.teacher_steps or default_teacher_steps(kind, device, architecture)
+    return ssl.replace(steps=steps, architecture=architecture, unlabeled_weight=0.0 if kind == "supervised" else 1.0)
+
+
+def _settings(kind: str, ssl: SSLConfig, data: ImageData) -> dict[str, Any]:
+    """What identifies a teacher: a saved one with other settings is trained again."""
+    data_id = {k: v for k, v in data.fingerprint().items() if k != "files_sha256"}  # as spelled: may differ
+    return {"kind": kind, "ssl_config": ssl.to_dict(), "data": data_id}
+
+
+def _saved(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+    """The teacher file at ``path`` if it is there and was trained with ``settings``."""
+    if not path.is_file():
+        return None
+    state = load_checkpoint(path, map_location="cpu")
+    with reading(path):
+        same = state.get("settings") == settings
+    return state if same else None
+
+
+def train_teacher(
+    data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device, reporter: Reporter
+) -> Path | None:
+    """Train the run's teacher into ``out_dir/teacher.pt`` (continuing an interrupted one); None for
+    ``teacher="none"``. A finished teacher of the same settings is kept as it is."""
+    kind = resolve_teacher(config, data)
+    if kind == "none":
+        return None
+    ssl = teacher_config(config, kind, data, device)
+    settings = _settings(kind, ssl, data)
+    final, partial = out_dir / TEACHER_NAME, out_dir / TEACHER_TRAINING_NAME
+    if _saved(final, settings) is not None:
+        reporter.message(f"the run's {kind} teacher is trained already ({ssl.steps} iterations)")
+        _remove(partial)
+        return final
+    run, _ = start_ssl(data, ssl, device, 0.0, reporter, supervised=kind == "supervised")
+    saved = _saved(partial, settings)
+    if saved is not None:
+        with reading(partial):
+            run.load_state_dict(saved["training"])
+        reporter.message(f"resuming the {kind} teacher at iteration {run.step} of {ssl.steps}")
+    else:
+        reporter.message(
+            f"training the run's {kind} teacher ({run.architecture} discriminator, {ssl.steps} iterations"
+            + (f", {data.num_unlabeled} unlabeled images" if kind == "ssl" else "")
+            + ")"
+        )
+
+    def save() -> None:
+        save_checkpoint({"settings": settings, "training": run.state_dict()}, partial)
+
+    t0 = time.perf_counter()
+    with stop_signals(reporter) as stop:
+        try:
+            run_steps(run, reporter, save=save, save_every=config.checkpoint_every, stop=stop)
+        except KeyboardInterrupt:
+            save()
+            reporter.message(f"teacher interrupted at iteration {run.step}: saved; continue with --resume")
+            raise
+    _save_teacher(run, data, kind, settings, time.perf_counter() - t0, final)
+    _remove(partial)
+    return final
+
+
+def _save_teacher(
+    run: SSLRun, data: ImageData, kind: str, settings: dict[str, Any], seconds: float, path: Path
+) -> None:
+    labeled = data.labels >= 0
+    train_accuracy = accuracy(run.average.averaged(run.gan.d), data.images[labeled], data.labels[labeled])
+    metrics = {
+        "steps": run.config.steps,
+        "architecture": run.architecture,
+        "num_labeled": int(labeled.sum()),
+        "num_unlabeled": data.num_unlabeled,
+        # Every labeled image trains it: no held-out accuracy exists. This one is optimistic.
+        "labeled_accuracy": train_accuracy,
+        "train_seconds": round(seconds, 1),
+    }
+    save_checkpoint({**classifier_state(run, data, kind), "settings": settings, "metrics": metrics}, path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_file() and not path.is_symlink():
+        path.unlink()
+
+
+def describe_teacher(run: Path) -> dict[str, Any]:
+    """What ``info`` and ``report`` say of a run's teacher: ``{"state": "none"}``, ``{"state":
+    "training", "step", "steps", "kind"}``, or the finished teacher's kind, budget and metrics (its
+    ``labeled_accuracy`` is on the images it trained on: optimistic, no labeled image is held out)."""
+    folder = run if run.is_dir() else run.parent
+    final, partial = folder / TEACHER_NAME, folder / TEACHER_TRAINING_NAME
+    if final.is_file():
+        state = load_checkpoint(final)
+        with reading(final):
+            metrics = dict(state.get("metrics") or {})
+            return {"state": "trained", "kind": str(state["kind"]), "architecture": str(state["architecture"]),
+                    **{k: metrics[k] for k in TEACHER_METRICS if k in metrics}}  # fmt: skip
+    if partial.is_file():
+        state = load_checkpoint(partial)
+        with reading(partial):
+            settings = state["settings"]
+            steps = int(settings["ssl_config"]["steps"])
+            return {"state": "training", "kind": str(settings["kind"]), "step": int(state["training"]["step"]),
+                    "steps": steps}  # fmt: skip
+    return {"state": "none"}
+
+
+TEACHER_METRICS = ("steps", "num_labeled", "num_unlabeled", "labeled_accuracy", "train_seconds")
+
+
+def teacher_line(summary: dict[str, Any]) -> str:
+    """One line for a person: the teacher :func:`describe_teacher` describes."""
+    if summary["state"] == "none":
+        return "none (GANAugmentedDataset(base, run) labels synthetic images with their generator's class)"
+    if summary["state"] == "training":
+        return (
+            f"{summary['kind']}, interrupted at iteration {summary['step']} of {summary['steps']}: "
+            "continue with `gan-augment fit ... --resume`"
+        )
+    acc = summary.get("labeled_accuracy")
+    return (
+        f"{summary['kind']} ({summary['architecture']} discriminator), {summary.get('steps')} iterations on "
+        f"{summary.get('num_labeled')} labeled + {summary.get('num_unlabeled')} unlabeled images"
+        + (f"; {acc:.3f} on the labeled images it trained on (none held out)" if isinstance(acc, float) else "")
+    )
