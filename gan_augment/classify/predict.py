@@ -15,7 +15,7 @@ from ..data import iter_decoded
 from ..device import resolve_device
 from ..errors import CheckpointError
 from ..io.atomic import atomic_write
-from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, reading
+from ..io.checkpoint import CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading
 from ..io.images import to_unit
 from ..io.rebuild import build_discriminator, build_ssl_classifier
 from ..models import Discriminator
@@ -23,21 +23,25 @@ from ..plugins import extract_features
 
 
 class Predictor:
-    """A classifier saved by :func:`classify`, ready to predict class probabilities.
+    """A classifier saved by :func:`classify`, or a run's teacher, ready to predict class probabilities.
 
     Args:
-        path_or_run_dir: ``classifier.pt`` or the folder holding it.
+        path_or_run_dir: ``classifier.pt`` or the folder holding it (``gan-augment classify``), or a run
+            of ``gan-augment fit`` (its teacher, ``teacher.pt``).
         device: Where to run (default CUDA when available).
     """
 
     def __init__(self, path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "auto") -> None:
         path = Path(path_or_run_dir)
         if path.is_dir():
-            path = path / CLASSIFIER_NAME
+            path = path / (TEACHER_NAME if (path / TEACHER_NAME).is_file() else CLASSIFIER_NAME)
         if not path.is_file():
-            raise CheckpointError(f"no classifier at {str(path)!r}: pass a folder written by `gan-augment classify`")
+            raise CheckpointError(
+                f"no classifier at {str(path)!r}: pass a folder written by `gan-augment classify`, or a run of "
+                "`gan-augment fit` that kept its teacher"
+            )
         self.state = load_checkpoint(path)
-        if self.state.get("kind") not in ("features", "ssl"):
+        if self.state.get("kind") not in ("features", "ssl", "supervised"):
             raise CheckpointError(f"{str(path)!r} is a GAN checkpoint, not a classifier: use `gan-augment classify`")
         self.device = resolve_device(device)
         with reading(path):  # right keys, wrong contents: one line, found here and not mid-prediction
@@ -61,7 +65,7 @@ class Predictor:
     def predict_proba(self, images: torch.Tensor) -> np.ndarray:
         """Class probabilities (N, K) of uint8 images (N, C, H, W) at the classifier's size."""
         x = to_unit(images)
-        if self.state["kind"] == "ssl":
+        if self.state["kind"] != "features":  # the ssl discriminator (classify's, or a run's teacher)
             logits = torch.cat(
                 [self.model(x[i : i + 512].to(self.device)).float().cpu() for i in range(0, len(x), 512)]
             )

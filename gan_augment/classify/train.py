@@ -15,17 +15,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ..config import SSLConfig, TrainConfig
-from ..data import load_image_data, summary
+from ..data import ImageData, load_image_data, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, save_checkpoint
+from ..io.checkpoint import CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading, save_checkpoint
+from ..io.images import match_images
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
+from ..io.rebuild import build_ssl_classifier
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
-from ..train.ssl import train_ssl
+from ..train.ssl import accuracy, train_ssl
 
 Method = Literal["features", "ssl"]
 METHODS: tuple[str, ...] = ("features", "ssl")
@@ -39,7 +41,7 @@ def train_features_classifier(
         labeled,
         unlabeled,
         gan_dir,
-        config.replace(mode="unconditional"),
+        config.replace(mode="unconditional", teacher="none"),  # its discriminator is the product here
         device=device,
         overwrite=True,
         reporter=reporter,
@@ -83,6 +85,36 @@ def train_features_classifier(
     return {"state": state, "metrics": metrics}
 
 
+def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: torch.device) -> dict[str, Any]:
+    """A run's teacher as ``classify``'s ssl classifier (state and metrics), checked against ``data``."""
+    path = Path(run).expanduser() / TEACHER_NAME
+    if not path.is_file():
+        raise GanAugmentError(f"{str(run)!r} has no teacher ({TEACHER_NAME}): train the run with --teacher ssl")
+    state = load_checkpoint(path)
+    with reading(path):
+        if list(state["class_names"]) != list(data.class_names):
+            raise GanAugmentError(
+                f"the run's teacher knows the classes {state['class_names']}, the labeled folder has "
+                f"{data.class_names}: pass the run trained on this folder"
+            )
+        model = build_ssl_classifier(state).to(device)
+        shown = match_images(data.images, (int(state["image_size"]),) * 2, int(state["channels"]))
+    labeled = data.labels >= 0
+    metrics = {
+        "method": "ssl",
+        "run": str(run),
+        "val_accuracy": None,  # the teacher trained on every labeled image: none is held out
+        "labeled_accuracy": accuracy(model, shown[labeled], data.labels[labeled]),
+        "num_val": 0,
+        "num_train_labeled": int(labeled.sum()),
+        "num_unlabeled": data.num_unlabeled,
+        "steps": int(state["ssl_config"]["steps"]),
+        "architecture": str(state["architecture"]),
+    }
+    return {"state": {k: v for k, v in state.items() if k not in ("format_version", "package_version")},
+            "metrics": metrics}  # fmt: skip
+
+
 def classify(
     labeled: str | os.PathLike[str],
     unlabeled: str | os.PathLike[str] | None,
@@ -95,6 +127,7 @@ def classify(
     device: str | torch.device = "auto",
     overwrite: bool = False,
     quiet: bool = False,
+    run: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Train a classifier from few labels and many unlabeled images, and save it as ``classifier.pt``.
 
@@ -106,7 +139,9 @@ def classify(
         all real images: "not fake"; generated: "fake"; generator by feature matching); accuracy
         on a stratified held-out ``val_fraction`` of the labeled images, which it does not train on.
         Trained as ``ssl`` says (default: :class:`SSLConfig`'s, with ``config``'s seed); ``config``
-        gives the image size and channels.
+        gives the image size and channels. With ``run`` (a run of ``fit`` that kept its teacher), its
+        teacher is the classifier, not trained again: it saw every labeled image, so its accuracy on
+        them is reported as such (optimistic), and nothing is held out.
 
     Returns:
         The metrics written to ``out/metrics.json``.
@@ -115,6 +150,8 @@ def classify(
         raise GanAugmentError(f"method={method!r} is not one of {', '.join(METHODS)}")
     if not 0 <= val_fraction < 1:
         raise GanAugmentError(f"val_fraction={val_fraction} must be in [0, 1)")
+    if run is not None and method != "ssl":
+        raise GanAugmentError("run= gives the run's teacher, an ssl classifier: use method='ssl' (--method ssl)")
     out_dir = Path(out).expanduser()
     reporter = Reporter(quiet=quiet)
     dev = resolve_device(device)
@@ -122,8 +159,9 @@ def classify(
     check_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)  # nothing is removed without it
     with FolderLock(out_dir):
         return _classify(
-            labeled, unlabeled, out_dir, method, config or TrainConfig(), ssl, val_fraction, dev, overwrite, reporter
-        )
+            labeled, unlabeled, out_dir, method, config or TrainConfig(), ssl, val_fraction, dev, overwrite, reporter,
+            run,
+        )  # fmt: skip
 
 
 def _classify(
@@ -137,6 +175,7 @@ def _classify(
     dev: torch.device,
     overwrite: bool,
     reporter: Reporter,
+    run: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels)
@@ -146,6 +185,8 @@ def _classify(
         result = train_features_classifier(
             Path(labeled), Path(unlabeled) if unlabeled else None, out_dir, config, dev, reporter
         )
+    elif run is not None:
+        result = teacher_as_classifier(run, data, dev)
     else:
         ssl = ssl or SSLConfig(seed=config.seed)
         result = train_ssl(data, ssl, dev, val_fraction, reporter)

@@ -10,13 +10,23 @@ import typer
 
 from ..classify import METHODS, predict_folder
 from ..classify import classify as run_classify
-from ..config import ARMS, SSL_ARCHITECTURES, TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig, default
+from ..config import (
+    ARMS,
+    CPU_SIZES,
+    SSL_ARCHITECTURES,
+    TEACHER_MIN_CONFIDENCE,
+    SSLConfig,
+    TrainConfig,
+    default,
+    for_device,
+)
 from ..data import is_image_folder, iter_decoded, iter_decoded_files, scan_folders
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
 from ..io.outdir import check_new_output
 from ..plugins import DiscriminatorFeatures
+from ..plugins.features import FEATURE_SOURCES
 from ..progress import Reporter
 from .app import (
     DeviceOpt,
@@ -34,6 +44,7 @@ from .app import (
 T = TrainConfig
 MethodChoice: Any = choices("MethodChoice", METHODS)
 SSLArchChoice: Any = choices("SSLArchChoice", SSL_ARCHITECTURES)
+SourceChoice: Any = choices("SourceChoice", FEATURE_SOURCES)
 SSLSteps = Annotated[
     Optional[int],
     typer.Option(
@@ -70,6 +81,9 @@ def classify(
     ssl_architecture: SSLArch = "auto",
     ssl_consistency: SSLConsistency = 0.0,
     ssl_entropy: SSLEntropy = 0.0,
+    run: Optional[Path] = typer.Option(
+        None, "--run", help="ssl: take this fit run's teacher as the classifier instead of training one again."
+    ),
 ) -> None:
     """Few labels, many unlabeled images: train a classifier from a GAN and report its accuracy."""
     config = TrainConfig(image_size=image_size, steps=steps, batch_size=batch_size, seed=seed)
@@ -80,7 +94,7 @@ def classify(
         entropy=ssl_entropy,
         seed=seed,
     )
-    kwargs = dict(ssl=ssl, val_fraction=val_fraction, device=device, overwrite=overwrite, quiet=quiet)
+    kwargs = dict(ssl=ssl, val_fraction=val_fraction, device=device, overwrite=overwrite, quiet=quiet, run=run)
     metrics = run_classify(labeled, unlabeled, out, method.value, config, **kwargs)
     out_console_line(_accuracy_line(metrics))
     out_console_line(
@@ -98,6 +112,11 @@ def _accuracy_line(metrics: dict[str, Any]) -> str:
             f"{acc:.3f} ± {metrics['cv_accuracy_std']:.3f}"
         )
     acc = metrics["val_accuracy"]
+    if metrics.get("run"):
+        return (
+            f"the run's teacher: {metrics['labeled_accuracy']:.3f} on the {metrics['num_train_labeled']} labeled "
+            "images it trained on (optimistic: none held out; `gan-augment evaluate` measures it on held-out images)"
+        )
     if acc is None:
         return "no labeled image held out (val_fraction 0): accuracy not measured"
     return f"held-out accuracy on {metrics['num_val']} labeled images: {acc:.3f}"
@@ -109,13 +128,13 @@ OverwriteFile = Annotated[bool, typer.Option("--overwrite", help="Replace --out 
 @app.command()
 @expected_errors
 def predict(
-    run: Path = typer.Argument(..., help="Folder written by `gan-augment classify`."),
+    run: Path = typer.Argument(..., help="Folder written by `gan-augment classify`, or a fit run with a teacher."),
     images_dir: Path = typer.Argument(..., help="Folder of images to classify (searched recursively)."),
     out: Path = typer.Option(Path("predictions.csv"), "--out", "-o", help="CSV to write: file, class, probability."),
     device: DeviceOpt = "auto",
     overwrite: OverwriteFile = False,
 ) -> None:
-    """Classify a folder of images with a classifier from `gan-augment classify`."""
+    """Classify a folder of images with a classifier from `gan-augment classify`, or a fit run's teacher."""
     check_new_output(out, overwrite)  # before anything is loaded
     n = predict_folder(run, images_dir, out, device=device)
     out_console_line(f"wrote {n} predictions to {out}")
@@ -132,10 +151,14 @@ def features(
     grid: int = typer.Option(4, min=1, max=64, help="Side of each pooled feature map."),
     device: DeviceOpt = "auto",
     overwrite: OverwriteFile = False,
+    source: SourceChoice = typer.Option(
+        "auto", help="teacher (the run's teacher.pt), discriminator (the DCGAN's), auto (the teacher if kept)."
+    ),
 ) -> None:
     """Discriminator features (every block max-pooled to grid×grid) of a folder of images."""
     check_new_output(out, overwrite)  # before anything is loaded
-    extractor = DiscriminatorFeatures(run, grid=grid, device=str(resolve_device(device))).fit()
+    dev = str(resolve_device(device))
+    extractor = DiscriminatorFeatures(run, grid=grid, device=dev, source=source.value).fit()
     size, channels = extractor.image_size_, extractor.channels_
     arrays: dict[str, Any] = {}
     if is_image_folder(images_dir):  # labels as torchvision's ImageFolder gives them
@@ -177,6 +200,12 @@ ResampleOpt = Annotated[
 ]
 
 
+# evaluate's arms when none are named: the baseline and the routes the limited-labels benchmark found
+# worth taking (docs/results_notes.md, "The run's teacher"); the pool's arm only with an UNLABELED folder.
+DEFAULT_ARMS = ("baseline", "default", "default-unlabeled", "teacher")
+POOL_ONLY = ("default-unlabeled",)
+
+
 def _arm_list(arms: str) -> list[str]:
     """The comma-separated arms, checked, with the baseline first."""
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
@@ -195,14 +224,24 @@ def evaluate(
     run: Optional[Path] = typer.Option(
         None, "--run", help="Use this fit run for its arm instead of training a GAN per seed."
     ),
-    arms: str = typer.Option(
-        "baseline,gan-per-class",
-        help="Comma-separated arms: " + ", ".join(ARMS) + " (docs/usage.md says what each does).",
+    arms: Optional[str] = typer.Option(
+        None,
+        help="Comma-separated arms: "
+        + ", ".join(ARMS)
+        + " (docs/usage.md says what each does). [default: "
+        + ",".join(DEFAULT_ARMS)
+        + "; without UNLABELED "
+        + ",".join(a for a in DEFAULT_ARMS if a not in POOL_ONLY)
+        + "]",
     ),
     seeds: int = typer.Option(3, min=1, max=20, help="Repeats, each with its own held-out split."),
     test_fraction: float = typer.Option(0.3, min=0.05, max=0.9, help="Fraction of each class held out for testing."),
     image_size: ImageSizeOpt = default(T, "image_size"),
-    gan_steps: int = typer.Option(default(T, "steps"), min=1, help="GAN training steps per arm."),
+    gan_steps: Optional[int] = typer.Option(
+        None,
+        min=1,
+        help=f"GAN training steps per arm. \\[default: {default(T, 'steps')}; {CPU_SIZES['steps']} on a CPU]",
+    ),
     clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
     classifier: str = typer.Option(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
@@ -219,11 +258,11 @@ def evaluate(
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
 
-    arm_list = _arm_list(arms)
+    arm_list = _arm_list(arms or ",".join(a for a in DEFAULT_ARMS if unlabeled is not None or a not in POOL_ONLY))
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
     settings = ArmSettings(
-        gan=TrainConfig(image_size=image_size, steps=gan_steps),
+        gan=for_device(dev.type, image_size=image_size, **({"steps": gan_steps} if gan_steps else {})),
         classifier=ClassifierConfig(
             steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier, resample=resample
         ),

@@ -12,13 +12,14 @@ from ..config import TrainConfig
 from ..data import ImageData, decode_folder, load_image_data, stratified_split, without_copies
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json, atomic_write_text
+from ..io.checkpoint import TEACHER_NAME
 from ..io.outdir import EVALUATION, check_apart, check_output_folder, prepare_output
 from ..io.rebuild import load_generator
 from ..progress import Reporter
 from .arms import ArmSettings, Split, run_seed, with_gan
 from .classifier import ClassifierConfig
 from .report import markdown_table, plot_accuracy, settings_dict
-from .stats import samples_verdict, summarize, verdict
+from .stats import route_verdict, samples_verdict, summarize, verdict
 
 
 def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -31,7 +32,7 @@ def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[t
 
 # Arms that need an unlabeled pool: the real-image controls draw from it, and a per-class run keeps
 # a pre-trained generator only when it pre-trained (on the pool, by the package's rule).
-POOL_ARMS = ("pseudo-label", "pseudo-soft", "gan-pretrained-soft")
+POOL_ARMS = ("pseudo-label", "pseudo-soft", "gan-pretrained-soft", "default-unlabeled")
 
 
 def evaluate_folders(
@@ -49,8 +50,9 @@ def evaluate_folders(
 ) -> dict[str, Any]:
     """The limited-labels A/B on a user's own folders: held-out split per seed, arms, table, plot.
 
-    With ``run``, that run serves the arm of its mode instead of a GAN trained per seed (faster,
-    but the run has seen the held-out images if it was trained on the same folder: optimistic).
+    With ``run``, that run serves the arm of its mode (and, when it kept a teacher, the default,
+    default-unlabeled and teacher arms) instead of a GAN trained per seed (faster, but the run has
+    seen the held-out images if it was trained on the same folder: optimistic).
     ``settings`` is not changed; the report records the settings actually used. ``out`` is checked
     before any work (:func:`~gan_augment.io.outdir.check_output_folder`): an evaluation already
     there is replaced only with ``overwrite``, and files the package did not write never are.
@@ -109,6 +111,8 @@ def _load(
         _, info = load_generator(run, device="cpu")
         image_size, channels = info.image_size, info.channels
         runs[info.mode] = Path(run)
+        if (Path(run) / TEACHER_NAME).is_file():  # the run of fit with its teacher: the default arms' too
+            runs["default"] = Path(run)
         caveats.append(
             f"using {run} ({info.mode}) for its arm; it may have seen the held-out images: gains are optimistic"
         )
@@ -137,7 +141,7 @@ def _write_report(
     caveats: list[str],
 ) -> dict[str, Any]:
     rows = summarize(records)
-    verdicts = [v for v in (*(verdict(r) for r in rows), samples_verdict(rows)) if v]
+    verdicts = [v for v in (*(verdict(r) for r in rows), samples_verdict(rows), route_verdict(rows)) if v]
     report = {
         "settings": settings_dict(settings),
         "seeds": list(seeds),

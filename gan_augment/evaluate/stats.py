@@ -87,3 +87,36 @@ def samples_verdict(rows: list[dict[str, Any]]) -> str:
         f"no way of using synthetic samples measured here ({', '.join(r['arm'] for r in sample_rows)}) raised "
         "accuracy with a 95% interval above zero: do not use synthetic samples for this data"
     )
+
+
+# How to take each route, for the verdict that recommends one.
+HOW = {
+    "default": "GANAugmentedDataset(base, run) with the run `gan-augment fit LABELED UNLABELED` writes",
+    "default-unlabeled": "GANAugmentedDataset(base, run, unlabeled=True) with the run of `gan-augment fit`",
+    "teacher": "the run's teacher itself as the classifier (`gan-augment predict RUN IMAGES`)",
+    "ssl": "the semi-supervised GAN as the classifier (`gan-augment classify --method ssl`)",
+    "d-features": "a linear model on discriminator features (`gan-augment classify`)",
+    "pseudo-soft": "your classifier's probabilities on the unlabeled images as extra targets",
+    "pseudo-label": "your classifier's confident labels on the unlabeled images as extra targets",
+}
+
+
+def route_verdict(rows: list[dict[str, Any]]) -> str:
+    """The route to take on this data: among the arms whose gain's 95% interval is above zero, the one of
+    highest mean accuracy (per dataset and budget; the first group when there are several)."""
+    groups = sorted({(r.get("dataset"), r.get("labels_per_class")) for r in rows}, key=str)
+    if not groups:
+        return ""
+    sub = [r for r in rows if (r.get("dataset"), r.get("labels_per_class")) == groups[0]]
+    winners = sorted((r for r in sub if clears_zero(r)), key=lambda r: -r["mean"])
+    if not winners:
+        measured = [r["arm"] for r in sub if r["arm"] != "baseline"]
+        if not measured or all(r.get("gain_ci95") != r.get("gain_ci95") for r in sub if r["arm"] != "baseline"):
+            return ""
+        return f"recommended: train on your labels alone; no arm measured here ({', '.join(measured)}) beat it"
+    best = winners[0]
+    how = HOW.get(best["arm"], best["arm"])
+    return (
+        f"recommended for this data: {best['arm']}, {100 * best['mean']:.1f}% "
+        f"({100 * best['gain']:+.1f} ± {100 * best['gain_ci95']:.1f} points over the baseline): {how}"
+    )

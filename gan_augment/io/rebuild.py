@@ -106,14 +106,15 @@ def load_discriminator(
     path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None, pretrained: bool = False
 ) -> nn.Module:
     """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features), or the
-    discriminator of an ssl classifier (``classifier.pt`` of ``gan-augment classify --method ssl``).
+    discriminator of an ssl classifier (``classifier.pt`` of ``gan-augment classify --method ssl``, or a
+    run's ``teacher.pt``).
     ``pretrained``: a per-class run's shared discriminator at the end of pre-training on every image.
 
     Raises:
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
     """
     ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
-    if ckpt.get("kind") == "ssl":  # a classifier from `gan-augment classify --method ssl`
+    if ckpt.get("kind") in ("ssl", "supervised"):  # classify --method ssl's classifier, or a run's teacher
         with reading(path_or_run_dir):
             return build_ssl_classifier(ckpt).to(resolve_device(device))
     if pretrained:

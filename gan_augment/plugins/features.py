@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -15,9 +16,12 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError
+from ..io.checkpoint import TEACHER_NAME
 from ..io.images import LUMA
 from ..io.rebuild import load_discriminator
 from ..models import PerClassDiscriminator
+
+FEATURE_SOURCES = ("auto", "teacher", "discriminator")
 
 
 def _block_indices(layers: str | Sequence[int], n_blocks: int) -> list[int]:
@@ -214,6 +218,9 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         layout: The order of flattened rows (N, C·H·W) of a run with 3 channels: ``"chw"``
             (torchvision's) or ``"hwc"`` (numpy's and PIL's); ``"auto"`` refuses them, since either
             reading gives an image. Other inputs carry their layout in their shape.
+        source: Whose features: ``"teacher"`` (the run's teacher, ``teacher.pt``: every hidden layer
+            of the semi-supervised discriminator), ``"discriminator"`` (the DCGAN's), or ``"auto"``:
+            the teacher when the run kept one (its features measured better: docs/results_notes.md).
     """
 
     def __init__(
@@ -224,6 +231,7 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         device: str | None = None,
         batch_size: int = 256,
         layout: str = "auto",
+        source: str = "auto",
     ) -> None:
         self.generator_ckpt = generator_ckpt
         self.layers = layers
@@ -231,6 +239,7 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         self.device = device
         self.batch_size = batch_size
         self.layout = layout
+        self.source = source
 
     def fit(self, X: Any = None, y: Any = None) -> DiscriminatorFeatures:
         """Load the discriminator (and check ``X``, when given, is readable images); returns self."""
@@ -238,7 +247,7 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
             raise ValueError("generator_ckpt is None: pass a run directory or checkpoint.pt")
         if int(self.grid) < 1:
             raise ValueError(f"grid={self.grid} must be >= 1")
-        d = load_discriminator(self.generator_ckpt, device="cpu")
+        d = self._teacher() or load_discriminator(self.generator_ckpt, device="cpu")
         if isinstance(d, PerClassDiscriminator):  # its shared discriminator, pre-trained on every image
             try:
                 d = load_discriminator(self.generator_ckpt, device="cpu", pretrained=True)
@@ -258,6 +267,18 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
             if n == 0:
                 raise ValueError("0 sample(s) given to fit: pass at least one image")
         return self
+
+    def _teacher(self) -> nn.Module | None:
+        """The run's teacher network when ``source`` asks for it (or ``auto`` finds one), else None."""
+        if self.source not in FEATURE_SOURCES:
+            raise ValueError(f"source={self.source!r} is not one of {', '.join(FEATURE_SOURCES)}")
+        folder = Path(self.generator_ckpt).expanduser()  # type: ignore[arg-type]
+        path = (folder if folder.is_dir() else folder.parent) / TEACHER_NAME
+        if self.source == "discriminator" or (self.source == "auto" and not path.is_file()):
+            return None
+        if not path.is_file():
+            raise GanAugmentError(f"{str(folder)!r} kept no teacher ({TEACHER_NAME}): pass source='discriminator'")
+        return load_discriminator(path, device="cpu")
 
     def transform(self, X: Any) -> np.ndarray:
         """Features of images ``X`` as float32 (N, n_features_out_)."""
