@@ -17,6 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
     ("script", "run", "extra"),
     [
         ("torchvision_loop.py", "per-class", ["1"]),
+        ("torchvision_loop.py", "taught", ["1"]),
         ("albumentations_loop.py", "per-class", ["1"]),
         ("sklearn_features.py", "unconditional", []),
     ],

@@ -1,4 +1,8 @@
-"""Train a small classifier on an ImageFolder with GAN samples mixed in (torchvision v2 transforms).
+"""Train a small classifier on an ImageFolder with a run's knowledge mixed in (torchvision v2 transforms).
+
+``GANAugmentedDataset(base, run)`` adds synthetic images labelled by the run's teacher (its
+probabilities, a float vector per item; real items get one-hot vectors), drawn anew on every pass.
+The loop stays plain.
 
 Usage: python torchvision_loop.py RUN_DIR LABELED_DIR [EPOCHS]
 """
@@ -26,8 +30,9 @@ train_tf = v2.Compose(
     ]
 )
 base = ImageFolder(labeled_dir)  # no transform here: the wrapper applies it to real and synthetic alike
-train_ds = GANAugmentedDataset(base, run_dir, synthetic_ratio=0.5, transform=train_tf)
+train_ds = GANAugmentedDataset(base, run_dir, transform=train_tf)  # the run's defaults: its teacher's labels
 print(train_ds)
+loader = DataLoader(train_ds, batch_size=64, shuffle=True, num_workers=2)
 
 model = nn.Sequential(
     nn.Conv2d(3, 32, 3, padding=1),
@@ -40,12 +45,15 @@ model = nn.Sequential(
     nn.Linear(64, len(base.classes)),
 )
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-for epoch in range(epochs):
-    train_ds.resample(seed=epoch)  # fresh synthetic samples every epoch
-    loader = DataLoader(train_ds, batch_size=64, shuffle=True, num_workers=2)
+for epoch in range(epochs):  # each pass draws other synthetic images: no call needed
+    correct = seen = 0
     for x, y in loader:
-        loss = nn.functional.cross_entropy(model(x), y)
+        logits = model(x)
+        loss = nn.functional.cross_entropy(logits, y)  # y: class indices, or (B, K) probabilities
         opt.zero_grad()
         loss.backward()
         opt.step()
-    print(f"epoch {epoch}: loss {loss.item():.3f}")
+        hard = y.argmax(1) if y.ndim == 2 else y  # training accuracy against the most probable class
+        correct += int((logits.argmax(1) == hard).sum())
+        seen += len(y)
+    print(f"epoch {epoch}: loss {loss.item():.3f}, training accuracy {correct / seen:.3f}")

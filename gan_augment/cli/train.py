@@ -102,7 +102,7 @@ Teacher = Annotated[
 ]
 TeacherSteps = Annotated[
     int,
-    typer.Option(min=0, help="The teacher's iterations; 0 = by device and network (mlp: 24,000 on the CPU)."),
+    typer.Option(min=0, help="The teacher's iterations; 0 = by device and network (mlp: 16,000 on the CPU)."),
 ]
 Flag = Annotated[bool, typer.Option()]
 

@@ -1,0 +1,117 @@
+"""The other entry points follow the run's teacher: ``classify --run``, ``predict RUN``, ``features
+--source``, and ``evaluate``'s default arms and the verdict that recommends a route."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config, write_folder
+from typer.testing import CliRunner
+
+from gan_augment import fit, load_checkpoint
+from gan_augment.cli import app
+from gan_augment.evaluate.stats import route_verdict, summarize
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Grayscale folders and two runs on them: one with its ssl teacher, one without a teacher."""
+    root = tmp_path_factory.mktemp("routes")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GAN_AUGMENT_CACHE", str(root / "cache"))
+    labeled = write_folder(root / "labeled", ["dark", "light"], [6, 6], channels=1)
+    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4], channels=1, seed=1)
+    cfg = tiny_config(steps=2, channels=1, teacher="auto", teacher_steps=6)
+    fit(labeled, unlabeled, root / "run", cfg, device="cpu", quiet=True)
+    fit(labeled, unlabeled, root / "plain", cfg.replace(teacher="none"), device="cpu", quiet=True)
+    mp.undo()
+    return {"labeled": labeled, "unlabeled": unlabeled, "run": root / "run", "plain": root / "plain"}
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with open(path, newline="") as f:
+        return list(csv.reader(f))[1:]
+
+
+def test_classify_takes_the_runs_teacher_and_predict_takes_either(taught: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "cls"
+    args = ["classify", str(taught["labeled"]), str(taught["unlabeled"]), "--out", str(out), "--image-size", "16"]
+    result = runner.invoke(app, [*args, "--method", "ssl", "--run", str(taught["run"]), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "the run's teacher:" in result.output and "none held out" in result.output
+    saved, teacher = load_checkpoint(out / "classifier.pt"), load_checkpoint(taught["run"] / "teacher.pt")
+    assert saved["metrics"]["val_accuracy"] is None and saved["metrics"]["run"] == str(taught["run"])
+    assert all(torch.equal(saved["d"][k], teacher["d"][k]) for k in teacher["d"])  # not trained again
+    for source, csv_path in ((out, tmp_path / "a.csv"), (taught["run"], tmp_path / "b.csv")):
+        result = runner.invoke(app, ["predict", str(source), str(taught["labeled"]), "--out", str(csv_path)])
+        assert result.exit_code == 0, result.output
+    assert _rows(tmp_path / "a.csv") == _rows(tmp_path / "b.csv") and len(_rows(tmp_path / "a.csv")) == 12
+    result = runner.invoke(app, [*args, "--method", "features", "--run", str(taught["run"]), "--overwrite"])
+    assert result.exit_code == 2 and "--method ssl" in result.output
+    result = runner.invoke(app, ["predict", str(taught["plain"]), str(taught["labeled"]), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "kept its teacher" in result.output
+
+
+def test_features_come_from_the_teacher_unless_asked_otherwise(taught: dict[str, Path], tmp_path: Path) -> None:
+    def features(run: Path, *extra: str) -> np.ndarray:
+        out = tmp_path / f"{run.name}{len(extra)}{'-'.join(extra)}.npz"
+        result = runner.invoke(app, ["features", str(run), str(taught["labeled"]), "--out", str(out), *extra])
+        assert result.exit_code == 0, result.output
+        return np.load(out)["features"]
+
+    auto, teacher = features(taught["run"]), features(taught["run"], "--source", "teacher")
+    gan = features(taught["run"], "--source", "discriminator")
+    assert np.array_equal(auto, teacher) and auto.shape[1] == 1000 + 500 + 250 * 3  # the mlp's hidden layers
+    assert gan.shape[1] != auto.shape[1] and np.array_equal(gan, features(taught["plain"]))
+    out = tmp_path / "x.npz"
+    args = ["features", str(taught["plain"]), str(taught["labeled"]), "--out", str(out), "--source", "teacher"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "kept no teacher" in result.output
+
+
+def test_the_route_verdict_names_the_best_arm_that_clears_zero() -> None:
+    def records(gains: dict[str, float]) -> list[dict[str, object]]:
+        base = {0: 0.80, 1: 0.82, 2: 0.81}
+        out = [
+            {"dataset": "d", "labels_per_class": 5, "seed": s, "arm": "baseline", "accuracy": a}
+            for s, a in base.items()
+        ]
+        for arm, gain in gains.items():
+            jitter = {0: 0.0, 1: 0.002, 2: -0.002}
+            out += [
+                {"dataset": "d", "labels_per_class": 5, "seed": s, "arm": arm, "accuracy": a + gain + jitter[s]}
+                for s, a in base.items()
+            ]
+        return out
+
+    text = route_verdict(summarize(records({"default": 0.05, "teacher": 0.08, "default-unlabeled": 0.0})))
+    assert text.startswith("recommended for this data: teacher") and "gan-augment predict RUN" in text
+    text = route_verdict(summarize(records({"default": -0.01, "teacher": 0.0})))
+    assert text.startswith("recommended: train on your labels alone") and "default, teacher" in text
+    one_seed = [r for r in records({"default": 0.05}) if r["seed"] == 0]
+    assert route_verdict(summarize(one_seed)) == ""  # one seed: no interval, no recommendation
+
+
+def test_evaluate_runs_the_default_arms_on_a_run_with_its_teacher(taught: dict[str, Path], tmp_path: Path) -> None:
+    from gan_augment.evaluate import ArmSettings, ClassifierConfig, evaluate_folders
+    from gan_augment.progress import Reporter
+
+    settings = ArmSettings(
+        gan=tiny_config(steps=2, channels=1), classifier=ClassifierConfig(steps=2, width=4, workers=0)
+    )
+    report = evaluate_folders(
+        taught["labeled"], taught["unlabeled"], tmp_path / "eval", ["baseline", "default", "default-unlabeled",
+        "teacher"], [0, 1], 0.3, settings, taught["run"], Reporter(quiet=True),
+    )  # fmt: skip
+    arms = {r["arm"] for r in report["runs"]}
+    assert arms == {"baseline", "default", "default-unlabeled", "teacher"}
+    pools = {r["arm"]: r.get("pool") for r in report["runs"] if r["seed"] == 0}
+    assert pools["default-unlabeled"] > pools["default"] > 0  # the unlabeled images joined the pool
+    assert any(v.startswith(("recommended", "recommended for this data")) for v in report["verdicts"])
+    assert not (tmp_path / "eval" / "runs").exists() or not any((tmp_path / "eval" / "runs").iterdir())
