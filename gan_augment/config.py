@@ -47,8 +47,9 @@ SAMPLE_ARMS: tuple[str, ...] = (
 REAL_CONTROL_ARMS: tuple[str, ...] = ("pseudo-label", "pseudo-soft", "distill-real")
 # The arms of the run as ``fit LABELED UNLABELED`` writes it with its defaults (its teacher included):
 # default is exactly ``GANAugmentedDataset(base, run)``; default-unlabeled adds the unlabeled images
-# (``unlabeled=``); teacher is the run's teacher itself, scored as the classifier.
-RUN_ARMS: tuple[str, ...] = ("default", "default-unlabeled", "teacher")
+# (``unlabeled=``); teacher is the run's teacher itself, scored as the classifier; teacher-unlabeled is
+# the control without synthetic images: the unlabeled images alone, labelled by the same teacher.
+RUN_ARMS: tuple[str, ...] = ("default", "default-unlabeled", "teacher", "teacher-unlabeled")
 ARMS: tuple[str, ...] = ("baseline", *RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")
 TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
 
@@ -344,6 +345,8 @@ class SSLConfig(_PlainConfig):
         entropy: Weight of the mean entropy of the unlabeled predictions (entropy minimisation);
             0 turns it off.
         z_dim: Length of the generator's noise.
+        width: ``conv`` only: channels of the discriminator's first three convolutions (the paper's
+            96; the later ones twice as many; its generator's width two thirds of it).
         init_images: Unlabeled images for the discriminator's data-dependent initialisation.
         seed: Seed of the initialisation, the batches and the noise.
     """
@@ -359,6 +362,7 @@ class SSLConfig(_PlainConfig):
     consistency: float = 0.0
     entropy: float = 0.0
     z_dim: int = 100
+    width: int = 96
     init_images: int = 500
     seed: int = 0
 
@@ -374,6 +378,7 @@ class SSLConfig(_PlainConfig):
         _check_range("consistency", self.consistency, 0.0)
         _check_range("entropy", self.entropy, 0.0)
         _check_range("z_dim", self.z_dim, 1, MAX_WIDTH)
+        _check_range("width", self.width, 4, MAX_WIDTH)
         _check_range("init_images", self.init_images, 2)
 
     def resolved_architecture(self, image_size: int, channels: int) -> str:

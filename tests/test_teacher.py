@@ -197,6 +197,9 @@ class TestTheDefaultDataset:
         ds = GANAugmentedDataset(base, gray["run"], output_format="tensor", unlabeled=given)
         assert ds.pool is not None and len(ds.pool) == len(alone.pool) + 5
         assert ds.pool.images[-5:].shape[-2:] == (16, 16) and int(ds.pool.images[-5:].max()) == 0  # the ones given
+        alone_real = GANAugmentedDataset(base, gray["run"], output_format="tensor", unlabeled=given, fresh_passes=0)
+        assert alone_real.pool is not None and len(alone_real.pool) == 5  # the control: no synthetic image
+        assert alone_real.n_synthetic == alone.n_synthetic
 
     def test_bad_extra_options_are_refused(self, gray: dict[str, Path], tmp_path: Path) -> None:
         base = ImageFolder(gray["labeled"])
@@ -204,7 +207,9 @@ class TestTheDefaultDataset:
             GANAugmentedDataset(base, gray["run"], labels="generator", unlabeled=True)
         with pytest.raises(ValueError, match="drop fresh=False"):
             GANAugmentedDataset(base, gray["run"], fresh=False, unlabeled=True)
-        with pytest.raises(ValueError, match="fresh_passes=0"):
+        with pytest.raises(ValueError, match="fresh_passes=-1"):
+            GANAugmentedDataset(base, gray["run"], fresh_passes=-1)
+        with pytest.raises(ValueError, match="fresh_passes=0 leaves no synthetic image"):
             GANAugmentedDataset(base, gray["run"], fresh_passes=0)
         with pytest.raises(ValueError, match="uint8 images"):
             GANAugmentedDataset(base, gray["run"], unlabeled=torch.zeros(2, 1, 16, 16))

@@ -238,7 +238,9 @@ class SeedArms:
         if arm == "teacher":
             logits = teacher_logits(teacher, self.split.test_images, self.k, s.device)
             return float((logits.argmax(1) == self.split.test_labels).float().mean()), dict(teacher.metrics)
-        kw: dict[str, Any] = {"unlabeled": self.split.unlabeled} if arm == "default-unlabeled" else {}
+        kw: dict[str, Any] = {"unlabeled": self.split.unlabeled} if arm != "default" else {}
+        if arm == "teacher-unlabeled":  # the control: no synthetic image in the pool
+            kw["fresh_passes"] = 0
         if ratio is not None:
             kw["synthetic_ratio"] = ratio
         ds = GANAugmentedDataset(self.base, run, device=s.device, seed=self.seed, **kw)

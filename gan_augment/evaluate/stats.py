@@ -94,6 +94,8 @@ HOW = {
     "default": "GANAugmentedDataset(base, run) with the run `gan-augment fit LABELED UNLABELED` writes",
     "default-unlabeled": "GANAugmentedDataset(base, run, unlabeled=True) with the run of `gan-augment fit`",
     "teacher": "the run's teacher itself as the classifier (`gan-augment predict RUN IMAGES`)",
+    "teacher-unlabeled": "GANAugmentedDataset(base, run, unlabeled=True, fresh_passes=0): the teacher's labels on "
+    "your unlabeled images, no synthetic ones",
     "ssl": "the semi-supervised GAN as the classifier (`gan-augment classify --method ssl`)",
     "d-features": "a linear model on discriminator features (`gan-augment classify`)",
     "pseudo-soft": "your classifier's probabilities on the unlabeled images as extra targets",

@@ -96,8 +96,9 @@ def build_ssl_classifier(state: dict[str, Any]) -> nn.Module:
             "this ssl classifier was written by an earlier gan-augment (a DCGAN discriminator with BatchNorm): "
             "train it again with `gan-augment classify --method ssl`"
         )
+    width = int(dict(state.get("ssl_config") or {}).get("width", 96))  # classifiers from before it: the paper's
     d = build_ssl_discriminator(state["architecture"], int(state["image_size"]), int(state["channels"]),
-                                len(state["class_names"]))  # fmt: skip
+                                len(state["class_names"]), width)  # fmt: skip
     d.load_state_dict(strip_prefixes(check_weights(state["d"])))
     return d.eval()
 

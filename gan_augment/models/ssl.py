@@ -150,19 +150,21 @@ class SSLConvDiscriminator(nn.Module):
         image_size: Side of the images it was built for (any of 12 px or more works).
         channels: Their channels.
         classes: Number of classes K.
+        width: Channels of the first three convolutions (the paper's 96); the others have twice as many.
     """
 
-    def __init__(self, image_size: int, channels: int, classes: int) -> None:
+    def __init__(self, image_size: int, channels: int, classes: int, width: int = 96) -> None:
         super().__init__()
         self.image_size, self.channels = image_size, channels  # any size of 12 px or more works
-        spec = [(channels, 96, 1), (96, 96, 1), (96, 96, 2), (96, 192, 1), (192, 192, 1), (192, 192, 2)]
+        w, w2 = width, 2 * width
+        spec = [(channels, w, 1), (w, w, 1), (w, w, 2), (w, w2, 1), (w2, w2, 1), (w2, w2, 2)]
         self.convs = nn.ModuleList([WNConv2d(a, b, 3, s, 1) for a, b, s in spec])
-        self.top = nn.ModuleList([WNConv2d(192, 192, 3), WNConv2d(192, 192, 1), WNConv2d(192, 192, 1)])
+        self.top = nn.ModuleList([WNConv2d(w2, w2, 3), WNConv2d(w2, w2, 1), WNConv2d(w2, w2, 1)])
         self.drop_in, self.drop = nn.Dropout(0.2), nn.Dropout(0.5)
-        self.head = WNLinear(192, classes, train_scale=True)
+        self.head = WNLinear(w2, classes, train_scale=True)
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Each convolution's map (B, C_i, H_i, W_i), then the pooled features (B, 192)."""
+        """Each convolution's map (B, C_i, H_i, W_i), then the pooled features (B, 2·width)."""
         h, maps = self.drop_in(x), []
         for i, conv in enumerate(self.convs):
             h = F.leaky_relu(conv(h), 0.2)
@@ -175,7 +177,7 @@ class SSLConvDiscriminator(nn.Module):
         return [*maps, h.mean((2, 3))]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The globally pooled features (B, 192): what feature matching compares."""
+        """The globally pooled features (B, 2·width): what feature matching compares."""
         return self.forward_features(x)[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -208,15 +210,18 @@ class SSLGan(nn.Module):
     """The generator and the K-class discriminator of ``architecture`` (``mlp`` or ``conv``) for images
     of ``image_size`` and ``channels``; the ``conv`` generator is the package's DCGAN generator."""
 
-    def __init__(self, architecture: str, image_size: int, channels: int, classes: int, z_dim: int = 100) -> None:
+    def __init__(
+        self, architecture: str, image_size: int, channels: int, classes: int, z_dim: int = 100, width: int = 96
+    ) -> None:
         super().__init__()
         self.architecture = architecture
         if architecture == "mlp":
             self.g: nn.Module = SSLMLPGenerator(z_dim, image_size, channels)
             self.d: nn.Module = SSLMLPDiscriminator(image_size, channels, classes)
-        elif architecture == "conv":
-            self.g = Generator(ModelConfig(image_size=image_size, channels=channels, z_dim=z_dim))
-            self.d = SSLConvDiscriminator(image_size, channels, classes)
+        elif architecture == "conv":  # a DCGAN generator as wide as the discriminator's first layers
+            g_width = max(8, width * 2 // 3)
+            self.g = Generator(ModelConfig(image_size=image_size, channels=channels, z_dim=z_dim, g_width=g_width))
+            self.d = SSLConvDiscriminator(image_size, channels, classes, width)
         else:
             raise ValueError(f"architecture={architecture!r} is not one of mlp, conv")
 
@@ -228,10 +233,12 @@ class SSLGan(nn.Module):
         return draw(n, z_dim, device=dev, generator=generator)
 
 
-def build_ssl_discriminator(architecture: str, image_size: int, channels: int, classes: int) -> nn.Module:
+def build_ssl_discriminator(
+    architecture: str, image_size: int, channels: int, classes: int, width: int = 96
+) -> nn.Module:
     """An untrained SSL discriminator (to load a saved state into)."""
     if architecture == "mlp":
         return SSLMLPDiscriminator(image_size, channels, classes)
     if architecture == "conv":
-        return SSLConvDiscriminator(image_size, channels, classes)
+        return SSLConvDiscriminator(image_size, channels, classes, width)
     raise ValueError(f"architecture={architecture!r} is not one of mlp, conv")

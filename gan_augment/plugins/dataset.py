@@ -95,7 +95,8 @@ class GANAugmentedDataset(Dataset):
             per-class generators were fine-tuned on. The sizing counts the same total.
         fresh: Draw every extra item anew on each access (see above). Default: on when a teacher
             labels the images, off for the generator's labels.
-        fresh_passes: Synthetic images in the fresh pool per extra item.
+        fresh_passes: Synthetic images in the fresh pool per extra item; 0 leaves them out, so the
+            extra items are ``unlabeled`` images alone (a control: the teacher's labels on real images).
         unlabeled: Add unlabeled images to the fresh pool, labelled by the same teacher: ``True``
             for the folder the run was trained with (decoded again), or uint8 images (N, C, H, W).
         classes: Only these classes (names) get synthetic images; default all that map.

@@ -71,8 +71,10 @@ def check_bank_size(counts: Mapping[int, int], channels: int, size: tuple[int, i
 
 def fresh_counts(counts: Mapping[int, int], passes: int) -> dict[int, int]:
     """The bank behind fresh items: ``passes`` times ``counts``, scaled down to at most
-    :data:`FRESH_MAX_IMAGES` in all (never below ``counts`` itself)."""
+    :data:`FRESH_MAX_IMAGES` in all (never below ``counts`` itself); none for ``passes=0``."""
     total = sum(counts.values())
+    if not passes:  # no synthetic image: the pool is the unlabeled images alone
+        return {c: 0 for c in counts}
     if not total:
         return dict(counts)
     scale = max(1.0, min(float(passes), FRESH_MAX_IMAGES / total))
@@ -81,8 +83,10 @@ def fresh_counts(counts: Mapping[int, int], passes: int) -> dict[int, int]:
 
 def check_extra(fresh: bool, passes: Any, unlabeled: Any, labels: str) -> None:
     """Refuse extra-item settings that cannot work, naming the value."""
-    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
-        raise ValueError(f"fresh_passes={passes!r} must be a positive integer")
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 0:
+        raise ValueError(f"fresh_passes={passes!r} must be an integer >= 0 (0: the unlabeled images alone)")
+    if passes == 0 and (unlabeled is None or unlabeled is False):
+        raise ValueError("fresh_passes=0 leaves no synthetic image: give unlabeled= images for the pool")
     if unlabeled is not None and unlabeled is not False:
         if labels == "generator":
             raise ValueError("unlabeled= needs a teacher to label the images: a run with one, or teacher=")

@@ -109,7 +109,8 @@ class SSLRun:
         self.images, self.labels = data.images.to(device), data.labels.to(device)
         size, channels = int(data.images.shape[-1]), int(data.images.shape[1])
         self.architecture = config.resolved_architecture(size, channels)
-        self.gan = SSLGan(self.architecture, size, channels, len(data.class_names), config.z_dim).to(device)
+        classes = len(data.class_names)
+        self.gan = SSLGan(self.architecture, size, channels, classes, config.z_dim, config.width).to(device)
         self.lr = config.learning_rate(self.architecture)
         # The reference code's Adam divides by sqrt(v + 1e-8): a floor of 1e-4 under the denominator. With
         # torch's sqrt(v) + 1e-8 instead, parameters with vanishing gradients (saturated sigmoid units of the

@@ -37,6 +37,11 @@ def resolve_teacher(config: TrainConfig, data: ImageData) -> str:
 # that ``fit LABELED UNLABELED`` on MNIST-sized data finishes within 25 minutes with the GAN's CPU sizes.
 # (``classify --method ssl`` keeps 24,000: 98.8% on MNIST with 10 labels per class, docs/results/ssl_mnist.md.)
 CPU_MLP_TEACHER_STEPS = 16_000
+# The conv teacher (RGB) on a CPU: the paper's width (96) takes about 3.4 s an iteration on 2 cores, so
+# a third of it (about nine times fewer operations) for a budget that fits in about 20 minutes
+# (docs/performance.md, "The teacher on a CPU").
+CPU_CONV_TEACHER_WIDTH = 32
+CPU_CONV_TEACHER_STEPS = 3_000
 
 
 def default_teacher_steps(kind: str, device: torch.device, architecture: str) -> int:
@@ -44,17 +49,22 @@ def default_teacher_steps(kind: str, device: torch.device, architecture: str) ->
     (:func:`~gan_augment.train.ssl.default_ssl_steps`) but :data:`CPU_MLP_TEACHER_STEPS` for the mlp on
     a CPU; ``supervised`` a quarter of that (it has only the labeled images to learn from, and no
     generator step)."""
-    cpu_mlp = device.type == "cpu" and architecture == "mlp"
-    steps = CPU_MLP_TEACHER_STEPS if cpu_mlp else default_ssl_steps(device, architecture)
+    if device.type == "cpu":
+        steps = CPU_MLP_TEACHER_STEPS if architecture == "mlp" else CPU_CONV_TEACHER_STEPS
+    else:
+        steps = default_ssl_steps(device, architecture)
     return steps if kind == "ssl" else max(1, steps // 4)
 
 
 def teacher_config(config: TrainConfig, kind: str, data: ImageData, device: torch.device) -> SSLConfig:
-    """The teacher's recipe: :class:`SSLConfig`'s defaults, the run's seed, its budget resolved."""
+    """The teacher's recipe: :class:`SSLConfig`'s defaults, the run's seed, its budget resolved (and on a
+    CPU the conv networks :data:`CPU_CONV_TEACHER_WIDTH` wide)."""
     ssl = SSLConfig(seed=config.seed)
     architecture = ssl.resolved_architecture(int(data.images.shape[-1]), int(data.images.shape[1]))
     steps = config.teacher_steps or default_teacher_steps(kind, device, architecture)
-    return ssl.replace(steps=steps, architecture=architecture, unlabeled_weight=0.0 if kind == "supervised" else 1.0)
+    width = CPU_CONV_TEACHER_WIDTH if device.type == "cpu" else ssl.width
+    unlabeled_weight = 0.0 if kind == "supervised" else 1.0
+    return ssl.replace(steps=steps, architecture=architecture, width=width, unlabeled_weight=unlabeled_weight)
 
 
 def _settings(kind: str, ssl: SSLConfig, data: ImageData) -> dict[str, Any]:
