@@ -1,0 +1,131 @@
+"""How long the main job takes with its defaults: ``gan-augment fit LABELED UNLABELED`` on MNIST-sized
+data (100 labeled images, 59,900 unlabeled, 28 px) and ``gan-augment demo``, each as a user runs it
+(the CLI in a subprocess, nothing else running), with the teacher included.
+
+Writes ``OUT/fit_time.json`` and ``OUT/fit_time.md`` (default ``docs/results``): wall time of each
+command and, from the run it wrote, the GAN's and the teacher's own times.
+
+Examples:
+    python benchmarks/fit_time.py                      # both (about 25 minutes on 2 CPU cores)
+    python benchmarks/fit_time.py --only demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mnist_folders(archive: Path, work: Path, per_class: int = 10, seed: int = 0) -> tuple[Path, Path]:
+    """LABELED (``per_class`` images of each digit) and UNLABELED (the rest of the training split)
+    as folders under ``work``, hard-linked to one extraction of ``archive`` (copied where links fail)."""
+    source = work / "mnist"
+    if not (source / ".extracted").exists():
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(source)
+        (source / ".extracted").write_text(archive.name)
+    labeled, unlabeled = work / "fit-time" / "labeled", work / "fit-time" / "unlabeled"
+    if labeled.exists() and unlabeled.exists():
+        return labeled, unlabeled
+    shutil.rmtree(work / "fit-time", ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    for digit in sorted(p.name for p in (source / "train").iterdir() if p.is_dir()):
+        files = sorted((source / "train" / digit).iterdir())
+        chosen = set(rng.choice(len(files), per_class, replace=False).tolist())
+        for i, f in enumerate(files):
+            dest = (labeled / digit if i in chosen else unlabeled / digit) / f.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(f, dest)
+            except OSError:
+                shutil.copy2(f, dest)
+    return labeled, unlabeled
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of ``cmd`` (its output goes to this process's standard error)."""
+    print("$", " ".join(cmd), file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=sys.stderr)
+    return round(time.perf_counter() - t0, 1)
+
+
+def run_record(run: Path) -> dict[str, Any]:
+    """What the run says of its own times: the GAN's elapsed seconds, the teacher's iterations and seconds."""
+    ckpt = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    teacher = torch.load(run / "teacher.pt", map_location="cpu", weights_only=True)
+    cfg = ckpt["config"]
+    return {
+        "gan_seconds": round(float(ckpt["elapsed_s"]), 1),
+        "gan_steps": int(ckpt["total_steps"]),
+        "gan_sizes": {k: cfg[k] for k in ("steps", "batch_size", "image_size")}
+        | {k: cfg["model"][k] for k in ("g_width", "d_width", "z_dim")},
+        "teacher": teacher["kind"],
+        "teacher_architecture": teacher["architecture"],
+        "teacher_steps": int(teacher["metrics"]["steps"]),
+        "teacher_seconds": float(teacher["metrics"]["train_seconds"]),
+        "teacher_labeled_accuracy": teacher["metrics"]["labeled_accuracy"],
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--work", type=Path, default=ROOT / ".data")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    p.add_argument("--only", choices=["fit", "demo"])
+    args = p.parse_args()
+    env = {**os.environ, "GAN_AUGMENT_CACHE": str(args.work / "fit-time-cache"), "GAN_AUGMENT_PROGRESS_EVERY": "120"}
+    cli = [sys.executable, "-m", "gan_augment.cli"]
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}"
+    rows: dict[str, Any] = {}
+    if args.only in (None, "demo"):
+        demo = args.work / "fit-time-demo"
+        rows["demo"] = {"wall_seconds": timed([*cli, "demo", "--out", str(demo), "--device", "cpu"], env)}
+        rows["demo"].update(run_record(demo / "run"))
+    if args.only in (None, "fit"):
+        labeled, unlabeled = mnist_folders(args.data_dir / "mnist.zip", args.work)
+        run = args.work / "fit-time-run"
+        cmd = [*cli, "fit", str(labeled), str(unlabeled), "--out", str(run), "--overwrite", "--device", "cpu"]
+        rows["fit"] = {"wall_seconds": timed(cmd, env), **run_record(run)}
+    report = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "commands": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fit_time.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [
+        "# The main job's time with its defaults",
+        "",
+        f"Written by `benchmarks/fit_time.py` on {machine}, {report['date']}; nothing else ran meanwhile.",
+        "",
+        "| command | wall time | GAN (steps, seconds) | teacher (kind, iterations, seconds) |",
+        "| --- | --- | --- | --- |",
+    ]
+    names = {
+        "fit": "`gan-augment fit LABELED UNLABELED` (MNIST: 100 labeled, 59,900 unlabeled, 28 px)",
+        "demo": "`gan-augment demo`",
+    }
+    for name, r in rows.items():
+        lines.append(
+            f"| {names[name]} | {r['wall_seconds'] / 60:.1f} min | {r['gan_steps']}, {r['gan_seconds']:.0f} s "
+            f"| {r['teacher']} ({r['teacher_architecture']}), {r['teacher_steps']}, {r['teacher_seconds']:.0f} s |"
+        )
+    lines += ["", "GAN sizes: " + "; ".join(f"{n}: {r['gan_sizes']}" for n, r in rows.items()), ""]
+    (args.out / "fit_time.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
