@@ -48,8 +48,10 @@ REAL_CONTROL_ARMS: tuple[str, ...] = ("pseudo-label", "pseudo-soft", "distill-re
 # The arms of the run as ``fit LABELED UNLABELED`` writes it with its defaults (its teacher included):
 # default is exactly ``GANAugmentedDataset(base, run)``; default-unlabeled adds the unlabeled images
 # (``unlabeled=``); teacher is the run's teacher itself, scored as the classifier; teacher-unlabeled is
-# the control without synthetic images: the unlabeled images alone, labelled by the same teacher.
-RUN_ARMS: tuple[str, ...] = ("default", "default-unlabeled", "teacher", "teacher-unlabeled")
+# the control without synthetic images: the unlabeled images alone, labelled by the same teacher;
+# teacher-features is logistic regression on the teacher's hidden layers (``DiscriminatorFeatures(run)``),
+# to set against d-features (the DCGAN discriminator's).
+RUN_ARMS: tuple[str, ...] = ("default", "default-unlabeled", "teacher", "teacher-unlabeled", "teacher-features")
 ARMS: tuple[str, ...] = ("baseline", *RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")
 TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
 

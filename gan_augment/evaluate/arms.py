@@ -238,6 +238,8 @@ class SeedArms:
         if arm == "teacher":
             logits = teacher_logits(teacher, self.split.test_images, self.k, s.device)
             return float((logits.argmax(1) == self.split.test_labels).float().mean()), dict(teacher.metrics)
+        if arm == "teacher-features":
+            return self._linear_probe(DiscriminatorFeatures(run, device=str(s.device), source="teacher")), {}
         kw: dict[str, Any] = {"unlabeled": self.split.unlabeled} if arm != "default" else {}
         if arm == "teacher-unlabeled":  # the control: no synthetic image in the pool
             kw["fresh_passes"] = 0
@@ -253,15 +255,18 @@ class SeedArms:
 
     def d_features(self) -> tuple[float, dict[str, Any]]:
         """Logistic regression on the discriminator features of an unconditional GAN."""
+        run = self.gan_run("unconditional", f"unconditional-seed{self.seed}")
+        return self._linear_probe(DiscriminatorFeatures(run, device=str(self.settings.device))), {}
+
+    def _linear_probe(self, features: DiscriminatorFeatures) -> float:
+        """Test accuracy of a standardised logistic regression on ``features`` of the labeled images."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        run = self.gan_run("unconditional", f"unconditional-seed{self.seed}")
-        features = DiscriminatorFeatures(run, device=str(self.settings.device))
         pipe = make_pipeline(features, StandardScaler(), LogisticRegression(max_iter=2000))
         pipe.fit(self.split.train_images, self.split.train_labels.numpy())
-        return float((pipe.predict(self.split.test_images) == self.split.test_labels.numpy()).mean()), {}
+        return float((pipe.predict(self.split.test_images) == self.split.test_labels.numpy()).mean())
 
     def ssl(self) -> tuple[float, dict[str, Any]]:
         """The semi-supervised GAN's (averaged) discriminator as the classifier; with

@@ -98,6 +98,7 @@ HOW = {
     "your unlabeled images, no synthetic ones",
     "ssl": "the semi-supervised GAN as the classifier (`gan-augment classify --method ssl`)",
     "d-features": "a linear model on discriminator features (`gan-augment classify`)",
+    "teacher-features": "a linear model on the run's teacher's features (`gan-augment features RUN`)",
     "pseudo-soft": "your classifier's probabilities on the unlabeled images as extra targets",
     "pseudo-label": "your classifier's confident labels on the unlabeled images as extra targets",
 }
