@@ -49,6 +49,7 @@ def arms(steps: int) -> dict[str, tuple[TrainConfig, bool]]:
         pretrain_steps=2 * steps,
         sample_every=10**9,
         checkpoint_every=10**9,
+        teacher="none",  # the samples' quality is measured here, not the teacher's
         model=model,
     )
     return {

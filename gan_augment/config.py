@@ -46,12 +46,12 @@ SAMPLE_ARMS: tuple[str, ...] = (
 )
 REAL_CONTROL_ARMS: tuple[str, ...] = ("pseudo-label", "pseudo-soft", "distill-real")
 # The arms of the run as ``fit LABELED UNLABELED`` writes it with its defaults (its teacher included):
-# default is exactly ``GANAugmentedDataset(base, run)``; default-unlabeled adds the unlabeled images
-# (``unlabeled=``); teacher is the run's teacher itself, scored as the classifier; teacher-unlabeled is
-# the control without synthetic images: the unlabeled images alone, labelled by the same teacher;
-# teacher-features is logistic regression on the teacher's hidden layers (``DiscriminatorFeatures(run)``),
-# to set against d-features (the DCGAN discriminator's).
-RUN_ARMS: tuple[str, ...] = ("default", "default-unlabeled", "teacher", "teacher-unlabeled", "teacher-features")
+# default is ``GANAugmentedDataset(base, run)`` as a user gets it (synthetic images and the run's
+# unlabeled images, labelled by the teacher); default-synthetic leaves the unlabeled images out
+# (``unlabeled=False``); teacher-unlabeled leaves the synthetic ones out (``fresh_passes=0``: the
+# control); teacher is the run's teacher itself, scored as the classifier; teacher-features is logistic
+# regression on its hidden layers (``DiscriminatorFeatures(run)``), to set against d-features.
+RUN_ARMS: tuple[str, ...] = ("default", "default-synthetic", "teacher", "teacher-unlabeled", "teacher-features")
 ARMS: tuple[str, ...] = ("baseline", *RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")
 TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
 

@@ -135,7 +135,7 @@ class TestVersionAndEntryPoints:
 
     def test_help_shows_the_steps_default_and_completion(self) -> None:
         result = invoke("fit", "--help")
-        assert "[default: 5000]" in " ".join(result.output.split())  # Rich markup used to swallow it
+        assert "[default: 5000; 600 on a CPU]" in " ".join(result.output.split())  # Rich markup used to swallow it
         assert "--install-completion" in invoke("--help").output
 
     def test_untrusted_checkpoint(self, tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ class TestVersionAndEntryPoints:
 class TestDemo:
     def test_demo_runs_end_to_end(self, tmp_path: Path) -> None:
         out = tmp_path / "demo"
-        result = invoke("demo", "--out", out, "--steps", "2", "--device", "cpu")
+        result = invoke("demo", "--out", out, "--steps", "2", "--teacher-steps", "2", "--device", "cpu")
         assert result.exit_code == 0, result.output
         assert "sample grid" in result.output
         assert len(list((out / "data" / "labeled").iterdir())) == 10
@@ -162,9 +162,12 @@ class TestDemo:
         assert ckpt["step"] == 6 and ckpt["channels"] == 1 and ckpt["image_size"] == 16
         assert (out / "run" / "samples" / "step_000006.png").is_file()
         # Running it again replaces its own previous run.
-        assert invoke("demo", "--out", out, "--steps", "1", "--device", "cpu", "--quiet").exit_code == 0
+        assert (
+            invoke("demo", "--out", out, "--steps", "1", "--teacher-steps", "2", "--device", "cpu", "--quiet").exit_code
+            == 0
+        )
 
     def test_demo_refuses_foreign_folder(self, tmp_path: Path) -> None:
         (tmp_path / "mine.txt").write_text("keep me")
-        result = invoke("demo", "--out", tmp_path, "--steps", "1", "--quiet")
+        result = invoke("demo", "--out", tmp_path, "--steps", "1", "--teacher-steps", "2", "--quiet")
         assert result.exit_code == 2 and (tmp_path / "mine.txt").exists()

@@ -90,7 +90,7 @@ def test_the_route_verdict_names_the_best_arm_that_clears_zero() -> None:
             ]
         return out
 
-    text = route_verdict(summarize(records({"default": 0.05, "teacher": 0.08, "default-unlabeled": 0.0})))
+    text = route_verdict(summarize(records({"default": 0.05, "teacher": 0.08, "default-synthetic": 0.0})))
     assert text.startswith("recommended for this data: teacher") and "gan-augment predict RUN" in text
     text = route_verdict(summarize(records({"default": -0.01, "teacher": 0.0})))
     assert text.startswith("recommended: train on your labels alone") and "default, teacher" in text
@@ -106,12 +106,13 @@ def test_evaluate_runs_the_default_arms_on_a_run_with_its_teacher(taught: dict[s
         gan=tiny_config(steps=2, channels=1), classifier=ClassifierConfig(steps=2, width=4, workers=0)
     )
     report = evaluate_folders(
-        taught["labeled"], taught["unlabeled"], tmp_path / "eval", ["baseline", "default", "default-unlabeled",
-        "teacher"], [0, 1], 0.3, settings, taught["run"], Reporter(quiet=True),
+        taught["labeled"], taught["unlabeled"], tmp_path / "eval", ["baseline", "default", "default-synthetic",
+        "teacher", "teacher-unlabeled"], [0, 1], 0.3, settings, taught["run"], Reporter(quiet=True),
     )  # fmt: skip
     arms = {r["arm"] for r in report["runs"]}
-    assert arms == {"baseline", "default", "default-unlabeled", "teacher"}
+    assert arms == {"baseline", "default", "default-synthetic", "teacher", "teacher-unlabeled"}
     pools = {r["arm"]: r.get("pool") for r in report["runs"] if r["seed"] == 0}
-    assert pools["default-unlabeled"] > pools["default"] > 0  # the unlabeled images joined the pool
+    assert pools["default"] == pools["default-synthetic"] + pools["teacher-unlabeled"]  # synthetic + unlabeled
+    assert pools["teacher-unlabeled"] == 8 and pools["default-synthetic"] > 0
     assert any(v.startswith(("recommended", "recommended for this data")) for v in report["verdicts"])
     assert not (tmp_path / "eval" / "runs").exists() or not any((tmp_path / "eval" / "runs").iterdir())

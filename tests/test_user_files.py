@@ -45,14 +45,26 @@ class TestEveryOutputIsOurs:
         (out / "data" / "README.txt").write_text("my dataset's readme")
         (out / "data" / "photos" / "cat.jpg").write_bytes(b"my cat")
         before = snapshot(out)
-        code, output = run_cli("demo", "--out", str(out), "--steps", "1", "--quiet", *CPU)
+        code, output = run_cli("demo", "--out", str(out), "--steps", "1", "--teacher-steps", "2", "--quiet", *CPU)
         one_line_error(code, output, "not a demo folder")
         assert snapshot(out) == before
 
     @pytest.mark.slow
     def test_demo_rerun_keeps_the_users_files_inside_its_folders(self, tmp_path: Path) -> None:
         out = tmp_path / "demo"
-        args = ("demo", "--out", str(out), "--steps", "1", "--labels-per-class", "2", "--quiet", *CPU)
+        args = (
+            "demo",
+            "--out",
+            str(out),
+            "--steps",
+            "1",
+            "--teacher-steps",
+            "2",
+            "--labels-per-class",
+            "2",
+            "--quiet",
+            *CPU,
+        )
         assert run_cli(*args)[0] == 0
         mine = {out / "data" / "labeled" / "0" / "my_zero.png": b"mine", out / "data" / "notes.txt": b"notes"}
         for path, data in mine.items():

@@ -202,8 +202,8 @@ ResampleOpt = Annotated[
 
 # evaluate's arms when none are named: the baseline and the routes the limited-labels benchmark found
 # worth taking (docs/results_notes.md, "The run's teacher"); the pool's arm only with an UNLABELED folder.
-DEFAULT_ARMS = ("baseline", "default", "default-unlabeled", "teacher")
-POOL_ONLY = ("default-unlabeled",)
+DEFAULT_ARMS = ("baseline", "default", "teacher", "teacher-unlabeled")
+POOL_ONLY = ("teacher-unlabeled",)
 
 
 def _arm_list(arms: str) -> list[str]:

@@ -170,8 +170,9 @@ def fit(
 RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile"}
 
 
-# The demo's teacher budget: the semi-supervised MLP on 16 px digits, a few seconds per thousand iterations.
-DEMO_TEACHER_STEPS = 3000
+# The demo's teacher budget: the semi-supervised MLP on 16 px digits takes about 30 s per thousand
+# iterations on 2 CPU cores; with the GAN's steps below the demo trains in about 80 s (docs/results/fit_time.md).
+DEMO_TEACHER_STEPS = 1000
 
 
 def adopt_demo_folder(out: Path) -> None:
@@ -187,9 +188,10 @@ def adopt_demo_folder(out: Path) -> None:
 def demo(
     out: Path = typer.Option(Path("demo-run"), "--out", "-o", help="Folder for the demo data and run."),
     steps: int = typer.Option(
-        300, min=1, help="Per-class training steps (unconditional pre-training adds twice as many)."
+        200, min=1, help="Per-class training steps (unconditional pre-training adds twice as many)."
     ),
     labels_per_class: int = typer.Option(20, min=1, max=150, help="Labeled digits per class; the rest are unlabeled."),
+    teacher_steps: int = typer.Option(DEMO_TEACHER_STEPS, min=1, help="The run's teacher's iterations."),
     device: DeviceOpt = "auto",
     quiet: QuietOpt = False,
 ) -> None:
@@ -209,7 +211,7 @@ def demo(
         batch_size=32,
         sample_every=max(1, steps // 2),
         checkpoint_every=max(1, steps),
-        teacher_steps=DEMO_TEACHER_STEPS,
+        teacher_steps=teacher_steps,
         model=ModelConfig(channels=1, g_width=16, d_width=16, z_dim=32),
     )
     t0 = time.perf_counter()

@@ -229,7 +229,8 @@ class SeedArms:
 
     def run_arm(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
         """The arms of the default run (see ``RUN_ARMS``): the two-argument ``GANAugmentedDataset`` (at
-        its default synthetic share unless a ratio is given), with the unlabeled images, or the teacher."""
+        its default synthetic share unless a ratio is given), without its unlabeled or its synthetic
+        images, the teacher itself, or a linear model on its features."""
         s = self.settings
         run = self.gan_run("per-class", f"default-seed{self.seed}", key="default")
         teacher = load_run_teacher(run, s.device)
@@ -240,7 +241,9 @@ class SeedArms:
             return float((logits.argmax(1) == self.split.test_labels).float().mean()), dict(teacher.metrics)
         if arm == "teacher-features":
             return self._linear_probe(DiscriminatorFeatures(run, device=str(s.device), source="teacher")), {}
-        kw: dict[str, Any] = {"unlabeled": self.split.unlabeled} if arm != "default" else {}
+        # The run was trained from images in memory, so it names no unlabeled folder for the dataset to read
+        # again (what GANAugmentedDataset does for a run of folders): it is given the same images instead.
+        kw: dict[str, Any] = {"unlabeled": False if arm == "default-synthetic" else self.split.unlabeled}
         if arm == "teacher-unlabeled":  # the control: no synthetic image in the pool
             kw["fresh_passes"] = 0
         if ratio is not None:

@@ -32,7 +32,7 @@ def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[t
 
 # Arms that need an unlabeled pool: the real-image controls draw from it, and a per-class run keeps
 # a pre-trained generator only when it pre-trained (on the pool, by the package's rule).
-POOL_ARMS = ("pseudo-label", "pseudo-soft", "gan-pretrained-soft", "default-unlabeled", "teacher-unlabeled")
+POOL_ARMS = ("pseudo-label", "pseudo-soft", "gan-pretrained-soft", "teacher-unlabeled")
 
 
 def evaluate_folders(

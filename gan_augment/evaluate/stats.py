@@ -92,7 +92,7 @@ def samples_verdict(rows: list[dict[str, Any]]) -> str:
 # How to take each route, for the verdict that recommends one.
 HOW = {
     "default": "GANAugmentedDataset(base, run) with the run `gan-augment fit LABELED UNLABELED` writes",
-    "default-unlabeled": "GANAugmentedDataset(base, run, unlabeled=True) with the run of `gan-augment fit`",
+    "default-synthetic": "GANAugmentedDataset(base, run, unlabeled=False) with the run of `gan-augment fit`",
     "teacher": "the run's teacher itself as the classifier (`gan-augment predict RUN IMAGES`)",
     "teacher-unlabeled": "GANAugmentedDataset(base, run, unlabeled=True, fresh_passes=0): the teacher's labels on "
     "your unlabeled images, no synthetic ones",

@@ -25,6 +25,7 @@ from .extra import (
     check_sizing,
     check_unlabeled_images,
     fresh_counts,
+    run_names_unlabeled,
     run_unlabeled_images,
 )
 from .pipelines import PipelineKind, apply_transform, check_pipeline
@@ -52,7 +53,8 @@ class GANAugmentedDataset(Dataset):
       teacher-labelled images, from torch's random number generator as a random transform would, so
       every pass of a plain ``DataLoader`` sees other images (worker processes too), and
       ``torch.manual_seed`` repeats them. The pool holds ``fresh_passes`` passes' worth of synthetic
-      images (at most ``FRESH_MAX_IMAGES``), and with ``unlabeled`` the unlabeled images as well;
+      images (at most ``FRESH_MAX_IMAGES``);
+    - puts the run's unlabeled images in that pool too (``unlabeled``), labelled by the same teacher;
     - sizes the extra part at ``DEFAULT_TEACHER_RATIO`` of the items.
 
     Without a teacher (a run trained with ``--teacher none``, or ``labels="generator"``), synthetic
@@ -98,7 +100,8 @@ class GANAugmentedDataset(Dataset):
         fresh_passes: Synthetic images in the fresh pool per extra item; 0 leaves them out, so the
             extra items are ``unlabeled`` images alone (a control: the teacher's labels on real images).
         unlabeled: Add unlabeled images to the fresh pool, labelled by the same teacher: ``True``
-            for the folder the run was trained with (decoded again), or uint8 images (N, C, H, W).
+            for the folder the run was trained with (decoded again), uint8 images (N, C, H, W), or
+            ``False``. Default: the run's folder when the run's teacher labels and the run names one.
         classes: Only these classes (names) get synthetic images; default all that map.
         class_mapping: ``{generator class name: base label}``; default: match ``base_ds.classes``
             by name.
@@ -147,6 +150,8 @@ class GANAugmentedDataset(Dataset):
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         check_labeling(labels, teacher, min_confidence, temperature)
         self.fresh = (labels != "generator") if fresh is None else bool(fresh)
+        if unlabeled is None:  # the run's own unlabeled images, when its teacher labels and its folder is named
+            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(generator_ckpt)
         check_extra(self.fresh, fresh_passes, unlabeled, labels)
         check_pipeline(base_ds, pipeline)
         self.base_ds, self.generator_ckpt, self.seed = base_ds, str(generator_ckpt), seed

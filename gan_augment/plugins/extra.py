@@ -11,6 +11,7 @@ makes the passes repeat.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -108,7 +109,24 @@ def check_unlabeled_images(images: Any) -> torch.Tensor:
     return images
 
 
-def run_unlabeled_images(run: str | Path, image_size: int, channels: int) -> torch.Tensor:
+def _run_sources(run: str | os.PathLike[str]) -> dict[str, Any]:
+    """The folders a run's ``config.json`` names (``labeled``, ``unlabeled``), or {} when it names none."""
+    folder = Path(run).expanduser()
+    folder = folder if folder.is_dir() else folder.parent
+    try:
+        data = json.loads((folder / "config.json").read_text()).get("data") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def run_names_unlabeled(run: str | os.PathLike[str]) -> bool:
+    """Whether the run was trained with an unlabeled folder it names (``fit`` with UNLABELED)."""
+    sources = _run_sources(run)
+    return isinstance(sources.get("unlabeled"), str) and isinstance(sources.get("labeled"), str)
+
+
+def run_unlabeled_images(run: str | os.PathLike[str], image_size: int, channels: int) -> torch.Tensor:
     """The unlabeled images a run of ``fit`` was trained on, decoded again from the folder its
     ``config.json`` names (through the decode cache), at the run's size and channels.
 
@@ -117,17 +135,11 @@ def run_unlabeled_images(run: str | Path, image_size: int, channels: int) -> tor
     """
     from ..data import load_image_data
 
-    folder = Path(run).expanduser()
-    folder = folder if folder.is_dir() else folder.parent
-    try:
-        data = json.loads((folder / "config.json").read_text()).get("data") or {}
-    except (OSError, ValueError, AttributeError) as exc:
-        raise GanAugmentError(f"cannot read {str(folder / 'config.json')!r} ({exc}): pass the images instead") from None
-    data = data if isinstance(data, dict) else {}
-    labeled, unlabeled = data.get("labeled"), data.get("unlabeled")
+    sources = _run_sources(run)
+    labeled, unlabeled = sources.get("labeled"), sources.get("unlabeled")
     if not isinstance(unlabeled, str) or not isinstance(labeled, str):
         raise GanAugmentError(
-            f"the run {str(folder)!r} names no unlabeled folder (trained without one, or from images in memory): "
+            f"the run {str(run)!r} names no unlabeled folder (trained without one, or from images in memory): "
             "pass unlabeled=<uint8 images (N, C, H, W)>, or leave it out"
         )
     decoded = load_image_data(labeled, unlabeled, image_size=image_size, channels=channels)
