@@ -135,6 +135,19 @@ def write_folder(
     return root
 
 
+def gray_runs(root: Path, runs: dict[str, TrainConfig]) -> dict[str, Path]:
+    """Grayscale folders under ``root`` (dark, light: 6 labeled each; 8 unlabeled), and a run of each
+    configuration in ``runs`` trained on them (the fast mlp teacher, where a configuration asks for one)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GAN_AUGMENT_CACHE", str(root / "cache"))
+    labeled = write_folder(root / "labeled", ["dark", "light"], [6, 6], channels=1)
+    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4], channels=1, seed=1)
+    for name, cfg in runs.items():
+        fit(labeled, unlabeled, root / name, cfg, device="cpu", quiet=True)
+    mp.undo()
+    return {"labeled": labeled, "unlabeled": unlabeled, "root": root, **{name: root / name for name in runs}}
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny runs shared by the plugin tests: per-class, conditional, unconditional, and a

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TINY_CLI, tiny_config, write_folder
+from conftest import TINY_CLI, gray_runs, tiny_config
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
@@ -37,14 +37,7 @@ def teacher_config(**changes: Any) -> TrainConfig:
 @pytest.fixture(scope="module")
 def gray(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Grayscale folders (dark, light; 6 labeled each, 8 unlabeled) and a run with its ssl teacher."""
-    root = tmp_path_factory.mktemp("teacher")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GAN_AUGMENT_CACHE", str(root / "cache"))
-    labeled = write_folder(root / "labeled", ["dark", "light"], [6, 6], channels=1)
-    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4], channels=1, seed=1)
-    fit(labeled, unlabeled, root / "run", teacher_config(), device="cpu", quiet=True)
-    mp.undo()
-    return {"labeled": labeled, "unlabeled": unlabeled, "run": root / "run", "root": root}
+    return gray_runs(tmp_path_factory.mktemp("teacher"), {"run": teacher_config()})
 
 
 def always_light(run: Path, out: Path) -> Path:

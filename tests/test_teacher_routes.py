@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config, write_folder
+from conftest import gray_runs, tiny_config
 from typer.testing import CliRunner
 
-from gan_augment import fit, load_checkpoint
+from gan_augment import load_checkpoint
 from gan_augment.cli import app
 from gan_augment.evaluate.stats import route_verdict, summarize
 
@@ -22,16 +22,8 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def taught(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Grayscale folders and two runs on them: one with its ssl teacher, one without a teacher."""
-    root = tmp_path_factory.mktemp("routes")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GAN_AUGMENT_CACHE", str(root / "cache"))
-    labeled = write_folder(root / "labeled", ["dark", "light"], [6, 6], channels=1)
-    unlabeled = write_folder(root / "unlabeled", ["a", "b"], [4, 4], channels=1, seed=1)
     cfg = tiny_config(steps=2, channels=1, teacher="auto", teacher_steps=6)
-    fit(labeled, unlabeled, root / "run", cfg, device="cpu", quiet=True)
-    fit(labeled, unlabeled, root / "plain", cfg.replace(teacher="none"), device="cpu", quiet=True)
-    mp.undo()
-    return {"labeled": labeled, "unlabeled": unlabeled, "run": root / "run", "plain": root / "plain"}
+    return gray_runs(tmp_path_factory.mktemp("routes"), {"run": cfg, "plain": cfg.replace(teacher="none")})
 
 
 def _rows(path: Path) -> list[list[str]]:
