@@ -34,8 +34,9 @@ class TestEvaluate:
             assert row["mean"] == pytest.approx(np.mean(list(accs.values())))
             if row["arm"] != "baseline":
                 assert row["gain"] == pytest.approx(np.mean([accs[s] - base[s] for s in accs]))
-        assert len(report["verdicts"]) == 3 and (out / "evaluation.png").is_file()
-        assert "synthetic samples" in report["verdicts"][-1]  # the verdict over every sample arm
+        assert len(report["verdicts"]) == 4 and (out / "evaluation.png").is_file()
+        assert "synthetic samples" in report["verdicts"][-2]  # the verdict over every sample arm
+        assert report["verdicts"][-1].startswith("recommended")  # the route to take
         gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
         assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
 

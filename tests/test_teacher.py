@@ -183,9 +183,11 @@ class TestTheDefaultDataset:
 
     def test_unlabeled_images_join_the_pool(self, gray: dict[str, Path]) -> None:
         base = ImageFolder(gray["labeled"])
-        alone = GANAugmentedDataset(base, gray["run"], output_format="tensor")
+        alone = GANAugmentedDataset(base, gray["run"], output_format="tensor", unlabeled=False)
         ds = GANAugmentedDataset(base, gray["run"], output_format="tensor", unlabeled=True)  # the run's folder
         assert ds.pool is not None and alone.pool is not None and len(ds.pool) == len(alone.pool) + 8
+        default = GANAugmentedDataset(base, gray["run"], output_format="tensor")  # the run names its folder
+        assert default.pool is not None and len(default.pool) == len(ds.pool)
         given = torch.zeros(5, 1, 16, 16, dtype=torch.uint8)
         ds = GANAugmentedDataset(base, gray["run"], output_format="tensor", unlabeled=given)
         assert ds.pool is not None and len(ds.pool) == len(alone.pool) + 5
@@ -203,7 +205,7 @@ class TestTheDefaultDataset:
         with pytest.raises(ValueError, match="fresh_passes=-1"):
             GANAugmentedDataset(base, gray["run"], fresh_passes=-1)
         with pytest.raises(ValueError, match="fresh_passes=0 leaves no synthetic image"):
-            GANAugmentedDataset(base, gray["run"], fresh_passes=0)
+            GANAugmentedDataset(base, gray["run"], fresh_passes=0, unlabeled=False)
         with pytest.raises(ValueError, match="uint8 images"):
             GANAugmentedDataset(base, gray["run"], unlabeled=torch.zeros(2, 1, 16, 16))
 

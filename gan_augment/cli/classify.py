@@ -206,6 +206,13 @@ DEFAULT_ARMS = ("baseline", "default", "teacher", "teacher-unlabeled")
 POOL_ONLY = ("teacher-unlabeled",)
 
 
+ARMS_HELP = (
+    f"Comma-separated arms: {', '.join(ARMS)} (docs/usage.md says what each does). [default: "
+    f"{','.join(DEFAULT_ARMS)}; without UNLABELED {','.join(a for a in DEFAULT_ARMS if a not in POOL_ONLY)}]"
+)
+GAN_STEPS_HELP = f"GAN training steps per arm. \\[default: {default(T, 'steps')}; {CPU_SIZES['steps']} on a CPU]"
+
+
 def _arm_list(arms: str) -> list[str]:
     """The comma-separated arms, checked, with the baseline first."""
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
@@ -224,24 +231,11 @@ def evaluate(
     run: Optional[Path] = typer.Option(
         None, "--run", help="Use this fit run for its arm instead of training a GAN per seed."
     ),
-    arms: Optional[str] = typer.Option(
-        None,
-        help="Comma-separated arms: "
-        + ", ".join(ARMS)
-        + " (docs/usage.md says what each does). [default: "
-        + ",".join(DEFAULT_ARMS)
-        + "; without UNLABELED "
-        + ",".join(a for a in DEFAULT_ARMS if a not in POOL_ONLY)
-        + "]",
-    ),
+    arms: Optional[str] = typer.Option(None, help=ARMS_HELP),
     seeds: int = typer.Option(3, min=1, max=20, help="Repeats, each with its own held-out split."),
     test_fraction: float = typer.Option(0.3, min=0.05, max=0.9, help="Fraction of each class held out for testing."),
     image_size: ImageSizeOpt = default(T, "image_size"),
-    gan_steps: Optional[int] = typer.Option(
-        None,
-        min=1,
-        help=f"GAN training steps per arm. \\[default: {default(T, 'steps')}; {CPU_SIZES['steps']} on a CPU]",
-    ),
+    gan_steps: Optional[int] = typer.Option(None, min=1, help=GAN_STEPS_HELP),
     clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
     classifier: str = typer.Option(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
@@ -261,11 +255,10 @@ def evaluate(
     arm_list = _arm_list(arms or ",".join(a for a in DEFAULT_ARMS if unlabeled is not None or a not in POOL_ONLY))
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
+    workers = 0 if dev.type == "cpu" else 4
     settings = ArmSettings(
         gan=for_device(dev.type, image_size=image_size, **({"steps": gan_steps} if gan_steps else {})),
-        classifier=ClassifierConfig(
-            steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier, resample=resample
-        ),
+        classifier=ClassifierConfig(steps=clf_steps, workers=workers, architecture=classifier, resample=resample),
         synthetic_ratio=synthetic_ratio,
         min_confidence=min_confidence,
         flip=flip,

@@ -231,10 +231,11 @@ class GANAugmentedDataset(Dataset):
             self.synthetic_targets = self._to_base(gen_labels)
         else:
             self._draw_with_teacher()
-        self.n_synthetic = sum(self.counts.values()) if self.fresh else len(self.synthetic_targets)
+        self.n_synthetic = len(self.synthetic_targets)
         if self.fresh:
             synthetic = (self.synthetic_images, self.synthetic_targets, self.synthetic_soft)
             self.pool = ExtraPool.of([synthetic] + ([self._unlabeled] if self._unlabeled else []))
+            self.n_synthetic = sum(self.counts.values()) if len(self.pool) else 0  # none kept: nothing to draw
 
     def _resized(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images at the base samples' size (bilinear, antialiased) and channels (gray repeated,
