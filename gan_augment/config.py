@@ -285,9 +285,9 @@ class TrainConfig(_PlainConfig):
 
 
 # What ``fit`` trains on a CPU when no configuration is given: the article's per-class DCGANs (width 64,
-# 5,000 steps) take about 8 s a step there for ten classes on 2 cores, so hours. These sizes take about
-# 0.35 s a step (28 px, ten classes), so that ``fit LABELED UNLABELED`` on MNIST-sized data, the
-# teacher included, finishes in under 25 minutes (docs/performance.md has the measurement).
+# 5,000 steps) take about 8 s a step there for ten classes on 2 cores, so hours. These sizes took
+# 10 minutes for MNIST-sized data at 32 px (DiffAugment on); with the teacher, ``fit LABELED UNLABELED``
+# there still takes about 40 minutes, over the 25 aimed at (issue 20's note): to be cut further.
 CPU_SIZES: dict[str, Any] = {"steps": 600, "batch_size": 32, "g_width": 16, "d_width": 16, "z_dim": 64}
 
 

@@ -33,8 +33,8 @@ def resolve_teacher(config: TrainConfig, data: ImageData) -> str:
     return "ssl" if data.num_unlabeled else "supervised"
 
 
-# The CPU budget of the mlp teacher: 16,000 iterations take about 15 minutes on 2 cores at 28-32 px, so
-# that ``fit LABELED UNLABELED`` on MNIST-sized data finishes within 25 minutes with the GAN's CPU sizes.
+# The CPU budget of the mlp teacher: 16,000 iterations took about 14 minutes on 2 cores at 28 px (MNIST,
+# 98.47% alone with 10 labels per class), about twice that at 32 px.
 # (``classify --method ssl`` keeps 24,000: 98.8% on MNIST with 10 labels per class, docs/results/ssl_mnist.md.)
 CPU_MLP_TEACHER_STEPS = 16_000
 # The conv teacher (RGB) on a CPU: the paper's width (96) takes about 3.4 s an iteration on 2 cores, so
