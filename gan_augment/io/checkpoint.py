@@ -47,6 +47,12 @@ def check_weights(state: Any) -> dict[str, Any]:
     return state
 
 
+def run_file(run: str | os.PathLike[str], name: str) -> Path:
+    """The file ``name`` of a run, given the run directory or a file inside it (its checkpoint.pt)."""
+    path = Path(run).expanduser()
+    return (path if path.is_dir() else path.parent) / name
+
+
 def resolve_checkpoint_path(path_or_run_dir: str | os.PathLike[str]) -> Path:
     """Return the checkpoint file of a run directory, or ``path`` itself if it is a file.
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from ..errors import GanAugmentError
+from ..io.checkpoint import run_file
 
 # The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` without a teacher, when none is given.
 # With the generator's labels, the limited-labels benchmark measured ratios 0.25 and 0.5 costing least
@@ -112,10 +112,8 @@ def check_unlabeled_images(images: Any) -> torch.Tensor:
 
 def _run_sources(run: str | os.PathLike[str]) -> dict[str, Any]:
     """The folders a run's ``config.json`` names (``labeled``, ``unlabeled``), or {} when it names none."""
-    folder = Path(run).expanduser()
-    folder = folder if folder.is_dir() else folder.parent
     try:
-        data = json.loads((folder / "config.json").read_text()).get("data") or {}
+        data = json.loads(run_file(run, "config.json").read_text()).get("data") or {}
     except (OSError, ValueError, AttributeError):
         return {}
     return data if isinstance(data, dict) else {}

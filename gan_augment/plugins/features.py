@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,7 +15,7 @@ from torch import nn
 
 from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError
-from ..io.checkpoint import TEACHER_NAME
+from ..io.checkpoint import TEACHER_NAME, run_file
 from ..io.images import LUMA
 from ..io.rebuild import load_discriminator
 from ..models import PerClassDiscriminator
@@ -272,12 +271,13 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         """The run's teacher network when ``source`` asks for it (or ``auto`` finds one), else None."""
         if self.source not in FEATURE_SOURCES:
             raise ValueError(f"source={self.source!r} is not one of {', '.join(FEATURE_SOURCES)}")
-        folder = Path(self.generator_ckpt).expanduser()  # type: ignore[arg-type]
-        path = (folder if folder.is_dir() else folder.parent) / TEACHER_NAME
+        path = run_file(self.generator_ckpt, TEACHER_NAME)  # type: ignore[arg-type]
         if self.source == "discriminator" or (self.source == "auto" and not path.is_file()):
             return None
         if not path.is_file():
-            raise GanAugmentError(f"{str(folder)!r} kept no teacher ({TEACHER_NAME}): pass source='discriminator'")
+            raise GanAugmentError(
+                f"{str(self.generator_ckpt)!r} kept no teacher ({TEACHER_NAME}): pass source='discriminator'"
+            )
         return load_discriminator(path, device="cpu")
 
     def transform(self, X: Any) -> np.ndarray:

@@ -17,14 +17,13 @@ keep and what their targets are:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
 
 import torch
 from torch import nn
 
 from ..errors import GanAugmentError
-from ..io.checkpoint import TEACHER_NAME, load_checkpoint, reading
+from ..io.checkpoint import TEACHER_NAME, load_checkpoint, reading, run_file
 from ..io.images import match_images
 from ..io.rebuild import build_ssl_classifier
 
@@ -98,8 +97,7 @@ def load_run_teacher(run: str | os.PathLike[str], device: str | torch.device = "
     Raises:
         CheckpointError: If ``teacher.pt`` is there but not a teacher gan-augment wrote.
     """
-    folder = Path(run).expanduser()
-    path = (folder if folder.is_dir() else folder.parent) / TEACHER_NAME
+    path = run_file(run, TEACHER_NAME)
     if not path.is_file():
         return None
     state = load_checkpoint(path)

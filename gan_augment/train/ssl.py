@@ -310,8 +310,8 @@ def run_steps(
     return curve
 
 
-def classifier_state(run: SSLRun, data: ImageData, kind: str = "ssl") -> dict[str, Any]:
-    """The trained classifier as a plain dict: the averaged discriminator and what rebuilds it."""
+def classifier_state(run: SSLRun, data: ImageData, classifier: nn.Module, kind: str = "ssl") -> dict[str, Any]:
+    """The trained classifier (``run``'s averaged discriminator) as a plain dict, with what rebuilds it."""
     return {
         "kind": kind,
         "class_names": list(data.class_names),
@@ -319,7 +319,7 @@ def classifier_state(run: SSLRun, data: ImageData, kind: str = "ssl") -> dict[st
         "channels": int(data.images.shape[1]),
         "architecture": run.architecture,
         "ssl_config": run.config.to_dict(),
-        "d": run.average.averaged(run.gan.d).state_dict(),
+        "d": classifier.state_dict(),
     }
 
 
@@ -328,7 +328,7 @@ def finish_ssl(
 ) -> dict[str, Any]:
     """``{"state", "metrics", "curve"}`` of a trained run (see :func:`train_ssl`)."""
     classifier = run.average.averaged(run.gan.d)
-    state = {**classifier_state(run, data), "g": run.gan.g.state_dict()}
+    state = {**classifier_state(run, data, classifier), "g": run.gan.g.state_dict()}
     metrics = {
         "method": "ssl",
         "val_accuracy": accuracy(classifier, data.images[val_idx], data.labels[val_idx]),

@@ -20,7 +20,14 @@ import torch
 
 from ..config import SSLConfig, TrainConfig
 from ..data import ImageData
-from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
+from ..io.checkpoint import (
+    TEACHER_NAME,
+    TEACHER_TRAINING_NAME,
+    load_checkpoint,
+    reading,
+    run_file,
+    save_checkpoint,
+)
 from ..progress import Reporter
 from .health import stop_signals
 from .ssl import SSLRun, accuracy, classifier_state, default_ssl_steps, run_steps, start_ssl
@@ -131,7 +138,8 @@ def _save_teacher(
     run: SSLRun, data: ImageData, kind: str, settings: dict[str, Any], seconds: float, path: Path
 ) -> None:
     labeled = data.labels >= 0
-    train_accuracy = accuracy(run.average.averaged(run.gan.d), data.images[labeled], data.labels[labeled])
+    classifier = run.average.averaged(run.gan.d)
+    train_accuracy = accuracy(classifier, data.images[labeled], data.labels[labeled])
     metrics = {
         "steps": run.config.steps,
         "architecture": run.architecture,
@@ -141,7 +149,7 @@ def _save_teacher(
         "labeled_accuracy": train_accuracy,
         "train_seconds": round(seconds, 1),
     }
-    save_checkpoint({**classifier_state(run, data, kind), "settings": settings, "metrics": metrics}, path)
+    save_checkpoint({**classifier_state(run, data, classifier, kind), "settings": settings, "metrics": metrics}, path)
 
 
 def _remove(path: Path) -> None:
@@ -153,8 +161,7 @@ def describe_teacher(run: Path) -> dict[str, Any]:
     """What ``info`` and ``report`` say of a run's teacher: ``{"state": "none"}``, ``{"state":
     "training", "step", "steps", "kind"}``, or the finished teacher's kind, budget and metrics (its
     ``labeled_accuracy`` is on the images it trained on: optimistic, no labeled image is held out)."""
-    folder = run if run.is_dir() else run.parent
-    final, partial = folder / TEACHER_NAME, folder / TEACHER_TRAINING_NAME
+    final, partial = run_file(run, TEACHER_NAME), run_file(run, TEACHER_TRAINING_NAME)
     if final.is_file():
         state = load_checkpoint(final)
         with reading(final):
