@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from gan_augment import ModelConfig, TrainConfig, __version__, load_image_data
-from gan_augment.config import SSL_ARCHITECTURES, SSLConfig
+from gan_augment.config import SSL_ARCHITECTURES, SSLConfig, for_device
 from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
     ARMS,
@@ -536,9 +536,7 @@ def main() -> None:
         augment=args.clf_augment,
     )
     if args.cpu_reduced:
-        gan = TrainConfig(
-            steps=args.gan_steps or 400, batch_size=32, model=ModelConfig(g_width=8, d_width=16, z_dim=64)
-        )
+        gan = for_device("cpu", **({"steps": args.gan_steps} if args.gan_steps else {}))  # fit's CPU sizes
         clf = ClassifierConfig(
             steps=min(args.clf_steps, 400), width=16, batch_size=64, workers=0, augment=args.clf_augment
         )

@@ -135,7 +135,7 @@ class TestVersionAndEntryPoints:
 
     def test_help_shows_the_steps_default_and_completion(self) -> None:
         result = invoke("fit", "--help")
-        assert "[default: 5000; 600 on a CPU]" in " ".join(result.output.replace("│", " ").split())  # Rich markup
+        assert "[default: 5000; 400 on a CPU]" in " ".join(result.output.replace("│", " ").split())  # Rich markup
         assert "--install-completion" in invoke("--help").output
 
     def test_untrusted_checkpoint(self, tmp_path: Path) -> None:

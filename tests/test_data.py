@@ -11,7 +11,7 @@ from torchvision.datasets import ImageFolder
 
 import gan_augment.data.decode as decode_module
 from gan_augment import DataError, load_image_data
-from gan_augment.data import decode_image, scan_folders
+from gan_augment.data import decode_image, labeled_side, native_image_size, scan_folders
 
 
 class TestScan:
@@ -84,6 +84,36 @@ class TestDecode:
         Image.new("L", (10, 10), 7).convert("P").save(tmp_path / "pal.png")
         _, gray = decode_image(tmp_path / "pal.png", 8)
         assert gray
+
+
+class TestNativeImageSize:
+    """``fit`` without an image size trains at the labeled images' own side when it suits the models."""
+
+    @pytest.mark.parametrize(("size", "expected"), [(28, 28), (16, 16), (20, 20), (32, 32), (40, 32), (12, 32)])
+    def test_one_square_side(self, make_image_folder, size: int, expected: int) -> None:
+        folder = make_image_folder(size=size, per_class=2)
+        assert labeled_side(folder) == size
+        assert native_image_size(folder) == expected  # 40 and 12: outside 16-32, the default 32
+
+    def test_mixed_non_square_or_unsupported_sides_give_32(self, make_image_folder, tmp_path: Path) -> None:
+        folder = make_image_folder(size=28, per_class=2)
+        Image.new("L", (24, 24)).save(folder / "class_0" / "other.png")
+        assert labeled_side(folder) is None and native_image_size(folder) == 32
+        wide = make_image_folder(name="wide", size=28, per_class=1)
+        for png in wide.rglob("*.png"):
+            Image.new("L", (28, 20)).save(png)
+        assert labeled_side(wide) is None and native_image_size(wide) == 32
+        odd = make_image_folder(name="odd", size=18, per_class=1)  # 18 = 9·2: no start size of 3 to 7
+        assert labeled_side(odd) == 18 and native_image_size(odd) == 32
+
+    def test_a_file_that_does_not_open_is_left_to_the_decoder(self, make_image_folder) -> None:
+        folder = make_image_folder(size=28, per_class=2)
+        (folder / "class_1" / "broken.png").write_bytes(b"not a png")
+        assert native_image_size(folder) == 28
+
+    def test_a_missing_folder_is_the_usual_error(self, tmp_path: Path) -> None:
+        with pytest.raises(DataError, match="does not exist"):
+            native_image_size(tmp_path / "missing")
 
 
 class TestLoadImageData:

@@ -29,9 +29,18 @@ class TestGenerator:
         g = Generator(ModelConfig(image_size=32, g_width=4))
         block = g.blocks[0]
         assert isinstance(block.norm, torch.nn.BatchNorm2d)
-        assert isinstance(block.up, torch.nn.Upsample)
+        x = torch.randn(2, 3, 4, 5)  # the upsampling is nearest ×2, value for value
+        assert torch.equal(block.up(x), torch.nn.Upsample(scale_factor=2, mode="nearest")(x))
         assert block.conv.kernel_size == (3, 3) and block.conv.stride == (1, 1) and block.conv.padding == (1, 1)
         assert len(g.blocks) == 3  # 4 → 8 → 16 → 32
+
+    def test_nearest_upsampling_has_the_gradient_of_torchs(self, seed: int) -> None:
+        x = torch.randn(2, 3, 4, 4, requires_grad=True)
+        w = torch.randn(2, 3, 8, 8)
+        (Generator(ModelConfig(image_size=32, g_width=4)).blocks[0].up(x) * w).sum().backward()
+        ours, x.grad = x.grad, None
+        (torch.nn.Upsample(scale_factor=2, mode="nearest")(x) * w).sum().backward()
+        torch.testing.assert_close(ours, x.grad)
 
     def test_dcgan_init(self, seed: int) -> None:
         g = Generator(ModelConfig(image_size=64, g_width=32))

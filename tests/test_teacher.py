@@ -23,6 +23,7 @@ from gan_augment.config import CPU_SIZES, TrainConfig, for_device
 from gan_augment.io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, save_checkpoint
 from gan_augment.plugins.teacher import load_run_teacher
 from gan_augment.train import ssl as ssl_module
+from gan_augment.train.fit import default_config
 
 runner = CliRunner()
 TEACHER_STEPS = 12
@@ -228,6 +229,16 @@ class TestSizesByDevice:
         assert for_device("cuda") == TrainConfig()
         assert for_device("cpu", g_width=48, steps=7).model.g_width == 48
         assert for_device("cpu", g_width=48, steps=7).steps == 7
+
+    def test_without_an_image_size_fit_trains_at_the_images_own_side(self, make_image_folder, tmp_path: Path) -> None:
+        folder = make_image_folder(size=28, per_class=2, channels=1)
+        assert default_config(folder, "cpu").image_size == 28 and default_config(folder, "cuda").image_size == 28
+        common = ["--steps", "1", "--batch-size", "2", "--teacher", "none", "--device", "cpu", "--quiet"]
+        for given, expected in (([], 28), (["--image-size", "32"], 32)):
+            out = tmp_path / f"run{expected}"
+            result = runner.invoke(app, ["fit", str(folder), "--out", str(out), *given, *common])
+            assert result.exit_code == 0, result.output
+            assert json.loads((out / "config.json").read_text())["config"]["image_size"] == expected
 
     def test_the_cli_says_the_sizes_it_trains_with(self, gray: dict[str, Path], tmp_path: Path) -> None:
         args = ["fit", str(gray["labeled"]), "--out", str(tmp_path / "r"), "--image-size", "16", "--steps", "1"]

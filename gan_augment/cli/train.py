@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..config import CPU_SIZES, TEACHER_KINDS, ModelConfig, TrainConfig, default, for_device
+from ..data import native_image_size
 from ..data.demo import write_digits_folders
 from ..device import resolve_device
 from ..errors import GanAugmentError
@@ -19,7 +20,6 @@ from ..train import fit as run_fit
 from .app import (
     CompileChoice,
     DeviceOpt,
-    ImageSizeOpt,
     LabeledArg,
     LossChoice,
     ModeChoice,
@@ -48,6 +48,15 @@ def _by_device(name: str, cls: type = T) -> str:
     return f"\\[default: {default(cls, name)}; {CPU_SIZES[name]} on a CPU]"
 
 
+FitImageSize = Annotated[
+    Optional[int],
+    typer.Option(
+        min=8,
+        max=1024,
+        help="Side of the images (16, 28, 32, 64, 128, ...). \\[default: the labeled images' own side when they "
+        "are all squares of 16 to 32 px, else 32]",
+    ),
+]
 Steps = Annotated[
     Optional[int],
     typer.Option(min=1, help=f"Training steps (per class model in per-class mode). {_by_device('steps')}"),
@@ -123,7 +132,7 @@ def fit(
     unlabeled: UnlabeledArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path("runs/run"),
     mode: Mode = default(T, "mode"),
-    image_size: ImageSizeOpt = default(T, "image_size"),
+    image_size: FitImageSize = None,
     channels: Channels = default(T, "channels"),
     steps: Steps = None,
     pretrain_steps: PretrainSteps = default(T, "pretrain_steps"),
@@ -153,6 +162,8 @@ def fit(
 ) -> None:
     """Train DCGAN(s) on LABELED (and UNLABELED), then the run's teacher, and write a run directory."""
     options = {k: v for k, v in locals().items() if k not in RUN_OPTIONS}
+    if image_size is None and not resume:
+        options["image_size"] = native_image_size(labeled)
     config = config_from_options(options, resolve_device(device).type)
     # --resume: the run's own configuration; only --steps may change (to train longer), and any other option
     # given that differs from the run's is refused, by name.

@@ -2,7 +2,15 @@
 the demo data."""
 
 from .cache import load_image_data
-from .decode import decode_folder, decode_image, iter_decoded, iter_decoded_files, to_channels
+from .decode import (
+    decode_folder,
+    decode_image,
+    iter_decoded,
+    iter_decoded_files,
+    labeled_side,
+    native_image_size,
+    to_channels,
+)
 from .folders import (
     LABELED_EXTENSIONS,
     UNLABELED_EXTENSIONS,
@@ -25,8 +33,10 @@ __all__ = [
     "iter_decoded_files",
     "find_classes",
     "is_image_folder",
+    "labeled_side",
     "load_image_data",
     "memory_data",
+    "native_image_size",
     "safe_folder_names",
     "scan_folders",
     "stratified_split",

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from ..config import TrainConfig, base_size, default
 from ..errors import DataError
 from ..io.images import LUMA
-from .folders import check_dir, walk_images
+from .folders import check_dir, scan_folders, walk_images
 
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
 
@@ -116,6 +117,50 @@ def decode_files(files: list[Path], image_size: int, workers: int | None = None)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         return list(pool.map(work, files))
+
+
+# ``fit`` without an image size trains at the labeled images' own side when all are squares of one side
+# from 16 to 32 px that the models support (MNIST's 28: no resampling, a quarter fewer pixels than 32).
+NATIVE_SIDES = range(16, 33)
+
+
+def native_image_size(labeled: str | os.PathLike[str]) -> int:
+    """The image size ``fit`` trains ``labeled`` at when none is given: the images' own side
+    (:func:`labeled_side`) when it is in :data:`NATIVE_SIDES` and supported, else :class:`TrainConfig`'s
+    default (32).
+
+    Raises:
+        DataError: For a missing or empty folder (:func:`~gan_augment.data.folders.scan_folders`).
+    """
+    side, fallback = labeled_side(labeled), int(default(TrainConfig, "image_size"))
+    try:
+        return side if side in NATIVE_SIDES and base_size(side) else fallback
+    except ValueError:  # a side the models do not support (``base_size``)
+        return fallback
+
+
+def labeled_side(labeled: str | os.PathLike[str]) -> int | None:
+    """The side of the labeled folder's images when every one that opens is a square of one size
+    (after its EXIF rotation, which keeps a square square), else None. Reads headers only.
+
+    Raises:
+        DataError: As :func:`~gan_augment.data.folders.scan_folders` for a missing or empty folder.
+    """
+    files, _, _, _ = scan_folders(labeled)
+    sides: set[tuple[int, int]] = set()
+    for path in files:
+        try:
+            _check_regular(path)
+            with Image.open(path) as im:
+                sides.add(im.size)
+        except Exception:  # noqa: BLE001 - a file that does not open is left to the decoder to report
+            continue
+        if len(sides) > 1:
+            return None
+    if len(sides) != 1:
+        return None
+    ((w, h),) = sides
+    return w if w == h else None
 
 
 # Images decoded at a time when a folder is streamed: memory stays bounded whatever the folder holds.

@@ -26,6 +26,16 @@ def _widths(base: int, n: int) -> list[int]:
     return [base * min(2**i, 8) for i in range(n)]
 
 
+class NearestUp2(nn.Module):
+    """Nearest-neighbour upsampling ×2, as ``nn.Upsample(scale_factor=2, mode="nearest")`` gives it (the
+    same values), by broadcasting: torch's CPU kernel took about 150 ms for a (32, 320, 16, 16) batch on
+    2 cores, eight times this, and most of a per-class generator's forward pass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        return x[:, :, :, None, :, None].expand(b, c, h, 2, w, 2).reshape(b, c, 2 * h, 2 * w)
+
+
 class UpBlock(nn.Module):
     """BatchNorm → upsample ×2 → 3×3 conv → ReLU (or BatchNorm → 4×4 transposed conv → ReLU).
 
@@ -41,7 +51,7 @@ class UpBlock(nn.Module):
             self.up: nn.Module = nn.Identity()
             self.conv: nn.Module = nn.ConvTranspose2d(g * c_in, g * c_out, 4, stride=2, padding=1, groups=g)
         else:
-            self.up = nn.Upsample(scale_factor=2, mode="nearest")
+            self.up = NearestUp2()
             self.conv = nn.Conv2d(g * c_in, g * c_out, 3, stride=1, padding=1, groups=g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

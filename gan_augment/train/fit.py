@@ -11,7 +11,7 @@ from typing import Any, Collection
 import torch
 
 from ..config import TrainConfig, for_device
-from ..data import ImageData, load_image_data, summary
+from ..data import ImageData, load_image_data, native_image_size, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
@@ -46,10 +46,9 @@ def fit(
     Args:
         labeled: ImageFolder-style folder (one sub-folder of images per class).
         unlabeled: Optional folder of unlabeled images of the same kind (searched recursively).
-        out: Run directory to write (``checkpoint.pt``, ``samples/``, ``metrics.jsonl``,
-            ``config.json``).
-        config: Training configuration (default: ``config.for_device(device)``: :class:`TrainConfig`'s
-            defaults, with smaller models and fewer steps on a CPU, ``config.CPU_SIZES``). With
+        out: Run directory to write (``checkpoint.pt``, ``samples/``, ``metrics.jsonl``, ``config.json``).
+        config: Training configuration (default: :func:`default_config`: :class:`TrainConfig`'s defaults,
+            smaller on a CPU, at the labeled images' own side when all are 16 to 32 px squares). With
             ``resume``, the checkpoint's configuration is used and only ``steps`` (to train longer),
             ``teacher`` and ``teacher_steps`` are taken from ``config``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -75,6 +74,7 @@ def fit(
     dev = resolve_device(device)
     check_apart(out_dir, labeled, unlabeled)  # a run among its data would train on its own outputs
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
+    config = default_config(labeled, dev.type) if config is None and not resume else config
     with run_lock(out_dir):  # held until the run ends: one process per run directory
         config, ckpt = _run_config(out_dir, config, resume, explicit, dev.type)
         check_compile(compile, config)  # before the (possibly long) decoding
@@ -85,6 +85,13 @@ def fit(
         sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
         settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=ckpt, compile=compile)
         return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
+
+
+def default_config(labeled: str | os.PathLike[str], device_type: str) -> TrainConfig:
+    """``fit``'s configuration when none is given: the sizes for the device
+    (:func:`~gan_augment.config.for_device`), at the labeled images' own side where it suits
+    (:func:`~gan_augment.data.native_image_size`)."""
+    return for_device(device_type, image_size=native_image_size(labeled))
 
 
 def run_lock(out_dir: Path) -> FolderLock | contextlib.nullcontext[None]:
