@@ -82,6 +82,16 @@ def run_record(run: Path) -> dict[str, Any]:
     }
 
 
+def commit() -> str:
+    """The checkout's short commit, with ``+`` when its tracked files have changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0
+        return head.stdout.strip() + ("+" if dirty else "") if head.returncode == 0 else "?"
+    except OSError:
+        return "?"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
@@ -92,6 +102,8 @@ def main() -> None:
     env = {**os.environ, "GAN_AUGMENT_CACHE": str(args.work / "fit-time-cache"), "GAN_AUGMENT_PROGRESS_EVERY": "120"}
     cli = [sys.executable, "-m", "gan_augment.cli"]
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}"
+    json_path = args.out / "fit_time.json"
+    kept = json.loads(json_path.read_text())["commands"] if args.only and json_path.is_file() else {}
     rows: dict[str, Any] = {}
     if args.only in (None, "demo"):
         demo = args.work / "fit-time-demo"
@@ -102,16 +114,20 @@ def main() -> None:
         run = args.work / "fit-time-run"
         cmd = [*cli, "fit", str(labeled), str(unlabeled), "--out", str(run), "--overwrite", "--device", "cpu"]
         rows["fit"] = {"wall_seconds": timed(cmd, env), **run_record(run)}
+    for r in rows.values():
+        r.update(date=time.strftime("%Y-%m-%d %H:%M"), commit=commit())
+    rows = {**kept, **rows}  # --only: the other command's row as it was measured (its date and commit)
     report = {"machine": machine, "date": time.strftime("%Y-%m-%d"), "commands": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fit_time.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# The main job's time with its defaults",
         "",
-        f"Written by `benchmarks/fit_time.py` on {machine}, {report['date']}; nothing else ran meanwhile.",
+        f"Written by `benchmarks/fit_time.py` on {machine}; nothing else ran meanwhile. Wall time is the",
+        "command's, start-up and decoding included.",
         "",
-        "| command | wall time | GAN (steps, seconds) | teacher (kind, iterations, seconds) |",
-        "| --- | --- | --- | --- |",
+        "| command | wall time | GAN (steps, seconds) | teacher (kind, iterations, seconds) | measured (commit) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     names = {
         "fit": "`gan-augment fit LABELED UNLABELED` (MNIST: 100 labeled, 59,900 unlabeled, 28 px)",
@@ -120,7 +136,8 @@ def main() -> None:
     for name, r in rows.items():
         lines.append(
             f"| {names[name]} | {r['wall_seconds'] / 60:.1f} min | {r['gan_steps']}, {r['gan_seconds']:.0f} s "
-            f"| {r['teacher']} ({r['teacher_architecture']}), {r['teacher_steps']}, {r['teacher_seconds']:.0f} s |"
+            f"| {r['teacher']} ({r['teacher_architecture']}), {r['teacher_steps']}, {r['teacher_seconds']:.0f} s "
+            f"| {r.get('date', report['date'])} ({r.get('commit', '?')}) |"
         )
     lines += ["", "GAN sizes: " + "; ".join(f"{n}: {r['gan_sizes']}" for n, r in rows.items()), ""]
     (args.out / "fit_time.md").write_text("\n".join(lines))

@@ -181,9 +181,10 @@ def fit(
 RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile"}
 
 
-# The demo's teacher budget: the semi-supervised MLP on 16 px digits takes about 30 s per thousand
-# iterations on 2 CPU cores; with the GAN's steps below the demo trains in about 88 s (GANs 43 s, teacher 45 s).
-DEMO_TEACHER_STEPS = 1000
+# The demo's teacher budget: the semi-supervised MLP on 16 px digits took 45-61 ms an iteration on 2 CPU
+# cores (the same machine on two days), the GANs 43-52 s; 500 iterations keep the demo's training within
+# 90 s on the slower day (docs/results/fit_time.md).
+DEMO_TEACHER_STEPS = 500
 
 
 def adopt_demo_folder(out: Path) -> None:

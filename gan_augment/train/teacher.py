@@ -40,14 +40,15 @@ def resolve_teacher(config: TrainConfig, data: ImageData) -> str:
     return "ssl" if data.num_unlabeled else "supervised"
 
 
-# The CPU budget of the mlp teacher: 16,000 iterations took about 14 minutes on 2 cores at 28 px (MNIST,
-# 98.47% alone with 10 labels per class), about twice that at 32 px.
+# The CPU budget of the mlp teacher: 16,000 iterations took 14-20 minutes on 2 cores at 28 px (MNIST, 98.47%
+# alone with 10 labels per class; the same machine on two days), about a fifth more at 32 px.
 # (``classify --method ssl`` keeps 24,000: 98.8% on MNIST with 10 labels per class, docs/results/ssl_mnist.md.)
 CPU_MLP_TEACHER_STEPS = 16_000
-# The conv teacher (RGB) on a CPU: the paper's width (96) takes about 3.4 s an iteration on 2 cores, so
-# a third of it (about nine times fewer operations) for a budget that fits in about 20 minutes
-# (docs/performance.md, "The teacher on a CPU").
-CPU_CONV_TEACHER_WIDTH = 32
+# The conv teacher (RGB) on a CPU: the paper's width (96) takes about 3.4 s an iteration on 2 cores at 32 px,
+# width 32 1.25 s, width 16 0.5 s (measured with ``start_ssl``/``run_steps`` on random images). Early in
+# training more iterations are expected to count for more than width (a guess, not compared), so width 16
+# and 3,000 iterations: about 25 minutes, within the 30 aimed at.
+CPU_CONV_TEACHER_WIDTH = 16
 CPU_CONV_TEACHER_STEPS = 3_000
 
 
