@@ -114,6 +114,10 @@ def main() -> None:
         run = args.work / "fit-time-run"
         cmd = [*cli, "fit", str(labeled), str(unlabeled), "--out", str(run), "--overwrite", "--device", "cpu"]
         rows["fit"] = {"wall_seconds": timed(cmd, env), **run_record(run)}
+        grids = sorted((run / "samples").glob("step_*.png"))
+        if grids:  # what the default GANs draw at this budget
+            args.out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grids[-1], args.out / "fit_time_samples.png")
     for r in rows.values():
         r.update(date=time.strftime("%Y-%m-%d %H:%M"), commit=commit())
     rows = {**kept, **rows}  # --only: the other command's row as it was measured (its date and commit)
@@ -140,6 +144,9 @@ def main() -> None:
             f"| {r.get('date', report['date'])} ({r.get('commit', '?')}) |"
         )
     lines += ["", "GAN sizes: " + "; ".join(f"{n}: {r['gan_sizes']}" for n, r in rows.items()), ""]
+    if (args.out / "fit_time_samples.png").is_file():
+        lines += ["The fit run's last sample grid (one row per class):", "", "![](fit_time_samples.png)", ""]
+    lines += ["Notes on these numbers: [fit_time_notes.md](fit_time_notes.md).", ""]
     (args.out / "fit_time.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

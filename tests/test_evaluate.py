@@ -68,6 +68,14 @@ class TestEvaluate:
         assert report["settings"]["classifier"]["architecture"] == "resnet18"
         assert [r["arm"] for r in report["runs"]] == ["baseline"]
 
+    def test_cli_evaluate_trains_at_the_size_fit_would(self, make_image_folder, tmp_path: Path) -> None:
+        labeled = make_image_folder(size=28, per_class=4, channels=1)
+        out = tmp_path / "ev"
+        options = "--arms baseline --seeds 1 --clf-steps 2"  # no --image-size: the images' own, as fit's
+        result = runner.invoke(app, ["evaluate", str(labeled), "--out", str(out), *options.split(), *CPU])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "evaluation.json").read_text())["settings"]["gan"]["image_size"] == 28
+
     def test_build_classifier_adapts_channels(self) -> None:
         from gan_augment.evaluate import build_classifier
 

@@ -60,6 +60,15 @@ UnlabeledArg = Annotated[
     Optional[Path], typer.Argument(help="Optional folder of unlabeled images (searched recursively).")
 ]
 ImageSizeOpt = Annotated[int, typer.Option(min=8, max=1024, help="Side of the images (16, 28, 32, 64, 128, ...).")]
+DataImageSizeOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        min=8,
+        max=1024,
+        help="Side of the images (16, 28, 32, 64, 128, ...). \\[default: the labeled images' own side when they "
+        "are all squares of 16 to 32 px, else 32]",
+    ),
+]
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages.")]

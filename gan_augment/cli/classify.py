@@ -20,7 +20,7 @@ from ..config import (
     default,
     for_device,
 )
-from ..data import is_image_folder, iter_decoded, iter_decoded_files, scan_folders
+from ..data import is_image_folder, iter_decoded, iter_decoded_files, native_image_size, scan_folders
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write
@@ -29,6 +29,7 @@ from ..plugins import DiscriminatorFeatures
 from ..plugins.features import FEATURE_SOURCES
 from ..progress import Reporter
 from .app import (
+    DataImageSizeOpt,
     DeviceOpt,
     ImageSizeOpt,
     LabeledArg,
@@ -234,7 +235,7 @@ def evaluate(
     arms: Optional[str] = typer.Option(None, help=ARMS_HELP),
     seeds: int = typer.Option(3, min=1, max=20, help="Repeats, each with its own held-out split."),
     test_fraction: float = typer.Option(0.3, min=0.05, max=0.9, help="Fraction of each class held out for testing."),
-    image_size: ImageSizeOpt = default(T, "image_size"),
+    image_size: DataImageSizeOpt = None,
     gan_steps: Optional[int] = typer.Option(None, min=1, help=GAN_STEPS_HELP),
     clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
     classifier: str = typer.Option(
@@ -257,7 +258,11 @@ def evaluate(
     dev = resolve_device(device)
     workers = 0 if dev.type == "cpu" else 4
     settings = ArmSettings(
-        gan=for_device(dev.type, image_size=image_size, **({"steps": gan_steps} if gan_steps else {})),
+        gan=for_device(
+            dev.type,
+            image_size=image_size or native_image_size(labeled),  # as fit's, when not given
+            **({"steps": gan_steps} if gan_steps else {}),
+        ),
         classifier=ClassifierConfig(steps=clf_steps, workers=workers, architecture=classifier, resample=resample),
         synthetic_ratio=synthetic_ratio,
         min_confidence=min_confidence,

@@ -19,6 +19,7 @@ from ..io.outdir import DEMO, MARKER_NAME, is_marked, mark, prepare_output
 from ..train import fit as run_fit
 from .app import (
     CompileChoice,
+    DataImageSizeOpt,
     DeviceOpt,
     LabeledArg,
     LossChoice,
@@ -48,15 +49,6 @@ def _by_device(name: str, cls: type = T) -> str:
     return f"\\[default: {default(cls, name)}; {CPU_SIZES[name]} on a CPU]"
 
 
-FitImageSize = Annotated[
-    Optional[int],
-    typer.Option(
-        min=8,
-        max=1024,
-        help="Side of the images (16, 28, 32, 64, 128, ...). \\[default: the labeled images' own side when they "
-        "are all squares of 16 to 32 px, else 32]",
-    ),
-]
 Steps = Annotated[
     Optional[int],
     typer.Option(min=1, help=f"Training steps (per class model in per-class mode). {_by_device('steps')}"),
@@ -132,7 +124,7 @@ def fit(
     unlabeled: UnlabeledArg = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path("runs/run"),
     mode: Mode = default(T, "mode"),
-    image_size: FitImageSize = None,
+    image_size: DataImageSizeOpt = None,
     channels: Channels = default(T, "channels"),
     steps: Steps = None,
     pretrain_steps: PretrainSteps = default(T, "pretrain_steps"),
