@@ -7,13 +7,6 @@ Layers, bottom up: ``config``/``errors``/``device``/``progress``; ``io`` (checkp
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("gan-augment")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
-
 from .config import ModelConfig, TrainConfig
 from .data import ImageData, load_image_data
 from .errors import CheckpointError, DataError, GanAugmentError, RunDirError
@@ -22,6 +15,7 @@ from .models import Discriminator, Generator, PerClassDiscriminator, PerClassGen
 from .plugins import DiscriminatorFeatures, GANAugmentedDataset, SyntheticSwap, extract_features
 from .sampling import sample
 from .train import Trainer, fit, fit_data
+from .version import __version__
 
 __all__ = [
     "CheckpointError",

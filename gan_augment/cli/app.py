@@ -13,6 +13,7 @@ import typer
 from ..config import COMPILE_MODES, LOSSES, MODES, SWITCHES, UPSAMPLES
 from ..errors import GanAugmentError
 from ..progress import printable
+from ..version import __version__
 
 app = typer.Typer(
     name="gan-augment",
@@ -27,8 +28,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _print_version(value: bool) -> None:
     if value:
-        from .. import __version__
-
         typer.echo(f"gan-augment {__version__}")
         raise typer.Exit()
 

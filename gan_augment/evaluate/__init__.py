@@ -2,12 +2,13 @@
 generator quality, the arms, paired statistics, reports, and ``evaluate_folders``."""
 
 from ..models import build_classifier, check_classifier_name, classifier_names
-from .arms import ArmSettings, SeedArms, Split, run_seed, with_gan
+from .arms import ArmSettings, SeedArms, run_seed, with_gan
 from .augmentation import classic_augmentation, crop_flip, crop_pad, device_augmentation
 from .classifier import (
     AUGMENT_MODES,
     ArrayDataset,
     ClassifierConfig,
+    Split,
     classifier_accuracy,
     materialize,
     train_classifier,

@@ -22,21 +22,9 @@ from ..plugins.teacher import label_synthetic, load_run_teacher, teacher_logits
 from ..progress import Reporter
 from ..train import fit_data
 from ..train.ssl import accuracy, train_ssl
-from .classifier import ArrayDataset, ClassifierConfig, classifier_accuracy, train_classifier
+from .classifier import ArrayDataset, ClassifierConfig, Split, classifier_accuracy, train_classifier
 from .quality import generator_quality
 from .stats import ARMS, REAL_CONTROL_ARMS, RUN_ARMS, SAMPLE_ARMS
-
-
-@dataclass(frozen=True)
-class Split:
-    """One seed's data: labeled training images, the unlabeled pool, and the evaluation images."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    unlabeled: torch.Tensor | None
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    class_names: list[str]
 
 
 @dataclass(frozen=True)
@@ -191,7 +179,10 @@ class SeedArms:
         else:
             model = self._train(ds)
         if s.quality and arm in ("gan-per-class", "gan-conditional"):
-            extra.update(generator_quality(Path(ds.generator_ckpt), self.split, self.baseline_model, s, self.seed))
+            quality = generator_quality(
+                Path(ds.generator_ckpt), self.split, self.baseline_model, s.classifier, s.device, s.flip, self.seed
+            )
+            extra.update(quality)
         return self._accuracy(model), extra
 
     def real_extra(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:

@@ -70,6 +70,18 @@ class ClassifierConfig:
         return self.augment
 
 
+@dataclass(frozen=True)
+class Split:
+    """One seed's data: labeled training images, the unlabeled pool, and the evaluation images."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    unlabeled: torch.Tensor | None
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_names: list[str]
+
+
 class ArrayDataset(Dataset):
     """uint8 images (N, C, H, W) served as numpy HWC arrays (albumentations' raw form) with labels;
     with ``soft`` (N, K), each item's target is its row of soft targets instead (``targets`` keeps the

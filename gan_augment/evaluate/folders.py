@@ -16,8 +16,8 @@ from ..io.checkpoint import TEACHER_NAME
 from ..io.outdir import EVALUATION, check_apart, check_output_folder, prepare_output
 from ..io.rebuild import load_generator
 from ..progress import Reporter
-from .arms import ArmSettings, Split, run_seed, with_gan
-from .classifier import ClassifierConfig
+from .arms import ArmSettings, run_seed, with_gan
+from .classifier import ClassifierConfig, Split
 from .report import markdown_table, plot_accuracy, settings_dict
 from .stats import route_verdict, samples_verdict, summarize, verdict
 

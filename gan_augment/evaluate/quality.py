@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -11,10 +10,7 @@ from torch import nn
 
 from ..io.rebuild import load_generator
 from ..sampling import sample
-from .classifier import ArrayDataset, classifier_accuracy, train_classifier
-
-if TYPE_CHECKING:
-    from .arms import ArmSettings, Split
+from .classifier import ArrayDataset, ClassifierConfig, Split, classifier_accuracy, train_classifier
 
 
 def diversity_ratio(synthetic: torch.Tensor, real: torch.Tensor, max_n: int = 200) -> float:
@@ -31,11 +27,18 @@ def diversity_ratio(synthetic: torch.Tensor, real: torch.Tensor, max_n: int = 20
 
 
 def generator_quality(
-    run: Path, split: Split, real_model: nn.Module | None, settings: ArmSettings, seed: int
+    run: Path,
+    split: Split,
+    real_model: nn.Module | None,
+    classifier: ClassifierConfig,
+    device: torch.device,
+    flip: bool,
+    seed: int,
 ) -> dict[str, float]:
     """Classification accuracy score (train on synthetic only, test on real), the real-data classifier's
-    accuracy on synthetic images, and the mean per-class diversity ratio (min over classes too)."""
-    dev = settings.device
+    accuracy on synthetic images, and the mean per-class diversity ratio (min over classes too); the CAS
+    classifier is trained as ``classifier`` says, on ``device``, with horizontal flips if ``flip``."""
+    dev = device
     k = len(split.class_names)
     gen, _ = load_generator(run, device=dev)
     n_per_class = max(1, int(np.bincount(split.train_labels.numpy(), minlength=k).max()))
@@ -44,7 +47,7 @@ def generator_quality(
     synth = sample(gen, len(labels), labels=labels, seed=10_000 + seed)
     out: dict[str, float] = {}
     syn_ds = ArrayDataset(synth.cpu(), labels, split.class_names)
-    cas_model = train_classifier(syn_ds, synth.shape[1], k, settings.classifier, dev, seed, settings.flip)
+    cas_model = train_classifier(syn_ds, synth.shape[1], k, classifier, dev, seed, flip)
     out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, dev)
     if real_model is not None:
         out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, dev)

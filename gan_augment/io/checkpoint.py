@@ -12,6 +12,7 @@ from typing import Any, Iterator
 import torch
 
 from ..errors import CheckpointError, GanAugmentError
+from ..version import __version__
 from .atomic import atomic_torch_save
 
 FORMAT_VERSION = 1
@@ -72,8 +73,6 @@ def resolve_checkpoint_path(path_or_run_dir: str | os.PathLike[str]) -> Path:
 
 def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Stamp ``ckpt`` with the format and package versions and write it atomically."""
-    from .. import __version__
-
     ckpt = {"format_version": FORMAT_VERSION, "package_version": __version__, **ckpt}
     atomic_torch_save(ckpt, path)
 

@@ -3,7 +3,8 @@ classifier."""
 
 from .classifier import SmallResNet, build_classifier, check_classifier_name, classifier_names
 from .dcgan import Discriminator, DownBlock, Generator, UpBlock, init_weights
-from .grouped import GroupedLinear, PerClassDiscriminator, PerClassGenerator, pack_states, route_by_class, unpack_states
+from .grouped import GroupedLinear, pack_states, unpack_states
+from .routing import PerClassDiscriminator, PerClassGenerator, route_by_class
 from .ssl import (
     SSLConvDiscriminator,
     SSLGan,
