@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
+from .errors import UsageError
+
 # Every set of choices is written once, here; the CLI's choices are generated from these tuples.
 Mode = Literal["per-class", "conditional", "unconditional"]
 Loss = Literal["bce", "wgan-gp", "hinge"]
@@ -85,13 +87,13 @@ class _PlainConfig:
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+        raise UsageError(f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
 def _check_range(name: str, value: float, low: float, high: float | None = None) -> None:
     if value < low or (high is not None and value > high):
         bound = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name}={value!r} is out of range: must be {bound}")
+        raise UsageError(f"{name}={value!r} is out of range: must be {bound}")
 
 
 def base_size(image_size: int) -> tuple[int, int]:
@@ -112,7 +114,7 @@ def base_size(image_size: int) -> tuple[int, int]:
         size //= 2
         n_up += 1
     if image_size < 8 or size > 7 or n_up < 1:
-        raise ValueError(
+        raise UsageError(
             f"image_size={image_size} is not supported: it must be a start size of 3 to 7 doubled at "
             "least once (for example 16, 28, 32, 48, 64, 96, 128)"
         )
@@ -154,7 +156,7 @@ class ModelConfig(_PlainConfig):
     def __post_init__(self) -> None:
         base_size(self.image_size)
         if self.channels not in (1, 3):
-            raise ValueError(f"channels={self.channels!r} is not supported: use 1 or 3")
+            raise UsageError(f"channels={self.channels!r} is not supported: use 1 or 3")
         _check_range("num_classes", self.num_classes, 0, MAX_CLASSES)
         _check_range("z_dim", self.z_dim, 1, MAX_WIDTH)
         _check_range("embed_dim", self.embed_dim, 1, MAX_WIDTH)
@@ -253,7 +255,7 @@ class TrainConfig(_PlainConfig):
         _check_choice("mode", self.mode, MODES)
         base_size(self.image_size)
         if self.channels not in (0, 1, 3):
-            raise ValueError(f"channels={self.channels!r} is not supported: use 0 (auto), 1 or 3")
+            raise UsageError(f"channels={self.channels!r} is not supported: use 0 (auto), 1 or 3")
         _check_range("steps", self.steps, 1)
         _check_range("pretrain_steps", self.pretrain_steps, -1)
         _check_range("batch_size", self.batch_size, 2, 65536)

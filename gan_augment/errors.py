@@ -7,6 +7,11 @@ class GanAugmentError(ValueError):
     """Base class of every expected error: bad input the user can fix."""
 
 
+class UsageError(GanAugmentError):
+    """A value the caller gave (an option, an argument, a setting) is out of range, of the wrong kind or
+    contradicts another. A ``ValueError``, as Python code that checks values expects."""
+
+
 class DataError(GanAugmentError):
     """An image folder is missing, empty, unreadable or holds no usable image."""
 

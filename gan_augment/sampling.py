@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from .data.folders import safe_folder_names
-from .errors import GanAugmentError
+from .errors import GanAugmentError, UsageError
 from .io.atomic import UMASK, atomic_write_json
 from .io.images import label_grid, make_grid, save_image_atomic, to_pil, to_uint8
 from .io.outdir import CLASS_NAMES_FILE, MARKER_NAME, SAMPLES, is_marked, mark, remove_own, remove_stale_temporaries
@@ -92,7 +92,7 @@ def iter_samples(
     """:func:`sample`'s images, ``batch_size`` at a time as uint8 (b, C, H, W) CPU tensors: the same
     images as ``sample`` with the same seed, in bounded memory however large ``n`` is."""
     if n < 0:
-        raise ValueError(f"n={n} must be >= 0")
+        raise UsageError(f"n={n} must be >= 0")
     k = _num_classes(generator)
     y = _labels(labels, n, k)
     dev = next(generator.parameters()).device
@@ -114,7 +114,7 @@ def iter_samples(
 def _labels(labels: int | list[int] | torch.Tensor | None, n: int, k: int) -> torch.Tensor | None:
     if k == 0:
         if labels is not None and not (isinstance(labels, int) and labels == 0):
-            raise ValueError("this generator is unconditional: leave labels out")
+            raise UsageError("this generator is unconditional: leave labels out")
         return None
     if labels is None:
         y = torch.arange(n) % k
@@ -123,9 +123,9 @@ def _labels(labels: int | list[int] | torch.Tensor | None, n: int, k: int) -> to
     else:
         y = torch.as_tensor(labels, dtype=torch.int64).flatten()
         if y.numel() != n:
-            raise ValueError(f"got {y.numel()} labels for n={n} images: pass one label per image")
+            raise UsageError(f"got {y.numel()} labels for n={n} images: pass one label per image")
     if y.numel() and (y.min() < 0 or y.max() >= k):
-        raise ValueError(f"labels must be in [0, {k - 1}] for this generator; got {y.unique().tolist()}")
+        raise UsageError(f"labels must be in [0, {k - 1}] for this generator; got {y.unique().tolist()}")
     return y
 
 

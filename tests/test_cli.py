@@ -121,6 +121,29 @@ class TestInfo:
         assert lines[0].strip().startswith("run: per-class, step 3 of 3")
 
 
+class TestErrors:
+    """The package's own errors are one line and exit 2; anything else is a bug, and says so."""
+
+    def test_a_bad_value_is_one_line_and_exit_2(self, labeled: Path, tmp_path: Path) -> None:
+        result = invoke("fit", labeled, "--out", tmp_path / "r", "--image-size", "18", "--device", "cpu")
+        assert result.exit_code == 2
+        assert result.output.strip().startswith("Error: image_size=18 is not supported")
+        assert "Traceback" not in result.output and "bug" not in result.output
+
+    def test_an_unexpected_exception_is_a_bug_with_a_short_traceback(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        def broken(*args: object, **kwargs: object) -> None:
+            raise ValueError("shape mismatch inside a library")  # a ValueError that is not the user's
+
+        monkeypatch.setattr("gan_augment.cli.runs.load_checkpoint", broken)
+        result = invoke("info", tmp_path)
+        assert result.exit_code == 1
+        assert "Traceback" in result.output and "ValueError: shape mismatch inside a library" in result.output
+        assert "This is a bug in gan-augment" in result.output and not result.output.startswith("Error:")
+        assert result.output.count('File "') <= 6  # the innermost frames only
+
+
 class TestVersionAndEntryPoints:
     def test_version_and_python_m(self) -> None:
         import subprocess

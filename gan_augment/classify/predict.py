@@ -13,7 +13,7 @@ import torch
 
 from ..data import iter_decoded
 from ..device import resolve_device
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from ..io.atomic import atomic_write
 from ..io.checkpoint import CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading
 from ..io.images import to_unit
@@ -59,7 +59,7 @@ class Predictor:
                 torch.zeros(1, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
             )
             if probs.shape != (1, len(self.class_names)):
-                raise ValueError(f"it gives {probs.shape[1]} class probabilities for {len(self.class_names)} classes")
+                raise UsageError(f"it gives {probs.shape[1]} class probabilities for {len(self.class_names)} classes")
 
     @torch.no_grad()
     def predict_proba(self, images: torch.Tensor) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import traceback
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional, TypeVar
@@ -81,7 +82,7 @@ def expected_errors(fn: F) -> F:
         warnings.showwarning = _warning_line
         try:
             return fn(*args, **kwargs)
-        except (GanAugmentError, ValueError) as exc:
+        except GanAugmentError as exc:  # the package's own: bad input, said in one line
             err_line(f"Error: {exc}")
             raise typer.Exit(2) from None
         except BrokenPipeError:  # the reader of our output went away (`| head -1`): click exits quietly
@@ -95,8 +96,31 @@ def expected_errors(fn: F) -> F:
             raise typer.Exit(2) from None
         except KeyboardInterrupt as exc:  # SIGINT → 130, SIGTERM → 143 (a checkpoint was written)
             raise typer.Exit(128 + int(getattr(exc, "signum", 2))) from None
+        except CLI_EXITS:
+            raise  # the command line's own ways out (typer.Exit, a bad option): not ours to report
+        except Exception as exc:  # anything else is a bug: a short traceback, and say so
+            report_bug(exc)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# The command line's exceptions for leaving a command (typer's; click's in older typer versions), passed
+# through as they are: ``typer.Exit``, ``typer.Abort`` and click's ``ClickException`` (a bad option).
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+CLI_EXITS: tuple[type[BaseException], ...] = (typer.Exit, typer.Abort, _CLICK_EXCEPTION)
+BUG_FRAMES = 6  # the innermost frames of an unexpected exception's traceback: where it happened
+
+
+def report_bug(exc: BaseException) -> None:
+    """An unexpected exception on standard error: its innermost frames, and that it is a bug to report."""
+    lines = traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-BUG_FRAMES)
+    for line in "".join(lines).rstrip().splitlines():
+        err_line(line)
+    err_line(
+        f"This is a bug in gan-augment {__version__}, not a problem with your input: please report it with the "
+        "command line and the lines above"
+    )
 
 
 def _warning_line(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import UsageError
 from ..io.atomic import atomic_write_text
 from ..io.images import save_image_atomic
 
@@ -26,7 +27,7 @@ def write_digits_folders(root: str | os.PathLike[str], labels_per_class: int = 2
     from sklearn.datasets import load_digits
 
     if labels_per_class < 1:
-        raise ValueError(f"labels_per_class={labels_per_class} must be >= 1")
+        raise UsageError(f"labels_per_class={labels_per_class} must be >= 1")
     digits = load_digits()
     images = np.clip(digits.images * (255.0 / 16.0), 0, 255).round().astype(np.uint8)  # (1797, 8, 8)
     rng = np.random.default_rng(seed)

@@ -7,6 +7,8 @@ import hashlib
 import numpy as np
 import torch
 
+from ..errors import UsageError
+
 
 def stratified_split(
     labels: np.ndarray, fraction: float, seed: int, min_held_out: int = 0
@@ -27,7 +29,7 @@ def stratified_split(
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
         if len(idx) < min_held_out + 1:
-            raise ValueError(
+            raise UsageError(
                 f"class {c} has {len(idx)} image(s): this split needs at least {min_held_out + 1} per class"
             )
         n_held = min(len(idx) - 1, max(min_held_out, int(round(len(idx) * fraction))))

@@ -15,6 +15,7 @@ from torch.utils.data import Subset
 
 from ..config import TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig
 from ..data import ImageData, memory_data
+from ..errors import UsageError
 from ..io.checkpoint import CHECKPOINT_NAME, TEACHER_NAME, load_checkpoint
 from ..io.rebuild import build_ssl_classifier
 from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
@@ -199,7 +200,7 @@ class SeedArms:
         if arm == "distill-real":
             pool = split.train_images[torch.randperm(n_real, generator=g).repeat(want // max(1, n_real) + 1)]
         elif split.unlabeled is None or not len(split.unlabeled):
-            raise ValueError(f"the {arm} arm needs unlabeled images")
+            raise UsageError(f"the {arm} arm needs unlabeled images")
         else:
             pool = split.unlabeled[torch.randperm(len(split.unlabeled), generator=g)[: max(want * 8, 1024)]]
         logits = teacher_logits(self.teacher(), pool, self.k, s.device)
@@ -226,7 +227,7 @@ class SeedArms:
         run = self.gan_run("per-class", f"default-seed{self.seed}", key="default")
         teacher = load_run_teacher(run, s.device)
         if teacher is None:
-            raise ValueError(f"the default run {str(run)!r} has no teacher")
+            raise UsageError(f"the default run {str(run)!r} has no teacher")
         if arm == "teacher":
             logits = teacher_logits(teacher, self.split.test_images, self.k, s.device)
             return float((logits.argmax(1) == self.split.test_labels).float().mean()), dict(teacher.metrics)
@@ -294,7 +295,7 @@ class SeedArms:
         elif arm == "ssl":
             acc, extra = self.ssl()
         else:
-            raise ValueError(f"unknown arm {arm!r}: choose from {', '.join(ARMS)}")
+            raise UsageError(f"unknown arm {arm!r}: choose from {', '.join(ARMS)}")
         rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2), **extra}
         if self.settings.filter_top is not None and arm in SAMPLE_ARMS:
             rec["filter_top"] = self.settings.filter_top

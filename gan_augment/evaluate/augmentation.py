@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
+from ..errors import UsageError
 from ..io.images import to_chw_uint8, to_hwc_numpy, to_unit
 
 
@@ -63,7 +64,7 @@ def device_augmentation(images: torch.Tensor, flip: bool, generator: torch.Gener
     """
     b, _, h, w = images.shape
     if h != w:
-        raise ValueError(f"device augmentation needs square images, got {h}×{w}")
+        raise UsageError(f"device augmentation needs square images, got {h}×{w}")
     pad = crop_pad(h)
     padded = F.pad(images.float(), (pad, pad, pad, pad), mode="reflect")
     top = torch.randint(0, 2 * pad + 1, (b,), generator=generator)

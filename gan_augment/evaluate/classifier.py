@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import UsageError
 from ..io.images import to_chw_uint8, to_hwc_numpy, to_unit
 from ..models import build_classifier
 from .augmentation import Augmented, classic_augmentation, device_augmentation, seed_worker_augmentation
@@ -61,7 +62,7 @@ class ClassifierConfig:
 
     def __post_init__(self) -> None:
         if self.augment not in AUGMENT_MODES:
-            raise ValueError(f"augment={self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
+            raise UsageError(f"augment={self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
 
     def augment_on(self, device: torch.device) -> str:
         """The augmentation path this configuration takes on ``device``."""

@@ -10,7 +10,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import ImageData, decode_folder, load_image_data, stratified_split, without_copies
-from ..errors import GanAugmentError
+from ..errors import GanAugmentError, UsageError
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..io.checkpoint import TEACHER_NAME
 from ..io.outdir import EVALUATION, check_apart, check_output_folder, prepare_output
@@ -26,7 +26,7 @@ def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[t
     try:
         train, test = stratified_split(labels.numpy(), fraction, seed, min_held_out=1)
     except ValueError as exc:
-        raise ValueError(f"{exc}: evaluation needs at least 2 images per class") from None
+        raise UsageError(f"{exc}: evaluation needs at least 2 images per class") from None
     return torch.from_numpy(train), torch.from_numpy(test)
 
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UsageError
+
 
 def classifier_names() -> list[str]:
     """The accepted ``architecture`` values: ``small-resnet`` and torchvision's classification models."""
@@ -20,7 +22,7 @@ def check_classifier_name(architecture: str) -> None:
     if architecture not in names:
         close = [n for n in names if architecture.lower()[:4] in n][:6]
         hint = f" (did you mean {', '.join(close)}?)" if close else ": see torchvision.models.list_models()"
-        raise ValueError(f"unknown classifier {architecture!r}: use small-resnet or a torchvision model name{hint}")
+        raise UsageError(f"unknown classifier {architecture!r}: use small-resnet or a torchvision model name{hint}")
 
 
 def build_classifier(architecture: str, channels: int, num_classes: int, width: int = 64) -> nn.Module:
@@ -42,7 +44,7 @@ def build_classifier(architecture: str, channels: int, num_classes: int, width: 
     elif channels != 3:
         first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
         if first.in_channels != 3:
-            raise ValueError(f"classifier {architecture!r}: cannot adapt its first layer to {channels}-channel images")
+            raise UsageError(f"classifier {architecture!r}: cannot adapt its first layer to {channels}-channel images")
         model = nn.Sequential(nn.Conv2d(channels, 3, 1), model)  # learnable channel lift for grayscale input
     return model
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig, base_size
+from ..errors import UsageError
 from .grouped import GroupedLinear
 
 
@@ -74,7 +75,7 @@ class Generator(nn.Module):
     def __init__(self, config: ModelConfig, groups: int = 1) -> None:
         super().__init__()
         if groups > 1 and config.num_classes > 0:
-            raise ValueError("grouped generators are unconditional: set num_classes=0")
+            raise UsageError("grouped generators are unconditional: set num_classes=0")
         self.config, self.groups = config, groups
         self.start, n_up = base_size(config.image_size)
         widths = _widths(config.g_width, n_up + 1)[::-1]  # widest first
@@ -106,7 +107,7 @@ class Generator(nn.Module):
         """
         if self.embed is not None:
             if y is None:
-                raise ValueError("this generator is class-conditional: pass labels y")
+                raise UsageError("this generator is class-conditional: pass labels y")
             z = torch.cat([z, self.embed(y)], dim=1)  # (B, z_dim + embed_dim)
         g = self.groups
         h = self.fc(z).reshape(-1, g * self.c0, self.start, self.start)  # (B, G·C0, s, s)
@@ -144,7 +145,7 @@ class Discriminator(nn.Module):
     def __init__(self, config: ModelConfig, groups: int = 1) -> None:
         super().__init__()
         if groups > 1 and config.num_classes > 0:
-            raise ValueError("grouped discriminators are unconditional: set num_classes=0")
+            raise UsageError("grouped discriminators are unconditional: set num_classes=0")
         self.config, self.groups = config, groups
         n_blocks, size = 0, config.image_size
         while size > 4:

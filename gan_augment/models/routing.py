@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from .dcgan import Discriminator, Generator
 
 
@@ -27,7 +28,7 @@ class PerClassGenerator(nn.Module):
     def __init__(self, generators: list[Generator]) -> None:
         super().__init__()
         if not generators:
-            raise ValueError("PerClassGenerator needs at least one generator")
+            raise UsageError("PerClassGenerator needs at least one generator")
         self.generators = nn.ModuleList(generators)
         self.config = generators[0].config
 
@@ -38,7 +39,7 @@ class PerClassGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Map noise (B, z_dim) and labels (B,) to images (B, C, H, W), each from its class's model."""
         if y is None:
-            raise ValueError("a per-class generator needs labels y")
+            raise UsageError("a per-class generator needs labels y")
         out = z.new_empty(z.shape[0], self.config.channels, self.config.image_size, self.config.image_size)
         return route_by_class(self.generators, z, y, out)
 
@@ -53,12 +54,12 @@ class PerClassDiscriminator(nn.Module):
     def __init__(self, discriminators: list[Discriminator]) -> None:
         super().__init__()
         if not discriminators:
-            raise ValueError("PerClassDiscriminator needs at least one discriminator")
+            raise UsageError("PerClassDiscriminator needs at least one discriminator")
         self.discriminators = nn.ModuleList(discriminators)
         self.config = discriminators[0].config
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Map images (B, C, H, W) and labels (B,) to logits (B,)."""
         if y is None:
-            raise ValueError("a per-class discriminator needs labels y")
+            raise UsageError("a per-class discriminator needs labels y")
         return route_by_class(self.discriminators, x, y, x.new_empty(x.shape[0]))

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import ModelConfig
+from ..errors import UsageError
 from .dcgan import Generator
 
 _INIT = {"on": False}  # data-dependent initialisation in progress (see ``data_dependent_init``)
@@ -223,7 +224,7 @@ class SSLGan(nn.Module):
             self.g = Generator(ModelConfig(image_size=image_size, channels=channels, z_dim=z_dim, g_width=g_width))
             self.d = SSLConvDiscriminator(image_size, channels, classes, width)
         else:
-            raise ValueError(f"architecture={architecture!r} is not one of mlp, conv")
+            raise UsageError(f"architecture={architecture!r} is not one of mlp, conv")
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Generator input for n images: uniform (the paper's MLP) or normal (the DCGAN generator)."""
@@ -241,4 +242,4 @@ def build_ssl_discriminator(
         return SSLMLPDiscriminator(image_size, channels, classes)
     if architecture == "conv":
         return SSLConvDiscriminator(image_size, channels, classes, width)
-    raise ValueError(f"architecture={architecture!r} is not one of mlp, conv")
+    raise UsageError(f"architecture={architecture!r} is not one of mlp, conv")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import GanAugmentError
+from ..errors import GanAugmentError, UsageError
 from ..io.images import to_unit
 from ..io.rebuild import load_discriminator, load_generator
 from ..sampling import sample
@@ -107,7 +107,7 @@ def base_mapping(
         given = [name for name, v in (("class_mapping", class_mapping), ("classes", classes)) if v is not None]
         if given or balance:
             what = ", ".join(given + (["balance"] if balance else []))
-            raise ValueError(f"{what} needs a generator of classes; this one's images get the teacher's labels")
+            raise UsageError(f"{what} needs a generator of classes; this one's images get the teacher's labels")
         names = base_classes or [str(i) for i in range(max(targets, default=0) + 1)]
         return {i: i for i in range(len(names))}, names
     num_labels = len(base_classes) if base_classes else max(targets, default=-1) + 1
@@ -116,7 +116,7 @@ def base_mapping(
     if classes is not None:
         unknown = [c for c in classes if c not in info.class_names]
         if unknown:
-            raise ValueError(f"classes {unknown} are not classes of the generator ({info.class_names})")
+            raise UsageError(f"classes {unknown} are not classes of the generator ({info.class_names})")
         ckpt_to_base = {k: v for k, v in ckpt_to_base.items() if info.class_names[k] in classes}
     return ckpt_to_base, names
 
@@ -146,7 +146,7 @@ class SyntheticBank:
         unconditional: bool = False,
     ) -> None:
         if filter_top is not None and not 0 < filter_top <= 1:
-            raise ValueError(f"filter_top={filter_top} must be in (0, 1]")
+            raise UsageError(f"filter_top={filter_top} must be in (0, 1]")
         self.generator_ckpt = str(generator_ckpt)
         self.device = device
         self.batch_size = batch_size

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..errors import UsageError
 from ..io.images import RawForm, match_images, raw_channels, raw_form_of, raw_size, to_raw
 from .bank import SyntheticBank, base_mapping, dataset_classes, dataset_targets, map_classes, synthetic_counts
 from .extra import (
@@ -209,7 +210,7 @@ class GANAugmentedDataset(Dataset):
         self._raw_size = raw_size(first)
         self._channels, self._plain_2d = raw_channels(first) if self.raw_form != "pil" else (None, False)
         if self._channels not in (None, 1, 3):
-            raise ValueError(
+            raise UsageError(
                 f"the base dataset's images have {self._channels} channels and the run's {self._bank.info.channels}: "
                 "synthetic images can match 1 or 3 channels; convert the base images (e.g. drop the alpha "
                 "channel) before wrapping them"

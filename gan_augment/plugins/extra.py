@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from ..errors import GanAugmentError
+from ..errors import GanAugmentError, UsageError
 from ..io.checkpoint import run_file
 
 # The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` without a teacher, when none is given.
@@ -41,22 +41,22 @@ def check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size:
     """The synthetic ratio to use (``default`` when no sizing is given); ValueError for a bad sizing
     (NaN, infinite, negative, not a number, a bool for a count), before anything is allocated."""
     if not isinstance(balance, bool):
-        raise ValueError(f"balance={balance!r} must be True or False")
+        raise UsageError(f"balance={balance!r} must be True or False")
     if sum([synthetic_ratio is not None, per_class is not None, balance]) > 1:
-        raise ValueError("pass at most one of synthetic_ratio, per_class or balance=True")
+        raise UsageError("pass at most one of synthetic_ratio, per_class or balance=True")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+        raise UsageError(f"batch_size={batch_size!r} must be a positive integer")
     if synthetic_ratio is None and per_class is None and not balance:
         return default
     if synthetic_ratio is not None:
         if isinstance(synthetic_ratio, bool) or not isinstance(synthetic_ratio, (int, float)):
-            raise ValueError(f"synthetic_ratio={synthetic_ratio!r} must be a number in [0, 1)")
+            raise UsageError(f"synthetic_ratio={synthetic_ratio!r} must be a number in [0, 1)")
         if not 0 <= synthetic_ratio < 1:  # NaN fails this too
-            raise ValueError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
+            raise UsageError(f"synthetic_ratio={synthetic_ratio} must be in [0, 1)")
     if per_class is not None and (isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer))):
-        raise ValueError(f"per_class={per_class!r} must be an integer >= 0")
+        raise UsageError(f"per_class={per_class!r} must be an integer >= 0")
     if per_class is not None and per_class < 0:
-        raise ValueError(f"per_class={per_class} must be >= 0")
+        raise UsageError(f"per_class={per_class} must be >= 0")
     return synthetic_ratio
 
 
@@ -65,7 +65,7 @@ def check_bank_size(counts: Mapping[int, int], channels: int, size: tuple[int, i
     total = sum(counts.values())
     need = total * channels * size[0] * size[1]
     if need > MAX_BANK_BYTES:
-        raise ValueError(
+        raise UsageError(
             f"{total:,} synthetic images of {channels}×{size[0]}×{size[1]} would take {need / 2**30:.1f} GiB, more "
             f"than {MAX_BANK_BYTES / 2**30:.0f} GiB: pass a smaller per_class or synthetic_ratio"
         )
@@ -86,14 +86,14 @@ def fresh_counts(counts: Mapping[int, int], passes: int) -> dict[int, int]:
 def check_extra(fresh: bool, passes: Any, unlabeled: Any, labels: str) -> None:
     """Refuse extra-item settings that cannot work, naming the value."""
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 0:
-        raise ValueError(f"fresh_passes={passes!r} must be an integer >= 0 (0: the unlabeled images alone)")
+        raise UsageError(f"fresh_passes={passes!r} must be an integer >= 0 (0: the unlabeled images alone)")
     if passes == 0 and (unlabeled is None or unlabeled is False):
-        raise ValueError("fresh_passes=0 leaves no synthetic image: give unlabeled= images for the pool")
+        raise UsageError("fresh_passes=0 leaves no synthetic image: give unlabeled= images for the pool")
     if unlabeled is not None and unlabeled is not False:
         if labels == "generator":
-            raise ValueError("unlabeled= needs a teacher to label the images: a run with one, or teacher=")
+            raise UsageError("unlabeled= needs a teacher to label the images: a run with one, or teacher=")
         if not fresh:
-            raise ValueError("unlabeled= adds images to the pool of fresh items: drop fresh=False")
+            raise UsageError("unlabeled= adds images to the pool of fresh items: drop fresh=False")
 
 
 def check_unlabeled_images(images: Any) -> torch.Tensor:
@@ -104,9 +104,9 @@ def check_unlabeled_images(images: Any) -> torch.Tensor:
             if isinstance(images, torch.Tensor)
             else type(images).__name__
         )
-        raise ValueError(f"unlabeled= takes True (the run's unlabeled folder) or uint8 images (N, C, H, W), not {what}")
+        raise UsageError(f"unlabeled= takes True (the run's unlabeled folder) or uint8 images (N, C, H, W), not {what}")
     if images.shape[1] not in (1, 3) or not len(images):
-        raise ValueError(f"unlabeled images {tuple(images.shape)}: need at least one image of 1 or 3 channels")
+        raise UsageError(f"unlabeled images {tuple(images.shape)}: need at least one image of 1 or 3 channels")
     return images
 
 

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..device import resolve_device
-from ..errors import CheckpointError, GanAugmentError
+from ..errors import CheckpointError, GanAugmentError, UsageError
 from ..io.checkpoint import TEACHER_NAME, run_file
 from ..io.images import LUMA
 from ..io.rebuild import load_discriminator
@@ -26,12 +26,12 @@ FEATURE_SOURCES = ("auto", "teacher", "discriminator")
 def _block_indices(layers: str | Sequence[int], n_blocks: int) -> list[int]:
     if isinstance(layers, str):
         if layers != "all":
-            raise ValueError(f"layers={layers!r} must be 'all' or a list of block indices")
+            raise UsageError(f"layers={layers!r} must be 'all' or a list of block indices")
         return list(range(n_blocks))
     idx = [int(i) for i in layers]
     bad = [i for i in idx if not -n_blocks <= i < n_blocks]
     if not idx or bad:
-        raise ValueError(f"layers={list(layers)} must be block indices in [0, {n_blocks - 1}]")
+        raise UsageError(f"layers={list(layers)} must be block indices in [0, {n_blocks - 1}]")
     return sorted({i % n_blocks for i in idx})
 
 
@@ -125,7 +125,7 @@ def _as_array_or_tensor(X: Any, image_size: int, channels: int) -> np.ndarray | 
         return np.asarray(X)
     if isinstance(X, (np.ndarray, torch.Tensor)):
         return X
-    raise ValueError(f"cannot read images from {type(X).__name__}")
+    raise UsageError(f"cannot read images from {type(X).__name__}")
 
 
 def _array_to_nchw(X: np.ndarray, image_size: int, channels: int, layout: str = "auto") -> torch.Tensor:
@@ -134,23 +134,23 @@ def _array_to_nchw(X: np.ndarray, image_size: int, channels: int, layout: str = 
     if X.dtype == object:
         X = X.astype(np.float64)
     if np.iscomplexobj(X):
-        raise ValueError("Complex data not supported: pass real-valued images")
+        raise UsageError("Complex data not supported: pass real-valued images")
     if X.ndim < 2:
-        raise ValueError(
+        raise UsageError(
             f"Expected 2D array, got {X.ndim}D array instead: images must be (N, H, W), (N, H, W, C) "
             "or (N, C·H·W). Reshape your data"
         )
     if X.ndim == 2:  # flattened images
         side = image_size
         if X.shape[1] != channels * side * side:
-            raise ValueError(
+            raise UsageError(
                 f"2-D input has {X.shape[1]} features per row; flattened images for this discriminator "
                 f"need {channels}×{side}×{side} = {channels * side * side}"
             )
         if layout not in ("auto", "chw", "hwc"):
-            raise ValueError(f"layout={layout!r} is not one of auto, chw, hwc")
+            raise UsageError(f"layout={layout!r} is not one of auto, chw, hwc")
         if channels > 1 and layout == "auto":
-            raise ValueError(
+            raise UsageError(
                 f"flattened rows of {channels}×{side}×{side} values can be C×H×W (torchvision's order) or "
                 "H×W×C (numpy's and PIL's), which give different images: pass layout='chw' or layout='hwc'"
             )
@@ -161,7 +161,7 @@ def _array_to_nchw(X: np.ndarray, image_size: int, channels: int, layout: str = 
         return torch.from_numpy(np.ascontiguousarray(X))[:, None]  # (N, 1, H, W)
     if X.ndim == 4:
         return torch.from_numpy(np.ascontiguousarray(X)).permute(0, 3, 1, 2)  # (N, C, H, W)
-    raise ValueError(f"images must be (N, H, W), (N, H, W, C) or (N, C·H·W); got shape {X.shape}")
+    raise UsageError(f"images must be (N, H, W), (N, H, W, C) or (N, C·H·W); got shape {X.shape}")
 
 
 def images_to_tensor(X: Any, image_size: int, channels: int, layout: str = "auto") -> torch.Tensor:
@@ -180,9 +180,9 @@ def images_to_tensor(X: Any, image_size: int, channels: int, layout: str = "auto
         t = t.float().div(255)
     t = t.float()
     if not torch.isfinite(t).all():
-        raise ValueError("images contain NaN or infinity")
+        raise UsageError("images contain NaN or infinity")
     if t.numel() and (t.min() < 0 or t.max() > 1):
-        raise ValueError(
+        raise UsageError(
             f"float images must be in [0, 1]; these are in [{float(t.min()):.3g}, {float(t.max()):.3g}]: divide "
             "0-255 values by 255, undo a normalization, or pass uint8 images"
         )
@@ -192,7 +192,7 @@ def images_to_tensor(X: Any, image_size: int, channels: int, layout: str = "auto
         elif t.shape[1] == 3 and channels == 1:
             t = (t * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
         else:
-            raise ValueError(f"images have {t.shape[1]} channels; the discriminator takes {channels}")
+            raise UsageError(f"images have {t.shape[1]} channels; the discriminator takes {channels}")
     if t.shape[-2:] != (image_size, image_size):
         t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", antialias=True, align_corners=False)
     return t.mul(2).sub(1)  # [-1, 1]
@@ -243,9 +243,9 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
     def fit(self, X: Any = None, y: Any = None) -> DiscriminatorFeatures:
         """Load the discriminator (and check ``X``, when given, is readable images); returns self."""
         if self.generator_ckpt is None:
-            raise ValueError("generator_ckpt is None: pass a run directory or checkpoint.pt")
+            raise UsageError("generator_ckpt is None: pass a run directory or checkpoint.pt")
         if int(self.grid) < 1:
-            raise ValueError(f"grid={self.grid} must be >= 1")
+            raise UsageError(f"grid={self.grid} must be >= 1")
         d = self._teacher() or load_discriminator(self.generator_ckpt, device="cpu")
         if isinstance(d, PerClassDiscriminator):  # its shared discriminator, pre-trained on every image
             try:
@@ -264,13 +264,13 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         if X is not None:
             n = len(images_to_tensor(X, self.image_size_, self.channels_, self.layout))
             if n == 0:
-                raise ValueError("0 sample(s) given to fit: pass at least one image")
+                raise UsageError("0 sample(s) given to fit: pass at least one image")
         return self
 
     def _teacher(self) -> nn.Module | None:
         """The run's teacher network when ``source`` asks for it (or ``auto`` finds one), else None."""
         if self.source not in FEATURE_SOURCES:
-            raise ValueError(f"source={self.source!r} is not one of {', '.join(FEATURE_SOURCES)}")
+            raise UsageError(f"source={self.source!r} is not one of {', '.join(FEATURE_SOURCES)}")
         path = run_file(self.generator_ckpt, TEACHER_NAME)  # type: ignore[arg-type]
         if self.source == "discriminator" or (self.source == "auto" and not path.is_file()):
             return None

@@ -7,6 +7,8 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 
+from ..errors import UsageError
+
 PipelineKind = Literal["auto", "torchvision", "albumentations"]
 
 
@@ -29,7 +31,7 @@ def apply_transform(transform: Callable[..., Any] | None, image: Any, kind: Pipe
 def check_pipeline(base_ds: Any, pipeline: str) -> None:
     """Check ``pipeline``; warn when the base dataset (or one it wraps) has its own transform."""
     if pipeline not in ("auto", "torchvision", "albumentations"):
-        raise ValueError(f"pipeline={pipeline!r} is not one of auto, torchvision, albumentations")
+        raise UsageError(f"pipeline={pipeline!r} is not one of auto, torchvision, albumentations")
     inner, path = base_ds, "base_ds"
     while inner is not None:  # through Subset (and other wrappers with .dataset)
         joint = getattr(inner, "transforms", None)  # torchvision's StandardTransform may hold only target_transform

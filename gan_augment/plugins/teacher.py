@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal, Mapping
 import torch
 from torch import nn
 
-from ..errors import GanAugmentError
+from ..errors import GanAugmentError, UsageError
 from ..io.checkpoint import TEACHER_NAME, load_checkpoint, reading, run_file
 from ..io.images import match_images
 from ..io.rebuild import build_ssl_classifier
@@ -36,18 +36,18 @@ Teacher = Callable[[torch.Tensor], torch.Tensor]
 def check_labeling(labels: str, teacher: Any, min_confidence: float, temperature: float) -> None:
     """Raise ValueError for a labelling that cannot work, naming the value."""
     if labels not in LABEL_SOURCES:
-        raise ValueError(f"labels={labels!r}: use one of {', '.join(LABEL_SOURCES)}")
+        raise UsageError(f"labels={labels!r}: use one of {', '.join(LABEL_SOURCES)}")
     if not 0 <= min_confidence < 1:
-        raise ValueError(f"min_confidence={min_confidence} must be in [0, 1)")
+        raise UsageError(f"min_confidence={min_confidence} must be in [0, 1)")
     if not temperature > 0:
-        raise ValueError(f"temperature={temperature} must be > 0")
+        raise UsageError(f"temperature={temperature} must be > 0")
     if teacher is None and (labels != "generator" or min_confidence > 0):
         what = f"labels={labels!r}" if labels != "generator" else f"min_confidence={min_confidence}"
-        raise ValueError(
+        raise UsageError(
             f"{what} needs teacher=: a classifier trained on the real labels (float [0, 1] in, logits out)"
         )
     if teacher is not None and not callable(teacher):
-        raise ValueError(f"teacher must be callable (an nn.Module or a function), not {type(teacher).__name__}")
+        raise UsageError(f"teacher must be callable (an nn.Module or a function), not {type(teacher).__name__}")
 
 
 class RunTeacher(nn.Module):
@@ -103,7 +103,7 @@ def load_run_teacher(run: str | os.PathLike[str], device: str | torch.device = "
     state = load_checkpoint(path)
     with reading(path):
         if state.get("kind") not in ("ssl", "supervised") or not isinstance(state.get("class_names"), list):
-            raise ValueError("it holds no teacher")
+            raise UsageError("it holds no teacher")
         return RunTeacher(build_ssl_classifier(state), state).to(device)
 
 

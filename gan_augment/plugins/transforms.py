@@ -11,6 +11,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from ..errors import UsageError
 from ..io.images import match_images, raw_channels, raw_size, to_raw
 from .bank import SyntheticBank, dataset_classes, map_classes
 
@@ -49,9 +50,9 @@ class SyntheticSwap(v2.Transform):
     ) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p={p} must be in [0, 1]")
+            raise UsageError(f"p={p} must be in [0, 1]")
         if bank_per_class < 1:
-            raise ValueError(f"bank_per_class={bank_per_class} must be >= 1")
+            raise UsageError(f"bank_per_class={bank_per_class} must be >= 1")
         self.generator_ckpt = str(generator_ckpt)
         self.p = p
         self.bank_per_class = bank_per_class
@@ -61,7 +62,7 @@ class SyntheticSwap(v2.Transform):
         if classes is not None and not isinstance(classes, (list, tuple)):
             classes = dataset_classes(classes)
             if classes is None:
-                raise ValueError("classes has no `classes` attribute: pass the dataset's class names, in label order")
+                raise UsageError("classes has no `classes` attribute: pass the dataset's class names, in label order")
         if classes is None and class_mapping is None:
             warnings.warn(
                 f"SyntheticSwap assumes the dataset's labels follow the generator's classes {names}: pass "
@@ -82,18 +83,18 @@ class SyntheticSwap(v2.Transform):
             image_key = next((k for k in ("image", "img") if k in sample), None)
             label_key = next((k for k in ("label", "labels", "target", "targets") if k in sample), None)
             if image_key is None or label_key is None:
-                raise ValueError(
+                raise UsageError(
                     f"SyntheticSwap needs an image and a label in a dict sample; got keys {sorted(map(str, sample))}"
                 )
             image, label = self._swap(sample[image_key], sample[label_key])
             return {**sample, image_key: image, label_key: label}
         if not (isinstance(sample, (tuple, list)) and len(sample) == 2):
-            raise ValueError("SyntheticSwap takes (image, label): use it on a dataset's sample, not on images alone")
+            raise UsageError("SyntheticSwap takes (image, label): use it on a dataset's sample, not on images alone")
         return self._swap(*sample)
 
     def _swap(self, image: Any, label: Any) -> tuple[Any, Any]:
         if (isinstance(label, torch.Tensor) and label.numel() != 1) or getattr(image, "ndim", 3) > 3:
-            raise ValueError(
+            raise UsageError(
                 "SyntheticSwap works on one sample, not a batch: put it in the dataset's transform (before "
                 "the DataLoader), not after it"
             )
@@ -115,7 +116,7 @@ class SyntheticSwap(v2.Transform):
         if isinstance(ref, Image.Image):
             channels = 1 if ref.mode in ("L", "1", "I", "F", "I;16") else 3
         if channels not in (None, 1, 3):
-            raise ValueError(f"SyntheticSwap can give images of 1 or 3 channels, not {channels}: convert the images")
+            raise UsageError(f"SyntheticSwap can give images of 1 or 3 channels, not {channels}: convert the images")
         img = match_images(img[None], raw_size(ref), channels)[0]
         if plain:  # a plain (H, W) item
             return _plain(img, ref)

@@ -8,6 +8,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..errors import UsageError
+
 
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """Discriminator loss from logits on real (B,) and fake (B,) images (penalty not included)."""
@@ -17,7 +19,7 @@ def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
     if kind == "wgan-gp":
         return fake.mean() - real.mean()
-    raise ValueError(f"unknown loss {kind!r}")
+    raise UsageError(f"unknown loss {kind!r}")
 
 
 def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
@@ -26,7 +28,7 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
         return F.softplus(-fake).mean()
     if kind in ("hinge", "wgan-gp"):
         return -fake.mean()
-    raise ValueError(f"unknown loss {kind!r}")
+    raise UsageError(f"unknown loss {kind!r}")
 
 
 def penalty_weights(n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:

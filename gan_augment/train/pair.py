@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..config import COMPILE_MODES, ModelConfig, TrainConfig
-from ..errors import GanAugmentError
+from ..errors import GanAugmentError, UsageError
 from ..models import Discriminator, Generator, pack_states, unpack_states
 
 COMPILE_BACKEND = "inductor"  # the tests use "aot_eager": the same graph capture without code generation
@@ -90,7 +90,7 @@ class GanPair:
     def load_states(self, states: list[dict[str, Any]]) -> None:
         """Load ``groups`` single-model states (the inverse of :meth:`states`)."""
         if len(states) != self.groups:
-            raise ValueError(f"{len(states)} model states for {self.groups} grouped models")
+            raise UsageError(f"{len(states)} model states for {self.groups} grouped models")
         if self.groups == 1:
             self.load(states[0])
             return

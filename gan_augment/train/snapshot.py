@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import RunDirError, WriteError
+from ..errors import RunDirError, UsageError, WriteError
 from ..io.checkpoint import CHECKPOINT_NAME, check_weights, save_checkpoint
 from ..io.images import save_image_atomic
 from ..models import Generator, PerClassGenerator, unpack_states
@@ -201,7 +201,7 @@ def restore(t: Trainer, ckpt: dict[str, Any]) -> None:
     t.phase = ckpt["phase"]
     t.pretrained = ckpt.get("pretrained")
     if ModelConfig.from_dict(ckpt["model_config"]).to_dict() != t.model_cfg.to_dict():
-        raise ValueError("its model_config does not match the models its config describes")
+        raise UsageError("its model_config does not match the models its config describes")
     t.pair = t.new_pair(t.phase)
     states = list(ckpt["models"])
     for entry in states:

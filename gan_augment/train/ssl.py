@@ -16,6 +16,7 @@ from torch import nn
 
 from ..config import SSLConfig
 from ..data import ImageData, stratified_split
+from ..errors import UsageError
 from ..io.images import to_unit
 from ..models.ssl import SSLGan, data_dependent_init
 from ..progress import Reporter
@@ -157,13 +158,13 @@ class SSLRun:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         if len(state["average"]) != len(self.average.avg):
-            raise ValueError("its weight average does not fit the network")
+            raise UsageError("its weight average does not fit the network")
         for mine, saved in zip(self.average.avg, state["average"]):
             mine.copy_(saved)
         self.average.t = int(state["average_t"])
         for cycler, order in zip((self.labeled, self.unlabeled, self.unlabeled_g), state["orders"]):
             if len(order) and (order.min() < 0 or order.max() >= len(self.labels)):
-                raise ValueError("its batch order names images the data does not have")
+                raise UsageError("its batch order names images the data does not have")
             cycler.order = order.to(self.device, torch.int64)
         self.gen.set_state(state["rng"].cpu())
         torch.set_rng_state(state["torch_rng"])
