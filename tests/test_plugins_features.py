@@ -58,6 +58,20 @@ class TestDiscriminatorFeatures:
         big = np.repeat(np.repeat(X, 2, axis=1), 2, axis=2)  # 32×32: resized to 16×16
         assert f.transform(big).shape == ref.shape
 
+    def test_the_same_image_gives_the_same_features_whatever_its_type(self, trained: dict[str, Path]) -> None:
+        """One resize and one grayscale conversion for every input type (PIL was resized bicubic, arrays
+        bilinear): a 40×40 image as PIL, array and tensor, in colour and in gray, gives one set of features."""
+        f = DiscriminatorFeatures(trained["unconditional"]).fit()
+        rgb = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+        gray = rgb[..., 0]
+        for arrays in (rgb, gray):
+            ref = f.transform(arrays)
+            tensor = torch.from_numpy(arrays).permute(0, 3, 1, 2) if arrays.ndim == 4 else torch.from_numpy(arrays)
+            np.testing.assert_array_equal(f.transform([Image.fromarray(a) for a in arrays]), ref)
+            np.testing.assert_array_equal(f.transform(tensor), ref)
+        mixed = [Image.fromarray(rgb[0]), Image.fromarray(rgb[1][:32, :32])]  # two sizes: each resized alone
+        np.testing.assert_allclose(f.transform(mixed)[0], f.transform(rgb[:1])[0], atol=1e-5)
+
     def test_float_input_outside_0_1_is_refused(self, trained: dict[str, Path]) -> None:
         """0-255 floats or normalized images would be read as other images, silently."""
         f = DiscriminatorFeatures(trained["unconditional"]).fit()

@@ -116,16 +116,25 @@ def _as_array_or_tensor(X: Any, image_size: int, channels: int) -> np.ndarray | 
         X = [X[i][0] if isinstance(X[i], tuple) else X[i] for i in range(len(X))]
     if isinstance(X, (list, tuple)):
         if len(X) and isinstance(X[0], Image.Image):
-            mode = "L" if channels == 1 else "RGB"
-            return np.stack(
-                [np.asarray(im.convert(mode).resize((image_size, image_size), Image.Resampling.BICUBIC)) for im in X]
-            )
+            return _pil_images(X, image_size)
         if len(X) and isinstance(X[0], torch.Tensor):
             return torch.stack(list(X))
         return np.asarray(X)
     if isinstance(X, (np.ndarray, torch.Tensor)):
         return X
     raise UsageError(f"cannot read images from {type(X).__name__}")
+
+
+def _pil_images(images: Sequence[Image.Image], image_size: int) -> np.ndarray | torch.Tensor:
+    """PIL images as their pixels, L when all are grayscale and RGB otherwise, so that they go through the
+    one resize and the one grayscale conversion of :func:`images_to_tensor` as the same pixels in an array
+    or a tensor would: a uint8 array when all have one size, else each resized alone, a float tensor in [0, 1]."""
+    gray = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images)
+    arrays = [np.asarray(im.convert("L" if gray else "RGB")) for im in images]
+    if len({a.shape for a in arrays}) == 1:
+        return np.stack(arrays)
+    resized = [images_to_tensor(a[None], image_size, 1 if gray else 3) for a in arrays]
+    return torch.cat(resized).add(1).div(2)  # back to [0, 1], where images_to_tensor takes them
 
 
 def _array_to_nchw(X: np.ndarray, image_size: int, channels: int, layout: str = "auto") -> torch.Tensor:
