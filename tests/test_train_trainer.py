@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import tiny_config, write_folder
 
-from gan_augment import Discriminator, Generator
+from gan_augment import Discriminator, Generator, load_checkpoint
 from gan_augment.data import load_image_data
 from gan_augment.progress import Reporter
 from gan_augment.train import Trainer
@@ -73,3 +73,19 @@ def test_trainer_step_equals_separate_models(loss: str, tmp_path: Path, monkeypa
     assert stats["loss_d"].item() == pytest.approx(sum(d_losses) / 3, rel=1e-4, abs=1e-6)
     assert stats["loss_g"].item() == pytest.approx(sum(g_losses) / 3, rel=1e-4, abs=1e-6)
     copy.deepcopy(grouped)  # plain, picklable states
+
+
+def test_resume_restores_the_spent_rollback_and_memory_budgets(tmp_path: Path) -> None:
+    """A resumed run keeps the roll-backs and out-of-memory retries it has used (it saved them, and got a
+    fresh budget back before)."""
+    folder = write_folder(tmp_path / "lab", ["a", "b"], [4, 4])
+    data = load_image_data(folder, None, image_size=16)
+    cfg = tiny_config(steps=2, pretrain_steps=0)
+    first = Trainer(cfg, data, tmp_path / "run", torch.device("cpu"), Reporter(quiet=True))
+    first.fit()
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert ckpt["train_state"]["rollbacks"] == 0 and ckpt["train_state"]["oom_retries"] == 0
+    ckpt["train_state"].update(rollbacks=2, oom_retries=1)
+    again = Trainer(cfg.replace(steps=3), data, tmp_path / "run", torch.device("cpu"), Reporter(quiet=True))
+    again.load(ckpt)
+    assert (again.rollbacks, again.oom_retries) == (2, 1)

@@ -132,7 +132,13 @@ def checkpoint_dict(t: Trainer) -> dict[str, Any] | None:
         "normalization": {"mean": 0.5, "std": 0.5, "range": [-1.0, 1.0]},
         "diffaugment": t.diffaugment,
         "data": {**t.data.fingerprint(), **{k: v for k, v in t.sources.items() if v is not None}},
-        "train_state": {"lr_g": t.adam.lr_g, "lr_d": t.adam.lr_d, "batch_size": t.batch_size, "rollbacks": t.rollbacks},
+        "train_state": {
+            "lr_g": t.adam.lr_g,
+            "lr_d": t.adam.lr_d,
+            "batch_size": t.batch_size,
+            "rollbacks": t.rollbacks,
+            "oom_retries": t.oom_retries,
+        },
         "rng": rng,
         "elapsed_s": t.elapsed,
         **kept,
@@ -198,6 +204,8 @@ def restore(t: Trainer, ckpt: dict[str, Any]) -> None:
         float(state.get("lr_g", saved["lr_g"])), float(state.get("lr_d", saved["lr_d"])), t.adam.betas
     )
     t.batch_size = int(state.get("batch_size", saved["batch_size"]))
+    # The budgets already spent stay spent: a resumed run does not get its roll-backs back.
+    t.rollbacks, t.oom_retries = int(state.get("rollbacks", 0)), int(state.get("oom_retries", 0))
     t.phase = ckpt["phase"]
     t.pretrained = ckpt.get("pretrained")
     if ModelConfig.from_dict(ckpt["model_config"]).to_dict() != t.model_cfg.to_dict():
