@@ -34,9 +34,8 @@ MAX_CLASSES = 1000
 # pre-training on teacher-labelled synthetic images before fine-tuning on the real ones (gan-pretrain);
 # gan-pretrained-soft draws from the per-class run's shared generator as pre-trained on every image
 # (labeled and unlabeled), the teacher's probabilities as targets.
-# The teacher is the baseline classifier of the same seed. The controls give it real images instead
-# of synthetic ones: unlabeled images with hard (pseudo-label) or soft (pseudo-soft) targets, or the
-# labeled images again with soft targets (distill-real: distillation without a new image).
+# The teacher is the seed's baseline classifier. The controls give it real images: unlabeled ones with hard
+# (pseudo-label) or soft (pseudo-soft) targets, or the labeled ones with soft targets (distill-real).
 SAMPLE_ARMS: tuple[str, ...] = (
     "gan-per-class",
     "gan-conditional",
@@ -211,11 +210,9 @@ class TrainConfig(_PlainConfig):
             checkpoint with both learning rates halved before training stops with an error.
         collapse_steps: A BCE or hinge discriminator loss below 1e-3 for this many consecutive
             steps counts as divergence (0 turns the check off).
-        teacher: The classifier ``fit`` trains beside the GAN(s) and keeps in the run (``teacher.pt``),
-            whose labels ``GANAugmentedDataset(base_ds, run)`` gives its images: ``ssl`` (the
-            semi-supervised GAN's discriminator, :class:`SSLConfig`'s recipe), ``supervised`` (the
-            same network on the labels alone), ``none``, or ``auto``: ``ssl`` when an unlabeled
-            folder is given, ``supervised`` otherwise.
+        teacher: The classifier ``fit`` keeps in the run (``teacher.pt``) to label the images of
+            ``GANAugmentedDataset(base_ds, run)``: ``ssl`` (the semi-supervised GAN's discriminator), ``supervised``
+            (it on the labels alone), ``none``, or ``auto`` (``ssl`` with an unlabeled folder, else ``supervised``).
         teacher_steps: The teacher's iterations; 0 picks them by device and network
             (``gan_augment.train.teacher.default_teacher_steps``).
         model: The model architecture. Its ``image_size`` (and ``channels``, unless auto) are
@@ -280,16 +277,23 @@ class TrainConfig(_PlainConfig):
         d_norm = self.model.d_norm
         if d_norm == "auto":
             d_norm = "none" if self.loss == "wgan-gp" else "batch"
+        if self.model.image_size not in (self.image_size, ModelConfig.image_size):  # asked for, not what trains
+            size = f"TrainConfig(image_size={self.image_size}) and its model's image_size={self.model.image_size}"
+            raise UsageError(f"{size} disagree: give the size once, as TrainConfig(image_size=...)")
         channels = self.channels or self.model.channels  # 0 (auto): the data decides when training starts
         derived = {"image_size": self.image_size, "channels": channels, "d_norm": d_norm}
         if any(getattr(self.model, k) != v for k, v in derived.items()):
             object.__setattr__(self, "model", dataclasses.replace(self.model, **derived))
 
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (and validated); a new ``image_size`` resizes the models too."""
+        if "image_size" in changes and "model" not in changes:
+            changes["model"] = dataclasses.replace(self.model, image_size=changes["image_size"])
+        return dataclasses.replace(self, **changes)
 
-# What ``fit`` trains on a CPU when no configuration is given: the article's per-class DCGANs (width 64,
-# 5,000 steps) take about 8 s a step there for ten classes on 2 cores, so hours. These are the sizes of the
-# benchmark's CPU protocol (``benchmarks/limited_labels.py --cpu-reduced``), whose MNIST measurements are
-# those of ``fit``'s defaults: about 0.4 s a per-class step for ten classes at 28 px, so 3 minutes.
+
+# ``fit`` on a CPU without a configuration: the article's DCGANs take hours on 2 cores; these, the benchmark's CPU
+# protocol (``--cpu-reduced``, so its MNIST results are fit's defaults'), take 3 minutes on MNIST-sized data.
 CPU_SIZES: dict[str, Any] = {"steps": 400, "batch_size": 32, "g_width": 8, "d_width": 16, "z_dim": 64}
 
 

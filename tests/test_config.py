@@ -55,6 +55,14 @@ class TestTrainConfig:
         assert cfg.replace(image_size=64).model.image_size == 64
         assert TrainConfig(channels=0, model=ModelConfig(channels=1)).model.channels == 1  # auto: left to the data
 
+    def test_a_model_size_that_disagrees_is_refused_not_overridden(self) -> None:
+        """It trained at 32 silently before (TrainConfig's size won over the model's)."""
+        with pytest.raises(ValueError, match=r"image_size=64 disagree: give the size once"):
+            TrainConfig(model=ModelConfig(image_size=64))
+        assert TrainConfig(image_size=64, model=ModelConfig(image_size=64)).model.image_size == 64
+        assert TrainConfig(image_size=64).replace(image_size=28).model.image_size == 28  # replace resizes the models
+        assert TrainConfig.from_dict(TrainConfig(image_size=16).to_dict()).model.image_size == 16
+
     def test_dict_round_trip(self) -> None:
         cfg = TrainConfig(mode="conditional", loss="wgan-gp", image_size=28, model=ModelConfig(z_dim=7))
         assert TrainConfig.from_dict(cfg.to_dict()) == cfg
