@@ -7,11 +7,11 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import torch
 
-from ..errors import CheckpointError, GanAugmentError
+from ..errors import CheckpointError, GanAugmentError, UsageError
 from ..version import __version__
 from .atomic import atomic_torch_save
 
@@ -130,11 +130,18 @@ def reading(path: str | os.PathLike[str]) -> Iterator[None]:
     """
     try:
         yield
-    except GanAugmentError:
-        raise
+    except GanAugmentError as exc:
+        if not isinstance(exc, UsageError):  # a value read from the file that a check refuses: the file's fault
+            raise
+        _broken(path, exc)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError, OverflowError) as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        detail = detail if len(detail) <= 200 else detail[:197] + "..."
-        raise CheckpointError(
-            f"{str(path)!r} is not a complete gan-augment checkpoint ({detail}): use another one"
-        ) from None
+        _broken(path, exc)
+
+
+def _broken(path: str | os.PathLike[str], exc: BaseException) -> NoReturn:
+    """The one error for a checkpoint whose contents do not make sense, naming it and what was wrong."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    detail = detail if len(detail) <= 200 else detail[:197] + "..."
+    raise CheckpointError(
+        f"{str(path)!r} is not a complete gan-augment checkpoint ({detail}): use another one"
+    ) from None  # noqa: E501
