@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from gan_augment import Discriminator, Generator, ModelConfig, TrainConfig, __version__
+from gan_augment import ModelConfig, TrainConfig, __version__
 from gan_augment.config import COMPILE_MODES
 from gan_augment.data import ImageData
+from gan_augment.models import Discriminator, Generator
 from gan_augment.plugins import extract_features
 from gan_augment.progress import Reporter
 from gan_augment.sampling import sample

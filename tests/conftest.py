@@ -152,7 +152,8 @@ def gray_runs(root: Path, runs: dict[str, TrainConfig]) -> dict[str, Path]:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny runs shared by the plugin tests: per-class, conditional, unconditional, and a
     per-class run doctored so class ``dark`` generates black images and ``light`` white ones."""
-    from gan_augment import fit, load_checkpoint
+    from gan_augment import fit
+    from gan_augment.io import load_checkpoint
     from gan_augment.io.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("trained")

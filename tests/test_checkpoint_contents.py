@@ -12,8 +12,9 @@ import pytest
 import torch
 from test_reliability import one_line_error, runner
 
-from gan_augment import CheckpointError, DiscriminatorFeatures, GANAugmentedDataset, load_checkpoint
+from gan_augment import CheckpointError, DiscriminatorFeatures, GANAugmentedDataset
 from gan_augment.cli import app
+from gan_augment.io import load_checkpoint
 from gan_augment.io.checkpoint import save_checkpoint
 from gan_augment.io.rebuild import load_discriminator, load_generator
 

@@ -10,10 +10,10 @@ import torch
 from conftest import tiny_config
 from typer.testing import CliRunner
 
-from gan_augment import load_checkpoint
 from gan_augment.classify import Predictor, classify
 from gan_augment.cli import app
 from gan_augment.config import SSLConfig
+from gan_augment.io import load_checkpoint
 
 runner = CliRunner()
 

@@ -9,8 +9,8 @@ from conftest import TINY_CLI
 from PIL import Image
 from typer.testing import CliRunner
 
-from gan_augment import load_checkpoint
 from gan_augment.cli import app
+from gan_augment.io import load_checkpoint
 
 runner = CliRunner()
 
@@ -194,3 +194,27 @@ class TestDemo:
         (tmp_path / "mine.txt").write_text("keep me")
         result = invoke("demo", "--out", tmp_path, "--steps", "1", "--teacher-steps", "2", "--quiet")
         assert result.exit_code == 2 and (tmp_path / "mine.txt").exists()
+
+
+class TestPublicAPI:
+    def test_the_top_level_holds_what_a_user_calls(self) -> None:
+        import gan_augment
+
+        called = ["fit", "sample", "classify", "Predictor", "evaluate_folders", "GANAugmentedDataset"]
+        called += ["DiscriminatorFeatures", "SyntheticSwap", "load_generator", "TrainConfig", "UsageError"]
+        for name in called:
+            assert name in gan_augment.__all__ and hasattr(gan_augment, name), name
+        assert not set(gan_augment.MOVED) & set(gan_augment.__all__)
+
+    @pytest.mark.parametrize("name", ["Trainer", "save_checkpoint", "load_checkpoint", "Generator", "Discriminator",
+                                      "PerClassGenerator", "PerClassDiscriminator"])  # fmt: skip
+    def test_moved_names_still_import_with_a_deprecation_warning(self, name: str) -> None:
+        import importlib
+
+        import gan_augment
+
+        with pytest.warns(DeprecationWarning, match=f"import it from {gan_augment.MOVED[name]}"):
+            obj = getattr(gan_augment, name)
+        assert obj is getattr(importlib.import_module(gan_augment.MOVED[name]), name)
+        with pytest.raises(AttributeError):
+            gan_augment.no_such_name  # noqa: B018

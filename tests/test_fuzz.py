@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gan_augment import GanAugmentError, fit, load_checkpoint
+from gan_augment import GanAugmentError, fit
+from gan_augment.io import load_checkpoint
 from gan_augment.io.outdir import MARKER_NAME
 
 pytestmark = pytest.mark.slow  # hypothesis runs fit on many generated folders

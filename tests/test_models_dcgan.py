@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_augment import Discriminator, Generator, ModelConfig, PerClassGenerator
+from gan_augment import ModelConfig
+from gan_augment.models import Discriminator, Generator, PerClassGenerator
 
 
 class TestGenerator:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_augment import Discriminator, Generator, ModelConfig
-from gan_augment.models import pack_states, unpack_states
+from gan_augment import ModelConfig
+from gan_augment.models import Discriminator, Generator, pack_states, unpack_states
 from gan_augment.train import pack_optimizer, unpack_optimizer
 
 

@@ -18,8 +18,9 @@ import torch
 from conftest import TINY_CLI, tiny_config
 from test_reliability import fit_cli, one_line_error, runner
 
-from gan_augment import fit, load_checkpoint
+from gan_augment import fit
 from gan_augment.cli import app
+from gan_augment.io import load_checkpoint
 from gan_augment.io.checkpoint import save_checkpoint
 from gan_augment.io.lock import LOCK_NAME, FolderLock
 from gan_augment.io.outdir import MARKER_NAME

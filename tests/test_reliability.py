@@ -24,9 +24,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import gan_augment.data.folders as data_module
-from gan_augment import GanAugmentError, fit, load_checkpoint
+from gan_augment import GanAugmentError, fit
 from gan_augment.cli import app
 from gan_augment.data import load_image_data
+from gan_augment.io import load_checkpoint
 from gan_augment.train import Trainer
 
 runner = CliRunner()

@@ -8,11 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_augment import (
-    PerClassGenerator,
-    load_generator,
-    sample,
-)
+from gan_augment import load_generator, sample
+from gan_augment.models import PerClassGenerator
 
 
 class TestSampling:

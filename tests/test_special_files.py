@@ -14,9 +14,10 @@ import pytest
 from conftest import tiny_config, write_folder
 from PIL import Image
 
-from gan_augment import fit, load_checkpoint
+from gan_augment import fit
 from gan_augment.data import load_image_data, scan_folders
 from gan_augment.errors import DataError
+from gan_augment.io import load_checkpoint
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs and sockets are POSIX")
 

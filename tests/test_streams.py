@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY_CLI
 from test_reliability import fit_cli
 
-from gan_augment import load_checkpoint
+from gan_augment.io import load_checkpoint
 
 CLI = [sys.executable, "-m", "gan_augment.cli"]
 TINY = [a for a in TINY_CLI if a != "--quiet"]  # conftest's tiny run, printing its progress

@@ -17,9 +17,10 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 from typer.testing import CliRunner
 
-from gan_augment import GANAugmentedDataset, fit, load_checkpoint
+from gan_augment import GANAugmentedDataset, fit
 from gan_augment.cli import app
 from gan_augment.config import CPU_SIZES, TrainConfig, for_device
+from gan_augment.io import load_checkpoint
 from gan_augment.io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, save_checkpoint
 from gan_augment.plugins.teacher import load_run_teacher
 from gan_augment.train import ssl as ssl_module

@@ -12,9 +12,9 @@ import torch
 from conftest import gray_runs, tiny_config
 from typer.testing import CliRunner
 
-from gan_augment import load_checkpoint
 from gan_augment.cli import app
 from gan_augment.evaluate.stats import route_verdict, summarize
+from gan_augment.io import load_checkpoint
 
 runner = CliRunner()
 

@@ -14,10 +14,11 @@ import torch
 from conftest import requires_cuda, tiny_config, write_folder
 from typer.testing import CliRunner
 
-from gan_augment import ModelConfig, load_checkpoint
+from gan_augment import ModelConfig
 from gan_augment.cli import app
 from gan_augment.data import load_image_data
 from gan_augment.errors import GanAugmentError
+from gan_augment.io import load_checkpoint
 from gan_augment.progress import Reporter
 from gan_augment.train import Trainer, fit_data
 from gan_augment.train import pair as training_pair

@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import TINY_CLI, write_folder
 
-from gan_augment import load_checkpoint, load_generator, sample
+from gan_augment import load_generator, sample
+from gan_augment.io import load_checkpoint
 from gan_augment.train.distributed import DistContext
 
 pytestmark = [

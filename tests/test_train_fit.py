@@ -8,17 +8,10 @@ import pytest
 import torch
 from conftest import requires_cuda, tiny_config
 
-from gan_augment import (
-    CheckpointError,
-    RunDirError,
-    Trainer,
-    fit,
-    load_checkpoint,
-    load_generator,
-    load_image_data,
-    sample,
-)
+from gan_augment import CheckpointError, RunDirError, fit, load_generator, load_image_data, sample
+from gan_augment.io import load_checkpoint
 from gan_augment.progress import Reporter
+from gan_augment.train import Trainer
 
 
 def _states(path: Path) -> list[dict[str, torch.Tensor]]:

@@ -10,8 +10,9 @@ import pytest
 import torch
 from conftest import tiny_config, write_folder
 
-from gan_augment import Discriminator, Generator, load_checkpoint
 from gan_augment.data import load_image_data
+from gan_augment.io import load_checkpoint
+from gan_augment.models import Discriminator, Generator
 from gan_augment.progress import Reporter
 from gan_augment.train import Trainer
 from gan_augment.train import trainer as step_module

@@ -19,9 +19,10 @@ from PIL import Image
 from test_own_files import snapshot
 from test_reliability import fit_cli, one_line_error, runner
 
-from gan_augment import fit, load_checkpoint
+from gan_augment import fit
 from gan_augment.cli import app
 from gan_augment.data import load_image_data
+from gan_augment.io import load_checkpoint
 from gan_augment.io.atomic import atomic_write_json
 from gan_augment.io.checkpoint import save_checkpoint
 from gan_augment.io.lock import LOCK_NAME
