@@ -16,6 +16,7 @@ LAYERS = {
     "config": 0,
     "progress": 0,
     "version": 0,
+    "seeds": 0,
     "device": 1,
     "models": 2,
     "io": 3,

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..io.rebuild import load_generator
 from ..sampling import sample
+from ..seeds import QUALITY_SAMPLES
 from .classifier import ArrayDataset, ClassifierConfig, Split, classifier_accuracy, train_classifier
 
 
@@ -44,7 +45,7 @@ def generator_quality(
     n_per_class = max(1, int(np.bincount(split.train_labels.numpy(), minlength=k).max()))
     n_per_class = max(n_per_class, 100)
     labels = torch.arange(k).repeat_interleave(n_per_class)
-    synth = sample(gen, len(labels), labels=labels, seed=10_000 + seed)
+    synth = sample(gen, len(labels), labels=labels, seed=QUALITY_SAMPLES + seed)
     out: dict[str, float] = {}
     syn_ds = ArrayDataset(synth.cpu(), labels, split.class_names)
     cas_model = train_classifier(syn_ds, synth.shape[1], k, classifier, dev, seed, flip)

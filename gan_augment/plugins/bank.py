@@ -13,6 +13,7 @@ from ..errors import GanAugmentError, UsageError
 from ..io.images import to_unit
 from ..io.rebuild import load_discriminator, load_generator
 from ..sampling import sample
+from ..seeds import BANK_CLASS_STRIDE
 
 
 def dataset_classes(ds: Any) -> list[str] | None:
@@ -200,7 +201,9 @@ class SyntheticBank:
         for c in labels.unique().tolist():
             n = int((labels == c).sum())
             m = int(np.ceil(n * factor))
-            cand = sample(self._generator, m, labels=c, seed=seed + 7919 * (c + 1), batch_size=self.batch_size)
+            cand = sample(
+                self._generator, m, labels=c, seed=seed + BANK_CLASS_STRIDE * (c + 1), batch_size=self.batch_size
+            )
             scores = torch.cat(
                 [self._score(cand[i : i + self.batch_size].to(dev), c) for i in range(0, m, self.batch_size)]
             )

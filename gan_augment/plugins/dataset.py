@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from ..errors import UsageError
 from ..io.images import RawForm, match_images, raw_channels, raw_form_of, raw_size, to_raw
+from ..seeds import DATASET_ROUND_STRIDE
 from .bank import SyntheticBank, base_mapping, dataset_classes, dataset_targets, map_classes, synthetic_counts
 from .extra import (
     DEFAULT_SYNTHETIC_RATIO,
@@ -259,7 +260,7 @@ class GANAugmentedDataset(Dataset):
             if not need:
                 break
             ask = {c: math.ceil(n * factor) for c, n in need.items()}
-            images, gen_labels = self._bank.generate(ask, self.seed + 104_729 * r)
+            images, gen_labels = self._bank.generate(ask, self.seed + DATASET_ROUND_STRIDE * r)
             images = self._resized(images)
             logits = teacher_logits(self.teacher, images, len(self.class_names), self._bank.generator_device)
             keep, hard, soft = label_synthetic(

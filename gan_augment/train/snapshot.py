@@ -14,6 +14,7 @@ from ..io.checkpoint import CHECKPOINT_NAME, check_weights, save_checkpoint
 from ..io.images import save_image_atomic
 from ..models import Generator, PerClassGenerator, unpack_states
 from ..sampling import class_grid
+from ..seeds import BATCHNORM_RECALIBRATION
 from .pair import AdamSettings, recalibrate_batchnorm
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ def recalibrate(t: Trainer) -> None:
         return
     labels = t.batches.cycle_labels if t.phase == "conditional" else _no_labels
     share = (t.num_classes, t.batches.my_class_idx) if t.phase == "per-class" else None
-    recalibrate_batchnorm(t.pair.g_ema, labels, seed=t.config.seed + 7919, batch_size=t.batch_size, groups_of=share)
+    recalibrate_batchnorm(
+        t.pair.g_ema, labels, seed=t.config.seed + BATCHNORM_RECALIBRATION, batch_size=t.batch_size, groups_of=share
+    )
     t._calibrated_step = t.step
 
 

@@ -16,6 +16,7 @@ from ..data import ImageData
 from ..errors import GanAugmentError
 from ..models import Discriminator, Generator
 from ..progress import Reporter
+from ..seeds import BATCHNORM_RECALIBRATION
 from . import loop, snapshot
 from .batches import DeviceBatches
 from .diffaugment import diff_augment
@@ -157,7 +158,7 @@ class Trainer:
     def enter_per_class(self) -> None:
         """Start every class's model from the pre-trained one."""
         src, k = self.pair, len(self.my_classes)
-        self.pretrained = pretrained_state(src, self.config.seed + 7919, self.batch_size)
+        self.pretrained = pretrained_state(src, self.config.seed + BATCHNORM_RECALIBRATION, self.batch_size)
         self.pair = grouped_pair(
             src.g.config,
             self.adam,
