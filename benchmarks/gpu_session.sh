@@ -5,7 +5,8 @@
 #   mkdir -p .data && cp ../shared/data/cifar10-train.zip .data/   # 52 MiB (or mnist.zip, 29 MiB)
 #   pip download --no-deps -d .wheels pytest pluggy iniconfig packaging pygments exceptiongroup tomli  # < 3 MiB
 # then call it with carry [".data", ".wheels"]:
-#   bash benchmarks/gpu_session.sh tests throughput cifar10     # jobs: tests, throughput, cifar10, mnist
+#   bash benchmarks/gpu_session.sh tests throughput cifar10     # jobs: tests, throughput, cifar10, mnist,
+#                                                               # teacher-cifar10 (the run's teacher, issue 20)
 # "tests" runs the test suite's GPU tests (pytest -m gpu: CUDA training, bf16, inductor and CUDA
 # graphs, device augmentation), which skip on the development machine.
 # The working tree travels in at most 64 MiB, so CIFAR-10 and MNIST go in separate calls.
@@ -44,6 +45,12 @@ for job in "$@"; do
         2>&1 | tail -40 | tee "$OUT/tests.log" || true ;;
     throughput)
       python benchmarks/throughput.py "${quick[@]}" --json "$OUT/throughput.json" --markdown "$OUT/performance.md" 2>&1 | tee "$OUT/throughput.log" ;;
+    teacher-cifar10)  # issue 20's CIFAR-10 criterion: the run's teacher at the GPU budget, 25 labels per class
+      left=$(( CALL_SECONDS - SECONDS - 60 ))
+      if (( left < 60 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
+      python benchmarks/limited_labels.py --dataset cifar10 --cifar-budgets 25 --data-dir .data --out "$OUT/ll-$job" \
+        --arms baseline default default-synthetic teacher teacher-unlabeled --report "$OUT/results-$job.md" \
+        --time-budget "$(python -c "print(round($left / 60, 2))")" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
     cifar10|mnist)
       resume=()
       if [[ -f ".data/ll-$job/limited_labels.json" ]]; then
@@ -53,7 +60,7 @@ for job in "$@"; do
       if (( left < 60 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
       python benchmarks/limited_labels.py --dataset "$job" --data-dir .data --out "$OUT/ll-$job" --report "$OUT/results-$job.md" \
         --time-budget "$(python -c "print(round($left / 60, 2))")" "${resume[@]}" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
-    *) echo "unknown job $job: tests, throughput, cifar10 or mnist" >&2; exit 2 ;;
+    *) echo "unknown job $job: tests, throughput, cifar10, mnist or teacher-cifar10" >&2; exit 2 ;;
   esac
 done
 echo "gpu_session: ${SECONDS} s" | tee -a "$OUT/gpu.txt"

@@ -445,9 +445,9 @@ def main() -> None:
     p.add_argument(
         "--sweep-arms",
         nargs="*",
-        default=["gan-per-class"],
         choices=[*RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS],
-        help="the arms the ratio sweep retrains at each ratio (their GANs and the baseline teacher reused)",
+        help="the arms the ratio sweep retrains at each ratio (their GANs and the baseline teacher reused; "
+        "default: gan-per-class when it is among --arms, else none)",
     )
     p.add_argument(
         "--resample-each-epoch",
@@ -524,6 +524,8 @@ def main() -> None:
         "--report", type=Path, help="also write the full Markdown report here (default docs/results.md unless --quick)"
     )
     args = p.parse_args()
+    if args.sweep_arms is None:  # not asked for: no GAN is trained for the sweep alone
+        args.sweep_arms = [a for a in ("gan-per-class",) if a in args.arms]
 
     dev = resolve_device(args.device)
     gan = TrainConfig(steps=args.gan_steps or TrainConfig().steps)
