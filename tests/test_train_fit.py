@@ -215,3 +215,23 @@ class TestCuda:
         ckpt = load_checkpoint(tmp_path / "run")
         assert ckpt["step"] == 5 and len(ckpt["models"]) == 2
         assert all(torch.isfinite(v).all() for m in ckpt["models"] for v in m["g"].values() if v.is_floating_point())
+
+
+def test_training_leaves_the_callers_random_stream_alone(labeled: Path, tmp_path: Path) -> None:
+    """fit seeds the global random state for its own reproducibility, on a fork: the caller's stream
+    goes on where it was (it was reseeded to the run's seed before), and the run is the same either way."""
+    from gan_augment.evaluate import ArrayDataset, ClassifierConfig, train_classifier
+
+    cfg = tiny_config(steps=2)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    fit(labeled, None, tmp_path / "a", cfg, device="cpu", quiet=True)
+    data = load_image_data(labeled, None, image_size=16)
+    clf = ClassifierConfig(steps=2, width=4, batch_size=4, workers=0)
+    train_classifier(ArrayDataset(data.images, data.labels, data.class_names), 3, 2, clf, torch.device("cpu"), 0)
+    assert torch.equal(torch.rand(3), expected)
+    torch.manual_seed(999)  # another caller state: the same run
+    fit(labeled, None, tmp_path / "b", cfg, device="cpu", quiet=True)
+    a, b = load_checkpoint(tmp_path / "a"), load_checkpoint(tmp_path / "b")
+    assert all(torch.equal(a["models"][0]["g"][k], b["models"][0]["g"][k]) for k in a["models"][0]["g"])

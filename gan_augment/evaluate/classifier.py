@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import UsageError
 from ..io.images import to_chw_uint8, to_hwc_numpy, to_unit
 from ..models import build_classifier
+from ..seeds import keeps_callers_rng
 from .augmentation import Augmented, classic_augmentation, device_augmentation, seed_worker_augmentation
 
 AUGMENT_MODES: tuple[str, ...] = ("auto", "albumentations", "device")
@@ -181,6 +182,7 @@ def _loader(
     )
 
 
+@keeps_callers_rng
 def train_classifier(
     dataset: Dataset,
     channels: int,

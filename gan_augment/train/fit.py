@@ -19,6 +19,7 @@ from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
 from ..progress import Reporter
+from ..seeds import keeps_callers_rng
 from .distributed import DistContext, from_environment
 from .pair import check_compile
 from .rundir import check_run_dir, prepare_run_dir
@@ -192,6 +193,7 @@ def fit_data(
         return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
 
 
+@keeps_callers_rng
 def _fit_data(
     data: ImageData,
     out_dir: Path,

@@ -20,6 +20,7 @@ from ..errors import UsageError
 from ..io.images import to_unit
 from ..models.ssl import SSLGan, data_dependent_init
 from ..progress import Reporter
+from ..seeds import keeps_callers_rng
 from .health import TrainingStopped
 from .losses import consistency_loss, feature_matching_loss, prediction_entropy, ssl_d_loss
 
@@ -241,6 +242,7 @@ def default_ssl_steps(device: torch.device, architecture: str) -> int:
     return 30_000 if device.type == "cuda" else 200
 
 
+@keeps_callers_rng
 def train_ssl(
     data: ImageData,
     config: SSLConfig,
