@@ -51,6 +51,18 @@ class TestGANAugmentedDataset:
             img, label = ds[i]
             assert brightness(img) == (255.0 if label == 0 else 0.0)
 
+    def test_targets_and_repr_never_index_the_base_again(self, trained: dict[str, Path]) -> None:
+        """A base without ``targets`` is read once for its labels; ``targets`` and ``repr()`` do not decode
+        every image again (they did, each time)."""
+        black, white = Image.new("RGB", (16, 16)), Image.new("RGB", (16, 16), (255, 255, 255))
+        base = ListDataset(["dark", "light"], [(black, 0), (white, 1), (black, 0)])
+        reads: list[int] = []
+        base.__class__ = type("Counting", (ListDataset,), {"__getitem__": lambda s, i: reads.append(i) or s.items[i]})
+        ds = GANAugmentedDataset(base, trained["black-white"], per_class=2)
+        reads.clear()
+        assert ds.targets[:3] == [0, 1, 0] and "Real: 3" in repr(ds)
+        assert reads == []
+
     def test_explicit_mapping_and_missing_classes(self, trained: dict[str, Path]) -> None:
         img = Image.new("RGB", (16, 16))
         base = ListDataset(["cat", "dog"], [(img, 0), (img, 1)])

@@ -168,7 +168,8 @@ class GANAugmentedDataset(Dataset):
         self._bank = bank = SyntheticBank(
             generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator"
         )
-        targets = dataset_targets(base_ds)
+        # Read once: a base dataset without ``targets`` is indexed for them, which decodes every image.
+        self._base_targets = targets = dataset_targets(base_ds)
         self.ckpt_to_base, self.class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
         if isinstance(teacher, RunTeacher):
             self._aim_run_teacher(teacher, base_ds, class_mapping if self._bank.conditional else None)
@@ -307,7 +308,7 @@ class GANAugmentedDataset(Dataset):
         synthetic item's most probable class; for fresh items, whose image is drawn on access, those
         of the first pool images: the pool's mix of classes)."""
         extra = self.pool.hard[: self.n_synthetic] if self.pool is not None else self.synthetic_targets
-        return [int(t) for t in dataset_targets(self.base_ds)] + extra.tolist()
+        return list(self._base_targets) + extra.tolist()
 
     def is_synthetic(self, index: int) -> bool:
         """Whether item ``index`` is synthetic."""
@@ -369,9 +370,7 @@ class GANAugmentedDataset(Dataset):
             raise RuntimeError("this copy was unpickled without its generator: resample in the main process")
 
     def __repr__(self) -> str:
-        per_class_real = np.bincount(
-            np.asarray(dataset_targets(self.base_ds), dtype=np.int64), minlength=len(self.class_names)
-        )
+        per_class_real = np.bincount(np.asarray(self._base_targets, dtype=np.int64), minlength=len(self.class_names))
         per_class_syn = torch.bincount(self.synthetic_targets, minlength=len(self.class_names)).tolist()
         lines = [
             f"Dataset {type(self).__name__}",
