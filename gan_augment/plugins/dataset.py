@@ -168,8 +168,7 @@ class GANAugmentedDataset(Dataset):
         self._bank = bank = SyntheticBank(
             generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator"
         )
-        # Read once: a base dataset without ``targets`` is indexed for them, which decodes every image.
-        self._base_targets = targets = dataset_targets(base_ds)
+        self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
         self.ckpt_to_base, self.class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
         if isinstance(teacher, RunTeacher):
             self._aim_run_teacher(teacher, base_ds, class_mapping if self._bank.conditional else None)
