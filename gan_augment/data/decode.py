@@ -17,7 +17,8 @@ from ..errors import DataError
 from ..io.images import LUMA
 from .folders import check_dir, scan_folders, walk_images
 
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
+# PIL modes that hold one gray channel (a palette image is gray when its palette is).
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L"}
 
 
 class TooManyPixels(ValueError):
@@ -63,7 +64,7 @@ def decode_image(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
             raise TooManyPixels(f"{im.width}×{im.height} pixels would take {need / 2**30:.1f} GiB to decode")
         im.draft(None, (image_size, image_size))  # JPEG: decode at a reduced scale when that is enough
         im = ImageOps.exif_transpose(im)
-        is_gray = im.mode in _GRAY_MODES or (im.mode == "P" and _palette_is_gray(im))
+        is_gray = im.mode in GRAY_MODES or (im.mode == "P" and _palette_is_gray(im))
         if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
             arr = np.asarray(im, dtype=np.float64)
             peak = arr.max() if arr.max() > 255 else 255.0

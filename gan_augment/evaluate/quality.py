@@ -39,19 +39,18 @@ def generator_quality(
     """Classification accuracy score (train on synthetic only, test on real), the real-data classifier's
     accuracy on synthetic images, and the mean per-class diversity ratio (min over classes too); the CAS
     classifier is trained as ``classifier`` says, on ``device``, with horizontal flips if ``flip``."""
-    dev = device
     k = len(split.class_names)
-    gen, _ = load_generator(run, device=dev)
+    gen, _ = load_generator(run, device=device)
     n_per_class = max(1, int(np.bincount(split.train_labels.numpy(), minlength=k).max()))
     n_per_class = max(n_per_class, 100)
     labels = torch.arange(k).repeat_interleave(n_per_class)
     synth = sample(gen, len(labels), labels=labels, seed=QUALITY_SAMPLES + seed)
     out: dict[str, float] = {}
     syn_ds = ArrayDataset(synth.cpu(), labels, split.class_names)
-    cas_model = train_classifier(syn_ds, synth.shape[1], k, classifier, dev, seed, flip)
-    out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, dev)
+    cas_model = train_classifier(syn_ds, synth.shape[1], k, classifier, device, seed, flip)
+    out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, device)
     if real_model is not None:
-        out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, dev)
+        out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, device)
     ratios = [diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)]
     valid = [r for r in ratios if not np.isnan(r)]  # a class with < 2 evaluation images has no ratio
     out["diversity"] = float(np.mean(valid)) if valid else float("nan")

@@ -144,4 +144,4 @@ def _broken(path: str | os.PathLike[str], exc: BaseException) -> NoReturn:
     detail = detail if len(detail) <= 200 else detail[:197] + "..."
     raise CheckpointError(
         f"{str(path)!r} is not a complete gan-augment checkpoint ({detail}): use another one"
-    ) from None  # noqa: E501
+    ) from None

@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ..data.decode import GRAY_MODES
 from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError, UsageError
 from ..io.checkpoint import TEACHER_NAME, run_file
@@ -129,7 +130,7 @@ def _pil_images(images: Sequence[Image.Image], image_size: int) -> np.ndarray | 
     """PIL images as their pixels, L when all are grayscale and RGB otherwise, so that they go through the
     one resize and the one grayscale conversion of :func:`images_to_tensor` as the same pixels in an array
     or a tensor would: a uint8 array when all have one size, else each resized alone, a float tensor in [0, 1]."""
-    gray = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images)
+    gray = all(im.mode in GRAY_MODES for im in images)
     arrays = [np.asarray(im.convert("L" if gray else "RGB")) for im in images]
     if len({a.shape for a in arrays}) == 1:
         return np.stack(arrays)

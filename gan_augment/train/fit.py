@@ -75,9 +75,8 @@ def fit(
     dev = resolve_device(device)
     check_apart(out_dir, labeled, unlabeled)  # a run among its data would train on its own outputs
     check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
-    config = default_config(labeled, dev.type) if config is None and not resume else config
     with run_lock(out_dir):  # held until the run ends: one process per run directory
-        config, ckpt = _run_config(out_dir, config, resume, explicit, dev.type)
+        config, ckpt = _run_config(out_dir, config, resume, explicit, dev.type, labeled)
         check_compile(compile, config)  # before the (possibly long) decoding
         data = load_image_data(
             labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict
@@ -104,14 +103,16 @@ def _run_config(
     out_dir: Path,
     config: TrainConfig | None,
     resume: bool,
-    explicit: Collection[str] | None = None,
-    device_type: str = "cuda",
+    explicit: Collection[str] | None,
+    device_type: str,
+    labeled: str | os.PathLike[str],
 ) -> tuple[TrainConfig, dict[str, Any] | None]:
     """The configuration to train with, and the checkpoint when resuming (its configuration, with
     pre-training fixed at what the run resolved it to and only ``steps`` taken from ``config``;
-    what else ``config`` asks for is refused or named, see :func:`fit`)."""
+    what else ``config`` asks for is refused or named, see :func:`fit`). A new run without ``config``
+    gets :func:`default_config`."""
     if not resume:
-        return config or for_device(device_type), None  # the sizes for the device: the CPU's are smaller
+        return config or default_config(labeled, device_type), None
     ckpt = load_checkpoint(out_dir, map_location="cpu")
     with reading(out_dir / CHECKPOINT_NAME):
         missing = {"mode", "image_size", "steps", "batch_size"} - set(ckpt["config"])
