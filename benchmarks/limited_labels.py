@@ -46,13 +46,12 @@ import torch
 
 from gan_augment import ModelConfig, TrainConfig, __version__, load_image_data
 from gan_augment.config import SSL_ARCHITECTURES, SSLConfig, for_device
+from gan_augment.data import draw_per_class
 from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
     ARMS,
     AUGMENT_MODES,
-    REAL_CONTROL_ARMS,
-    RUN_ARMS,
-    SAMPLE_ARMS,
+    RATIO_ARMS,
     ArmSettings,
     ClassifierConfig,
     SeedArms,
@@ -199,21 +198,6 @@ def plot_ssl_curve(
     plt.close(fig)
 
 
-def per_class_indices(labels: np.ndarray, k: int) -> list[np.ndarray]:
-    return [np.flatnonzero(labels == c) for c in range(k)]
-
-
-def carve(labels: np.ndarray, k: int, n_val: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(validation indices, remaining indices): ``n_val`` per class held out with the split seed."""
-    rng = np.random.default_rng(split_seed)
-    val, rest = [], []
-    for idx in per_class_indices(labels, k):
-        idx = rng.permutation(idx)
-        val.append(idx[:n_val])
-        rest.append(idx[n_val:])
-    return np.sort(np.concatenate(val)), np.sort(np.concatenate(rest))
-
-
 def make_split(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -226,9 +210,7 @@ def make_split(
 ) -> Split:
     """Draw N labeled images per class from ``pool`` with ``seed``; the rest of the pool is unlabeled."""
     rng = np.random.default_rng(1000 + seed)
-    lab = labels.numpy()
-    chosen = np.concatenate([rng.permutation(pool[lab[pool] == c])[:n] for c in range(len(names))])
-    rest = np.setdiff1d(pool, chosen)
+    chosen, rest = draw_per_class(labels.numpy(), len(names), n, rng, among=pool)
     if max_unlabeled is not None:
         rest = rng.permutation(rest)[:max_unlabeled]
     return Split(images[chosen], labels[chosen], images[rest] if len(rest) else None, test[0], test[1], names)
@@ -445,7 +427,7 @@ def main() -> None:
     p.add_argument(
         "--sweep-arms",
         nargs="*",
-        choices=[*RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS],
+        choices=list(RATIO_ARMS),
         help="the arms the ratio sweep retrains at each ratio (their GANs and the baseline teacher reused; "
         "default: gan-per-class when it is among --arms, else none)",
     )
@@ -629,8 +611,8 @@ def main() -> None:
             test_pair = (test.images, test.labels)
             pool = np.arange(len(labels))
         else:
-            val, pool = carve(labels.numpy(), k, n_val, split_seed=0)
-            test_pair = (images[val], labels[val])
+            val, pool = draw_per_class(labels.numpy(), k, n_val, np.random.default_rng(0))  # the split seed
+            test_pair = (images[np.sort(val)], labels[np.sort(val)])
         reporter.message(
             f"{spec['name']}: {len(pool)} training images, {len(test_pair[1])} evaluation images, {k} classes"
         )

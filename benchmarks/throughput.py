@@ -41,7 +41,7 @@ from gan_augment.models import Discriminator, Generator
 from gan_augment.plugins import extract_features
 from gan_augment.progress import Reporter
 from gan_augment.sampling import sample
-from gan_augment.train import Trainer
+from gan_augment.train import Checkpointer, Trainer
 from gan_augment.train import pair as training_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,6 @@ class PackageRun:
         data: ImageData,
         batch: int,
         dev: torch.device,
-        tmp: Path,
         compile: str = "off",
     ) -> None:
         self.tcfg = TrainConfig(
@@ -164,7 +163,7 @@ class PackageRun:
             diffaugment="off",
             model=cfg,
         )
-        self.trainer = Trainer(self.tcfg, data, tmp, dev, Reporter(quiet=True), compile=compile)
+        self.trainer = Trainer(self.tcfg, data, dev, Reporter(quiet=True), compile=compile)
         self.images_per_step = self.trainer.images_per_step()
 
     def seconds_per_step(self, steps: int, dev: torch.device) -> float:
@@ -201,14 +200,14 @@ def training_case(
             ref_peak = peak_gb(dev)
         reset_peak(dev)
         base = torch.cuda.memory_allocated(dev) / 2**30 if dev.type == "cuda" else 0.0
-        pkg = PackageRun(mode, cfg, data, batch, dev, Path(tmp))
+        pkg = PackageRun(mode, cfg, data, batch, dev)
         for _ in range(warmup):
             pkg.trainer.train_step()
         pkg_peak = None if dev.type != "cuda" else round(peak_gb(dev) - base, 3)  # type: ignore[operator]
         if mode == "per-class":
             # FlopCounterMode over-counts grouped convolutions' backward (it ignores groups): count
             # one class model's step, as an unconditional trainer at the same batch, times K.
-            single = Trainer(pkg.tcfg.replace(mode="unconditional"), data, Path(tmp), dev, Reporter(quiet=True))
+            single = Trainer(pkg.tcfg.replace(mode="unconditional"), data, dev, Reporter(quiet=True))
             pkg_flops = flops_of(single.train_step) * len(data.class_names)
             del single
         else:
@@ -216,7 +215,7 @@ def training_case(
         cpk, compile_s = None, None
         if compile != "off":
             torch._dynamo.reset()
-            cpk = PackageRun(mode, cfg, data, batch, dev, Path(tmp) / "compiled", compile=compile)
+            cpk = PackageRun(mode, cfg, data, batch, dev, compile=compile)
             sync(dev)
             t0 = time.perf_counter()
             for _ in range(max(3, warmup)):  # compilation (and CUDA-graph recording) happens here
@@ -230,7 +229,7 @@ def training_case(
             pkg_times.append(pkg.seconds_per_step(steps, dev))
             if cpk is not None:
                 cpk_times.append(cpk.seconds_per_step(steps, dev))
-        sampler = pkg.trainer.sampling_generator()
+        sampler = Checkpointer(Path(tmp)).sampling_generator(pkg.trainer)
     t_pkg = float(np.median(pkg_times))
     t_ref = float(np.median(ref_times)) if ref_times else None
     ref_ips = ref.images_per_step / t_ref if ref is not None and t_ref else None

@@ -27,33 +27,6 @@ TEACHER_KINDS: tuple[str, ...] = get_args(TeacherKind)
 MAX_WIDTH = 4096  # the largest width, noise or embedding length (the CLI's bound, and a checkpoint's)
 MAX_CLASSES = 1000
 
-# The arms of the limited-labels comparison (``evaluate``, ``benchmarks/limited_labels.py``). The sample
-# arms mix a run's synthetic images into the classifier's training, each labelling them its way: the
-# generator's class (gan-per-class, gan-conditional), a teacher's hard label (gan-teacher) or
-# probabilities (gan-soft), the generator's class where the teacher agrees (gan-agree), and
-# pre-training on teacher-labelled synthetic images before fine-tuning on the real ones (gan-pretrain);
-# gan-pretrained-soft draws from the per-class run's shared generator as pre-trained on every image
-# (labeled and unlabeled), the teacher's probabilities as targets.
-# The teacher is the seed's baseline classifier. The controls give it real images: unlabeled ones with hard
-# (pseudo-label) or soft (pseudo-soft) targets, or the labeled ones with soft targets (distill-real).
-SAMPLE_ARMS: tuple[str, ...] = (
-    "gan-per-class",
-    "gan-conditional",
-    "gan-teacher",
-    "gan-soft",
-    "gan-agree",
-    "gan-pretrain",
-    "gan-pretrained-soft",
-)
-REAL_CONTROL_ARMS: tuple[str, ...] = ("pseudo-label", "pseudo-soft", "distill-real")
-# The arms of the run as ``fit LABELED UNLABELED`` writes it with its defaults (its teacher included):
-# default is ``GANAugmentedDataset(base, run)`` as a user gets it (synthetic images and the run's
-# unlabeled images, labelled by the teacher); default-synthetic leaves the unlabeled images out
-# (``unlabeled=False``); teacher-unlabeled leaves the synthetic ones out (``fresh_passes=0``: the
-# control); teacher is the run's teacher itself, scored as the classifier; teacher-features is logistic
-# regression on its hidden layers (``DiscriminatorFeatures(run)``), to set against d-features.
-RUN_ARMS: tuple[str, ...] = ("default", "default-synthetic", "teacher", "teacher-unlabeled", "teacher-features")
-ARMS: tuple[str, ...] = ("baseline", *RUN_ARMS, *SAMPLE_ARMS, *REAL_CONTROL_ARMS, "d-features", "ssl")
 TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
 
 

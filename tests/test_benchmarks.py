@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import write_folder
 
-from gan_augment.config import ARMS
+from gan_augment.evaluate import ARMS
 
 pytestmark = pytest.mark.slow  # the benchmark scripts in subprocesses
 

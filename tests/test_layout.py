@@ -139,20 +139,8 @@ def _circles() -> list[list[str]]:
     return circles
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21, part 1: the training core (train/trainer, loop, health, snapshot) still imports itself "
-    "in a circle; strict, so the marker must go once it does not",
-)
 def test_no_import_circles() -> None:
     """No module imports one that imports it back, directly or through a chain (a package's ``__init__``
     counts as the module its ``from .package import`` lines import)."""
     circles = sorted({" -> ".join(c) for c in _circles()})
     assert not circles, "\n".join(circles[:10])
-
-
-def test_only_the_training_core_circle_is_left() -> None:
-    """Until the training core is rebuilt (issue 21): every other module is out of every circle."""
-    core = {f"gan_augment.train.{m}" for m in ("trainer", "loop", "health", "snapshot")}
-    in_circles = {name for circle in _circles() for name in circle}
-    assert in_circles <= core, sorted(in_circles - core)

@@ -439,7 +439,7 @@ class TestDivergence:
 
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
             stats = step(self)
-            if self.step == 7 and not poisoned:  # once: a weight goes NaN (as after an overflow)
+            if self.state.step == 7 and not poisoned:  # once: a weight goes NaN (as after an overflow)
                 poisoned.append(True)
                 with torch.no_grad():
                     next(self.pair.d.parameters()).view(-1)[0] = float("nan")
@@ -469,7 +469,7 @@ class TestDivergence:
 
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
             stats = step(self)
-            if self.step >= 6:
+            if self.state.step >= 6:
                 stats["loss_g"] = torch.tensor(float("nan"))
             return stats
 
@@ -495,7 +495,7 @@ class TestDivergence:
 
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
             stats = step(self)
-            if self.step > 10:
+            if self.state.step > 10:
                 stats["loss_d"] = torch.tensor(0.0)
             return stats
 
@@ -514,7 +514,7 @@ class TestOutOfMemory:
         step = Trainer.train_step
 
         def train_step(self: Trainer) -> dict[str, torch.Tensor]:
-            if self.batch_size > 4:
+            if self.state.batch_size > 4:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
             return step(self)
 

@@ -47,8 +47,8 @@ def test_compiled_steps_equal_eager(mode: str, tmp_path: Path, aot_eager: None) 
     folder = write_folder(tmp_path / "lab", ["a", "b", "c"], [5, 6, 7])
     data = load_image_data(folder, None, image_size=16)
     cfg = tiny_config(mode=mode, **EXACT)
-    eager = Trainer(cfg, data, tmp_path / "e", torch.device("cpu"), Reporter(quiet=True))
-    compiled = Trainer(cfg, data, tmp_path / "c", torch.device("cpu"), Reporter(quiet=True), compile="default")
+    eager = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True))
+    compiled = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True), compile="default")
     assert all(
         hasattr(m, "_compiled_call_impl") and m._compiled_call_impl is not None
         for p in [compiled.pair]
@@ -65,7 +65,7 @@ def test_compiled_run_switches_phase_and_saves_plain_checkpoint(tmp_path: Path, 
     unl = write_folder(tmp_path / "unl", ["u"], [6])
     data = load_image_data(lab, unl, image_size=16)
     cfg = tiny_config(steps=2, pretrain_steps=2, **EXACT)
-    trainer = Trainer(cfg, data, tmp_path / "t", torch.device("cpu"), Reporter(quiet=True), compile="default")
+    trainer = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True), compile="default")
     trainer.train_step()
     trainer.enter_per_class()
     assert all(m._compiled_call_impl is not None for m in (trainer.pair.g, trainer.pair.d))
@@ -110,6 +110,6 @@ def test_inductor_on_cuda(mode: str, tmp_path: Path) -> None:
     data = load_image_data(folder, None, image_size=16)
     cfg = tiny_config(amp=False, **EXACT)
     dev = torch.device("cuda")
-    eager = Trainer(cfg, data, tmp_path / "e", dev, Reporter(quiet=True))
-    compiled = Trainer(cfg, data, tmp_path / "c", dev, Reporter(quiet=True), compile=mode)
+    eager = Trainer(cfg, data, dev, Reporter(quiet=True))
+    compiled = Trainer(cfg, data, dev, Reporter(quiet=True), compile=mode)
     torch.testing.assert_close(_losses(compiled, 5), _losses(eager, 5), rtol=1e-3, atol=1e-4)

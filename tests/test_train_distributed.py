@@ -108,7 +108,7 @@ def test_data_parallel_conditional_keeps_ranks_in_step(three_classes: Path, tmp_
         "data = load_image_data(sys.argv[1], None, image_size=16)\n"
         "cfg = TrainConfig(mode='conditional', image_size=16, batch_size=4, steps=3,\n"
         "                  model=ModelConfig(image_size=16, g_width=8, d_width=8, z_dim=8, embed_dim=4))\n"
-        "t = Trainer(cfg, data, sys.argv[2], dev, Reporter(quiet=True), dist=job)\n"
+        "t = Trainer(cfg, data, dev, Reporter(quiet=True), dist=job)\n"
         "init = torch.cat([p.detach().flatten().clone() for p in t.pair.g.parameters()])\n"
         "for _ in range(3):\n"
         "    t.train_step()\n"

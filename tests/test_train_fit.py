@@ -48,13 +48,7 @@ class TestFit:
     def test_unrolled(self, labeled: Path, tmp_path: Path, unroll: int) -> None:
         """With unrolling, G is scored by a copy of D advanced ``unroll`` steps; the pair's D is left as it was."""
         data = load_image_data(labeled, None, image_size=16)
-        t = Trainer(
-            tiny_config(unroll=unroll, mode="unconditional"),
-            data,
-            tmp_path / "run",
-            torch.device("cpu"),
-            Reporter(quiet=True),
-        )
+        t = Trainer(tiny_config(unroll=unroll, mode="unconditional"), data, torch.device("cpu"), Reporter(quiet=True))
         t.d_step(t.pair.d, t.pair.opt_d)
         d_before = {k: v.clone() for k, v in t.pair.d.named_parameters()}
         g_before = {k: v.clone() for k, v in t.pair.g.state_dict().items()}

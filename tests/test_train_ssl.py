@@ -13,7 +13,8 @@ from gan_augment.data import ImageData
 from gan_augment.io.rebuild import build_ssl_classifier
 from gan_augment.models.ssl import SSLConvDiscriminator, SSLMLPDiscriminator, WNConv2d, WNLinear, data_dependent_init
 from gan_augment.progress import Reporter
-from gan_augment.train.ssl import Cycler, WeightAverage, accuracy, jitter, train_ssl
+from gan_augment.train.metrics import accuracy
+from gan_augment.train.ssl import Cycler, WeightAverage, jitter, train_ssl
 
 
 class TestWeightNorm:

@@ -14,7 +14,7 @@ from gan_augment.data import load_image_data
 from gan_augment.io import load_checkpoint
 from gan_augment.models import Discriminator, Generator
 from gan_augment.progress import Reporter
-from gan_augment.train import Trainer
+from gan_augment.train import Checkpointer, Trainer, TrainState, loop
 from gan_augment.train import trainer as step_module
 from gan_augment.train.losses import d_loss, g_loss, gradient_penalty
 
@@ -26,7 +26,7 @@ def test_trainer_step_equals_separate_models(loss: str, tmp_path: Path, monkeypa
     data = load_image_data(folder, None, image_size=16)
     cfg = tiny_config(mode="per-class", steps=1, pretrain_steps=0, diffaugment="off", loss=loss, batch_size=4)
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, d_dropout=0.0))
-    trainer = Trainer(cfg, data, tmp_path / "run", torch.device("cpu"), Reporter(quiet=True))
+    trainer = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True))
     pair = trainer.pair
     assert pair.groups == 3
     before = pair.states()
@@ -82,11 +82,34 @@ def test_resume_restores_the_spent_rollback_and_memory_budgets(tmp_path: Path) -
     folder = write_folder(tmp_path / "lab", ["a", "b"], [4, 4])
     data = load_image_data(folder, None, image_size=16)
     cfg = tiny_config(steps=2, pretrain_steps=0)
-    first = Trainer(cfg, data, tmp_path / "run", torch.device("cpu"), Reporter(quiet=True))
-    first.fit()
+    first = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True))
+    loop.train(first, Checkpointer.for_run(first, tmp_path / "run"))
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["train_state"]["rollbacks"] == 0 and ckpt["train_state"]["oom_retries"] == 0
     ckpt["train_state"].update(rollbacks=2, oom_retries=1)
-    again = Trainer(cfg.replace(steps=3), data, tmp_path / "run", torch.device("cpu"), Reporter(quiet=True))
-    again.load(ckpt)
-    assert (again.rollbacks, again.oom_retries) == (2, 1)
+    again = Trainer(cfg.replace(steps=3), data, torch.device("cpu"), Reporter(quiet=True))
+    Checkpointer.for_run(again, tmp_path / "run").restore(again, ckpt)
+    assert (again.state.rollbacks, again.state.oom_retries) == (2, 1)
+
+
+def test_restore_brings_back_every_field_of_the_training_state(tmp_path: Path) -> None:
+    """Each field of TrainState, set to a value a fresh trainer does not have, comes back from the
+    checkpoint file: a field added to TrainState but not to the checkpoint fails here."""
+    folder = write_folder(tmp_path / "lab", ["a", "b"], [4, 4])
+    data = load_image_data(folder, None, image_size=16)
+    cfg = tiny_config(mode="per-class", steps=1, pretrain_steps=1)
+    first = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True))
+    saver = Checkpointer.for_run(first, tmp_path / "run")
+    loop.train(first, saver)  # two steps: through pre-training into the per-class phase
+    first.state = dataclasses.replace(
+        first.state, lr_g=1.25e-4, lr_d=3.5e-5, batch_size=3, rollbacks=2, oom_retries=1, elapsed_s=12.5
+    )
+    saver.save(first)
+    again = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True))
+    fresh = dataclasses.asdict(again.state)
+    Checkpointer.for_run(again, tmp_path / "run").restore(again)
+    saved = dataclasses.asdict(first.state)
+    for name in (f.name for f in dataclasses.fields(TrainState)):
+        assert fresh[name] != saved[name], f"{name}: the test must set a value a fresh trainer lacks"
+        assert getattr(again.state, name) == saved[name], name
+    assert again.adam.lr_g == 1.25e-4 and again.pair.opt_d.param_groups[0]["lr"] == pytest.approx(3.5e-5)

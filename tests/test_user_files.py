@@ -294,9 +294,9 @@ class TestBoundedMemory:
     def test_recalibration_follows_the_runs_batch(
         self, labeled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        import gan_augment.train.snapshot as snapshot_module
+        import gan_augment.train.trainer as trainer_module
 
-        real, seen = snapshot_module.recalibrate_batchnorm, []
+        real, seen = trainer_module.recalibrate_batchnorm, []
 
         def spy(g: torch.nn.Module, *args: object, **kwargs: object) -> None:
             hook = g.register_forward_pre_hook(lambda m, inputs: seen.append(int(inputs[0].shape[0])))
@@ -305,7 +305,7 @@ class TestBoundedMemory:
             finally:
                 hook.remove()
 
-        monkeypatch.setattr(snapshot_module, "recalibrate_batchnorm", spy)
+        monkeypatch.setattr(trainer_module, "recalibrate_batchnorm", spy)
         fit(labeled, None, tmp_path / "run", tiny_config(batch_size=4), device="cpu", quiet=True)
         assert seen and max(seen) == 4  # it used to draw 256 at a time, whatever --batch-size said
 

@@ -24,10 +24,12 @@ from ..io.images import match_images
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
 from ..io.rebuild import build_ssl_classifier
+from ..io.record import load_run
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
-from ..train.ssl import accuracy, train_ssl
+from ..train.metrics import accuracy
+from ..train.ssl import train_ssl
 
 Method = Literal["features", "ssl"]
 METHODS: tuple[str, ...] = ("features", "ssl")
@@ -46,8 +48,8 @@ def train_features_classifier(
         overwrite=True,
         reporter=reporter,
     )
-    gan_ckpt = load_checkpoint(gan_dir)
-    data = load_image_data(labeled, None, image_size=config.image_size, channels=int(gan_ckpt["channels"]))
+    gan = load_run(gan_dir)
+    data = load_image_data(labeled, None, image_size=config.image_size, channels=gan.channels)
     extractor = DiscriminatorFeatures(gan_dir, device=str(device)).fit()
     X = extractor.transform(data.images)
     y = data.labels.numpy()
@@ -65,7 +67,7 @@ def train_features_classifier(
         "class_names": data.class_names,
         "image_size": config.image_size,
         "channels": int(data.images.shape[1]),
-        "gan": {k: gan_ckpt[k] for k in ("model_config", "phase", "models")},
+        "gan": {"model_config": gan.model.to_dict(), "phase": gan.state.phase, "models": gan.models},
         "layers": "all",
         "grid": 4,
         "scaler_mean": torch.from_numpy(scaler.mean_.astype(np.float32)),

@@ -11,7 +11,6 @@ import typer
 from ..classify import METHODS, predict_folder
 from ..classify import classify as run_classify
 from ..config import (
-    ARMS,
     CPU_SIZES,
     SSL_ARCHITECTURES,
     TEACHER_MIN_CONFIDENCE,
@@ -22,7 +21,7 @@ from ..config import (
 )
 from ..data import is_image_folder, iter_decoded, iter_decoded_files, native_image_size, scan_folders
 from ..device import resolve_device
-from ..errors import GanAugmentError
+from ..evaluate.registry import ARM_REGISTRY, ARMS, check_arms
 from ..io.atomic import atomic_write
 from ..io.outdir import check_new_output
 from ..plugins import DiscriminatorFeatures
@@ -204,7 +203,7 @@ ResampleOpt = Annotated[
 # evaluate's arms when none are named: the baseline and the routes the limited-labels benchmark found
 # worth taking (docs/results_notes.md, "The run's teacher"); the pool's arm only with an UNLABELED folder.
 DEFAULT_ARMS = ("baseline", "default", "teacher", "teacher-unlabeled")
-POOL_ONLY = ("teacher-unlabeled",)
+POOL_ONLY = tuple(a for a in DEFAULT_ARMS if ARM_REGISTRY[a].needs_pool)
 
 
 ARMS_HELP = (
@@ -214,12 +213,9 @@ ARMS_HELP = (
 GAN_STEPS_HELP = f"GAN training steps per arm. \\[default: {default(T, 'steps')}; {CPU_SIZES['steps']} on a CPU]"
 
 
-def _arm_list(arms: str) -> list[str]:
-    """The comma-separated arms, checked, with the baseline first."""
-    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
-    bad = [a for a in arm_list if a not in ARMS]
-    if bad:
-        raise GanAugmentError(f"unknown arm(s) {bad}: choose from {', '.join(ARMS)}")
+def _arm_list(arms: str, has_pool: bool) -> list[str]:
+    """The comma-separated arms, checked against the registry; the baseline added (every gain is against it)."""
+    arm_list = check_arms([a.strip() for a in arms.split(",") if a.strip()], has_pool)
     return arm_list if "baseline" in arm_list else ["baseline", *arm_list]
 
 
@@ -253,7 +249,8 @@ def evaluate(
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
 
-    arm_list = _arm_list(arms or ",".join(a for a in DEFAULT_ARMS if unlabeled is not None or a not in POOL_ONLY))
+    has_pool = unlabeled is not None
+    arm_list = _arm_list(arms or ",".join(a for a in DEFAULT_ARMS if has_pool or a not in POOL_ONLY), has_pool)
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
     workers = 0 if dev.type == "cpu" else 4

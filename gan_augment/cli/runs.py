@@ -15,6 +15,7 @@ from ..io.checkpoint import load_checkpoint, reading
 from ..io.images import save_image_atomic
 from ..io.outdir import check_new_output
 from ..io.rebuild import load_generator
+from ..io.record import RunRecord, is_run_checkpoint, load_run
 from ..progress import printable
 from ..sampling import check_empty_folder, class_grid, remove_interrupted, write_image_folder
 from ..train.teacher import describe_teacher, teacher_line
@@ -75,17 +76,41 @@ def info(
     """Show a run's configuration, classes, progress and the data it was trained on."""
     ckpt = load_checkpoint(run)
     with reading(run):  # wrong contents are one line, as in every command that loads a run
-        if ckpt.get("kind") is None:  # a run of `fit` (not a classifier): its weights fit its models
+        if is_run_checkpoint(ckpt):  # a run of `fit` (not a classifier): its record, its weights fit its models
+            record = load_run(run, ckpt)
             load_generator(run, device="cpu")
-        summary = _info_summary(ckpt)
-        if ckpt.get("kind") is None:
+            summary = _run_summary(record)
             summary["teacher"] = describe_teacher(Path(run))
-        lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(ckpt, summary)
+        else:
+            summary = _classifier_summary(ckpt)
+        lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(summary)
     for line in lines:
         out_console_line(line)
 
 
-def _info_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
+def _run_summary(run: RunRecord) -> dict[str, Any]:
+    return {
+        "checkpoint_format": run.format_version,
+        "package_version": run.package_version,
+        "mode": run.mode,
+        "phase": run.state.phase,
+        "step": run.state.step,
+        "total_steps": run.total_steps,
+        "pretrain_steps": run.pretrain_steps,
+        "image_size": run.image_size,
+        "channels": run.channels,
+        "num_classes": len(run.class_names),
+        "class_names": run.class_names,
+        "diffaugment": run.diffaugment,
+        "elapsed_s": round(run.state.elapsed_s, 1),
+        "data": run.data,
+        "config": run.config.to_dict(),
+        "model_config": run.model.to_dict(),
+    }
+
+
+def _classifier_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A classifier's checkpoint (``classify``'s, or a run's teacher.pt): what of a run's fields it has."""
     return {
         "checkpoint_format": ckpt["format_version"],
         "package_version": ckpt.get("package_version"),
@@ -102,10 +127,11 @@ def _info_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
         "elapsed_s": round(float(ckpt.get("elapsed_s", 0.0)), 1),
         "data": ckpt.get("data"),
         "config": ckpt.get("config"),
+        "model_config": ckpt.get("model_config"),
     }
 
 
-def _info_lines(ckpt: dict[str, Any], summary: dict[str, Any]) -> list[str]:
+def _info_lines(summary: dict[str, Any]) -> list[str]:
     """What a person reads first: the run, its classes, its images, its data; then the settings."""
     names = [printable(n) for n in summary["class_names"] or []]
     shown = ", ".join(names[:20]) + (f", … ({len(names) - 20} more)" if len(names) > 20 else "")
@@ -134,7 +160,7 @@ def _info_lines(ckpt: dict[str, Any], summary: dict[str, Any]) -> list[str]:
         ("trained", f"{summary['elapsed_s']} s; DiffAugment {'on' if summary['diffaugment'] else 'off'}"),
         *([("teacher", teacher_line(summary["teacher"]))] if "teacher" in summary else []),
         ("config", ", ".join(f"{k}={v}" for k, v in config.items())),
-        ("model", ", ".join(f"{k}={v}" for k, v in dict(ckpt.get("model_config") or {}).items())),
+        ("model", ", ".join(f"{k}={v}" for k, v in dict(summary["model_config"] or {}).items())),
         ("format", f"checkpoint {summary['checkpoint_format']}, gan-augment {summary['package_version']}"),
     ]
     return [f"{key:>8}: {value}" for key, value in rows]

@@ -21,7 +21,7 @@ from .folders import (
     walk_images,
 )
 from .image_data import ImageData, memory_data, summary
-from .split import stratified_split, without_copies
+from .split import draw_per_class, stratified_split, without_copies
 
 __all__ = [
     "LABELED_EXTENSIONS",
@@ -39,6 +39,7 @@ __all__ = [
     "native_image_size",
     "safe_folder_names",
     "scan_folders",
+    "draw_per_class",
     "stratified_split",
     "without_copies",
     "summary",

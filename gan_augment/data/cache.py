@@ -20,7 +20,9 @@ from .decode import decode_files, to_channels
 from .folders import scan_folders
 from .image_data import ImageData
 
-CACHE_FORMAT = 3  # 2: the centre square resized directly (no oversized intermediate); 3: ctime and inode in the key
+# 2: the centre square resized directly (no oversized intermediate); 3: ctime and inode in the key;
+# 4: RGB → gray by torchvision's weights (io.images.rgb_to_gray)
+CACHE_FORMAT = 4
 # The decode cache's size bound ($GAN_AUGMENT_CACHE_MAX_GB): past it, the least recently used entries go.
 DEFAULT_CACHE_MAX_GB = 10.0
 _ENTRY = re.compile(r"[0-9a-f]{32}\.pt", flags=re.ASCII)

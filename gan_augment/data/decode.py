@@ -14,7 +14,7 @@ from PIL import Image, ImageOps
 
 from ..config import TrainConfig, base_size, default
 from ..errors import DataError
-from ..io.images import LUMA
+from ..io.images import rgb_to_gray
 from .folders import check_dir, scan_folders, walk_images
 
 # PIL modes that hold one gray channel (a palette image is gray when its palette is).
@@ -90,10 +90,10 @@ def _palette_is_gray(im: Image.Image) -> bool:
 
 
 def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
-    """uint8 RGB (N, H, W, 3) → uint8 (N, C, H, W), grayscale by ITU-R 601 luma when ``channels == 1``."""
+    """uint8 RGB (N, H, W, 3) → uint8 (N, C, H, W), gray by :func:`~gan_augment.io.images.rgb_to_gray` when
+    ``channels == 1``."""
     if channels == 1:
-        gray = rgb.astype(np.float32) @ np.array(LUMA, dtype=np.float32)
-        return np.clip(np.rint(gray), 0, 255).astype(np.uint8)[:, None]  # (N, 1, H, W)
+        return rgb_to_gray(torch.from_numpy(rgb).permute(0, 3, 1, 2)).numpy()  # (N, 1, H, W)
     return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))  # (N, 3, H, W)
 
 

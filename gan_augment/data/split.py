@@ -1,4 +1,4 @@
-"""The one stratified split: held-out images per class, every class keeping at least one training image."""
+"""The splits: held-out images per class (every class keeping a training image), and per-class draws."""
 
 from __future__ import annotations
 
@@ -36,6 +36,18 @@ def stratified_split(
         held.append(idx[:n_held])
         kept.append(idx[n_held:])
     return np.sort(np.concatenate(kept)).astype(np.int64), np.sort(np.concatenate(held)).astype(np.int64)
+
+
+def draw_per_class(
+    labels: np.ndarray, k: int, n: int, rng: np.random.Generator, among: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(drawn, rest): ``n`` indices of each class 0..k-1 (all of a class with fewer) drawn with ``rng`` from
+    ``among`` (default: every index), in class order; the rest of ``among``, sorted. The benchmarks'
+    label budgets and held-out sets, reproducible from the seed of ``rng``."""
+    labels = np.asarray(labels)
+    among = np.arange(len(labels)) if among is None else np.asarray(among)
+    drawn = np.concatenate([rng.permutation(among[labels[among] == c])[:n] for c in range(k)])
+    return drawn, np.setdiff1d(among, drawn)
 
 
 def without_copies(pool: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -1,7 +1,8 @@
 """The evidence: does a GAN raise a secondary classifier's accuracy? Classic augmentation, the classifier,
-generator quality, the arms, paired statistics, reports, and ``evaluate_folders``."""
+generator quality, the arm registry and the arms, paired statistics, reports, and ``evaluate_folders``."""
 
 from ..models import build_classifier, check_classifier_name, classifier_names
+from ..train.metrics import accuracy
 from .arms import ArmSettings, SeedArms, run_seed, with_gan
 from .augmentation import classic_augmentation, crop_flip, crop_pad, device_augmentation
 from .classifier import (
@@ -9,30 +10,46 @@ from .classifier import (
     ArrayDataset,
     ClassifierConfig,
     Split,
-    classifier_accuracy,
     materialize,
     train_classifier,
 )
 from .folders import evaluate_folders
 from .quality import diversity_ratio, generator_quality
+from .registry import (
+    ARM_REGISTRY,
+    ARMS,
+    POOL_ARMS,
+    RATIO_ARMS,
+    REAL_CONTROL_ARMS,
+    RUN_ARMS,
+    SAMPLE_ARMS,
+    Arm,
+    check_arms,
+    get_arm,
+)
 from .report import markdown_table, plot_accuracy, settings_dict
-from .stats import ARMS, REAL_CONTROL_ARMS, RUN_ARMS, SAMPLE_ARMS, paired_gain, samples_verdict, summarize, verdict
+from .stats import paired_gain, samples_verdict, summarize, verdict
 
 __all__ = [
     "ARMS",
+    "ARM_REGISTRY",
     "AUGMENT_MODES",
+    "POOL_ARMS",
+    "RATIO_ARMS",
     "REAL_CONTROL_ARMS",
     "RUN_ARMS",
     "SAMPLE_ARMS",
+    "Arm",
     "ArmSettings",
     "ArrayDataset",
     "ClassifierConfig",
     "SeedArms",
     "Split",
     "build_classifier",
+    "check_arms",
     "check_classifier_name",
     "classic_augmentation",
-    "classifier_accuracy",
+    "accuracy",
     "classifier_names",
     "crop_flip",
     "crop_pad",
@@ -40,6 +57,7 @@ __all__ = [
     "diversity_ratio",
     "evaluate_folders",
     "generator_quality",
+    "get_arm",
     "markdown_table",
     "materialize",
     "paired_gain",

@@ -16,16 +16,18 @@ from torch.utils.data import Subset
 from ..config import TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig
 from ..data import ImageData, memory_data
 from ..errors import UsageError
-from ..io.checkpoint import CHECKPOINT_NAME, TEACHER_NAME, load_checkpoint
+from ..io.checkpoint import CHECKPOINT_NAME, TEACHER_NAME
 from ..io.rebuild import build_ssl_classifier
+from ..io.record import load_run
 from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
 from ..plugins.teacher import label_synthetic, load_run_teacher, teacher_logits
 from ..progress import Reporter
 from ..train import fit_data
-from ..train.ssl import accuracy, train_ssl
-from .classifier import ArrayDataset, ClassifierConfig, Split, classifier_accuracy, train_classifier
+from ..train.metrics import accuracy
+from ..train.ssl import train_ssl
+from .classifier import ArrayDataset, ClassifierConfig, Split, train_classifier
 from .quality import generator_quality
-from .stats import ARMS, REAL_CONTROL_ARMS, RUN_ARMS, SAMPLE_ARMS
+from .registry import get_arm
 
 
 @dataclass(frozen=True)
@@ -123,28 +125,35 @@ class SeedArms:
         """Whether ``run`` holds a finished run of configuration ``cfg`` (its teacher too)."""
         if not (run / CHECKPOINT_NAME).is_file() or (cfg.teacher != "none" and not (run / TEACHER_NAME).is_file()):
             return False
-        ckpt = load_checkpoint(run)
-        pretrain = int(ckpt.get("pretrain_steps", 0))
-        done = int(ckpt.get("step", -1)) >= pretrain + cfg.steps
-        kept = "pretrained" in ckpt or not pretrain  # runs from before pre-trained models were kept: train anew
-        return done and kept and TrainConfig.from_dict(ckpt["config"]) == cfg
+        record = load_run(run)
+        pretrain = record.pretrain_steps
+        done = record.state.step >= pretrain + cfg.steps
+        kept = record.pretrained is not None or not pretrain  # runs from before pre-trained models were kept: anew
+        return done and kept and record.config == cfg
 
     def _train(self, dataset: Any) -> nn.Module:
         s = self.settings
         return train_classifier(dataset, self.channels, self.k, s.classifier, s.device, self.seed, s.flip)
 
     def _accuracy(self, model: nn.Module) -> float:
-        return classifier_accuracy(model, self.split.test_images, self.split.test_labels, self.settings.device)
+        acc = accuracy(model, self.split.test_images, self.split.test_labels, self.settings.device)
+        if acc is None:
+            raise UsageError("the seed's split holds no test image: a larger test fraction or more images")
+        return acc
 
-    def baseline(self) -> tuple[float, dict[str, Any]]:
-        self.baseline_model = self._train(self.base)
-        return self._accuracy(self.baseline_model), {}
-
-    def teacher(self) -> nn.Module:
-        """The baseline classifier of this seed (trained now if the baseline arm has not run), as a teacher."""
+    def baseline_classifier(self) -> nn.Module:
+        """The seed's baseline classifier, trained once by whichever arm needs it first (the baseline arm,
+        a teacher arm, generator quality): the same model whatever order the arms run in."""
         if self.baseline_model is None:
             self.baseline_model = self._train(self.base)
-        return UnitInput(self.baseline_model)
+        return self.baseline_model
+
+    def baseline(self, arm: str = "baseline", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        return self._accuracy(self.baseline_classifier()), {}
+
+    def teacher(self) -> nn.Module:
+        """The baseline classifier of this seed, as a teacher."""
+        return UnitInput(self.baseline_classifier())
 
     def synthetic_dataset(self, arm: str, ratio: float) -> GANAugmentedDataset:
         """The real images with a per-class (or conditional) run's synthetic ones mixed in, as ``arm`` labels them."""
@@ -179,9 +188,15 @@ class SeedArms:
             model = train_classifier(self.base, self.channels, self.k, half, s.device, self.seed, s.flip, init=first)
         else:
             model = self._train(ds)
-        if s.quality and arm in ("gan-per-class", "gan-conditional"):
+        if s.quality and get_arm(arm).quality:
             quality = generator_quality(
-                Path(ds.generator_ckpt), self.split, self.baseline_model, s.classifier, s.device, s.flip, self.seed
+                Path(ds.generator_ckpt),
+                self.split,
+                self.baseline_classifier(),
+                s.classifier,
+                s.device,
+                s.flip,
+                self.seed,
             )
             extra.update(quality)
         return self._accuracy(model), extra
@@ -220,7 +235,7 @@ class SeedArms:
         return self._accuracy(self._train(ds)), {"synthetic_ratio": ratio, "synthetic": len(idx)}
 
     def run_arm(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """The arms of the default run (see ``RUN_ARMS``): the two-argument ``GANAugmentedDataset`` (at
+        """The arms of the default run (see the registry): the two-argument ``GANAugmentedDataset`` (at
         its default synthetic share unless a ratio is given), without its unlabeled or its synthetic
         images, the teacher itself, or a linear model on its features."""
         s = self.settings
@@ -248,7 +263,7 @@ class SeedArms:
         }
         return self._accuracy(self._train(ds)), extra
 
-    def d_features(self) -> tuple[float, dict[str, Any]]:
+    def d_features(self, arm: str = "d-features", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
         """Logistic regression on the discriminator features of an unconditional GAN."""
         run = self.gan_run("unconditional", f"unconditional-seed{self.seed}")
         return self._linear_probe(DiscriminatorFeatures(run, device=str(self.settings.device))), {}
@@ -263,14 +278,14 @@ class SeedArms:
         pipe.fit(self.split.train_images, self.split.train_labels.numpy())
         return float((pipe.predict(self.split.test_images) == self.split.test_labels.numpy()).mean())
 
-    def ssl(self) -> tuple[float, dict[str, Any]]:
+    def ssl(self, arm: str = "ssl", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
         """The semi-supervised GAN's (averaged) discriminator as the classifier; with
         ``settings.ssl_eval_every``, its test accuracy along the way (the learning curve)."""
-        s, split = self.settings, self.split
+        s = self.settings
         cfg = s.ssl.replace(seed=self.seed)
 
         def test_accuracy(model: nn.Module) -> float:
-            return float(accuracy(model, split.test_images, split.test_labels))
+            return self._accuracy(model)
 
         result = train_ssl(self.gan_data(), cfg, s.device, 0.0, Reporter(quiet=True), test_accuracy, s.ssl_eval_every)
         model = build_ssl_classifier(result["state"]).to(s.device)
@@ -281,23 +296,11 @@ class SeedArms:
 
     def run(self, arm: str, ratio: float | None = None) -> dict[str, Any]:
         """Train and score ``arm`` (at synthetic ``ratio``, default the settings'); its record."""
+        spec = get_arm(arm)
         t0 = time.perf_counter()
-        if arm == "baseline":
-            acc, extra = self.baseline()
-        elif arm in RUN_ARMS:
-            acc, extra = self.run_arm(arm, ratio)
-        elif arm in SAMPLE_ARMS:
-            acc, extra = self.gan_samples(arm, ratio)
-        elif arm in REAL_CONTROL_ARMS:
-            acc, extra = self.real_extra(arm, ratio)
-        elif arm == "d-features":
-            acc, extra = self.d_features()
-        elif arm == "ssl":
-            acc, extra = self.ssl()
-        else:
-            raise UsageError(f"unknown arm {arm!r}: choose from {', '.join(ARMS)}")
+        acc, extra = getattr(self, spec.runner)(arm, ratio)
         rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2), **extra}
-        if self.settings.filter_top is not None and arm in SAMPLE_ARMS:
+        if self.settings.filter_top is not None and spec.runner == "gan_samples":
             rec["filter_top"] = self.settings.filter_top
         at = f" at ratio {extra['synthetic_ratio']}" if "synthetic_ratio" in extra else ""
         self.reporter.message(f"  seed {self.seed} {arm}{at}: accuracy {acc:.4f} ({rec['seconds']:.0f} s)")

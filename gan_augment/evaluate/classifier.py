@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import UsageError
-from ..io.images import to_chw_uint8, to_hwc_numpy, to_unit
+from ..io.images import to_chw_uint8, to_hwc_numpy
 from ..models import build_classifier
 from ..seeds import keeps_callers_rng
 from .augmentation import Augmented, classic_augmentation, device_augmentation, seed_worker_augmentation
@@ -239,13 +239,3 @@ def train_classifier(
         opt.step()
     batches.close()  # ends the loader's workers
     return model.eval()
-
-
-@torch.no_grad()
-def classifier_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> float:
-    """Top-1 accuracy of ``model`` on uint8 images (N, C, H, W), normalised as in training."""
-    correct = 0
-    for i in range(0, len(images), 1024):
-        x = to_unit(images[i : i + 1024].to(device)).to(memory_format=torch.channels_last)
-        correct += int((model(x).argmax(1).cpu() == labels[i : i + 1024]).sum())
-    return correct / max(1, len(images))

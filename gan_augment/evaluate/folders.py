@@ -10,7 +10,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data import ImageData, decode_folder, load_image_data, stratified_split, without_copies
-from ..errors import GanAugmentError, UsageError
+from ..errors import UsageError
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..io.checkpoint import TEACHER_NAME
 from ..io.outdir import EVALUATION, check_apart, check_output_folder, prepare_output
@@ -18,6 +18,7 @@ from ..io.rebuild import load_generator
 from ..progress import Reporter
 from .arms import ArmSettings, run_seed, with_gan
 from .classifier import ClassifierConfig, Split
+from .registry import check_arms
 from .report import markdown_table, plot_accuracy, settings_dict
 from .stats import route_verdict, samples_verdict, summarize, verdict
 
@@ -28,11 +29,6 @@ def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[t
     except ValueError as exc:
         raise UsageError(f"{exc}: evaluation needs at least 2 images per class") from None
     return torch.from_numpy(train), torch.from_numpy(test)
-
-
-# Arms that need an unlabeled pool: the real-image controls draw from it, and a per-class run keeps
-# a pre-trained generator only when it pre-trained (on the pool, by the package's rule).
-POOL_ARMS = ("pseudo-label", "pseudo-soft", "gan-pretrained-soft", "teacher-unlabeled")
 
 
 def evaluate_folders(
@@ -61,9 +57,7 @@ def evaluate_folders(
         The report written to ``out/evaluation.json`` (summary rows, runs, verdicts).
     """
     reporter = reporter or Reporter()
-    pool_arms = [a for a in arms if a in POOL_ARMS]
-    if unlabeled is None and pool_arms:
-        raise GanAugmentError(f"the arms {pool_arms} need unlabeled images: pass an UNLABELED folder, or drop them")
+    arms = check_arms(arms, has_pool=unlabeled is not None)
     settings = settings or ArmSettings(gan=TrainConfig(), classifier=ClassifierConfig())
     out_dir = Path(out)
     check_apart(out_dir, labeled, unlabeled)

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_text
-from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
+from ..io.checkpoint import CHECKPOINT_NAME, reading
 from ..io.outdir import RUN
+from ..io.record import load_run
 from ..progress import printable
 from ..train.teacher import describe_teacher, teacher_line
 
@@ -76,18 +77,17 @@ def _png_file(path: Path) -> bytes | None:
 
 
 def _run_body(run: Path) -> str:
-    ckpt = load_checkpoint(run)
+    record = load_run(run)
     with reading(run):
-        names = [printable(n) for n in ckpt.get("class_names") or []]
-        data = dict(ckpt.get("data") or {})
-        config = dict(ckpt.get("config") or {})
+        names = [printable(n) for n in record.class_names]
+        data, config = record.data, record.config.to_dict()
         overview = [
-            ("mode", ckpt.get("mode")),
-            ("step", f"{ckpt.get('step')} of {ckpt.get('total_steps')} ({ckpt.get('pretrain_steps')} pre-training)"),
-            ("images", f"{ckpt.get('image_size')}×{ckpt.get('image_size')}, {ckpt.get('channels')} channel(s)"),
+            ("mode", record.mode),
+            ("step", f"{record.state.step} of {record.total_steps} ({record.pretrain_steps} pre-training)"),
+            ("images", f"{record.image_size}×{record.image_size}, {record.channels} channel(s)"),
             ("classes", f"{len(names)}: {', '.join(names)}"),
             ("data", f"{data.get('num_labeled')} labeled + {data.get('num_unlabeled')} unlabeled images"),
-            ("trained for", f"{float(ckpt.get('elapsed_s', 0.0)):.1f} s"),
+            ("trained for", f"{record.state.elapsed_s:.1f} s"),
             ("teacher", printable(teacher_line(describe_teacher(run)))),
         ]
     latest, earlier = _grids(run)

@@ -11,7 +11,8 @@ from torch import nn
 from ..io.rebuild import load_generator
 from ..sampling import sample
 from ..seeds import QUALITY_SAMPLES
-from .classifier import ArrayDataset, ClassifierConfig, Split, classifier_accuracy, train_classifier
+from ..train.metrics import accuracy
+from .classifier import ArrayDataset, ClassifierConfig, Split, train_classifier
 
 
 def diversity_ratio(synthetic: torch.Tensor, real: torch.Tensor, max_n: int = 200) -> float:
@@ -48,9 +49,9 @@ def generator_quality(
     out: dict[str, float] = {}
     syn_ds = ArrayDataset(synth.cpu(), labels, split.class_names)
     cas_model = train_classifier(syn_ds, synth.shape[1], k, classifier, device, seed, flip)
-    out["cas"] = classifier_accuracy(cas_model, split.test_images, split.test_labels, device)
+    out["cas"] = accuracy(cas_model, split.test_images, split.test_labels, device)
     if real_model is not None:
-        out["real_clf_on_synthetic"] = classifier_accuracy(real_model, synth, labels, device)
+        out["real_clf_on_synthetic"] = accuracy(real_model, synth, labels, device)
     ratios = [diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)]
     valid = [r for r in ratios if not np.isnan(r)]  # a class with < 2 evaluation images has no ratio
     out["diversity"] = float(np.mean(valid)) if valid else float("nan")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ..io.atomic import atomic_write
-from .stats import ARMS
+from .registry import ARMS
 
 if TYPE_CHECKING:
     from .arms import ArmSettings

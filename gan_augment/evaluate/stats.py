@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
-from ..config import ARMS, REAL_CONTROL_ARMS, RUN_ARMS, SAMPLE_ARMS  # noqa: F401  (re-exported)
+from .registry import ARMS, SAMPLE_ARMS
 
 
 def paired_gain(accs: dict[int, float], base: dict[int, float]) -> tuple[float, float] | None:

@@ -1,4 +1,4 @@
-"""Files and forms: atomic writes, the checkpoint format, rebuilding models from checkpoints, image conversions."""
+"""Files and forms: atomic writes, the checkpoint format and run record, models rebuilt from runs, image forms."""
 
 from .atomic import atomic_torch_save, atomic_write, atomic_write_json, atomic_write_text
 from .checkpoint import (
@@ -22,12 +22,15 @@ from .images import (
     to_unit,
 )
 from .rebuild import GeneratorInfo, build_discriminator, build_generator, load_discriminator, load_generator
+from .record import RunRecord, TrainState, load_run
 
 __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT_VERSION",
     "GeneratorInfo",
     "RawForm",
+    "RunRecord",
+    "TrainState",
     "atomic_torch_save",
     "atomic_write",
     "atomic_write_json",
@@ -37,6 +40,7 @@ __all__ = [
     "load_checkpoint",
     "load_discriminator",
     "load_generator",
+    "load_run",
     "make_grid",
     "raw_form_of",
     "resolve_checkpoint_path",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.utils import make_grid as tv_make_grid
 
@@ -94,8 +95,12 @@ def raw_size(x: Any) -> tuple[int, int] | None:
     return None
 
 
-# ITU-R 601 luma weights: every RGB → gray conversion in the package uses them.
-LUMA = (0.299, 0.587, 0.114)
+def rgb_to_gray(images: torch.Tensor) -> torch.Tensor:
+    """RGB images (..., 3, H, W) → gray (..., 1, H, W): torchvision's ``rgb_to_grayscale`` (ITU-R 601 luma),
+    the one RGB → gray conversion in the package. uint8 stays uint8, rounded to the nearest level
+    (torchvision would truncate); float stays float."""
+    gray = TF.rgb_to_grayscale(images if images.is_floating_point() else images.float(), preserve_dtype=False)
+    return gray.round().clamp(0, 255).to(torch.uint8) if images.dtype == torch.uint8 else gray
 
 
 def match_images(images: torch.Tensor, size: tuple[int, int] | None, channels: int | None) -> torch.Tensor:
@@ -112,8 +117,7 @@ def match_images(images: torch.Tensor, size: tuple[int, int] | None, channels: i
         if channels == 3:
             images = images.repeat(1, 3, 1, 1)
         else:
-            luma = torch.tensor(LUMA, device=images.device).view(1, 3, 1, 1)
-            images = back((images.float() * luma).sum(1, keepdim=True))
+            images = rgb_to_gray(images)
     return images
 
 

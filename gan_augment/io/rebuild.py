@@ -15,6 +15,7 @@ from ..errors import CheckpointError
 from ..models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
 from ..models.ssl import build_ssl_discriminator
 from .checkpoint import check_weights, load_checkpoint, reading, strip_prefixes
+from .record import RunRecord, load_run
 
 
 @dataclass(frozen=True)
@@ -40,49 +41,50 @@ class GeneratorInfo:
     checkpoint: str
 
 
-def _require_pretrained(ckpt: dict[str, Any], where: str) -> None:
-    kept = ckpt.get("pretrained")
+def _require_pretrained(run: RunRecord, where: str) -> dict[str, Any]:
+    kept = run.pretrained
     if not isinstance(kept, dict) or not {"g_ema", "d"} <= set(kept):
         raise CheckpointError(
             f"{where!r} holds no pre-trained models: only per-class runs past their pre-training keep them "
             "(runs written before gan-augment kept them lack them too: train the run again)"
         )
+    return kept
 
 
-def _pretrained(ckpt: dict[str, Any], part: str) -> nn.Module:
+def _pretrained(run: RunRecord, kept: dict[str, Any], part: str) -> nn.Module:
     """The shared pre-trained generator (``g_ema``) or discriminator (``d``) a per-class run kept."""
-    kept = ckpt["pretrained"]
-    model_cfg = ModelConfig.from_dict(ckpt["model_config"])
-    module = Generator(model_cfg) if part == "g_ema" else Discriminator(model_cfg)
+    module = Generator(run.model) if part == "g_ema" else Discriminator(run.model)
     module.load_state_dict(strip_prefixes(check_weights(kept[part])))
     return module
 
 
-def build_generator(ckpt: dict[str, Any], ema: bool = True) -> nn.Module:
-    """Rebuild the sampling generator (EMA weights by default) from a checkpoint dict."""
-    model_cfg = ModelConfig.from_dict(ckpt["model_config"])
-    key = "g_ema" if ema and ckpt["models"][0].get("g_ema") is not None else "g"
-    gens = []
-    for entry in ckpt["models"]:
-        g = Generator(model_cfg)
-        g.load_state_dict(strip_prefixes(check_weights(entry[key])))
-        gens.append(g)
-    if ckpt["phase"] == "per-class":
-        return PerClassGenerator(gens)
-    return gens[0]
+def _models(model_cfg: ModelConfig, phase: str, models: list[dict[str, Any]], part: str) -> nn.Module:
+    """The generator(s) (``part`` ``g`` or ``g_ema``) or discriminator(s) (``d``) of a run's model states,
+    as one module (per class: ``PerClassGenerator`` / ``PerClassDiscriminator``)."""
+    build = Discriminator if part == "d" else Generator
+    modules = []
+    for entry in models:
+        m = build(model_cfg)
+        m.load_state_dict(strip_prefixes(check_weights(entry[part])))
+        modules.append(m)
+    if phase == "per-class":
+        return PerClassDiscriminator(modules) if part == "d" else PerClassGenerator(modules)
+    return modules[0]
 
 
-def build_discriminator(ckpt: dict[str, Any]) -> nn.Module:
-    """Rebuild the discriminator(s) of a checkpoint dict (per class: one module with ``D(x, y)``)."""
-    model_cfg = ModelConfig.from_dict(ckpt["model_config"])
-    ds = []
-    for entry in ckpt["models"]:
-        d = Discriminator(model_cfg)
-        d.load_state_dict(strip_prefixes(check_weights(entry["d"])))
-        ds.append(d)
-    if ckpt["phase"] == "per-class":
-        return PerClassDiscriminator(ds)
-    return ds[0]
+def build_generator(ckpt: dict[str, Any] | RunRecord, ema: bool = True) -> nn.Module:
+    """Rebuild the sampling generator (EMA weights by default) from a run (or its checkpoint dict)."""
+    run = ckpt if isinstance(ckpt, RunRecord) else RunRecord.from_dict(ckpt)
+    key = "g_ema" if ema and run.models[0].get("g_ema") is not None else "g"
+    return _models(run.model, run.state.phase, run.models, key)
+
+
+def build_discriminator(ckpt: dict[str, Any] | RunRecord) -> nn.Module:
+    """Rebuild the discriminator(s) of a run, or of a dict with its ``model_config``, ``phase`` and
+    ``models`` (what a ``classify --method features`` classifier keeps); per class: one module with ``D(x, y)``."""
+    if isinstance(ckpt, RunRecord):
+        return _models(ckpt.model, ckpt.state.phase, ckpt.models, "d")
+    return _models(ModelConfig.from_dict(ckpt["model_config"]), str(ckpt["phase"]), list(ckpt["models"]), "d")
 
 
 def build_ssl_classifier(state: dict[str, Any]) -> nn.Module:
@@ -118,10 +120,11 @@ def load_discriminator(
     if ckpt.get("kind") in ("ssl", "supervised"):  # classify --method ssl's classifier, or a run's teacher
         with reading(path_or_run_dir):
             return build_ssl_classifier(ckpt).to(resolve_device(device))
+    run = load_run(path_or_run_dir, ckpt)
     if pretrained:
-        _require_pretrained(ckpt, str(path_or_run_dir))
+        kept = _require_pretrained(run, str(path_or_run_dir))
     with reading(path_or_run_dir):
-        d = _pretrained(ckpt, "d") if pretrained else build_discriminator(ckpt)
+        d = _pretrained(run, kept, "d") if pretrained else build_discriminator(run)
     return d.to(resolve_device(device)).eval()
 
 
@@ -146,20 +149,18 @@ def load_generator(
     Raises:
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
     """
-    ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
+    run = load_run(path_or_run_dir)
     if pretrained:
-        _require_pretrained(ckpt, str(path_or_run_dir))
+        kept = _require_pretrained(run, str(path_or_run_dir))
     with reading(path_or_run_dir):
-        gen = _pretrained(ckpt, "g_ema") if pretrained else build_generator(ckpt, ema=ema)
-        mode = ckpt["config"]["mode"]
-        conditional = ckpt["phase"] in ("per-class", "conditional") and not pretrained
+        gen = _pretrained(run, kept, "g_ema") if pretrained else build_generator(run, ema=ema)
         info = GeneratorInfo(
-            mode=mode,
-            class_names=list(ckpt["class_names"]) if conditional else [],
-            image_size=int(ckpt["image_size"]),
-            channels=int(ckpt["channels"]),
-            step=int(ckpt["pretrain_steps"] if pretrained else ckpt["step"]),
-            model=ModelConfig.from_dict(ckpt["model_config"]),
+            mode=run.mode,
+            class_names=list(run.class_names) if run.conditional and not pretrained else [],
+            image_size=run.image_size,
+            channels=run.channels,
+            step=run.pretrain_steps if pretrained else run.state.step,
+            model=run.model,
             checkpoint=str(path_or_run_dir),
         )
     return gen.to(resolve_device(device)).eval(), info

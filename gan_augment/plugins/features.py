@@ -17,7 +17,7 @@ from ..data.decode import GRAY_MODES
 from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError, UsageError
 from ..io.checkpoint import TEACHER_NAME, run_file
-from ..io.images import LUMA
+from ..io.images import rgb_to_gray
 from ..io.rebuild import load_discriminator
 from ..models import PerClassDiscriminator
 
@@ -143,6 +143,8 @@ def _array_to_nchw(X: np.ndarray, image_size: int, channels: int, layout: str = 
     several channels need ``layout``: ``"chw"`` (torchvision's order) or ``"hwc"`` (numpy's, PIL's)."""
     if X.dtype == object:
         X = X.astype(np.float64)
+    if not X.flags.writeable:  # e.g. np.asarray of a PIL image: torch.from_numpy would warn (it cannot guard it)
+        X = X.copy()
     if np.iscomplexobj(X):
         raise UsageError("Complex data not supported: pass real-valued images")
     if X.ndim < 2:
@@ -200,7 +202,7 @@ def images_to_tensor(X: Any, image_size: int, channels: int, layout: str = "auto
         if t.shape[1] == 1:
             t = t.expand(-1, channels, -1, -1)
         elif t.shape[1] == 3 and channels == 1:
-            t = (t * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            t = rgb_to_gray(t)
         else:
             raise UsageError(f"images have {t.shape[1]} channels; the discriminator takes {channels}")
     if t.shape[-2:] != (image_size, image_size):

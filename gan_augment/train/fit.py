@@ -18,8 +18,11 @@ from ..io.atomic import atomic_write_json
 from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
+from ..io.record import RunRecord
 from ..progress import Reporter
 from ..seeds import keeps_callers_rng
+from . import loop
+from .checkpointer import Checkpointer
 from .distributed import DistContext, from_environment
 from .pair import check_compile
 from .rundir import check_run_dir, prepare_run_dir
@@ -115,11 +118,9 @@ def _run_config(
         return config or default_config(labeled, device_type), None
     ckpt = load_checkpoint(out_dir, map_location="cpu")
     with reading(out_dir / CHECKPOINT_NAME):
-        missing = {"mode", "image_size", "steps", "batch_size"} - set(ckpt["config"])
-        if missing:
-            raise KeyError(f"its config lacks {', '.join(sorted(missing))}")
-        asked_then = TrainConfig.from_dict(ckpt["config"])  # as given to the run (pre-training not yet resolved)
-        saved = asked_then.replace(pretrain_steps=int(ckpt["pretrain_steps"]))
+        record = RunRecord.from_dict(ckpt)
+        asked_then = record.config  # as given to the run (pre-training not yet resolved)
+        saved = asked_then.replace(pretrain_steps=record.pretrain_steps)
     if config is None:
         return saved, ckpt
     _check_resume_settings(config, asked_then, explicit)
@@ -239,12 +240,11 @@ def _fit_job(
         raise GanAugmentError(f"images are {data.images.shape[-1]} px but config.image_size={config.image_size}")
     check_run_dir(out_dir, resume, overwrite)
     sources = sources or {}
-    trainer = Trainer(config, data, out_dir, dev, reporter, sources, dist=job, compile=compile)
+    trainer = Trainer(config, data, dev, reporter, dist=job, compile=compile)
+    saver = Checkpointer.for_run(trainer, out_dir, sources)
     if resume:
-        # On the CPU: load_state_dict copies to the device, and RNG states must stay CPU tensors.
-        with reading(out_dir / CHECKPOINT_NAME):  # right keys, wrong contents: one line
-            trainer.load(checkpoint if checkpoint is not None else load_checkpoint(out_dir, map_location="cpu"))
-        reporter.message(f"resuming at step {trainer.step} of {trainer.total_steps}")
+        saver.restore(trainer, checkpoint)
+        reporter.message(f"resuming at step {trainer.state.step} of {trainer.total_steps}")
     job.barrier()  # every rank has checked the run directory before rank 0 writes to it
     if job.is_main:
         _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
@@ -259,7 +259,7 @@ def _fit_job(
         + (f", compiled ({compile})" if compile != "off" else "")
         + ")"
     )
-    return trainer.fit()
+    return loop.train(trainer, saver)
 
 
 def _write_run_header(

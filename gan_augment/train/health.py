@@ -6,17 +6,14 @@ import contextlib
 import math
 import signal
 import threading
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import torch
 
 from ..errors import GanAugmentError
-from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from ..progress import Reporter
-from .rundir import append_event
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .checkpointer import Checkpointer
+from .trainer import Trainer
 
 COLLAPSE_LOSS = 1e-3  # a BCE or hinge discriminator loss below this counts towards collapse
 
@@ -57,10 +54,10 @@ class DivergenceCheck:
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self.collapse_run = 0
-        self.last_check = trainer.step
+        self.last_check = trainer.state.step
 
     def reset(self) -> None:
-        self.collapse_run, self.last_check = 0, self.trainer.step
+        self.collapse_run, self.last_check = 0, self.trainer.state.step
 
     def __call__(self, stats: dict[str, torch.Tensor], check_weights: bool) -> str:
         t, cfg = self.trainer, self.trainer.config
@@ -71,47 +68,41 @@ class DivergenceCheck:
             reason = "weights"
         reason = f"{reason} not finite" if reason else ""
         if not reason and cfg.collapse_steps and cfg.loss in ("bce", "hinge"):
-            self.collapse_run = self.collapse_run + (t.step - self.last_check) if now["loss_d"] < COLLAPSE_LOSS else 0
+            step = t.state.step
+            self.collapse_run = self.collapse_run + (step - self.last_check) if now["loss_d"] < COLLAPSE_LOSS else 0
             if self.collapse_run >= cfg.collapse_steps:
                 reason = f"discriminator loss below 1e-3 for {self.collapse_run} steps"
-        self.last_check = t.step
+        self.last_check = t.state.step
         if t.dist.enabled:  # every rank rolls back together, or none does
             reason = "; ".join(r for r in t.dist.gather(reason) if r)
         return reason
 
 
-def log_event(t: Trainer, row: dict[str, Any]) -> None:
-    """Append ``row`` to the run's metrics log (rank 0 only)."""
-    if t.dist.is_main:
-        append_event(t.out_dir, row)
-
-
-def rollback(t: Trainer, reason: str) -> None:
+def rollback(t: Trainer, saver: Checkpointer, reason: str) -> None:
     """Go back to the last checkpoint with both learning rates halved (at most ``max_rollbacks`` times)."""
-    cfg = t.config
-    path = t.out_dir / CHECKPOINT_NAME
-    t.rollbacks += 1
-    if t.rollbacks > cfg.max_rollbacks or not path.is_file():
+    cfg, state = t.config, t.state
+    state.rollbacks += 1
+    if state.rollbacks > cfg.max_rollbacks or not saver.exists():
         raise GanAugmentError(
-            f"training diverged at step {t.step} ({reason})"
+            f"training diverged at step {state.step} ({reason})"
             + (f" after {cfg.max_rollbacks} roll-backs with lower learning rates" if cfg.max_rollbacks else "")
-            + f"; the last good checkpoint {str(path)!r} is intact: "
+            + f"; the last good checkpoint {str(saver.path)!r} is intact: "
             "try lower --lr-g/--lr-d, --loss hinge or --diffaugment on"
         )
-    failed_at, rollbacks, halved = t.step, t.rollbacks, t.adam.halved()
-    t.load(load_checkpoint(path, map_location="cpu"))
-    t.rollbacks, t.adam = rollbacks, halved
+    failed_at, rollbacks, halved = state.step, state.rollbacks, t.adam.halved()
+    saver.restore(t)
+    t.state.rollbacks, t.state.lr_g, t.state.lr_d = rollbacks, halved.lr_g, halved.lr_d
     t.pair.set_learning_rates(halved)
     t.reporter.message(
-        f"training diverged at step {failed_at} ({reason}): rolled back to step {t.step}, "
-        f"learning rates halved to {halved.lr_g:.2e} (G) and {halved.lr_d:.2e} (D) [{t.rollbacks}/{cfg.max_rollbacks}]"
+        f"training diverged at step {failed_at} ({reason}): rolled back to step {t.state.step}, learning rates "
+        f"halved to {halved.lr_g:.2e} (G) and {halved.lr_d:.2e} (D) [{rollbacks}/{cfg.max_rollbacks}]"
     )
-    log_event(
+    saver.log(
         t,
         {
             "event": "rollback",
             "step": failed_at,
-            "to_step": t.step,
+            "to_step": t.state.step,
             "reason": reason,
             "lr_g": halved.lr_g,
             "lr_d": halved.lr_d,
@@ -119,17 +110,18 @@ def rollback(t: Trainer, reason: str) -> None:
     )
 
 
-def shrink_batch(t: Trainer, exc: BaseException) -> None:
+def shrink_batch(t: Trainer, saver: Checkpointer, exc: BaseException) -> None:
     """After CUDA running out of memory: retry at half the batch (at most three times)."""
-    b = t.batch_size
-    t.oom_retries += 1
-    if b < 4 or t.oom_retries > 3 or t.dist.enabled:  # ranks must keep in step: no retry in a job
+    state = t.state
+    b = state.batch_size
+    state.oom_retries += 1
+    if b < 4 or state.oom_retries > 3 or t.dist.enabled:  # ranks must keep in step: no retry in a job
         raise GanAugmentError(
             f"out of GPU memory on {t.device} at batch size {b}: try --batch-size {max(2, b // 2)}, "
             "a smaller --image-size or narrower models (--g-width, --d-width)"
         ) from None
     if t.device.type == "cuda":
         torch.cuda.empty_cache()
-    t.batch_size = b // 2
-    t.reporter.message(f"out of GPU memory at batch size {b} (step {t.step}): retrying at batch size {b // 2}")
-    log_event(t, {"event": "oom", "step": t.step, "batch_size": b // 2})
+    state.batch_size = b // 2
+    t.reporter.message(f"out of GPU memory at batch size {b} (step {state.step}): retrying at batch size {b // 2}")
+    saver.log(t, {"event": "oom", "step": state.step, "batch_size": b // 2})

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from ..io.checkpoint import CHECKPOINT_NAME
-from .health import DivergenceCheck, TrainingStopped, log_event, rollback, shrink_batch, stop_signals
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from .checkpointer import Checkpointer
+from .health import DivergenceCheck, TrainingStopped, rollback, shrink_batch, stop_signals
+from .trainer import Trainer
 
 CHECK_EVERY = 10  # steps between the (synchronising) health checks
 EARLY = (1, 2, 5, 10, 20)  # steps after a start at which the progress bar gets a first reading
@@ -46,72 +44,78 @@ class MetricsWindow:
         """The row to log (mean statistics, throughput, elapsed time); starts a new window."""
         now = time.perf_counter()
         dt = now - self.t_last
-        t.elapsed += dt
-        row: dict[str, Any] = {"step": t.step, "phase": t.phase}
+        t.state.elapsed_s += dt
+        row: dict[str, Any] = {"step": t.state.step, "phase": t.state.phase}
         row.update({k: round(float(v) / self.n, 5) for k, v in self.sums.items()})
         row["img_per_s"] = round(self.images / max(dt, 1e-9), 1)
-        row["elapsed_s"] = round(t.elapsed, 2)
+        row["elapsed_s"] = round(t.state.elapsed_s, 2)
         self.t_last, self.images = now, 0
         self.clear()
         return row
 
 
-def train(t: Trainer) -> Path:
-    """Train ``t`` to its ``total_steps``; return the checkpoint path (see :meth:`Trainer.fit`)."""
+def train(t: Trainer, saver: Checkpointer) -> Path:
+    """Train ``t`` to its ``total_steps``, ``saver`` writing its checkpoints, samples and metrics;
+    return the checkpoint path.
+
+    SIGINT (Ctrl-C) and SIGTERM stop at the end of the current step with a checkpoint; a second
+    Ctrl-C stops at once. Divergence rolls back to the last checkpoint with lower learning rates;
+    CUDA running out of memory retries at half the batch (see :mod:`~gan_augment.train.health`).
+    """
     with stop_signals(t.reporter) as stop:
-        fresh = not (t.out_dir / CHECKPOINT_NAME).is_file()
+        fresh = not saver.exists()
         if t.dist.enabled:
             fresh = bool(t.dist.gather(fresh)[0])  # rank 0 decides: the save is collective
         if fresh:
-            t.save()  # a rollback target from the start, and something to resume after kill -9
+            saver.save(t)  # a rollback target from the start, and something to resume after kill -9
         try:
-            _loop(t, stop)
+            _loop(t, saver, stop)
         except KeyboardInterrupt:
             if t.dist.enabled:  # the other ranks may be gone: no collective save
-                t.reporter.message(f"interrupted at step {t.step}: resume from the last checkpoint with --resume")
+                t.reporter.message(f"interrupted at step {t.state.step}: resume from the last checkpoint with --resume")
                 raise
-            t.save()
+            saver.save(t)
             t.reporter.message(
-                f"interrupted at step {t.step}: checkpoint saved; continue with "
-                f"`gan-augment fit ... --out {t.out_dir} --resume`"
+                f"interrupted at step {t.state.step}: checkpoint saved; continue with "
+                f"`gan-augment fit ... --out {saver.out_dir} --resume`"
             )
             raise
-    return t.out_dir / CHECKPOINT_NAME
+    return saver.path
 
 
-def _loop(t: Trainer, stop: dict[str, int | None]) -> None:
-    cfg = t.config
-    window, diverged, start = MetricsWindow(), DivergenceCheck(t), t.step
-    with t.reporter.progress(t.total_steps, t.step) as bar:
-        while t.step < t.total_steps:
+def _loop(t: Trainer, saver: Checkpointer, stop: dict[str, int | None]) -> None:
+    log_every = t.config.log_every
+    window, diverged, start = MetricsWindow(), DivergenceCheck(t), t.state.step
+    with t.reporter.progress(t.total_steps, start) as bar:
+        while t.state.step < t.total_steps:
             if stop["signal"] is not None and not t.dist.enabled:
                 raise TrainingStopped(stop["signal"])
-            if t.phase == "pretrain" and t.step >= t.pretrain_steps:
+            if t.state.phase == "pretrain" and t.state.step >= t.pretrain_steps:
                 t.enter_per_class()
             try:
                 stats = t.train_step()
             except torch.cuda.OutOfMemoryError as exc:
-                shrink_batch(t, exc)
+                shrink_batch(t, saver, exc)
                 window.clear()
                 continue
             window.add(stats, t.images_per_step())
-            last = t.step == t.total_steps
-            logging = t.step % cfg.log_every == 0 or last
-            saving = t.step % cfg.checkpoint_every == 0 or last
-            if logging or saving or t.step % CHECK_EVERY == 0:
+            step = t.state.step
+            logging = step % log_every == 0 or step == t.total_steps
+            saving = saver.saving_due(t)
+            if logging or saving or step % CHECK_EVERY == 0:
                 reason = diverged(stats, check_weights=saving)
                 if reason:
-                    rollback(t, reason)
+                    rollback(t, saver, reason)
                     window.clear()
                     diverged.reset()
                     continue
             if logging:
                 row = window.row(t)
-                log_event(t, row)
-                bar.update(t.step, row)
+                saver.log(t, row)
+                bar.update(step, row)
             else:  # a first reading soon after the start, so the bar is never blank for long
-                bar.update(t.step, window.peek() if t.step - start in EARLY and not t.reporter.quiet else None)
-            if t.step % cfg.sample_every == 0 or last:
-                t.save_samples()
+                bar.update(step, window.peek() if step - start in EARLY and not t.reporter.quiet else None)
+            if saver.samples_due(t):
+                saver.save_samples(t)
             if saving:
-                t.save()
+                saver.save(t)

@@ -23,6 +23,7 @@ from ..progress import Reporter
 from ..seeds import keeps_callers_rng
 from .health import TrainingStopped
 from .losses import consistency_loss, feature_matching_loss, prediction_entropy, ssl_d_loss
+from .metrics import accuracy
 
 ADAM_EPS = 1e-4  # see SSLRun
 
@@ -76,19 +77,6 @@ def jitter(x: torch.Tensor, generator: torch.Generator, shift: int = 2) -> torch
     theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = flip, 1.0, t
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 1000) -> float | None:
-    """Top-1 accuracy of ``model`` (eval mode) on uint8 images; None without images."""
-    if not len(images):
-        return None
-    dev = next(model.parameters()).device
-    correct = sum(
-        int((model(to_unit(images[i : i + batch].to(dev))).argmax(1).cpu() == labels[i : i + batch].cpu()).sum())
-        for i in range(0, len(images), batch)
-    )
-    return correct / len(images)
 
 
 class SSLRun:

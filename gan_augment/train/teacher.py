@@ -30,7 +30,8 @@ from ..io.checkpoint import (
 )
 from ..progress import Reporter
 from .health import stop_signals
-from .ssl import SSLRun, accuracy, classifier_state, default_ssl_steps, run_steps, start_ssl
+from .metrics import accuracy
+from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
 
 
 def resolve_teacher(config: TrainConfig, data: ImageData) -> str:

@@ -1,0 +1,122 @@
+"""The arms of the limited-labels comparison, one registry: what each arm is, needs and runs.
+
+``evaluate``, the CLI and ``benchmarks/limited_labels.py`` list, validate and order arms from
+:data:`ARM_REGISTRY`; :class:`~gan_augment.evaluate.arms.SeedArms` runs an arm by its ``runner``.
+No arm depends on another having run: the seed's baseline classifier, which the teacher arms use
+as their teacher, is trained once, by whichever arm needs it first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm.
+
+    Attributes:
+        name: As given on the command line and written in every record.
+        runner: The :class:`~gan_augment.evaluate.arms.SeedArms` method that trains and scores it.
+        about: One line: what it trains on.
+        needs_pool: It needs unlabeled images (an UNLABELED folder).
+        needs_teacher: It uses the seed's baseline classifier as its teacher.
+        gans: The GAN runs it trains (or takes from ``--run``): ``per-class``, ``conditional``,
+            ``unconditional``, or ``default`` (the run ``fit`` writes with its defaults, its teacher included).
+        synthetic: It adds images to the labeled ones, at a share (``synthetic_ratio``) a sweep can vary.
+        quality: Generator quality (CAS, diversity) is measured beside it.
+    """
+
+    name: str
+    runner: str
+    about: str
+    needs_pool: bool = False
+    needs_teacher: bool = False
+    gans: tuple[str, ...] = ()
+    synthetic: bool = False
+    quality: bool = False
+
+
+def _sample(name: str, about: str, mode: str = "per-class", **kw: bool) -> Arm:
+    return Arm(name, "gan_samples", about, gans=(mode,), synthetic=True, **kw)
+
+
+def _run(name: str, about: str, **kw: bool) -> Arm:
+    return Arm(name, "run_arm", about, gans=("default",), **kw)
+
+
+def _real(name: str, about: str, **kw: bool) -> Arm:
+    return Arm(name, "real_extra", about, needs_teacher=True, synthetic=True, **kw)
+
+
+_ARMS = (
+    Arm("baseline", "baseline", "the labeled images alone, classic augmentation"),
+    _run(
+        "default",
+        "GANAugmentedDataset(base, run): synthetic and unlabeled images, labelled by the run's teacher",
+        synthetic=True,
+    ),  # fmt: skip
+    _run("default-synthetic", "the default without the unlabeled images (unlabeled=False)", synthetic=True),
+    _run("teacher", "the run's teacher itself, scored as the classifier"),
+    _run("teacher-unlabeled", "the default without synthetic images (the control)", needs_pool=True, synthetic=True),
+    _run("teacher-features", "logistic regression on the teacher's hidden layers"),
+    _sample("gan-per-class", "synthetic images of a per-class run, the generator's class", quality=True),
+    _sample(
+        "gan-conditional", "synthetic images of a conditional run, the generator's class", "conditional", quality=True
+    ),  # fmt: skip
+    _sample("gan-teacher", "synthetic images, the teacher's hard label where it is confident", needs_teacher=True),
+    _sample("gan-soft", "synthetic images, the teacher's probabilities", needs_teacher=True),
+    _sample("gan-agree", "synthetic images where the teacher agrees with the generator's class", needs_teacher=True),
+    _sample(
+        "gan-pretrain", "pre-training on teacher-labelled synthetic images, then the real ones", needs_teacher=True
+    ),  # fmt: skip
+    _sample(
+        "gan-pretrained-soft",
+        "the shared pre-trained generator's images, the teacher's probabilities",
+        needs_teacher=True,
+        needs_pool=True,
+    ),  # fmt: skip
+    _real("pseudo-label", "unlabeled images, the teacher's hard label where it is confident", needs_pool=True),
+    _real("pseudo-soft", "unlabeled images, the teacher's probabilities", needs_pool=True),
+    _real("distill-real", "the labeled images again, the teacher's probabilities"),
+    Arm(
+        "d-features",
+        "d_features",
+        "logistic regression on an unconditional GAN's discriminator features",
+        gans=("unconditional",),
+    ),  # fmt: skip
+    Arm("ssl", "ssl", "the semi-supervised GAN's discriminator as the classifier"),
+)
+ARM_REGISTRY: dict[str, Arm] = {a.name: a for a in _ARMS}
+
+# Names by kind, in the registry's order (the order of every table).
+ARMS: tuple[str, ...] = tuple(ARM_REGISTRY)
+RUN_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "run_arm")
+SAMPLE_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "gan_samples")
+REAL_CONTROL_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "real_extra")
+POOL_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.needs_pool)
+RATIO_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.synthetic)  # a ratio sweep's choices
+
+
+def get_arm(name: str) -> Arm:
+    """The arm called ``name``; a UsageError naming the choices otherwise."""
+    try:
+        return ARM_REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown arm {name!r}: choose from {', '.join(ARMS)}") from None
+
+
+def check_arms(names: Iterable[str], has_pool: bool) -> list[str]:
+    """``names`` checked against the registry, in the order given; a UsageError names every unknown arm,
+    or every arm that needs unlabeled images when there are none."""
+    names = list(names)
+    unknown = [n for n in names if n not in ARM_REGISTRY]
+    if unknown:
+        raise UsageError(f"unknown arm(s) {unknown}: choose from {', '.join(ARMS)}")
+    need_pool = [n for n in names if ARM_REGISTRY[n].needs_pool]
+    if need_pool and not has_pool:
+        raise UsageError(f"the arms {need_pool} need unlabeled images: pass an UNLABELED folder, or drop them")
+    return names
