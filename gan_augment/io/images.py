@@ -99,7 +99,7 @@ def rgb_to_gray(images: torch.Tensor) -> torch.Tensor:
     """RGB images (..., 3, H, W) → gray (..., 1, H, W): torchvision's ``rgb_to_grayscale`` (ITU-R 601 luma),
     the one RGB → gray conversion in the package. uint8 stays uint8, rounded to the nearest level
     (torchvision would truncate); float stays float."""
-    gray = TF.rgb_to_grayscale(images if images.is_floating_point() else images.float(), preserve_dtype=False)
+    gray = TF.rgb_to_grayscale(images if images.is_floating_point() else images.float())  # float in, float out
     return gray.round().clamp(0, 255).to(torch.uint8) if images.dtype == torch.uint8 else gray
 
 

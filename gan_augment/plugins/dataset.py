@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -12,9 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..errors import UsageError
-from ..io.images import RawForm, match_images, raw_channels, raw_form_of, raw_size, to_raw
-from ..seeds import DATASET_ROUND_STRIDE
+from ..io.images import RawForm
 from .bank import SyntheticBank, base_mapping, dataset_classes, dataset_targets, map_classes, synthetic_counts
 from .extra import (
     DEFAULT_SYNTHETIC_RATIO,
@@ -22,7 +18,6 @@ from .extra import (
     FRESH_PASSES,
     ExtraPool,
     Labelled,
-    check_bank_size,
     check_extra,
     check_sizing,
     check_unlabeled_images,
@@ -31,13 +26,10 @@ from .extra import (
     run_unlabeled_images,
 )
 from .pipelines import PipelineKind, apply_transform, check_pipeline
-from .teacher import LabelSource, RunTeacher, Teacher, check_labeling, label_synthetic, load_run_teacher, teacher_logits
+from .source import ItemForm, Labelling, SyntheticSource
+from .teacher import LabelSource, RunTeacher, Teacher, load_run_teacher
 
 __all__ = ["DEFAULT_SYNTHETIC_RATIO", "DEFAULT_TEACHER_RATIO", "GANAugmentedDataset"]
-
-# Rounds of candidates drawn to fill each class when a teacher filters synthetic images.
-MAX_TEACHER_ROUNDS = 8
-MAX_OVERSAMPLING = 16  # at most this many candidates per image still missing, in one round
 
 
 class GANAugmentedDataset(Dataset):
@@ -70,6 +62,12 @@ class GANAugmentedDataset(Dataset):
     extra items alike. Construct the base dataset *without* a transform. Synthetic images are resized
     (bilinear, antialiased) to the size of the base dataset's first sample.
 
+    The dataset is the base dataset composed with a :class:`~gan_augment.plugins.source.SyntheticSource`
+    (``ds.source``): the run's generator (a bank) and a labeller (:class:`~gan_augment.plugins.source.Labelling`),
+    in the base items' form. The parameters below come in that order, by the part they configure:
+    how many (``synthetic_ratio`` to ``class_mapping``), the labeller (``labels`` to ``temperature``),
+    the drawing (``pretrained`` to ``batch_size``), the items (``transform`` to ``output_format``).
+
     Args:
         base_ds: Map-style dataset returning ``(image, label)``: ``ImageFolder``, ``CIFAR10``,
             ``MNIST``, a ``Subset`` of one, or your own.
@@ -80,6 +78,9 @@ class GANAugmentedDataset(Dataset):
             with the run's teacher, else ``DEFAULT_SYNTHETIC_RATIO``.
         per_class: Synthetic images per class (instead of ``synthetic_ratio``).
         balance: Bring every class up to the largest class's count (instead of the two above).
+        classes: Only these classes (names) get synthetic images; default all that map.
+        class_mapping: ``{generator class name: base label}``; default: match ``base_ds.classes``
+            by name.
         labels: The target of a synthetic image: ``"generator"`` (the class it was generated for),
             ``"teacher"`` (the teacher's top class) or ``"soft"`` (the teacher's probabilities at
             ``temperature``, a float vector; real items then get one-hot vectors, so every target
@@ -104,19 +105,16 @@ class GANAugmentedDataset(Dataset):
         unlabeled: Add unlabeled images to the fresh pool, labelled by the same teacher: ``True``
             for the folder the run was trained with (decoded again), uint8 images (N, C, H, W), or
             ``False``. Default: the run's folder when the run's teacher labels and the run names one.
-        classes: Only these classes (names) get synthetic images; default all that map.
-        class_mapping: ``{generator class name: base label}``; default: match ``base_ds.classes``
-            by name.
+        filter_top: Keep only the top fraction of candidates by discriminator score (None: off).
+        device: Where the generator and the run's teacher run (default CUDA when available).
+        seed: Seed of the synthetic samples; the same seed gives the same bank.
+        batch_size: Images per generator forward pass.
         transform: Applied to every image (torchvision v2 pipeline, any callable, or an
             albumentations ``Compose``).
         target_transform: Applied to every label.
         pipeline: ``auto`` (detect albumentations), ``torchvision`` or ``albumentations``.
         output_format: Raw form of synthetic images: ``auto`` (like ``base_ds[0]``), ``pil``,
             ``numpy`` (uint8 HWC), ``tensor`` (uint8 CHW) or ``float`` (CHW in [0, 1]).
-        filter_top: Keep only the top fraction of candidates by discriminator score (None: off).
-        device: Where the generator and the run's teacher run (default CUDA when available).
-        seed: Seed of the synthetic samples; the same seed gives the same bank.
-        batch_size: Images per generator forward pass.
     """
 
     def __init__(
@@ -145,148 +143,105 @@ class GANAugmentedDataset(Dataset):
         fresh_passes: int = FRESH_PASSES,
         unlabeled: bool | torch.Tensor | None = None,
     ) -> None:
+        # The labeller: the run's teacher unless another is given, or the generator's class.
         run_teacher = load_run_teacher(generator_ckpt) if teacher is None and labels != "generator" else None
         teacher = teacher if teacher is not None else run_teacher
         default = DEFAULT_TEACHER_RATIO if run_teacher is not None else DEFAULT_SYNTHETIC_RATIO
         synthetic_ratio = check_sizing(synthetic_ratio, per_class, balance, batch_size, default)
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
-        check_labeling(labels, teacher, min_confidence, temperature)
+        labelling = Labelling(labels, teacher, min_confidence, temperature).checked()
+        # How the extra items are drawn.
         self.fresh = (labels != "generator") if fresh is None else bool(fresh)
         if unlabeled is None:  # the run's own unlabeled images, when its teacher labels and its folder is named
             unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(generator_ckpt)
         check_extra(self.fresh, fresh_passes, unlabeled, labels)
         check_pipeline(base_ds, pipeline)
+        # The real items, and what every item goes through.
         self.base_ds, self.generator_ckpt, self.seed = base_ds, str(generator_ckpt), seed
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
-        self.labels, self.teacher = labels, teacher
-        self.min_confidence, self.temperature = min_confidence, temperature
+        self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
+        self.n_real = len(targets)
+        # The synthetic side: the bank, the classes it maps to, the labeller, the items' form.
+        bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
+        ckpt_to_base, class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
+        form = ItemForm(base_ds[0][0] if self.n_real else None, output_format, bank.info.image_size)
+        self.source = SyntheticSource(bank, labelling, ckpt_to_base, class_names, form)
+        if isinstance(teacher, RunTeacher):
+            self._aim_run_teacher(teacher, base_ds, class_mapping if bank.conditional else None)
+        self.counts = synthetic_counts(targets, ckpt_to_base, synthetic_ratio, per_class, balance)
+        self._bank_counts = fresh_counts(self.counts, fresh_passes) if self.fresh else self.counts
+        form.check(self._bank_counts, bank.info.channels)
         self.synthetic_soft: torch.Tensor | None = None  # (S, K) float targets when labels="soft"
         self.pool: ExtraPool | None = None  # fresh items are drawn from it
         # Bumped by resample(), shared with workers: a persistent worker holding older images refuses them.
         self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()
-
-        self._bank = bank = SyntheticBank(
-            generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator"
-        )
-        self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
-        self.ckpt_to_base, self.class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
-        if isinstance(teacher, RunTeacher):
-            self._aim_run_teacher(teacher, base_ds, class_mapping if self._bank.conditional else None)
-        self.n_real = len(targets)
-        self.counts = synthetic_counts(targets, self.ckpt_to_base, synthetic_ratio, per_class, balance)
-        self._bank_counts = fresh_counts(self.counts, fresh_passes) if self.fresh else self.counts
-
-        self._match_base_items(base_ds[0][0] if self.n_real else None, output_format)
         self._unlabeled = self._label_unlabeled(unlabeled)
         self.resample(seed)
+
+    # ---------------------------------------------------------------- the parts' settings, read from them
+    @property
+    def labels(self) -> LabelSource:
+        """How synthetic images are labelled: ``generator``, ``teacher`` or ``soft``."""
+        return self.source.labelling.labels
+
+    @property
+    def teacher(self) -> Teacher | None:
+        """The labeller's teacher (None: the generator's class; and in a DataLoader worker's copy)."""
+        return self.source.labelling.teacher
+
+    @property
+    def min_confidence(self) -> float:
+        return self.source.labelling.min_confidence
+
+    @property
+    def temperature(self) -> float:
+        return self.source.labelling.temperature
+
+    @property
+    def ckpt_to_base(self) -> dict[int, int]:
+        """``{generator class: base label}`` of the classes that get synthetic images."""
+        return self.source.ckpt_to_base
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.source.class_names
+
+    @property
+    def raw_form(self) -> RawForm:
+        """The raw form of every item (``pil``, ``numpy``, ``tensor`` or ``float``)."""
+        return self.source.form.raw_form
 
     def _aim_run_teacher(self, teacher: RunTeacher, base_ds: Dataset, class_mapping: Mapping[str, int] | None) -> None:
         """The run's teacher scores the run's classes: give its logits the base dataset's label order."""
         width = len(self.class_names)
         run_to_base = map_classes(teacher.class_names, dataset_classes(base_ds), class_mapping, width)
-        teacher.for_labels(run_to_base, width).to(self._bank.generator_device)
+        assert self.source.bank is not None
+        teacher.for_labels(run_to_base, width).to(self.source.bank.generator_device)
 
     def _label_unlabeled(self, unlabeled: bool | torch.Tensor | None) -> Labelled | None:
         """The unlabeled images at the base items' size and channels, with the teacher's hard and soft labels."""
         if unlabeled is None or unlabeled is False:
             return None
-        info = self._bank.info
         if unlabeled is True:
-            images = run_unlabeled_images(self.generator_ckpt, info.image_size, info.channels)
-        else:
-            images = check_unlabeled_images(unlabeled)
-        images = self._resized(images)
-        assert self.teacher is not None
-        logits = teacher_logits(self.teacher, images, len(self.class_names), self._bank.generator_device)
-        _, hard, soft = label_synthetic(logits, torch.zeros(len(images), dtype=torch.int64), self.labels,
-                                        0.0, self.temperature)  # fmt: skip
-        return images, hard, soft
-
-    def _match_base_items(self, first: Any, output_format: str) -> None:
-        """Give synthetic items the raw form, size and channels of the base items (when the first
-        one tells them); refuse channels that no synthetic image can match."""
-        auto = raw_form_of(first) if first is not None else "pil"
-        self.raw_form: RawForm = auto if output_format == "auto" else output_format  # type: ignore[assignment]
-        self._pil_mode = getattr(first, "mode", None) if self.raw_form == "pil" else None
-        self._raw_size = raw_size(first)
-        self._channels, self._plain_2d = raw_channels(first) if self.raw_form != "pil" else (None, False)
-        if self._channels not in (None, 1, 3):
-            raise UsageError(
-                f"the base dataset's images have {self._channels} channels and the run's {self._bank.info.channels}: "
-                "synthetic images can match 1 or 3 channels; convert the base images (e.g. drop the alpha "
-                "channel) before wrapping them"
-            )
-        size = self._raw_size or (self._bank.info.image_size, self._bank.info.image_size)
-        check_bank_size(self._bank_counts, max(self._channels or 0, self._bank.info.channels), size)
+            assert self.source.bank is not None
+            info = self.source.bank.info
+            return self.source.label(run_unlabeled_images(self.generator_ckpt, info.image_size, info.channels))
+        return self.source.label(check_unlabeled_images(unlabeled))
 
     def resample(self, seed: int | None = None) -> None:
         """Draw a fresh bank of synthetic images (same counts). Fresh items need no call: each access
         draws anew; without them, call it each epoch for new samples."""
-        self._ensure_bank()
         if seed is not None:
             self.seed = seed
+        images, hard, soft = self.source.draw(self._bank_counts, self.seed)
         self._generation += 1
         self._drawn = int(self._generation)
-        if self.teacher is None:
-            images, gen_labels = self._bank.generate(self._bank_counts, self.seed)
-            self.synthetic_images = self._resized(images)  # (S, C, H, W) uint8
-            self.synthetic_targets = self._to_base(gen_labels)
-        else:
-            self._draw_with_teacher()
+        self.synthetic_images, self.synthetic_targets, self.synthetic_soft = images, hard, soft  # (S, C, H, W) uint8
         self.n_synthetic = len(self.synthetic_targets)
         if self.fresh:
             synthetic = (self.synthetic_images, self.synthetic_targets, self.synthetic_soft)
             self.pool = ExtraPool.of([synthetic] + ([self._unlabeled] if self._unlabeled else []))
             self.n_synthetic = sum(self.counts.values()) if len(self.pool) else 0  # none kept: nothing to draw
-
-    def _resized(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images at the base samples' size (bilinear, antialiased) and channels (gray repeated,
-        or RGB to ITU-R 601 luma)."""
-        return match_images(images, self._raw_size, self._channels)
-
-    def _to_base(self, gen_labels: torch.Tensor) -> torch.Tensor:
-        return torch.tensor([self.ckpt_to_base[int(c)] for c in gen_labels], dtype=torch.int64)
-
-    def _draw_with_teacher(self) -> None:
-        """Candidates in rounds, labelled (and filtered) by the teacher, until each class has its count."""
-        assert self.teacher is not None
-        need = {c: n for c, n in self._bank_counts.items() if n > 0}
-        if not self._bank.conditional:  # one pool: the teacher decides the classes
-            need = {0: sum(need.values())} if need else {}
-        factor = 1.0 if self.min_confidence == 0 else 2.0
-        width = max(self.ckpt_to_base.values(), default=0) + 1
-        parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-        for r in range(MAX_TEACHER_ROUNDS):
-            if not need:
-                break
-            ask = {c: math.ceil(n * factor) for c, n in need.items()}
-            images, gen_labels = self._bank.generate(ask, self.seed + DATASET_ROUND_STRIDE * r)
-            images = self._resized(images)
-            logits = teacher_logits(self.teacher, images, len(self.class_names), self._bank.generator_device)
-            keep, hard, soft = label_synthetic(
-                logits, self._to_base(gen_labels), self.labels, self.min_confidence, self.temperature
-            )
-            for c in list(need):
-                idx = torch.nonzero((gen_labels == c) & keep).flatten()[: need[c]]
-                parts.append((images[idx], hard[idx], None if soft is None else soft[idx]))
-                need[c] -= len(idx)
-                if need[c] == 0:
-                    del need[c]
-            factor = min(2 * factor, MAX_OVERSAMPLING)  # bounded: a class the teacher rejects stays short
-        if need:
-            names = {
-                self._bank.info.class_names[c] if self._bank.conditional else "any class": n for c, n in need.items()
-            }
-            warnings.warn(
-                f"the teacher accepted too few synthetic images at min_confidence={self.min_confidence}: "
-                f"{names} fewer than asked (per generator class); lower min_confidence for these classes",
-                stacklevel=3,
-            )
-        self.synthetic_images = torch.cat([p[0] for p in parts]) if parts else torch.empty(0, dtype=torch.uint8)
-        self.synthetic_targets = torch.cat([p[1] for p in parts]) if parts else torch.empty(0, dtype=torch.int64)
-        if self.labels == "soft":
-            soft = [p[2] for p in parts if p[2] is not None]
-            self.synthetic_soft = torch.cat(soft) if soft else torch.empty(0, max(width, len(self.class_names)))
 
     def __len__(self) -> int:
         return self.n_real + self.n_synthetic
@@ -353,20 +308,12 @@ class GANAugmentedDataset(Dataset):
         else:
             image = self.synthetic_images[j]
             target = int(self.synthetic_targets[j]) if self.synthetic_soft is None else self.synthetic_soft[j]
-        image = to_raw(image, self.raw_form, self._pil_mode)
-        if self._plain_2d:  # the base items are (H, W): so are the synthetic ones
-            image = image[..., 0] if self.raw_form == "numpy" else image[0]
-        return image, target
+        return self.source.form.item(image), target
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_bank"] = None  # workers get the generated images, never the generator
-        state["teacher"] = None  # nor the teacher
+        state["source"] = self.source.detached()  # workers get the generated images, never the generator or teacher
         return state
-
-    def _ensure_bank(self) -> None:
-        if self._bank is None:
-            raise RuntimeError("this copy was unpickled without its generator: resample in the main process")
 
     def __repr__(self) -> str:
         per_class_real = np.bincount(np.asarray(self._base_targets, dtype=np.int64), minlength=len(self.class_names))
