@@ -74,3 +74,18 @@ def test_a_teacher_arm_before_the_baseline_gives_what_it_gives_after(
     trained.clear()
     second = records(["baseline", "distill-real"])
     assert trained == [10, 20] and first == second
+
+
+def test_the_architecture_docs_list_the_registry_as_it_is() -> None:
+    """docs/architecture.md's arm table says what the registry says, arm for arm."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    rows = {}
+    for line in doc.split("## The arm registry", 1)[1].split("\n## ", 1)[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[1:5]
+    expected = {
+        a.name: [f"`{a.runner}`", "yes" if a.needs_pool else "", "yes" if a.needs_teacher else "", ", ".join(a.gans)]
+        for a in ARM_REGISTRY.values()
+    }
+    assert rows == expected

@@ -159,10 +159,10 @@ class GANAugmentedDataset(Dataset):
         # The real items, and what every item goes through.
         self.base_ds, self.generator_ckpt, self.seed = base_ds, str(generator_ckpt), seed
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
+        # The synthetic side: the bank (the run is read first), the classes it maps to, the labeller, the form.
+        bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
         self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
         self.n_real = len(targets)
-        # The synthetic side: the bank, the classes it maps to, the labeller, the items' form.
-        bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
         ckpt_to_base, class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
         form = ItemForm(base_ds[0][0] if self.n_real else None, output_format, bank.info.image_size)
         self.source = SyntheticSource(bank, labelling, ckpt_to_base, class_names, form)

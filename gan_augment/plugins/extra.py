@@ -10,7 +10,6 @@ makes the passes repeat.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Mapping
 
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import GanAugmentError, UsageError
-from ..io.checkpoint import run_file
+from ..io.record import load_run
 
 # The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` without a teacher, when none is given.
 # With the generator's labels, the limited-labels benchmark measured ratios 0.25 and 0.5 costing least
@@ -111,12 +110,8 @@ def check_unlabeled_images(images: Any) -> torch.Tensor:
 
 
 def _run_sources(run: str | os.PathLike[str]) -> dict[str, Any]:
-    """The folders a run's ``config.json`` names (``labeled``, ``unlabeled``), or {} when it names none."""
-    try:
-        data = json.loads(run_file(run, "config.json").read_text()).get("data") or {}
-    except (OSError, ValueError, AttributeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    """The folders a run's record names (``labeled``, ``unlabeled``: its ``data``), or {} when it names none."""
+    return load_run(run).data
 
 
 def run_names_unlabeled(run: str | os.PathLike[str]) -> bool:
@@ -127,7 +122,7 @@ def run_names_unlabeled(run: str | os.PathLike[str]) -> bool:
 
 def run_unlabeled_images(run: str | os.PathLike[str], image_size: int, channels: int) -> torch.Tensor:
     """The unlabeled images a run of ``fit`` was trained on, decoded again from the folder its
-    ``config.json`` names (through the decode cache), at the run's size and channels.
+    record names (through the decode cache), at the run's size and channels.
 
     Raises:
         GanAugmentError: If the run names no unlabeled folder (``fit`` without one, or ``fit_data``).
