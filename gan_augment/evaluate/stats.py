@@ -57,8 +57,25 @@ def clears_zero(row: dict[str, Any]) -> bool:
     return gain is not None and half == half and gain - half > 0
 
 
+# The smallest gain worth having (1 point): "do not use" is said only when the 95% interval rules out
+# a gain this large; an interval that reaches it from below zero is inconclusive.
+WORTHWHILE_GAIN = 0.01
+INCONCLUSIVE = "inconclusive: run more seeds or a larger test set"
+
+
+def _upper(row: dict[str, Any]) -> float:
+    return float(row["gain"]) + float(row["gain_ci95"])
+
+
+def rules_out_a_gain(row: dict[str, Any]) -> bool:
+    """Whether a summary row's 95% interval ends below a worthwhile gain (never with one seed)."""
+    half = row.get("gain_ci95")
+    return row.get("gain") is not None and half == half and _upper(row) < WORTHWHILE_GAIN
+
+
 def verdict(row: dict[str, Any]) -> str:
-    """A plain sentence about one arm's gain over the baseline."""
+    """A plain sentence about one arm's gain over the baseline: raised, lowered, no gain worth having
+    (the interval ends below +1 point), or inconclusive (it reaches +1 point from below zero)."""
     gain, half = row.get("gain"), row.get("gain_ci95")
     if gain is None:
         return ""
@@ -70,9 +87,14 @@ def verdict(row: dict[str, Any]) -> str:
         )
     if clears_zero(row):
         return f"{row['arm']} raised accuracy by {pts:.1f} ± {h:.1f} points"
-    if h == h and gain + half < 0:
+    if gain + half < 0:
         return f"{row['arm']} lowered accuracy by {-pts:.1f} ± {h:.1f} points: do not use {what} for this data"
-    return f"{row['arm']}: no measurable gain ({pts:+.1f} ± {h:.1f} points): do not use {what} for this data"
+    if rules_out_a_gain(row):
+        return (
+            f"{row['arm']}: no gain worth having ({pts:+.1f} ± {h:.1f} points, at most {pts + h:+.1f}): "
+            f"do not use {what} for this data"
+        )
+    return f"{row['arm']}: {pts:+.1f} ± {h:.1f} points, {INCONCLUSIVE}"
 
 
 def samples_verdict(rows: list[dict[str, Any]]) -> str:
@@ -83,10 +105,13 @@ def samples_verdict(rows: list[dict[str, Any]]) -> str:
     helped = [r["arm"] for r in sample_rows if clears_zero(r)]
     if helped:
         return f"synthetic samples helped this data as {', '.join(helped)} (95% interval above zero)"
-    return (
-        f"no way of using synthetic samples measured here ({', '.join(r['arm'] for r in sample_rows)}) raised "
-        "accuracy with a 95% interval above zero: do not use synthetic samples for this data"
-    )
+    names = ", ".join(r["arm"] for r in sample_rows)
+    if all(rules_out_a_gain(r) for r in sample_rows):
+        return (
+            f"no way of using synthetic samples measured here ({names}) can give a gain worth having (every 95% "
+            "interval ends below +1 point): do not use synthetic samples for this data"
+        )
+    return f"synthetic samples ({names}): no 95% interval above zero, and not all rule a gain out: {INCONCLUSIVE}"
 
 
 # How to take each route, for the verdict that recommends one.
@@ -113,9 +138,13 @@ def route_verdict(rows: list[dict[str, Any]]) -> str:
     sub = [r for r in rows if (r.get("dataset"), r.get("labels_per_class")) == groups[0]]
     winners = sorted((r for r in sub if clears_zero(r)), key=lambda r: -r["mean"])
     if not winners:
-        measured = [r["arm"] for r in sub if r["arm"] != "baseline"]
-        if not measured or all(r.get("gain_ci95") != r.get("gain_ci95") for r in sub if r["arm"] != "baseline"):
+        others = [r for r in sub if r["arm"] != "baseline"]
+        measured = [r["arm"] for r in others]
+        if not measured or all(r.get("gain_ci95") != r.get("gain_ci95") for r in others):
             return ""
+        open_ = [r["arm"] for r in others if not rules_out_a_gain(r) and not r["gain"] + r["gain_ci95"] < 0]
+        if open_:
+            return f"no recommendation yet: no arm beat the baseline, and {', '.join(open_)} may; {INCONCLUSIVE}"
         return f"recommended: train on your labels alone; no arm measured here ({', '.join(measured)}) beat it"
     best = winners[0]
     how = HOW.get(best["arm"], best["arm"])
