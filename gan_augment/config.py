@@ -178,6 +178,9 @@ class TrainConfig(_PlainConfig):
         log_every: Steps between rows of ``metrics.jsonl``.
         sample_every: Steps between sample grids in ``samples/``.
         checkpoint_every: Steps between checkpoint writes (one is always written at the end).
+        checkpoint_minutes: Minutes between checkpoint writes as well, whatever the steps (0: by
+            steps only), so a closed laptop or a killed job loses minutes, not the run; the
+            run's teacher saves on the same clock.
         max_rollbacks: Divergence handling: how many times a diverged run (NaN or inf in a loss
             or in the weights, or a collapsed discriminator loss) is rolled back to its last
             checkpoint with both learning rates halved before training stops with an error.
@@ -214,6 +217,7 @@ class TrainConfig(_PlainConfig):
     log_every: int = 50
     sample_every: int = 500
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 5.0
     max_rollbacks: int = 3
     collapse_steps: int = 1000
     teacher: TeacherKind = "auto"
@@ -242,6 +246,7 @@ class TrainConfig(_PlainConfig):
         _check_range("log_every", self.log_every, 1)
         _check_range("sample_every", self.sample_every, 1)
         _check_range("checkpoint_every", self.checkpoint_every, 1)
+        _check_range("checkpoint_minutes", self.checkpoint_minutes, 0.0, 10_000.0)
         _check_range("max_rollbacks", self.max_rollbacks, 0, 100)
         _check_range("collapse_steps", self.collapse_steps, 0)
         _check_choice("teacher", self.teacher, TEACHER_KINDS)

@@ -381,7 +381,7 @@ def _metrics_rows(out: Path) -> int:
 
 
 @pytest.mark.slow  # a training subprocess, signalled
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_signal_writes_a_checkpoint_and_says_how_to_resume(labeled: Path, tmp_path: Path, sig: int, code: int) -> None:
     out = tmp_path / "run"
     proc = _start(labeled, out, "--steps", "100000", "--checkpoint-every", "100000", "--sample-every", "100000")

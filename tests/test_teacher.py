@@ -128,7 +128,10 @@ class TestResume:
         assert result.exit_code == 0, result.output
         assert load_checkpoint(run / TEACHER_NAME)["metrics"]["steps"] == 5
         result = runner.invoke(app, [*args, "--g-width", "32"])
-        assert result.exit_code == 2 and "only --steps, --teacher and --teacher-steps" in result.output
+        assert (
+            result.exit_code == 2
+            and "only --steps, --teacher, --teacher-steps and --checkpoint-minutes" in result.output
+        )
 
     def test_overwrite_removes_the_teacher_it_wrote(self, gray: dict[str, Path], tmp_path: Path) -> None:
         run = tmp_path / "run"

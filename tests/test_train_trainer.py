@@ -113,3 +113,52 @@ def test_restore_brings_back_every_field_of_the_training_state(tmp_path: Path) -
         assert fresh[name] != saved[name], f"{name}: the test must set a value a fresh trainer lacks"
         assert getattr(again.state, name) == saved[name], name
     assert again.adam.lr_g == 1.25e-4 and again.pair.opt_d.param_groups[0]["lr"] == pytest.approx(3.5e-5)
+
+
+def test_checkpoints_follow_the_clock_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --checkpoint-every longer than the run, a checkpoint is still written once ``checkpoint_minutes``
+    have passed (the clock is faked: one minute per step), by the GAN's loop and by the teacher's."""
+    import gan_augment.train.checkpointer as checkpointer_module
+    import gan_augment.train.ssl as ssl_module
+
+    clock = {"now": 0.0}
+
+    class FakeTime:
+        @staticmethod
+        def monotonic() -> float:
+            return clock["now"]
+
+    folder = write_folder(tmp_path / "lab", ["a", "b"], [4, 4])
+    data = load_image_data(folder, None, image_size=16)
+    cfg = tiny_config(steps=7, pretrain_steps=0, checkpoint_every=1000, checkpoint_minutes=2.5)
+    trainer = Trainer(cfg, data, torch.device("cpu"), Reporter(quiet=True))
+    monkeypatch.setattr(checkpointer_module, "time", FakeTime)
+    saver = Checkpointer.for_run(trainer, tmp_path / "run")
+    saved: list[int] = []
+    real_save = Checkpointer.save
+    monkeypatch.setattr(Checkpointer, "save", lambda self, t: saved.append(t.state.step) or real_save(self, t))
+    real_step = Trainer.train_step
+
+    def step_a_minute(self: Trainer) -> dict[str, torch.Tensor]:
+        clock["now"] += 60.0
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", step_a_minute)
+    loop.train(trainer, saver)
+    assert saved == [0, 3, 6, 7]  # the start, 3 minutes after it, 3 after that, the end
+
+    run = ssl_module.SSLRun.__new__(ssl_module.SSLRun)  # the teacher's loop, on a stand-in run
+    run.config, run.step = type("C", (), {"steps": 5})(), 0
+
+    def ssl_step() -> dict[str, torch.Tensor]:
+        clock["now"] += 60.0
+        run.step += 1
+        return {"loss_lab": torch.tensor(0.0)}
+
+    run.train_step = ssl_step  # type: ignore[method-assign]
+    monkeypatch.setattr(
+        ssl_module, "time", type("T", (), {"monotonic": FakeTime.monotonic, "perf_counter": FakeTime.monotonic})
+    )
+    teacher_saves: list[int] = []
+    ssl_module.run_steps(run, Reporter(quiet=True), save=lambda: teacher_saves.append(run.step), save_seconds=150.0)
+    assert teacher_saves == [3]  # after 3 minutes; the end is saved by the caller as teacher.pt

@@ -87,6 +87,10 @@ ZDim = Annotated[Optional[int], typer.Option(min=1, max=4096, help=f"Noise vecto
 DDropout = Annotated[float, typer.Option(min=0.0, max=0.99, help="Dropout after each discriminator activation.")]
 SampleEvery = Annotated[int, typer.Option(min=1, help="Steps between sample grids.")]
 CheckpointEvery = Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")]
+CheckpointMinutes = Annotated[
+    float,
+    typer.Option(min=0.0, max=10_000.0, help="Minutes between checkpoints as well, the teacher's too (0: steps only)."),
+]
 Compile = Annotated[
     CompileChoice,
     typer.Option(
@@ -144,6 +148,7 @@ def fit(
     device: DeviceOpt = "auto",
     sample_every: SampleEvery = default(T, "sample_every"),
     checkpoint_every: CheckpointEvery = default(T, "checkpoint_every"),
+    checkpoint_minutes: CheckpointMinutes = default(T, "checkpoint_minutes"),
     teacher: Teacher = default(T, "teacher"),
     teacher_steps: TeacherSteps = default(T, "teacher_steps"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")] = False,

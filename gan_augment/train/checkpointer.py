@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,13 @@ from ..sampling import class_grid
 from .rundir import append_event
 from .trainer import Trainer
 
+CLOCK_CHECK_EVERY = 10  # steps between the clock checks of a multi-process job (a collective each)
+
 
 class Checkpointer:
     """Owns a run directory while a :class:`~gan_augment.train.Trainer` trains into it.
 
-    It decides when to save (every ``every`` steps and at the end), writes the
+    It decides when to save (every ``every`` steps, every ``minutes`` of training, and at the end), writes the
     :class:`~gan_augment.io.record.RunRecord` atomically, draws the sample grids, appends the
     metrics log, and keeps the EMA sampling generator of the current step (BatchNorm recalibrated
     once per step). It only reads the trainer's public state, and changes nothing of it but the
@@ -33,6 +36,7 @@ class Checkpointer:
         out_dir: The run directory.
         sources: The folders the data came from (recorded in the checkpoint).
         every: Steps between checkpoints (and one at the end).
+        minutes: Minutes between checkpoints as well (0: by steps only).
         samples_every: Steps between sample grids (and one at the end).
         reporter: Where messages go.
     """
@@ -44,11 +48,14 @@ class Checkpointer:
         every: int = 1000,
         samples_every: int = 500,
         reporter: Reporter | None = None,
+        minutes: float = 0.0,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.path = self.out_dir / CHECKPOINT_NAME
         self.sources = {k: v for k, v in (sources or {}).items() if v is not None}
         self.every = every
+        self.seconds = 60.0 * minutes
+        self.last_save = time.monotonic()
         self.samples_every = samples_every
         self.reporter = reporter or Reporter(quiet=True)
         self._calibrated: tuple[object, int] | None = None  # (pair, step) whose EMA statistics are recalibrated
@@ -59,11 +66,23 @@ class Checkpointer:
                 reporter: Reporter | None = None) -> Checkpointer:  # fmt: skip
         """A checkpointer with the run configuration's intervals."""
         cfg = trainer.config
-        return cls(out_dir, sources, cfg.checkpoint_every, cfg.sample_every, reporter or trainer.reporter)
+        reporter = reporter or trainer.reporter
+        return cls(out_dir, sources, cfg.checkpoint_every, cfg.sample_every, reporter, cfg.checkpoint_minutes)
 
     # ---------------------------------------------------------------- when
     def saving_due(self, t: Trainer) -> bool:
-        return t.state.step % self.every == 0 or t.state.step == t.total_steps
+        """At every ``every``-th step, the last, and once ``minutes`` have passed since the last save (in a
+        multi-process job rank 0's clock decides, at the steps where the ranks meet anyway)."""
+        step = t.state.step
+        if step % self.every == 0 or step == t.total_steps:
+            return True
+        if not self.seconds:
+            return False
+        if t.dist.enabled:
+            if step % CLOCK_CHECK_EVERY:
+                return False
+            return bool(t.dist.gather(time.monotonic() - self.last_save >= self.seconds)[0])
+        return time.monotonic() - self.last_save >= self.seconds
 
     def samples_due(self, t: Trainer) -> bool:
         return t.state.step % self.samples_every == 0 or t.state.step == t.total_steps
@@ -146,6 +165,7 @@ class Checkpointer:
     def save(self, t: Trainer) -> Path:
         """Write the checkpoint atomically; a failed write leaves the previous checkpoint intact."""
         record = self.record(t)
+        self.last_save = time.monotonic()
         if record is not None:
             try:
                 save_checkpoint(record.to_dict(), self.path)

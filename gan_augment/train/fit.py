@@ -6,7 +6,7 @@ import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Collection
+from typing import Any, Collection, Iterable
 
 import torch
 
@@ -54,7 +54,7 @@ def fit(
         config: Training configuration (default: :func:`default_config`: :class:`TrainConfig`'s defaults,
             smaller on a CPU, at the labeled images' own side when all are 16 to 32 px squares). With
             ``resume``, the checkpoint's configuration is used and only ``steps`` (to train longer),
-            ``teacher`` and ``teacher_steps`` are taken from ``config``.
+            ``teacher``, ``teacher_steps`` and ``checkpoint_minutes`` are taken from ``config``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         resume: Continue the run in ``out`` from its checkpoint.
         overwrite: Replace a run already in ``out``.
@@ -130,7 +130,7 @@ def _run_config(
     return saved.replace(**changes), ckpt
 
 
-RESUME_CHANGES = ("steps", "teacher", "teacher_steps")
+RESUME_CHANGES = ("steps", "teacher", "teacher_steps", "checkpoint_minutes")
 
 
 def _changed(config: TrainConfig, name: str) -> bool:
@@ -155,13 +155,19 @@ def _check_resume_settings(config: TrainConfig, saved: TrainConfig, explicit: Co
         flags = ", ".join("--" + k.replace("_", "-") for k in differ)
         raise GanAugmentError(
             f"--resume continues the run with its own settings, and {flags} differ: {listed}; drop them (only "
-            "--steps, --teacher and --teacher-steps may change on --resume), or start a new run with --overwrite or "
-            "another --out"
+            f"{_listed('--' + k.replace('_', '-') for k in RESUME_CHANGES)} may change on --resume), or start a new "
+            "run with --overwrite or another --out"
         )
     warnings.warn(
-        f"resuming keeps the run's settings; ignored: {listed} (only steps, teacher and teacher_steps are taken)",
+        f"resuming keeps the run's settings; ignored: {listed} (only {_listed(RESUME_CHANGES)} are taken)",
         stacklevel=3,
     )
+
+
+def _listed(names: Iterable[str]) -> str:
+    """``a, b and c``."""
+    names = list(names)
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
 
 _DEFAULTS = _settings(TrainConfig())

@@ -15,11 +15,13 @@ from ..progress import Reporter
 from .checkpointer import Checkpointer
 from .trainer import Trainer
 
+# What stops training with a checkpoint: Ctrl-C, kill, and a closed terminal (SIGHUP, where it exists).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 COLLAPSE_LOSS = 1e-3  # a BCE or hinge discriminator loss below this counts towards collapse
 
 
 class TrainingStopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM asked training to stop; a checkpoint was written at a step boundary."""
+    """SIGINT, SIGTERM or SIGHUP asked training to stop; a checkpoint was written at a step boundary."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -28,7 +30,8 @@ class TrainingStopped(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def stop_signals(reporter: Reporter) -> Iterator[dict[str, int | None]]:
-    """While training: SIGINT/SIGTERM set a flag the loop checks between steps (a second SIGINT stops at once)."""
+    """While training: SIGINT, SIGTERM and SIGHUP (the terminal closed) set a flag the loop checks between
+    steps (a second SIGINT stops at once)."""
     stop: dict[str, int | None] = {"signal": None}
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -40,7 +43,7 @@ def stop_signals(reporter: Reporter) -> Iterator[dict[str, int | None]]:
         stop["signal"] = signum
         reporter.message(f"{signal.Signals(signum).name} received: stopping after this step (Ctrl-C again to stop now)")
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield stop
     finally:

@@ -274,6 +274,9 @@ def start_ssl(
     return SSLRun(data, config, device, torch.as_tensor(labeled[tr]), supervised), torch.as_tensor(labeled[va])
 
 
+EARLY_READINGS = (1, 2, 5, 10, 20)  # iterations after a start at which the losses are shown at once
+
+
 def run_steps(
     run: SSLRun,
     reporter: Reporter,
@@ -282,10 +285,13 @@ def run_steps(
     save: Callable[[], None] | None = None,
     save_every: int = 0,
     stop: dict[str, int | None] | None = None,
+    save_seconds: float = 0.0,
 ) -> list[dict[str, float]]:
     """Train ``run`` to its ``config.steps``; the learning curve (see :func:`train_ssl`). ``save`` is
-    called every ``save_every`` iterations; a signal in ``stop`` raises TrainingStopped between two."""
+    called every ``save_every`` iterations and every ``save_seconds`` (0: never by the clock); a signal
+    in ``stop`` raises TrainingStopped between two iterations."""
     steps, curve, t0 = run.config.steps, [], time.perf_counter()
+    last_save, start = time.monotonic(), run.step
     with reporter.progress(steps, run.step) as bar:
         while run.step < steps:
             if stop is not None and stop["signal"] is not None:
@@ -294,10 +300,16 @@ def run_steps(
             if evaluate is not None and eval_every and (run.step % eval_every == 0 or run.step == steps):
                 acc = evaluate(run.average.averaged(run.gan.d))
                 curve.append({"step": run.step, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})
-            if run.step % 50 == 0 or run.step == steps:
+            if run.step % 50 == 0 or run.step == steps or run.step - start in EARLY_READINGS:
                 bar.update(run.step, {k: float(v) for k, v in stats.items()})
-            if save is not None and save_every and run.step % save_every == 0 and run.step < steps:
+            else:
+                bar.update(run.step, None)  # the count and time left move every iteration
+            due = (save_every and run.step % save_every == 0) or (
+                save_seconds and time.monotonic() - last_save >= save_seconds
+            )
+            if save is not None and due and run.step < steps:
                 save()
+                last_save = time.monotonic()
     return curve
 
 

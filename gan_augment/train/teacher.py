@@ -126,7 +126,8 @@ def train_teacher(
     t0 = time.perf_counter()
     with stop_signals(reporter) as stop:
         try:
-            run_steps(run, reporter, save=save, save_every=config.checkpoint_every, stop=stop)
+            every = {"save_every": config.checkpoint_every, "save_seconds": 60.0 * config.checkpoint_minutes}
+            run_steps(run, reporter, save=save, stop=stop, **every)
         except KeyboardInterrupt:
             save()
             reporter.message(f"teacher interrupted at iteration {run.step}: saved; continue with --resume")
