@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -37,10 +37,14 @@ def printable(text: object, newlines: bool = False) -> str:
     return "".join(out)
 
 
+SecondsLeft = Callable[[int], "float | None"]  # step → seconds left (None: not known yet)
+
+
 class _Bar:
-    def __init__(self, progress: Progress | None, task: Any) -> None:
+    def __init__(self, progress: Progress | None, task: Any, left: SecondsLeft | None = None) -> None:
         self._progress = progress
         self._task = task
+        self._left = left
 
     def update(self, step: int, row: dict[str, Any] | None) -> None:
         if self._progress is None:
@@ -48,6 +52,9 @@ class _Bar:
         fields = {}
         if row is not None:
             fields["stats"] = _stats(row)
+        if self._left is not None:
+            seconds = self._left(step)
+            fields["left"] = f"{duration(seconds)} left" if seconds is not None else "timing…"
         self._progress.update(self._task, completed=step, **fields)
 
 
@@ -61,7 +68,7 @@ def _stats(row: dict[str, Any]) -> str:
     )
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     h, rest = divmod(seconds, 3600)
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
@@ -71,8 +78,10 @@ class _PlainBar:
     """Progress for a log file: one plain line every ``every`` seconds (and at the end) with the
     step, the share done, img/s and losses of the last logged window, and the time left."""
 
-    def __init__(self, reporter: Reporter, total: int, completed: int, every: float) -> None:
-        self.reporter, self.total, self.every = reporter, total, every
+    def __init__(
+        self, reporter: Reporter, total: int, completed: int, every: float, left: SecondsLeft | None = None
+    ) -> None:
+        self.reporter, self.total, self.every, self.left = reporter, total, every, left
         self.start, self.t0 = completed, time.monotonic()
         self.t_last, self.row = self.t0, None
 
@@ -83,7 +92,8 @@ class _PlainBar:
             return
         self.t_last = now
         rate = (step - self.start) / max(now - self.t0, 1e-9)
-        left = f"{_duration((self.total - step) / rate)} left" if rate > 0 and step < self.total else "done"
+        seconds = self.left(step) if self.left is not None else ((self.total - step) / rate if rate > 0 else None)
+        left = "done" if step >= self.total else (f"{duration(seconds)} left" if seconds is not None else "timing")
         stats = f"  {_stats(self.row)}" if self.row else ""
         self.reporter.message(f"step {step}/{self.total} ({100 * step / max(self.total, 1):.0f}%){stats}  {left}")
 
@@ -124,21 +134,19 @@ class Reporter:
             self.quiet = True
 
     @contextlib.contextmanager
-    def progress(self, total: int, completed: int = 0) -> Iterator[_Bar | _PlainBar]:
-        """A progress bar over ``total`` steps on a terminal, plain lines elsewhere, nothing when quiet."""
+    def progress(self, total: int, completed: int = 0, left: SecondsLeft | None = None) -> Iterator[_Bar | _PlainBar]:
+        """A progress bar over ``total`` steps on a terminal, plain lines elsewhere, nothing when quiet.
+        ``left``: the job's own time-left estimate (a step → seconds), for jobs whose steps do not all cost
+        the same (the default is the mean rate so far)."""
         if self.quiet:
             yield _Bar(None, None)
             return
         if not self.console.is_terminal:
-            yield _PlainBar(self, total, completed, self.plain_every)
+            yield _PlainBar(self, total, completed, self.plain_every, left)
             return
-        columns = (
-            TextColumn("[bold]step"),
-            MofNCompleteColumn(),
-            BarColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeRemainingColumn(),
-        )
+        remaining = TextColumn("{task.fields[left]}") if left is not None else TimeRemainingColumn()
+        columns = (TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[stats]}"),
+                   remaining)  # fmt: skip
         with Progress(*columns, console=self.console, transient=False) as progress:
-            task = progress.add_task("train", total=total, completed=completed, stats="")
-            yield _Bar(progress, task)
+            task = progress.add_task("train", total=total, completed=completed, stats="", left="timing…")
+            yield _Bar(progress, task, left)

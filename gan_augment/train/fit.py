@@ -26,7 +26,7 @@ from .checkpointer import Checkpointer
 from .distributed import DistContext, from_environment
 from .pair import check_compile
 from .rundir import check_run_dir, prepare_run_dir
-from .teacher import resolve_teacher, train_teacher
+from .teacher import resolve_teacher, teacher_expectation, train_teacher
 from .trainer import Trainer
 
 
@@ -255,17 +255,32 @@ def _fit_job(
     if job.is_main:
         _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
     job.barrier()
-    reporter.message(
-        f"training {config.mode} on {dev}"
-        + (f" × {job.world} processes" if job.enabled else "")
-        + f" ({trainer.total_steps} steps of batch {config.batch_size}, widths G {config.model.g_width} / D "
-        f"{config.model.d_width}"
-        + (f", {trainer.pretrain_steps} of them unconditional pre-training" if trainer.pretrain_steps else "")
-        + f", DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss}"
-        + (f", compiled ({compile})" if compile != "off" else "")
-        + ")"
-    )
+    reporter.message(_plan(trainer, data, dev, job, compile))
+    if job.is_main and not reporter.quiet:  # the teacher's share, timed now: the whole job's length up front
+        line = teacher_expectation(data, out_dir, config, dev)
+        if line:
+            reporter.message(line)
     return loop.train(trainer, saver)
+
+
+def _plan(trainer: Trainer, data: ImageData, dev: torch.device, job: DistContext, compile: str) -> str:
+    """What will run, stated plainly: every phase's steps (``--steps`` is the main phase's), the sizes."""
+    config, pre = trainer.config, trainer.pretrain_steps
+    where = f"{dev}" + (f" × {job.world} processes" if job.enabled else "")
+    if pre:
+        steps = (
+            f"{trainer.total_steps} steps in all: {pre} of unconditional pre-training on all {len(data.labels)} "
+            f"images, then {config.steps} per-class steps (--steps) of {trainer.num_classes} models"
+        )
+    elif config.mode == "per-class":
+        steps = f"{config.steps} per-class steps of {trainer.num_classes} models"
+    else:
+        steps = f"{config.steps} steps"
+    return (
+        f"training {config.mode} on {where}: {steps}; batch {config.batch_size}, widths G {config.model.g_width} / "
+        f"D {config.model.d_width}, DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss}"
+        + (f", compiled ({compile})" if compile != "off" else "")
+    )
 
 
 def _write_run_header(

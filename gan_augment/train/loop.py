@@ -8,7 +8,9 @@ from typing import Any
 
 import torch
 
+from ..progress import duration
 from .checkpointer import Checkpointer
+from .clock import PhaseClock
 from .health import DivergenceCheck, TrainingStopped, rollback, shrink_batch, stop_signals
 from .trainer import Trainer
 
@@ -86,7 +88,8 @@ def train(t: Trainer, saver: Checkpointer) -> Path:
 def _loop(t: Trainer, saver: Checkpointer, stop: dict[str, int | None]) -> None:
     log_every = t.config.log_every
     window, diverged, start = MetricsWindow(), DivergenceCheck(t), t.state.step
-    with t.reporter.progress(t.total_steps, start) as bar:
+    clock, told = PhaseClock(t), False
+    with t.reporter.progress(t.total_steps, start, left=clock.left) as bar:
         while t.state.step < t.total_steps:
             if stop["signal"] is not None and not t.dist.enabled:
                 raise TrainingStopped(stop["signal"])
@@ -97,6 +100,7 @@ def _loop(t: Trainer, saver: Checkpointer, stop: dict[str, int | None]) -> None:
             except torch.cuda.OutOfMemoryError as exc:
                 shrink_batch(t, saver, exc)
                 window.clear()
+                clock.restart()
                 continue
             window.add(stats, t.images_per_step())
             step = t.state.step
@@ -108,6 +112,7 @@ def _loop(t: Trainer, saver: Checkpointer, stop: dict[str, int | None]) -> None:
                     rollback(t, saver, reason)
                     window.clear()
                     diverged.reset()
+                    clock.restart()
                     continue
             if logging:
                 row = window.row(t)
@@ -119,3 +124,15 @@ def _loop(t: Trainer, saver: Checkpointer, stop: dict[str, int | None]) -> None:
                 saver.save_samples(t)
             if saving:
                 saver.save(t)
+            clock.tick()
+            if not told and step < t.total_steps:
+                told = _tell_expected(t, clock, step)
+
+
+def _tell_expected(t: Trainer, clock: PhaseClock, step: int) -> bool:
+    """Once the first steps are timed: the GAN training's expected duration, in one line."""
+    seconds = clock.left(step)
+    if seconds is None:
+        return False
+    t.reporter.message(f"expected: about {duration(seconds)} more for the GAN(s) at this speed (its first steps timed)")
+    return True

@@ -28,7 +28,7 @@ from ..io.checkpoint import (
     run_file,
     save_checkpoint,
 )
-from ..progress import Reporter
+from ..progress import Reporter, duration
 from .health import stop_signals
 from .metrics import accuracy
 from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
@@ -199,3 +199,42 @@ def teacher_line(summary: dict[str, Any]) -> str:
         f"{summary.get('num_labeled')} labeled + {summary.get('num_unlabeled')} unlabeled images"
         + (f"; {acc:.3f} on the labeled images it trained on (none held out)" if isinstance(acc, float) else "")
     )
+
+
+PROBE_ITERATIONS = 3  # timed after one warm-up iteration, on a throwaway copy
+
+
+def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device) -> str:
+    """One line on the run's teacher, before anything trains: its kind and iterations, and the time it will
+    take, timed on a throwaway teacher's first iterations (its random streams forked, so the run is the same
+    with or without this). Empty for no teacher or one already trained."""
+    kind = resolve_teacher(config, data)
+    if kind == "none":
+        return ""
+    ssl = teacher_config(config, kind, data, device)
+    settings = _settings(kind, ssl, data)
+    if _saved(out_dir / TEACHER_NAME, settings) is not None:
+        return ""
+    partial = _saved(out_dir / TEACHER_TRAINING_NAME, settings)
+    done = int(partial["training"]["step"]) if partial is not None else 0
+    quiet = Reporter(quiet=True)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        run, _ = start_ssl(data, ssl, device, 0.0, quiet, supervised=kind == "supervised")
+        run.train_step()  # warm-up: allocations, kernels chosen
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(PROBE_ITERATIONS):
+            run.train_step()
+        _sync(device)
+        per = (time.perf_counter() - t0) / PROBE_ITERATIONS
+        del run
+    left = max(0, ssl.steps - done)
+    return (
+        f"then the run's {kind} teacher: {left} iterations of its {ssl.architecture} discriminator, about "
+        f"{duration(per * left)} ({per:.3f} s an iteration, timed)"
+    )
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
