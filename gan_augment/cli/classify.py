@@ -17,7 +17,6 @@ from ..config import (
     SSLConfig,
     TrainConfig,
     default,
-    for_device,
 )
 from ..data import is_image_folder, iter_decoded, iter_decoded_files, native_image_size, scan_folders
 from ..device import resolve_device
@@ -40,6 +39,15 @@ from .app import (
     expected_errors,
     out_console_line,
 )
+from .train import BatchSize, DWidth, GWidth, PretrainSteps, ZDim, config_from_options
+
+TestDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--test-dir", help="A labeled test folder (same classes): every seed tests on it, none held out."),
+]
+EvaluationResumeOpt = Annotated[
+    bool, typer.Option("--resume", help="Continue the evaluation in --out, reusing its finished (arm, seed) results.")
+]
 
 T = TrainConfig
 MethodChoice: Any = choices("MethodChoice", METHODS)
@@ -233,6 +241,13 @@ def evaluate(
     test_fraction: float = typer.Option(0.3, min=0.05, max=0.9, help="Fraction of each class held out for testing."),
     image_size: DataImageSizeOpt = None,
     gan_steps: Optional[int] = typer.Option(None, min=1, help=GAN_STEPS_HELP),
+    pretrain_steps: PretrainSteps = -1,
+    batch_size: BatchSize = None,
+    g_width: GWidth = None,
+    d_width: DWidth = None,
+    z_dim: ZDim = None,
+    test_dir: TestDirOpt = None,
+    resume: EvaluationResumeOpt = False,
     clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
     classifier: str = typer.Option(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
@@ -254,12 +269,10 @@ def evaluate(
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
     workers = 0 if dev.type == "cpu" else 4
+    sizes = dict(steps=gan_steps, pretrain_steps=pretrain_steps, batch_size=batch_size, g_width=g_width,
+                 d_width=d_width, z_dim=z_dim, image_size=image_size or native_image_size(labeled))  # fmt: skip
     settings = ArmSettings(
-        gan=for_device(
-            dev.type,
-            image_size=image_size or native_image_size(labeled),  # as fit's, when not given
-            **({"steps": gan_steps} if gan_steps else {}),
-        ),
+        gan=config_from_options(sizes, dev.type),  # fit's sizes, for the device where not given
         classifier=ClassifierConfig(steps=clf_steps, workers=workers, architecture=classifier, resample=resample),
         synthetic_ratio=synthetic_ratio,
         min_confidence=min_confidence,
@@ -269,7 +282,7 @@ def evaluate(
     )
     report = evaluate_folders(
         labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet),
-        overwrite=overwrite,
+        overwrite=overwrite, test_dir=test_dir, resume=resume,
     )  # fmt: skip
     if not quiet:
         out_console_line(markdown_table(report["summary"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,11 +14,15 @@ from ..data import ImageData, decode_folder, load_image_data, stratified_split, 
 from ..errors import UsageError
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..io.checkpoint import TEACHER_NAME
-from ..io.outdir import EVALUATION, check_apart, check_output_folder, prepare_output
+from ..io.outdir import EVALUATION, check_apart, check_output_folder, mark, prepare_output
 from ..io.rebuild import load_generator
+from ..io.record import load_run
 from ..progress import Reporter
-from .arms import ArmSettings, run_seed, with_gan
+from ..train.teacher import describe_teacher
+from .arms import ArmSettings, SeedArms, with_gan
+from .budget import tell_expected
 from .classifier import ClassifierConfig, Split
+from .journal import Journal, progress_line
 from .registry import check_arms
 from .report import markdown_table, plot_accuracy, settings_dict
 from .stats import route_verdict, samples_verdict, summarize, verdict
@@ -43,50 +48,132 @@ def evaluate_folders(
     reporter: Reporter | None = None,
     *,
     overwrite: bool = False,
+    test_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """The limited-labels A/B on a user's own folders: held-out split per seed, arms, table, plot.
 
     With ``run``, that run serves the arm of its mode (and, when it kept a teacher, the default,
     default-unlabeled and teacher arms) instead of a GAN trained per seed (faster, but the run has
-    seen the held-out images if it was trained on the same folder: optimistic).
-    ``settings`` is not changed; the report records the settings actually used. ``out`` is checked
-    before any work (:func:`~gan_augment.io.outdir.check_output_folder`): an evaluation already
-    there is replaced only with ``overwrite``, and files the package did not write never are.
+    seen the held-out images if it was trained on the same folder: optimistic); the report records
+    that run's settings. With ``test_dir`` (an ImageFolder of the same classes), every seed trains on
+    all of LABELED and tests on it, instead of holding out ``test_fraction`` of each class.
+    Each (arm, seed) result is written as it completes (``evaluation-progress.json``); ``resume``
+    continues an interrupted evaluation in ``out`` with the same data and settings, reusing what
+    it finished (seeds may be added). ``settings`` is not changed. ``out`` is checked before any work
+    (:func:`~gan_augment.io.outdir.check_output_folder`): an evaluation already there is replaced
+    only with ``overwrite`` (or continued with ``resume``), and files the package did not write never are.
 
     Returns:
-        The report written to ``out/evaluation.json`` (summary rows, runs, verdicts).
+        The report written to ``out/evaluation.json`` (summary rows, runs, verdicts, caveats).
     """
     reporter = reporter or Reporter()
     arms = check_arms(arms, has_pool=unlabeled is not None)
     settings = settings or ArmSettings(gan=TrainConfig(), classifier=ClassifierConfig())
     out_dir = Path(out)
     check_apart(out_dir, labeled, unlabeled)
-    check_output_folder(out_dir, EVALUATION, overwrite)
+    check_apart(out_dir, test_dir, None)
+    check_output_folder(out_dir, EVALUATION, overwrite or resume)
     runs: dict[str, Path] = {}
     caveats: list[str] = []
-    labeled_data, unlabeled_images = _load(labeled, unlabeled, settings, run, runs, reporter, caveats)
-    image_size = int(labeled_data.images.shape[-1])
+    labeled_data, unlabeled_images = _load(labeled, unlabeled, settings, run, runs, reporter, caveats, test_dir)
+    test = _test_data(test_dir, labeled_data) if test_dir is not None else None
+    if test is not None and unlabeled_images is not None:
+        unlabeled_images, copies = without_copies(unlabeled_images, test.images)
+        if copies:
+            caveats.append(f"{copies} unlabeled image(s) equal test images and were left out of the pool")
+            reporter.message(caveats[-1])
+    _say_data(labeled_data, unlabeled_images, test, test_dir, test_fraction, arms, reporter)
+    settings = with_gan(settings, image_size=int(labeled_data.images.shape[-1]))
+    used = _run_settings(run)
+    identity = {"labeled": str(labeled), "unlabeled": str(unlabeled), "test_dir": str(test_dir),
+                "test_fraction": None if test is not None else test_fraction, "settings": settings_dict(settings),
+                "run": used}  # fmt: skip
+    journal = _open_journal(out_dir, identity, resume, overwrite)
+    for i, seed in enumerate(seeds):
+        split = _split(labeled_data, unlabeled_images, test, test_fraction, seed)
+        seed_arms = SeedArms(split, settings, seed, out_dir / "runs", reporter, runs, reuse=resume)
+        _run_seed(seed_arms, journal, arms, seeds, Path(labeled).name, reporter, first=i == 0)
+    records = journal.chosen(arms, seeds)
+    return _write_report(out_dir, Path(labeled).name, settings, seeds, test_fraction, records, caveats, used, test_dir)
+
+
+def _open_journal(out_dir: Path, identity: dict[str, Any], resume: bool, overwrite: bool) -> Journal:
+    """The evaluation's journal: continued (``resume``), or new in a folder cleared of an earlier evaluation."""
+    if resume:
+        mark(out_dir, EVALUATION)
+    else:
+        prepare_output(out_dir, EVALUATION, overwrite)  # the data is known good: an earlier evaluation's files go
+    return Journal(out_dir, identity, resume)
+
+
+def _run_seed(
+    seed_arms: SeedArms,
+    journal: Journal,
+    arms: Sequence[str],
+    seeds: Sequence[int],
+    name: str,
+    reporter: Reporter,
+    first: bool,
+) -> None:
+    """The seed's arms not done yet, each written to the journal as it completes (the first seed: the
+    expected duration up front)."""
+    seed, split = seed_arms.seed, seed_arms.split
+    todo = [a for a in arms if journal.done(a, seed) is None]
+    if first and todo:
+        tell_expected(seed_arms, todo, 1, reporter)
+        if len(seeds) > 1:
+            reporter.message(f"and about as long for each of the {len(seeds) - 1} other seed(s)")
+    tag = {"dataset": name, "labels_per_class": int(np.bincount(split.train_labels.numpy()).min())}
+    for arm in todo:
+        journal.add({**tag, **seed_arms.run(arm)})
+        reporter.message(progress_line(journal, arms, seeds))
+
+
+def _say_data(
+    data: ImageData,
+    pool: torch.Tensor | None,
+    test: ImageData | None,
+    test_dir: str | Path | None,
+    fraction: float,
+    arms: Sequence[str],
+    reporter: Reporter,
+) -> None:
+    tested = f"{len(test.labels)} test images from {test_dir}" if test is not None else f"{fraction:.0%} held out"
     reporter.message(
-        f"{len(labeled_data.labels)} labeled images in {len(labeled_data.class_names)} classes; "
-        f"{0 if unlabeled_images is None else len(unlabeled_images)} unlabeled; arms: {', '.join(arms)}"
+        f"{len(data.labels)} labeled images in {len(data.class_names)} classes; "
+        f"{0 if pool is None else len(pool)} unlabeled; {tested}; arms: {', '.join(arms)}"
     )
-    settings = with_gan(settings, image_size=image_size)
-    prepare_output(out_dir, EVALUATION, overwrite)  # the data is known good: an earlier evaluation's files go
-    records = []
-    for seed in seeds:
-        tr, te = _held_out_split(labeled_data.labels, test_fraction, seed)
-        split = Split(
-            labeled_data.images[tr],
-            labeled_data.labels[tr],
-            unlabeled_images,
-            labeled_data.images[te],
-            labeled_data.labels[te],
-            labeled_data.class_names,
+
+
+def _split(data: ImageData, pool: torch.Tensor | None, test: ImageData | None, fraction: float, seed: int) -> Split:
+    """The seed's split: a held-out share of every class, or (with a test folder) all labeled images."""
+    if test is not None:
+        return Split(data.images, data.labels, pool, test.images, test.labels, data.class_names)
+    tr, te = _held_out_split(data.labels, fraction, seed)
+    return Split(data.images[tr], data.labels[tr], pool, data.images[te], data.labels[te], data.class_names)
+
+
+def _test_data(test_dir: str | Path, labeled: ImageData) -> ImageData:
+    """The test folder at the labeled images' size and channels, its labels in the labeled folder's order."""
+    size, channels = int(labeled.images.shape[-1]), int(labeled.images.shape[1])
+    test = load_image_data(test_dir, None, image_size=size, channels=channels)
+    if sorted(test.class_names) != sorted(labeled.class_names):
+        raise UsageError(
+            f"--test-dir {str(test_dir)!r} has the classes {test.class_names}, the labeled folder "
+            f"{labeled.class_names}: a test folder needs the same class folders"
         )
-        budget = int(np.bincount(split.train_labels.numpy()).min())
-        for rec in run_seed(split, arms, settings, seed, out_dir / "runs", reporter, runs):
-            records.append({"dataset": Path(labeled).name, "labels_per_class": budget, **rec})
-    return _write_report(out_dir, Path(labeled).name, settings, seeds, test_fraction, records, caveats)
+    order = torch.tensor([labeled.class_names.index(n) for n in test.class_names])
+    return dataclasses.replace(test, labels=order[test.labels], class_names=list(labeled.class_names))
+
+
+def _run_settings(run: str | Path | None) -> dict[str, Any] | None:
+    """What the report records of a ``--run``: its path, mode, configuration and teacher."""
+    if run is None:
+        return None
+    record = load_run(run)
+    return {"path": str(run), "mode": record.mode, "config": record.config.to_dict(),
+            "teacher": describe_teacher(Path(run))}  # fmt: skip
 
 
 def _load(
@@ -97,6 +184,7 @@ def _load(
     runs: dict[str, Path],
     reporter: Reporter,
     caveats: list[str],
+    test_dir: str | Path | None = None,
 ) -> tuple[ImageData, torch.Tensor | None]:
     """The labeled images and the unlabeled pool (without copies of labeled images), at the size of
     ``run`` when one is given (added to ``runs``); what makes the result less than clean goes to ``caveats``."""
@@ -107,9 +195,10 @@ def _load(
         runs[info.mode] = Path(run)
         if (Path(run) / TEACHER_NAME).is_file():  # the run of fit with its teacher: the default arms' too
             runs["default"] = Path(run)
-        caveats.append(
-            f"using {run} ({info.mode}) for its arm; it may have seen the held-out images: gains are optimistic"
-        )
+        if test_dir is None:  # held out of LABELED, which the run was trained on
+            caveats.append(
+                f"using {run} ({info.mode}) for its arm; it may have seen the held-out images: gains are optimistic"
+            )
     labeled_data = load_image_data(labeled, None, image_size=image_size, channels=channels)
     unlabeled_images = None
     if unlabeled is not None:
@@ -133,13 +222,17 @@ def _write_report(
     test_fraction: float,
     records: list[dict[str, Any]],
     caveats: list[str],
+    run: dict[str, Any] | None = None,
+    test_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     rows = summarize(records)
     verdicts = [v for v in (*(verdict(r) for r in rows), samples_verdict(rows), route_verdict(rows)) if v]
     report = {
         "settings": settings_dict(settings),
+        "run": run,  # with --run: the settings its arms were trained with (not "settings"' gan)
         "seeds": list(seeds),
-        "test_fraction": test_fraction,
+        "test_fraction": None if test_dir is not None else test_fraction,
+        "test_dir": None if test_dir is None else str(test_dir),
         "summary": rows,
         "runs": records,
         "verdicts": verdicts,

@@ -177,6 +177,7 @@ def _evaluation_body(folder: Path) -> str:
         report = json.loads((folder / "evaluation.json").read_text())
         rows = [r for r in report["summary"] if isinstance(r, dict)]
         verdicts = [str(v) for v in report.get("verdicts", [])]
+        caveats = [str(c) for c in report.get("caveats") or []]
     except (ValueError, KeyError, TypeError) as exc:
         raise GanAugmentError(f"{str(folder / 'evaluation.json')!r} is not an evaluation report ({exc})") from None
     head = ("labels per class", "arm", "seeds", "accuracy", "gain vs baseline (95% CI)")
@@ -191,13 +192,22 @@ def _evaluation_body(folder: Path) -> str:
         for r in rows
     ]
     parts = ["<h2>Verdict</h2><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdicts) + "</ul>"]
+    if caveats:
+        parts += ["<h2>Caveats</h2><ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in caveats) + "</ul>"]
     parts += ["<h2>Arms</h2>", _table(table, head)]
     plot = _png_file(folder / "evaluation.png")
     if plot is not None:
         parts += ["<h2>Accuracy</h2>", _img(plot, "test accuracy by arm")]
     parts += [
         "<h2>Protocol</h2>",
-        _table([("seeds", report.get("seeds")), ("test fraction", report.get("test_fraction"))]),
+        _table(
+            [
+                ("seeds", report.get("seeds")),
+                ("test fraction", report.get("test_fraction")),
+                ("test folder", report.get("test_dir")),
+                ("run used", (report.get("run") or {}).get("path")),
+            ]
+        ),
     ]
     return "".join(parts)
 

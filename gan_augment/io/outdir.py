@@ -77,7 +77,7 @@ RUN = Layout(
 )
 EVALUATION = Layout(
     "evaluation",
-    files=("evaluation.json", "evaluation.md", "evaluation.png"),
+    files=("evaluation.json", "evaluation.md", "evaluation.png", "evaluation-progress.json"),
     results=("evaluation.json",),
     nested=((r"runs/.+", "run"),),
 )

@@ -204,10 +204,33 @@ def teacher_line(summary: dict[str, Any]) -> str:
 PROBE_ITERATIONS = 3  # timed after one warm-up iteration, on a throwaway copy
 
 
+def teacher_seconds(data: ImageData, config: TrainConfig, device: torch.device) -> tuple[str, int, float]:
+    """The run's teacher ``(kind, iterations, seconds an iteration)``, timed on a throwaway teacher's first
+    iterations (its random streams forked, so training is the same with or without this); ``("none", 0, 0)``
+    without a teacher."""
+    kind = resolve_teacher(config, data)
+    if kind == "none":
+        return kind, 0, 0.0
+    ssl = teacher_config(config, kind, data, device)
+    return kind, ssl.steps, ssl_seconds(data, ssl, device, supervised=kind == "supervised")
+
+
+def ssl_seconds(data: ImageData, ssl: SSLConfig, device: torch.device, supervised: bool = False) -> float:
+    """Seconds an iteration of the SSL GAN ``ssl`` on ``data``, timed on a throwaway copy (random streams forked)."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        run, _ = start_ssl(data, ssl, device, 0.0, Reporter(quiet=True), supervised=supervised)
+        run.train_step()  # warm-up: allocations, kernels chosen
+        _sync(device)
+        t0 = time.perf_counter()
+        for _ in range(PROBE_ITERATIONS):
+            run.train_step()
+        _sync(device)
+        return (time.perf_counter() - t0) / PROBE_ITERATIONS
+
+
 def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device) -> str:
-    """One line on the run's teacher, before anything trains: its kind and iterations, and the time it will
-    take, timed on a throwaway teacher's first iterations (its random streams forked, so the run is the same
-    with or without this). Empty for no teacher or one already trained."""
+    """One line on the run's teacher, before anything trains: its kind, iterations and the time they will
+    take (:func:`teacher_seconds`). Empty for no teacher or one already trained."""
     kind = resolve_teacher(config, data)
     if kind == "none":
         return ""
@@ -216,19 +239,8 @@ def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, dev
     if _saved(out_dir / TEACHER_NAME, settings) is not None:
         return ""
     partial = _saved(out_dir / TEACHER_TRAINING_NAME, settings)
-    done = int(partial["training"]["step"]) if partial is not None else 0
-    quiet = Reporter(quiet=True)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        run, _ = start_ssl(data, ssl, device, 0.0, quiet, supervised=kind == "supervised")
-        run.train_step()  # warm-up: allocations, kernels chosen
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(PROBE_ITERATIONS):
-            run.train_step()
-        _sync(device)
-        per = (time.perf_counter() - t0) / PROBE_ITERATIONS
-        del run
-    left = max(0, ssl.steps - done)
+    left = max(0, ssl.steps - (int(partial["training"]["step"]) if partial is not None else 0))
+    per = ssl_seconds(data, ssl, device, supervised=kind == "supervised")
     return (
         f"then the run's {kind} teacher: {left} iterations of its {ssl.architecture} discriminator, about "
         f"{duration(per * left)} ({per:.3f} s an iteration, timed)"
