@@ -62,10 +62,13 @@ def _stats(row: dict[str, Any]) -> str:
     if "loss_lab" in row:  # a classifier (the SSL GAN's discriminator, a run's teacher)
         names = (("loss_lab", "labeled loss"), ("loss_unl", "unlabeled loss"), ("loss_g", "G"), ("train_acc", "acc"))
         return "  ".join(f"{label} {float(row[k]):.3f}" for k, label in names if k in row)
-    return (
-        f"{row.get('img_per_s', 0):,.0f} img/s  D {row.get('loss_d', 0):.3f}  G {row.get('loss_g', 0):.3f}"
-        f"  D(x) {row.get('d_real', 0):.2f}  D(G(z)) {row.get('d_fake', 0):.2f}"
-    )
+    if "loss_d" in row:  # a GAN
+        return (
+            f"{row.get('img_per_s', 0):,.0f} img/s  D {row.get('loss_d', 0):.3f}  G {row.get('loss_g', 0):.3f}"
+            f"  D(x) {row.get('d_real', 0):.2f}  D(G(z)) {row.get('d_fake', 0):.2f}"
+        )
+    # anything else (predict: images/s): each number it has, and nothing it has not
+    return "  ".join(f"{float(v):,.0f} img/s" if k == "img_per_s" else f"{k} {float(v):.3g}" for k, v in row.items())
 
 
 def duration(seconds: float) -> str:

@@ -171,9 +171,14 @@ class TestGANAugmentedDataset:
             GANAugmentedDataset(base, trained["per-class"], synthetic_ratio=1.5)
         with pytest.raises(GanAugmentError, match="unconditional generator"):
             GANAugmentedDataset(base, trained["unconditional"], per_class=1)
-        with pytest.warns(UserWarning, match="own transform"):
+        # Issue 22: refused with the fix, not warned about (real and synthetic items would differ).
+        with pytest.raises(GanAugmentError, match=r"own transform \(PILToTensor\(\)\).*pass transform="):
             GANAugmentedDataset(
                 ImageFolder(trained["labeled"], transform=v2.PILToTensor()), trained["per-class"], per_class=1
+            )
+        with pytest.raises(GanAugmentError, match="own target_transform.*pass target_transform="):
+            GANAugmentedDataset(
+                ImageFolder(trained["labeled"], target_transform=int), trained["per-class"], per_class=1
             )
 
 

@@ -100,9 +100,9 @@ class TestConventions:
         with pytest.raises(ValueError, match="needs an image and a label"):
             swap({"pixels": image})
 
-    def test_a_subset_with_its_own_transform_warns(self, trained: dict[str, Path]) -> None:
+    def test_a_subset_with_its_own_transform_is_refused(self, trained: dict[str, Path]) -> None:
         from gan_augment import GANAugmentedDataset
 
         inner = ImageFolder(trained["labeled"], transform=v2.PILToTensor())
-        with pytest.warns(UserWarning, match=r"base_ds\.dataset has its own transform"):
+        with pytest.raises(ValueError, match=r"base_ds\.dataset has its own transform"):
             GANAugmentedDataset(torch.utils.data.Subset(inner, [0, 1, 2]), trained["per-class"], synthetic_ratio=0.5)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data import iter_decoded
+from ..data import iter_decoded_files, walk_images
+from ..data.folders import check_dir
 from ..device import resolve_device
 from ..errors import CheckpointError, UsageError
 from ..io.atomic import atomic_write
@@ -20,6 +22,7 @@ from ..io.images import to_unit
 from ..io.rebuild import build_discriminator, build_ssl_classifier
 from ..models import Discriminator
 from ..plugins import extract_features
+from ..progress import Reporter
 
 
 class Predictor:
@@ -90,22 +93,30 @@ def predict_folder(
     images_dir: str | os.PathLike[str],
     out_csv: str | os.PathLike[str],
     device: str = "auto",
+    reporter: Reporter | None = None,
 ) -> int:
-    """Write ``file,class,probability`` for every image under ``images_dir``; returns the row count."""
+    """Write ``file,class,probability`` for every image under ``images_dir``; returns the row count.
+    ``reporter``: a progress bar over the images (images/s, time left)."""
     predictor = Predictor(run, device=device)
-    count = 0
+    reporter = reporter or Reporter(quiet=True)
+    files_in, _ = walk_images(check_dir(images_dir, "images"))
+    count, unread, t0 = 0, 0, time.perf_counter()
 
     def write(f: Any) -> None:  # streamed: a chunk of images in memory at a time, rows written as they come
-        nonlocal count
+        nonlocal count, unread
         text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
         w = csv.writer(text)
         w.writerow(["file", "class", "probability"])
-        for files, images, _ in iter_decoded(images_dir, predictor.image_size, predictor.channels):
-            probs = predictor.predict_proba(images) if len(images) else []
-            for path, p in zip(files, probs):
-                c = int(p.argmax())
-                w.writerow([csv_cell(path), csv_cell(predictor.class_names[c]), f"{p[c]:.6f}"])
-            count += len(files)
+        where = f"under {str(images_dir)!r}"
+        with reporter.progress(len(files_in)) as bar:
+            for files, images, skipped in iter_decoded_files(files_in, predictor.image_size, predictor.channels,
+                                                            where=where):  # fmt: skip
+                probs = predictor.predict_proba(images) if len(images) else []
+                for path, p in zip(files, probs):
+                    c = int(p.argmax())
+                    w.writerow([csv_cell(path), csv_cell(predictor.class_names[c]), f"{p[c]:.6f}"])
+                count, unread = count + len(files), unread + len(skipped)
+                bar.update(count + unread, {"img_per_s": count / max(time.perf_counter() - t0, 1e-9)})
         text.flush()
         text.detach()
 

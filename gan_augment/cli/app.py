@@ -72,6 +72,13 @@ DataImageSizeOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option(help="Random seed.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages.")]
+TensorBoardOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tensorboard",
+        help="Also write TensorBoard logs under OUT/tensorboard (pip install 'gan-augment[tensorboard]').",
+    ),
+]
 
 
 def expected_errors(fn: F) -> F:

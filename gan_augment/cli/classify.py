@@ -33,6 +33,7 @@ from .app import (
     LabeledArg,
     QuietOpt,
     SeedOpt,
+    TensorBoardOpt,
     UnlabeledArg,
     app,
     choices,
@@ -144,7 +145,7 @@ def predict(
 ) -> None:
     """Classify a folder of images with a classifier from `gan-augment classify`, or a fit run's teacher."""
     check_new_output(out, overwrite)  # before anything is loaded
-    n = predict_folder(run, images_dir, out, device=device)
+    n = predict_folder(run, images_dir, out, device=device, reporter=Reporter())
     out_console_line(f"wrote {n} predictions to {out}")
 
 
@@ -248,6 +249,7 @@ def evaluate(
     z_dim: ZDim = None,
     test_dir: TestDirOpt = None,
     resume: EvaluationResumeOpt = False,
+    tensorboard: TensorBoardOpt = False,
     clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
     classifier: str = typer.Option(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
@@ -262,18 +264,19 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an evaluation already in --out."),
 ) -> None:
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
-    from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders, markdown_table
+    from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders
 
     has_pool = unlabeled is not None
     arm_list = _arm_list(arms or ",".join(a for a in DEFAULT_ARMS if has_pool or a not in POOL_ONLY), has_pool)
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
-    workers = 0 if dev.type == "cpu" else 4
     sizes = dict(steps=gan_steps, pretrain_steps=pretrain_steps, batch_size=batch_size, g_width=g_width,
                  d_width=d_width, z_dim=z_dim, image_size=image_size or native_image_size(labeled))  # fmt: skip
     settings = ArmSettings(
         gan=config_from_options(sizes, dev.type),  # fit's sizes, for the device where not given
-        classifier=ClassifierConfig(steps=clf_steps, workers=workers, architecture=classifier, resample=resample),
+        classifier=ClassifierConfig(
+            steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier, resample=resample
+        ),
         synthetic_ratio=synthetic_ratio,
         min_confidence=min_confidence,
         flip=flip,
@@ -282,8 +285,14 @@ def evaluate(
     )
     report = evaluate_folders(
         labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet),
-        overwrite=overwrite, test_dir=test_dir, resume=resume,
+        overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard,
     )  # fmt: skip
+    _print_report(report, out, quiet)
+
+
+def _print_report(report: dict[str, Any], out: Path, quiet: bool) -> None:
+    from ..evaluate import markdown_table
+
     if not quiet:
         out_console_line(markdown_table(report["summary"]))
     for v in report["verdicts"]:

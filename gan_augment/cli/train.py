@@ -27,6 +27,7 @@ from .app import (
     QuietOpt,
     SeedOpt,
     SwitchChoice,
+    TensorBoardOpt,
     UnlabeledArg,
     UpsampleChoice,
     app,
@@ -156,6 +157,7 @@ def fit(
     quiet: QuietOpt = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop on an unreadable image file, not skip it.")] = False,
     compile: Compile = "off",
+    tensorboard: TensorBoardOpt = False,
 ) -> None:
     """Train DCGAN(s) on LABELED (and UNLABELED), then the run's teacher, and write a run directory."""
     options = {k: v for k, v in locals().items() if k not in RUN_OPTIONS}
@@ -166,7 +168,9 @@ def fit(
     # given that differs from the run's is refused, by name.
     given = {k for k in options if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
     t0 = time.perf_counter()
-    kwargs = dict(device=device, resume=resume, overwrite=overwrite, quiet=quiet, strict=strict)
+    kwargs = dict(
+        device=device, resume=resume, overwrite=overwrite, quiet=quiet, strict=strict, tensorboard=tensorboard
+    )
     kwargs["explicit"] = given if resume else None
     ckpt = run_fit(labeled, unlabeled, out, config, compile=compile.value, **kwargs)
     if not quiet:
@@ -175,7 +179,8 @@ def fit(
 
 
 # fit's options that say how to run, not what to train.
-RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile"}
+RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile",
+               "tensorboard"}  # fmt: skip
 
 
 # The demo's teacher budget: the semi-supervised MLP on 16 px digits took 45-61 ms an iteration on 2 CPU

@@ -18,6 +18,7 @@ from ..io.outdir import EVALUATION, check_apart, check_output_folder, mark, prep
 from ..io.rebuild import load_generator
 from ..io.record import load_run
 from ..progress import Reporter
+from ..train.board import Board, require_tensorboard
 from ..train.teacher import describe_teacher
 from .arms import ArmSettings, SeedArms, with_gan
 from .budget import tell_expected
@@ -50,6 +51,7 @@ def evaluate_folders(
     overwrite: bool = False,
     test_dir: str | Path | None = None,
     resume: bool = False,
+    tensorboard: bool = False,
 ) -> dict[str, Any]:
     """The limited-labels A/B on a user's own folders: held-out split per seed, arms, table, plot.
 
@@ -60,9 +62,9 @@ def evaluate_folders(
     all of LABELED and tests on it, instead of holding out ``test_fraction`` of each class.
     Each (arm, seed) result is written as it completes (``evaluation-progress.json``); ``resume``
     continues an interrupted evaluation in ``out`` with the same data and settings, reusing what
-    it finished (seeds may be added). ``settings`` is not changed. ``out`` is checked before any work
-    (:func:`~gan_augment.io.outdir.check_output_folder`): an evaluation already there is replaced
-    only with ``overwrite`` (or continued with ``resume``), and files the package did not write never are.
+    it finished (seeds may be added); ``tensorboard`` logs each result in ``out/tensorboard``.
+    ``out`` is checked before any work: an evaluation there is replaced only with ``overwrite``
+    (or continued with ``resume``), and files the package did not write never are.
 
     Returns:
         The report written to ``out/evaluation.json`` (summary rows, runs, verdicts, caveats).
@@ -71,9 +73,7 @@ def evaluate_folders(
     arms = check_arms(arms, has_pool=unlabeled is not None)
     settings = settings or ArmSettings(gan=TrainConfig(), classifier=ClassifierConfig())
     out_dir = Path(out)
-    check_apart(out_dir, labeled, unlabeled)
-    check_apart(out_dir, test_dir, None)
-    check_output_folder(out_dir, EVALUATION, overwrite or resume)
+    _check_first(out_dir, labeled, unlabeled, test_dir, overwrite or resume, tensorboard)
     runs: dict[str, Path] = {}
     caveats: list[str] = []
     labeled_data, unlabeled_images = _load(labeled, unlabeled, settings, run, runs, reporter, caveats, test_dir)
@@ -90,12 +90,25 @@ def evaluate_folders(
                 "test_fraction": None if test is not None else test_fraction, "settings": settings_dict(settings),
                 "run": used}  # fmt: skip
     journal = _open_journal(out_dir, identity, resume, overwrite)
+    journal.board = Board(out_dir) if tensorboard else None
     for i, seed in enumerate(seeds):
         split = _split(labeled_data, unlabeled_images, test, test_fraction, seed)
         seed_arms = SeedArms(split, settings, seed, out_dir / "runs", reporter, runs, reuse=resume)
         _run_seed(seed_arms, journal, arms, seeds, Path(labeled).name, reporter, first=i == 0)
     records = journal.chosen(arms, seeds)
     return _write_report(out_dir, Path(labeled).name, settings, seeds, test_fraction, records, caveats, used, test_dir)
+
+
+def _check_first(
+    out_dir: Path, labeled: str | Path, unlabeled: str | Path | None, test_dir: str | Path | None, replace: bool,
+    tensorboard: bool,
+) -> None:  # fmt: skip
+    """Before any work: the output folder apart from the data and free to write; TensorBoard there if asked for."""
+    check_apart(out_dir, labeled, unlabeled)
+    check_apart(out_dir, test_dir, None)
+    check_output_folder(out_dir, EVALUATION, replace)
+    if tensorboard:
+        require_tensorboard()
 
 
 def _open_journal(out_dir: Path, identity: dict[str, Any], resume: bool, overwrite: bool) -> Journal:

@@ -32,6 +32,7 @@ class Journal:
         self.path = out_dir / JOURNAL_NAME
         self.identity = _plain(identity)
         self.records: list[dict[str, Any]] = []
+        self.board: Any = None  # a TensorBoard log (train.board.Board) that gets each record as it is added
         if resume and self.path.is_file():
             saved = json.loads(self.path.read_text())
             if not isinstance(saved, dict) or not isinstance(saved.get("records"), list):
@@ -53,6 +54,8 @@ class Journal:
         """Keep ``record`` and write the journal at once (atomically)."""
         self.records.append(_plain(record))
         atomic_write_json(self.path, {"identity": self.identity, "records": self.records})
+        if self.board is not None:
+            self.board.arm_record(self.records[-1])
 
     def chosen(self, arms: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
         """The records of these arms and seeds, in seed then arm order."""

@@ -60,6 +60,7 @@ def matches(pattern: str, rel: str) -> bool:
 
 
 _GRID = r"samples/step_[0-9]{6,}\.png"
+_BOARD = r"tensorboard/events\.out\.tfevents\..+"  # TensorBoard's event files (--tensorboard)
 RUN = Layout(
     "run",
     files=(
@@ -71,13 +72,14 @@ RUN = Layout(
         "metrics.jsonl",
         "metrics.json",
     ),  # fmt: skip
-    patterns=(_GRID,),
+    patterns=(_GRID, _BOARD),
     results=(CHECKPOINT_NAME, CLASSIFIER_NAME),
     nested=(("gan", "run"),),  # classify --method features: its unconditional GAN
 )
 EVALUATION = Layout(
     "evaluation",
     files=("evaluation.json", "evaluation.md", "evaluation.png", "evaluation-progress.json"),
+    patterns=(_BOARD,),
     results=("evaluation.json",),
     nested=((r"runs/.+", "run"),),
 )

@@ -59,8 +59,9 @@ class GANAugmentedDataset(Dataset):
     Synthetic images are generated in batches on ``device`` into a bank of uint8 images, so DataLoader
     workers never run the generator. They come in the same raw form as the base samples (PIL images
     for torchvision image datasets), and ``transform`` / ``target_transform`` are applied to real and
-    extra items alike. Construct the base dataset *without* a transform. Synthetic images are resized
-    (bilinear, antialiased) to the size of the base dataset's first sample.
+    extra items alike. A base dataset with its own transform is refused (build it without one and
+    pass ``transform=`` here), so real and synthetic items always share one type, range and pipeline.
+    Synthetic images are resized (bilinear, antialiased) to the size of the base dataset's first sample.
 
     The dataset is the base dataset composed with a :class:`~gan_augment.plugins.source.SyntheticSource`
     (``ds.source``): the run's generator (a bank) and a labeller (:class:`~gan_augment.plugins.source.Labelling`),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -29,17 +28,31 @@ def apply_transform(transform: Callable[..., Any] | None, image: Any, kind: Pipe
 
 
 def check_pipeline(base_ds: Any, pipeline: str) -> None:
-    """Check ``pipeline``; warn when the base dataset (or one it wraps) has its own transform."""
+    """Check ``pipeline``; refuse a base dataset (or one it wraps) with its own transform or
+    target_transform: real items would go through it and synthetic ones not, so one dataset would mix
+    two types, ranges and pipelines. The error names the fix."""
     if pipeline not in ("auto", "torchvision", "albumentations"):
         raise UsageError(f"pipeline={pipeline!r} is not one of auto, torchvision, albumentations")
     inner, path = base_ds, "base_ds"
     while inner is not None:  # through Subset (and other wrappers with .dataset)
-        joint = getattr(inner, "transforms", None)  # torchvision's StandardTransform may hold only target_transform
-        if getattr(inner, "transform", None) is not None or getattr(joint, "transform", joint) is not None:
-            warnings.warn(
-                f"{path} has its own transform, which synthetic samples do not get: build it without one "
-                "and pass transform= to GANAugmentedDataset",
-                stacklevel=3,
+        joint = getattr(inner, "transforms", None)  # torchvision's StandardTransform holds both
+        for name in ("transform", "target_transform"):
+            own = getattr(inner, name, None)
+            own = own if own is not None else getattr(joint, name, None)
+            if own is not None:
+                raise UsageError(
+                    f"{path} has its own {name} ({_short(own)}), which real items would get and synthetic ones "
+                    f"not: build it without one (e.g. ImageFolder(root)) and pass {name}=<the same {name}> to "
+                    f"GANAugmentedDataset, which applies it to real and synthetic items alike"
+                )
+        if joint is not None and not hasattr(joint, "transform") and callable(joint):  # a joint transforms=
+            raise UsageError(
+                f"{path} has its own transforms= ({_short(joint)}): build it without one and pass transform= and "
+                "target_transform= to GANAugmentedDataset, which applies them to real and synthetic items alike"
             )
-            return
         inner, path = getattr(inner, "dataset", None), f"{path}.dataset"
+
+
+def _short(obj: Any) -> str:
+    text = " ".join(repr(obj).split())
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -17,6 +17,7 @@ from ..io.record import RunRecord
 from ..models import Generator, PerClassGenerator
 from ..progress import Reporter
 from ..sampling import class_grid
+from .board import Board
 from .rundir import append_event
 from .trainer import Trainer
 
@@ -60,6 +61,7 @@ class Checkpointer:
         self.reporter = reporter or Reporter(quiet=True)
         self._calibrated: tuple[object, int] | None = None  # (pair, step) whose EMA statistics are recalibrated
         self._sampler: tuple[object, int, nn.Module] | None = None  # (pair, step, sampling module)
+        self.board: Board | None = None  # TensorBoard, when asked for (rank 0)
 
     @classmethod
     def for_run(cls, trainer: Trainer, out_dir: str | Path, sources: dict[str, str | None] | None = None,
@@ -136,6 +138,8 @@ class Checkpointer:
         names = t.data.class_names
         grid = class_grid(gen, per_row=10, seed=t.config.seed, upscale=upscale, class_names=names, title=title)
         save_image_atomic(grid, path)
+        if self.board is not None:
+            self.board.image("samples", path, step)
         return path
 
     # ---------------------------------------------------------------- what: the run record
@@ -206,3 +210,5 @@ class Checkpointer:
         """Append ``row`` to the run's metrics log (rank 0 only)."""
         if t.dist.is_main:
             append_event(self.out_dir, row)
+            if self.board is not None and "event" not in row:
+                self.board.scalars("gan", row, int(row["step"]))

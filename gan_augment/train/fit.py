@@ -22,6 +22,7 @@ from ..io.record import RunRecord
 from ..progress import Reporter
 from ..seeds import keeps_callers_rng
 from . import loop
+from .board import Board, require_tensorboard
 from .checkpointer import Checkpointer
 from .distributed import DistContext, from_environment
 from .pair import check_compile
@@ -44,6 +45,7 @@ def fit(
     strict: bool = False,
     compile: str = "off",
     explicit: Collection[str] | None = None,
+    tensorboard: bool = False,
 ) -> Path:
     """Train DCGAN(s) on image folders and write a run directory.
 
@@ -62,6 +64,7 @@ def fit(
         reporter: Where progress goes (default: a terminal reporter honouring ``quiet``).
         strict: Fail on an unreadable image file instead of skipping and listing it.
         compile: ``torch.compile`` the training models (see :class:`Trainer`); honoured on resume.
+        tensorboard: Also write TensorBoard logs in ``out/tensorboard`` (needs the ``tensorboard`` extra).
         explicit: With ``resume``, the settings the caller chose on purpose (the CLI: the options
             given), as field names of ``config`` or its model: one that differs from the run's is
             refused. Without it, the fields of ``config`` that differ from the defaults are taken
@@ -76,8 +79,7 @@ def fit(
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
     dev = resolve_device(device)
-    check_apart(out_dir, labeled, unlabeled)  # a run among its data would train on its own outputs
-    check_run_dir(out_dir, resume, overwrite)  # before the (possibly long) decoding
+    _check_first(out_dir, labeled, unlabeled, resume, overwrite, tensorboard)  # before the (long) decoding
     with run_lock(out_dir):  # held until the run ends: one process per run directory
         config, ckpt = _run_config(out_dir, config, resume, explicit, dev.type, labeled)
         check_compile(compile, config)  # before the (possibly long) decoding
@@ -86,8 +88,19 @@ def fit(
         )
         reporter.message(summary(data))
         sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
-        settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=ckpt, compile=compile)
+        settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=ckpt, compile=compile,
+                        tensorboard=tensorboard)  # fmt: skip
         return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
+
+
+def _check_first(
+    out_dir: Path, labeled: str | os.PathLike[str], unlabeled: str | os.PathLike[str] | None, resume: bool,
+    overwrite: bool, tensorboard: bool,
+) -> None:  # fmt: skip
+    check_apart(out_dir, labeled, unlabeled)  # a run among its data would train on its own outputs
+    check_run_dir(out_dir, resume, overwrite)
+    if tensorboard:
+        require_tensorboard()
 
 
 def default_config(labeled: str | os.PathLike[str], device_type: str) -> TrainConfig:
@@ -186,6 +199,7 @@ def fit_data(
     sources: dict[str, str | None] | None = None,
     checkpoint: dict[str, Any] | None = None,
     compile: str = "off",
+    tensorboard: bool = False,
 ) -> Path:
     """Train on images already decoded (an :class:`ImageData`, e.g. a benchmark's split) into ``out``.
 
@@ -195,7 +209,10 @@ def fit_data(
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
-    settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=checkpoint, compile=compile)
+    settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=checkpoint, compile=compile,
+                    tensorboard=tensorboard)  # fmt: skip
+    if tensorboard:
+        require_tensorboard()
     check_run_dir(out_dir, resume, overwrite)
     with run_lock(out_dir):
         return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
@@ -213,17 +230,24 @@ def _fit_data(
     sources: dict[str, str | None] | None,
     checkpoint: dict[str, Any] | None,
     compile: str,
+    tensorboard: bool = False,
 ) -> Path:
     dev = resolve_device(device)
     job, dev = from_environment(dev)  # under torchrun: this rank's place and device
+    run = (resume, overwrite, sources, checkpoint, compile, tensorboard)
     try:
-        out_path = _fit_job(data, out_dir, config, job, dev, resume, overwrite, reporter, sources, checkpoint, compile)
+        out_path = _fit_job(data, out_dir, config, job, dev, reporter, *run)
     except BaseException:
         job.close(clean=False)
         raise
     job.close()
     if job.is_main:  # the teacher is one classifier: the first process trains it, after the GAN(s)
-        train_teacher(data, out_dir, config, dev, reporter)
+        board = Board(out_dir) if tensorboard else None
+        try:
+            train_teacher(data, out_dir, config, dev, reporter, board)
+        finally:
+            if board is not None:
+                board.close()
     return out_path
 
 
@@ -233,12 +257,13 @@ def _fit_job(
     config: TrainConfig,
     job: DistContext,
     dev: torch.device,
+    reporter: Reporter,
     resume: bool,
     overwrite: bool,
-    reporter: Reporter,
     sources: dict[str, str | None] | None,
     checkpoint: dict[str, Any] | None,
     compile: str,
+    tensorboard: bool,
 ) -> Path:
     if not job.is_main:
         reporter = Reporter(quiet=True)
@@ -260,7 +285,12 @@ def _fit_job(
         line = teacher_expectation(data, out_dir, config, dev)
         if line:
             reporter.message(line)
-    return loop.train(trainer, saver)
+    saver.board = Board(out_dir) if tensorboard and job.is_main else None  # after the header: a fresh folder
+    try:
+        return loop.train(trainer, saver)
+    finally:
+        if saver.board is not None:
+            saver.board.close()
 
 
 def _plan(trainer: Trainer, data: ImageData, dev: torch.device, job: DistContext, compile: str) -> str:

@@ -286,10 +286,12 @@ def run_steps(
     save_every: int = 0,
     stop: dict[str, int | None] | None = None,
     save_seconds: float = 0.0,
+    on_stats: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``run`` to its ``config.steps``; the learning curve (see :func:`train_ssl`). ``save`` is
     called every ``save_every`` iterations and every ``save_seconds`` (0: never by the clock); a signal
-    in ``stop`` raises TrainingStopped between two iterations."""
+    in ``stop`` raises TrainingStopped between two iterations; ``on_stats(step, row)`` gets the losses
+    every 50 iterations (TensorBoard)."""
     steps, curve, t0 = run.config.steps, [], time.perf_counter()
     last_save, start = time.monotonic(), run.step
     with reporter.progress(steps, run.step) as bar:
@@ -301,7 +303,10 @@ def run_steps(
                 acc = evaluate(run.average.averaged(run.gan.d))
                 curve.append({"step": run.step, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})
             if run.step % 50 == 0 or run.step == steps or run.step - start in EARLY_READINGS:
-                bar.update(run.step, {k: float(v) for k, v in stats.items()})
+                row = {k: float(v) for k, v in stats.items()}
+                bar.update(run.step, row)
+                if on_stats is not None and (run.step % 50 == 0 or run.step == steps):
+                    on_stats(run.step, row)
             else:
                 bar.update(run.step, None)  # the count and time left move every iteration
             due = (save_every and run.step % save_every == 0) or (

@@ -29,6 +29,7 @@ from ..io.checkpoint import (
     save_checkpoint,
 )
 from ..progress import Reporter, duration
+from .board import Board
 from .health import stop_signals
 from .metrics import accuracy
 from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
@@ -93,10 +94,16 @@ def _saved(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def train_teacher(
-    data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device, reporter: Reporter
+    data: ImageData,
+    out_dir: Path,
+    config: TrainConfig,
+    device: torch.device,
+    reporter: Reporter,
+    board: Board | None = None,
 ) -> Path | None:
     """Train the run's teacher into ``out_dir/teacher.pt`` (continuing an interrupted one); None for
-    ``teacher="none"``. A finished teacher of the same settings is kept as it is."""
+    ``teacher="none"``. A finished teacher of the same settings is kept as it is. ``board``: its
+    curves to TensorBoard too."""
     kind = resolve_teacher(config, data)
     if kind == "none":
         return None
@@ -127,7 +134,8 @@ def train_teacher(
     with stop_signals(reporter) as stop:
         try:
             every = {"save_every": config.checkpoint_every, "save_seconds": 60.0 * config.checkpoint_minutes}
-            run_steps(run, reporter, save=save, stop=stop, **every)
+            on_stats = (lambda step, row: board.scalars("teacher", row, step)) if board is not None else None
+            run_steps(run, reporter, save=save, stop=stop, on_stats=on_stats, **every)
         except KeyboardInterrupt:
             save()
             reporter.message(f"teacher interrupted at iteration {run.step}: saved; continue with --resume")
