@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("airplane", "cat", "ship")
 # The documented small budget (docs/usage.md, "evaluate on a laptop").
-EVALUATE_BUDGET = ["--seeds", "3", "--gan-steps", "200", "--ssl-steps", "200", "--clf-steps", "300"]
+EVALUATE_BUDGET = ["--seeds", "3", "--gan-steps", "100", "--ssl-steps", "100", "--clf-steps", "60"]
 
 
 def photo_folders(archive: Path, work: Path, seed: int = 0) -> dict[str, Path]:
@@ -193,7 +193,9 @@ def measure_evaluate(data: dict[str, Path], work: Path) -> dict[str, Any]:
 
 
 def write(out: Path, results: dict[str, Any]) -> None:
-    meta = {
+    """Merge ``results`` into ``laptop.json`` (each section keeps the date and commit it was measured at)
+    and write ``laptop.md`` from the whole."""
+    now = {
         "date": time.strftime("%Y-%m-%d"),
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False
@@ -202,13 +204,23 @@ def write(out: Path, results: dict[str, Any]) -> None:
     }
     path = out / "laptop.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
-    merged = {**old, **results, "meta": meta}
+    meta = old.pop("meta", {})
+    if "date" in meta:  # one stamp for every section (the first runs of this script)
+        meta = {section: dict(meta) for section in old}
+    merged = {**old, **results}
+    merged["meta"] = {**meta, **{section: now for section in results}}
     path.write_text(json.dumps(merged, indent=2) + "\n")
-    lines = ["# Long jobs on a laptop", "", f"{meta['date']}, commit {meta['commit']}, {meta['machine']}. "
-             "Written by `benchmarks/laptop.py`; notes in [laptop_notes.md](laptop_notes.md).", ""]  # fmt: skip
+    stamps = merged["meta"]
+
+    def stamp(section: str) -> str:
+        m = stamps.get(section, {})
+        return f"_{m.get('date')}, commit {m.get('commit')}, {m.get('machine')}._"
+
+    lines = ["# Long jobs on a laptop", "", "Written by `benchmarks/laptop.py`; notes in "
+             "[laptop_notes.md](laptop_notes.md). Each section names when and where it was measured.", ""]  # fmt: skip
     if "fit" in merged:
         f = merged["fit"]
-        lines += ["## fit: the estimates against the times", "", f"`{f['command']}`", "",
+        lines += ["## fit: the estimates against the times", "", stamp("fit"), "", f"`{f['command']}`", "",
                   "| phase | expected | took | error |", "| --- | --- | --- | --- |",
                   f"| GAN(s) | {f['gan_expected_s']:.0f} s | {f['gan_actual_s']:.0f} s | "
                   f"{100 * f['gan_error']:+.0f}% |",
@@ -217,14 +229,17 @@ def write(out: Path, results: dict[str, Any]) -> None:
                   f"| both | {f['total_expected_s']:.0f} s | {f['total_actual_s']:.0f} s | "
                   f"{100 * (f['total_expected_s'] / f['total_actual_s'] - 1):+.0f}% |", ""]  # fmt: skip
     if "sighup" in merged:
-        lines += ["## SIGHUP", "", "| during | signal after | exit code | checkpoint age at the signal |",
-                  "| --- | --- | --- | --- |"]  # fmt: skip
-        lines += [f"| {h['phase']} | {h['signal_after_s']} s | {h['exit_code']} | {h['file']}: "
-                  f"{h['file_age_at_signal_s']} s |" for h in merged["sighup"]]  # fmt: skip
+        lines += ["## SIGHUP", "", stamp("sighup"), ""]
+        lines += ["| during | signal after | exit code | the checkpoint it left |", "| --- | --- | --- | --- |"]
+        for h in merged["sighup"]:
+            age = h["file_age_at_signal_s"]
+            when = "none" if age is None else (f"written {-age:.1f} s after the signal" if age <= 0
+                                                else f"{age:.1f} s old at the signal")  # fmt: skip
+            lines.append(f"| {h['phase']} | {h['signal_after_s']} s | {h['exit_code']} | {h['file']}, {when} |")
         lines.append("")
     if "evaluate" in merged:
         e = merged["evaluate"]
-        lines += ["## evaluate with the small budget", "", f"`{e['command']}`", "",
+        lines += ["## evaluate with the small budget", "", stamp("evaluate"), "", f"`{e['command']}`", "",
                   f"Expected {e['expected_s']:.0f} s; took {e['wall_s']:.0f} s in two parts (decoding included): "
                   f"killed (Ctrl-C, exit {e['killed_exit_code']}) after {e['killed_after_records']} of "
                   f"{e['records']} results ({e['killed_after_s']:.0f} s), then `--resume` trained the other "
@@ -242,7 +257,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
-    p.add_argument("--only", choices=("fit", "sighup", "evaluate"), nargs="+", default=["fit", "sighup", "evaluate"])
+    p.add_argument("--only", choices=("fit", "sighup", "evaluate", "report"), nargs="+",
+                   default=["fit", "sighup", "evaluate"], help="report: laptop.md again from laptop.json")  # fmt: skip
     args = p.parse_args()
     work = ROOT / ".data"
     data = photo_folders(args.data_dir / "cifar10-train.zip", work)
