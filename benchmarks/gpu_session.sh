@@ -6,7 +6,8 @@
 #   pip download --no-deps -d .wheels pytest pluggy iniconfig packaging pygments exceptiongroup tomli  # < 3 MiB
 # then call it with carry [".data", ".wheels"]:
 #   bash benchmarks/gpu_session.sh tests throughput cifar10     # jobs: tests, throughput, cifar10, mnist,
-#                                                               # teacher-cifar10 (the run's teacher, issue 20)
+#                                                               # teacher-cifar10 (the run's teacher, issue 20),
+#                                                               # cpu-sizes (the CPU sizes' quality cost, issue 22)
 # "tests" runs the test suite's GPU tests (pytest -m gpu: CUDA training, bf16, inductor and CUDA
 # graphs, device augmentation), which skip on the development machine.
 # The working tree travels in at most 64 MiB, so CIFAR-10 and MNIST go in separate calls.
@@ -51,6 +52,16 @@ for job in "$@"; do
       python benchmarks/limited_labels.py --dataset cifar10 --cifar-budgets 25 --data-dir .data --out "$OUT/ll-$job" \
         --arms baseline default default-synthetic teacher teacher-unlabeled --report "$OUT/results-$job.md" \
         --time-budget "$(python -c "print(round($left / 60, 2))")" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
+    cpu-sizes)  # issue 22: the quality cost of the CPU sizes, both trained on the GPU (MNIST, 10 labels per class)
+      for sizes in gpu cpu; do
+        share=1; [[ $sizes == gpu ]] && share=2  # half of what is left for the first, the rest for the second
+        left=$(( (CALL_SECONDS - SECONDS - 60) / share ))
+        if (( left < 60 )); then echo "no time left for $job $sizes ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
+        reduced=(); [[ $sizes == cpu ]] && reduced=(--cpu-reduced)
+        python benchmarks/limited_labels.py --dataset mnist --mnist-budgets 10 --data-dir .data --out "$OUT/ll-$job-$sizes" \
+          --arms baseline gan-per-class --report "$OUT/results-$job-$sizes.md" "${reduced[@]}" \
+          --time-budget "$(python -c "print(round($left / 60, 2))")" "${quick[@]}" 2>&1 | tail -30 | tee "$OUT/ll-$job-$sizes.log"
+      done ;;
     cifar10|mnist)
       resume=()
       if [[ -f ".data/ll-$job/limited_labels.json" ]]; then
@@ -60,7 +71,7 @@ for job in "$@"; do
       if (( left < 60 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
       python benchmarks/limited_labels.py --dataset "$job" --data-dir .data --out "$OUT/ll-$job" --report "$OUT/results-$job.md" \
         --time-budget "$(python -c "print(round($left / 60, 2))")" "${resume[@]}" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
-    *) echo "unknown job $job: tests, throughput, cifar10, mnist or teacher-cifar10" >&2; exit 2 ;;
+    *) echo "unknown job $job: tests, throughput, cifar10, mnist, teacher-cifar10 or cpu-sizes" >&2; exit 2 ;;
   esac
 done
 echo "gpu_session: ${SECONDS} s" | tee -a "$OUT/gpu.txt"

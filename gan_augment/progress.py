@@ -82,15 +82,23 @@ class _PlainBar:
     step, the share done, img/s and losses of the last logged window, and the time left."""
 
     def __init__(
-        self, reporter: Reporter, total: int, completed: int, every: float, left: SecondsLeft | None = None
+        self,
+        reporter: Reporter,
+        total: int,
+        completed: int,
+        every: float,
+        left: SecondsLeft | None = None,
+        closing: bool = True,
     ) -> None:
-        self.reporter, self.total, self.every, self.left = reporter, total, every, left
+        self.reporter, self.total, self.every, self.left, self.closing = reporter, total, every, left, closing
         self.start, self.t0 = completed, time.monotonic()
         self.t_last, self.row = self.t0, None
 
     def update(self, step: int, row: dict[str, Any] | None) -> None:
         self.row = row or self.row
         now = time.monotonic()
+        if step >= self.total and not self.closing:  # the job's own last line says it is done
+            return
         if now - self.t_last < self.every and step < self.total:
             return
         self.t_last = now
@@ -137,15 +145,18 @@ class Reporter:
             self.quiet = True
 
     @contextlib.contextmanager
-    def progress(self, total: int, completed: int = 0, left: SecondsLeft | None = None) -> Iterator[_Bar | _PlainBar]:
+    def progress(
+        self, total: int, completed: int = 0, left: SecondsLeft | None = None, closing: bool = True
+    ) -> Iterator[_Bar | _PlainBar]:
         """A progress bar over ``total`` steps on a terminal, plain lines elsewhere, nothing when quiet.
         ``left``: the job's own time-left estimate (a step → seconds), for jobs whose steps do not all cost
-        the same (the default is the mean rate so far)."""
+        the same (the default is the mean rate so far). ``closing=False``: no plain line at the end (a
+        job whose own last line says it is done)."""
         if self.quiet:
             yield _Bar(None, None)
             return
         if not self.console.is_terminal:
-            yield _PlainBar(self, total, completed, self.plain_every, left)
+            yield _PlainBar(self, total, completed, self.plain_every, left, closing)
             return
         remaining = TextColumn("{task.fields[left]}") if left is not None else TimeRemainingColumn()
         columns = (TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[stats]}"),
