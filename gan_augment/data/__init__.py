@@ -21,7 +21,7 @@ from .folders import (
     walk_images,
 )
 from .image_data import ImageData, memory_data, summary
-from .split import draw_per_class, stratified_split, without_copies
+from .split import draw_long_tailed, draw_per_class, long_tailed_counts, stratified_split, without_copies
 
 __all__ = [
     "LABELED_EXTENSIONS",
@@ -35,10 +35,12 @@ __all__ = [
     "is_image_folder",
     "labeled_side",
     "load_image_data",
+    "long_tailed_counts",
     "memory_data",
     "native_image_size",
     "safe_folder_names",
     "scan_folders",
+    "draw_long_tailed",
     "draw_per_class",
     "stratified_split",
     "without_copies",

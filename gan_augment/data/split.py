@@ -50,6 +50,28 @@ def draw_per_class(
     return drawn, np.setdiff1d(among, drawn)
 
 
+def long_tailed_counts(k: int, largest: int, ratio: float) -> list[int]:
+    """Images per class of an exponential long-tailed profile: class c gets ``largest · ratio^(−c/(k−1))``
+    (rounded, at least 1), so class 0 has ``largest`` and class k−1 ``largest / ratio`` (Cao et al. 2019;
+    Menon et al. 2021: ratio 100 on CIFAR-10)."""
+    if k < 1 or largest < 1 or ratio < 1:
+        raise UsageError(f"a long tail needs k >= 1, largest >= 1 and ratio >= 1 (got {k}, {largest}, {ratio})")
+    if k == 1:
+        return [largest]
+    return [max(1, int(round(largest * ratio ** (-c / (k - 1))))) for c in range(k)]
+
+
+def draw_long_tailed(
+    labels: np.ndarray, k: int, largest: int, ratio: float, rng: np.random.Generator, among: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(drawn, rest) as :func:`draw_per_class`, but class c gets its :func:`long_tailed_counts` share."""
+    labels = np.asarray(labels)
+    among = np.arange(len(labels)) if among is None else np.asarray(among)
+    counts = long_tailed_counts(k, largest, ratio)
+    drawn = np.concatenate([rng.permutation(among[labels[among] == c])[: counts[c]] for c in range(k)])
+    return drawn, np.setdiff1d(among, drawn)
+
+
 def without_copies(pool: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, int]:
     """``pool`` (uint8 N, C, H, W) without the images whose pixels equal one of ``reference``'s (a
     labeled or held-out image that is also in the pool, as the same file or a copy); returns the
