@@ -32,3 +32,9 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise GanAugmentError(f"device {name!r} is not supported: use auto, cpu, cuda or cuda:N")
     return dev
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); nothing elsewhere. For timing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

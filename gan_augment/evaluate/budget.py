@@ -10,10 +10,12 @@ from typing import Sequence
 
 import torch
 
+from ..device import synchronize
 from ..progress import Reporter, duration
 from ..train import Trainer
 from ..train.ssl import default_ssl_steps
 from ..train.teacher import ssl_seconds, teacher_seconds
+from ..train.trainer import pretrain_steps
 from .arms import SeedArms
 from .classifier import train_classifier
 from .registry import get_arm
@@ -22,21 +24,16 @@ PROBE_STEPS = 3
 NO_CLASSIFIER = ("teacher", "teacher-features", "d-features", "ssl")  # arms that train no secondary classifier
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _classifier_cost(arms: SeedArms) -> tuple[float, float]:
     """(setup seconds, seconds a step) of the secondary classifier: one step and 1 + PROBE_STEPS timed."""
     s = arms.settings
     times = []
     for steps in (1, 1 + PROBE_STEPS):
         cfg = dataclasses.replace(s.classifier, steps=steps)
-        _sync(s.device)
+        synchronize(s.device)
         t0 = time.perf_counter()
         train_classifier(arms.base, arms.channels, arms.k, cfg, s.device, arms.seed, s.flip)
-        _sync(s.device)
+        synchronize(s.device)
         times.append(time.perf_counter() - t0)
     per = max(0.0, (times[1] - times[0]) / PROBE_STEPS)
     return max(0.0, times[0] - per), per
@@ -47,11 +44,11 @@ def _gan_step(arms: SeedArms) -> float:
     s = arms.settings
     trainer = Trainer(arms.gan_cfg.replace(mode="unconditional"), arms.gan_data(), s.device)
     trainer.train_step()
-    _sync(s.device)
+    synchronize(s.device)
     t0 = time.perf_counter()
     for _ in range(PROBE_STEPS):
         trainer.train_step()
-    _sync(s.device)
+    synchronize(s.device)
     return (time.perf_counter() - t0) / PROBE_STEPS
 
 
@@ -59,8 +56,7 @@ def _gan_run_seconds(arms: SeedArms, key: str, step: float) -> float:
     """A GAN run's training seconds, from one model's step: per class K models a step after pre-training."""
     cfg, pool = arms.gan_cfg, arms.split.unlabeled is not None and len(arms.split.unlabeled) > 0
     if key in ("per-class", "default"):
-        pre = cfg.pretrain_steps if cfg.pretrain_steps >= 0 else (cfg.steps // 2 if pool else 0)
-        return pre * step + cfg.steps * arms.k * step
+        return pretrain_steps(cfg.replace(mode="per-class"), pool) * step + cfg.steps * arms.k * step
     return cfg.steps * step * (2 if key == "conditional" and pool else 1)  # conditional: a pool batch too
 
 

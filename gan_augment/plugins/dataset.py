@@ -23,6 +23,7 @@ from .extra import (
     check_unlabeled_images,
     fresh_counts,
     run_names_unlabeled,
+    run_sources,
     run_unlabeled_images,
 )
 from .pipelines import PipelineKind, apply_transform, check_pipeline
@@ -151,14 +152,14 @@ class GANAugmentedDataset(Dataset):
         synthetic_ratio = check_sizing(synthetic_ratio, per_class, balance, batch_size, default)
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         labelling = Labelling(labels, teacher, min_confidence, temperature).checked()
-        # How the extra items are drawn.
-        self.fresh = (labels != "generator") if fresh is None else bool(fresh)
+        self.fresh = (labels != "generator") if fresh is None else bool(fresh)  # how extra items are drawn
+        self.generator_ckpt = str(generator_ckpt)
         if unlabeled is None:  # the run's own unlabeled images, when its teacher labels and its folder is named
-            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(generator_ckpt)
+            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(self._run_sources())
         check_extra(self.fresh, fresh_passes, unlabeled, labels)
         check_pipeline(base_ds, pipeline)
         # The real items, and what every item goes through.
-        self.base_ds, self.generator_ckpt, self.seed = base_ds, str(generator_ckpt), seed
+        self.base_ds, self.seed = base_ds, seed
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
         # The synthetic side: the bank (the run is read first), the classes it maps to, the labeller, the form.
         bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
@@ -219,6 +220,12 @@ class GANAugmentedDataset(Dataset):
         assert self.source.bank is not None
         teacher.for_labels(run_to_base, width).to(self.source.bank.generator_device)
 
+    def _run_sources(self) -> dict[str, Any]:
+        """The folders the run's record names, read once (the run's checkpoint is not loaded again)."""
+        if getattr(self, "_sources", None) is None:
+            self._sources = run_sources(self.generator_ckpt)
+        return self._sources
+
     def _label_unlabeled(self, unlabeled: bool | torch.Tensor | None) -> Labelled | None:
         """The unlabeled images at the base items' size and channels, with the teacher's hard and soft labels."""
         if unlabeled is None or unlabeled is False:
@@ -226,7 +233,8 @@ class GANAugmentedDataset(Dataset):
         if unlabeled is True:
             assert self.source.bank is not None
             info = self.source.bank.info
-            return self.source.label(run_unlabeled_images(self.generator_ckpt, info.image_size, info.channels))
+            images = run_unlabeled_images(self.generator_ckpt, self._run_sources(), info.image_size, info.channels)
+            return self.source.label(images)
         return self.source.label(check_unlabeled_images(unlabeled))
 
     def resample(self, seed: int | None = None) -> None:

@@ -109,18 +109,19 @@ def check_unlabeled_images(images: Any) -> torch.Tensor:
     return images
 
 
-def _run_sources(run: str | os.PathLike[str]) -> dict[str, Any]:
+def run_sources(run: str | os.PathLike[str]) -> dict[str, Any]:
     """The folders a run's record names (``labeled``, ``unlabeled``: its ``data``), or {} when it names none."""
     return load_run(run).data
 
 
-def run_names_unlabeled(run: str | os.PathLike[str]) -> bool:
-    """Whether the run was trained with an unlabeled folder it names (``fit`` with UNLABELED)."""
-    sources = _run_sources(run)
+def run_names_unlabeled(sources: dict[str, Any]) -> bool:
+    """Whether a run's ``sources`` (:func:`run_sources`) name an unlabeled folder (``fit`` with UNLABELED)."""
     return isinstance(sources.get("unlabeled"), str) and isinstance(sources.get("labeled"), str)
 
 
-def run_unlabeled_images(run: str | os.PathLike[str], image_size: int, channels: int) -> torch.Tensor:
+def run_unlabeled_images(
+    run: str | os.PathLike[str], sources: dict[str, Any], image_size: int, channels: int
+) -> torch.Tensor:
     """The unlabeled images a run of ``fit`` was trained on, decoded again from the folder its
     record names (through the decode cache), at the run's size and channels.
 
@@ -129,7 +130,6 @@ def run_unlabeled_images(run: str | os.PathLike[str], image_size: int, channels:
     """
     from ..data import load_image_data
 
-    sources = _run_sources(run)
     labeled, unlabeled = sources.get("labeled"), sources.get("unlabeled")
     if not isinstance(unlabeled, str) or not isinstance(labeled, str):
         raise GanAugmentError(

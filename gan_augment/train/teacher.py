@@ -20,6 +20,7 @@ import torch
 
 from ..config import SSLConfig, TrainConfig
 from ..data import ImageData
+from ..device import synchronize
 from ..io.checkpoint import (
     TEACHER_NAME,
     TEACHER_TRAINING_NAME,
@@ -228,11 +229,11 @@ def ssl_seconds(data: ImageData, ssl: SSLConfig, device: torch.device, supervise
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         run, _ = start_ssl(data, ssl, device, 0.0, Reporter(quiet=True), supervised=supervised)
         run.train_step()  # warm-up: allocations, kernels chosen
-        _sync(device)
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(PROBE_ITERATIONS):
             run.train_step()
-        _sync(device)
+        synchronize(device)
         return (time.perf_counter() - t0) / PROBE_ITERATIONS
 
 
@@ -253,8 +254,3 @@ def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, dev
         f"then the run's {kind} teacher: {left} iterations of its {ssl.architecture} discriminator, about "
         f"{duration(per * left)} ({per:.3f} s an iteration, timed)"
     )
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

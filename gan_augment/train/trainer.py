@@ -106,11 +106,7 @@ class Trainer:
         return AdamSettings(self.state.lr_g, self.state.lr_d, (self.config.beta1, self.config.beta2))
 
     def _resolve_pretrain_steps(self) -> int:
-        if self.config.mode != "per-class":
-            return 0
-        if self.config.pretrain_steps >= 0:
-            return self.config.pretrain_steps
-        return self.config.steps // 2 if self.data.num_unlabeled else 0
+        return pretrain_steps(self.config, bool(self.data.num_unlabeled))
 
     def _resolve_diffaugment(self) -> bool:
         cfg = self.config
@@ -358,6 +354,16 @@ class Trainer:
         if rng.get("device") != "reseed":
             self.reporter.message(f"resuming on {self.device} instead of {rng.get('device')}: random stream reseeded")
         self.gen.manual_seed(self.config.seed + 1 + self.state.step)
+
+
+def pretrain_steps(config: TrainConfig, has_unlabeled: bool) -> int:
+    """A run's unconditional pre-training steps: per-class mode only; ``-1`` = half the steps with an
+    unlabeled pool, else none."""
+    if config.mode != "per-class":
+        return 0
+    if config.pretrain_steps >= 0:
+        return config.pretrain_steps
+    return config.steps // 2 if has_unlabeled else 0
 
 
 def _no_labels(n: int) -> None:
