@@ -18,6 +18,8 @@ from .quality import diversity_ratio, generator_quality
 from .registry import (
     ARM_REGISTRY,
     ARMS,
+    IMBALANCE_ARMS,
+    LONG_TAILED_ARMS,
     POOL_ARMS,
     RATIO_ARMS,
     REAL_CONTROL_ARMS,
@@ -34,6 +36,8 @@ __all__ = [
     "ARMS",
     "ARM_REGISTRY",
     "AUGMENT_MODES",
+    "IMBALANCE_ARMS",
+    "LONG_TAILED_ARMS",
     "POOL_ARMS",
     "RATIO_ARMS",
     "REAL_CONTROL_ARMS",

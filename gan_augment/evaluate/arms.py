@@ -23,9 +23,11 @@ from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
 from ..plugins.teacher import label_synthetic, load_run_teacher, teacher_logits
 from ..progress import Reporter
 from ..train import fit_data
-from ..train.metrics import accuracy
+from ..train.metrics import predict_logits
 from ..train.ssl import train_ssl
 from .classifier import ArrayDataset, ClassifierConfig, Split, train_classifier
+from .imbalance import imbalance_scores
+from .imbalance_arms import ADJUSTED, ImbalanceArms, training_prior
 from .quality import generator_quality
 from .registry import get_arm
 
@@ -60,7 +62,7 @@ class UnitInput(nn.Module):
         return self.model((x * 2 - 1).contiguous(memory_format=torch.channels_last))
 
 
-class SeedArms:
+class SeedArms(ImbalanceArms):
     """The arms of one seed, sharing its split, its GAN data and (for generator quality) its baseline.
 
     ``runs`` maps a GAN mode (``per-class``, ``conditional``, ``unconditional``) to an existing run
@@ -131,15 +133,19 @@ class SeedArms:
         kept = record.pretrained is not None or not pretrain  # runs from before pre-trained models were kept: anew
         return done and kept and record.config == cfg
 
-    def _train(self, dataset: Any) -> nn.Module:
+    def _train(self, dataset: Any, **loss: Any) -> nn.Module:
+        """The secondary classifier on ``dataset`` (``loss``: ``prior`` or ``class_weight``, see train_classifier)."""
         s = self.settings
-        return train_classifier(dataset, self.channels, self.k, s.classifier, s.device, self.seed, s.flip)
+        return train_classifier(dataset, self.channels, self.k, s.classifier, s.device, self.seed, s.flip, **loss)
 
     def _accuracy(self, model: nn.Module) -> float:
-        acc = accuracy(model, self.split.test_images, self.split.test_labels, self.settings.device)
-        if acc is None:
+        """Test accuracy; the balanced scores of the same predictions go into the arm's record."""
+        if not len(self.split.test_labels):
             raise UsageError("the seed's split holds no test image: a larger test fraction or more images")
-        return acc
+        predictions = predict_logits(model, self.split.test_images, self.settings.device).argmax(1).numpy()
+        labels = self.split.test_labels.numpy()
+        self._scores = imbalance_scores(predictions, labels, self.class_counts())
+        return float((predictions == labels).mean())
 
     def baseline_classifier(self) -> nn.Module:
         """The seed's baseline classifier, trained once by whichever arm needs it first (the baseline arm,
@@ -158,7 +164,7 @@ class SeedArms:
     def synthetic_dataset(self, arm: str, ratio: float) -> GANAugmentedDataset:
         """The real images with a per-class (or conditional) run's synthetic ones mixed in, as ``arm`` labels them."""
         s = self.settings
-        mode = "conditional" if arm == "gan-conditional" else "per-class"
+        mode = "conditional" if arm.removesuffix(ADJUSTED) == "gan-conditional" else "per-class"
         run = self.gan_run(mode, f"gan-{mode}-seed{self.seed}")
         kw: dict[str, Any] = {}
         if arm in ("gan-teacher", "gan-pretrain"):
@@ -187,7 +193,10 @@ class SeedArms:
             first = train_classifier(synthetic, self.channels, self.k, half, s.device, self.seed, s.flip)
             model = train_classifier(self.base, self.channels, self.k, half, s.device, self.seed, s.flip, init=first)
         else:
-            model = self._train(ds)
+            prior = training_prior(ds, self.k) if arm.endswith(ADJUSTED) else None  # Menon's: the targets' prior
+            if prior is not None:
+                extra["prior"] = [round(float(p), 4) for p in prior]
+            model = self._train(ds, prior=prior)
         if s.quality and get_arm(arm).quality:
             quality = generator_quality(
                 Path(ds.generator_ckpt),
@@ -298,8 +307,10 @@ class SeedArms:
         """Train and score ``arm`` (at synthetic ``ratio``, default the settings'); its record."""
         spec = get_arm(arm)
         t0 = time.perf_counter()
+        self._scores: dict[str, Any] = {}
         acc, extra = getattr(self, spec.runner)(arm, ratio)
-        rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2), **extra}
+        rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2)}
+        rec.update({**self._scores, **extra})
         if self.settings.filter_top is not None and spec.runner == "gan_samples":
             rec["filter_top"] = self.settings.filter_top
         at = f" at ratio {extra['synthetic_ratio']}" if "synthetic_ratio" in extra else ""

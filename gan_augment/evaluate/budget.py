@@ -21,7 +21,8 @@ from .classifier import train_classifier
 from .registry import get_arm
 
 PROBE_STEPS = 3
-NO_CLASSIFIER = ("teacher", "teacher-features", "d-features", "ssl")  # arms that train no secondary classifier
+# The arms that train no secondary classifier.
+NO_CLASSIFIER = ("teacher", "teacher-features", "d-features", "ssl", "posthoc-adjust")
 
 
 def _classifier_cost(arms: SeedArms) -> tuple[float, float]:

@@ -17,6 +17,7 @@ from ..io.images import to_chw_uint8, to_hwc_numpy
 from ..models import build_classifier
 from ..seeds import keeps_callers_rng
 from .augmentation import Augmented, classic_augmentation, device_augmentation, seed_worker_augmentation
+from .imbalance import logit_adjusted_loss
 
 AUGMENT_MODES: tuple[str, ...] = ("auto", "albumentations", "device")
 
@@ -192,9 +193,15 @@ def train_classifier(
     seed: int,
     flip: bool = True,
     init: nn.Module | None = None,
+    prior: torch.Tensor | None = None,
+    class_weight: torch.Tensor | None = None,
 ) -> nn.Module:
     """Train the secondary classifier for exactly ``config.steps`` steps (``init``: go on training that
     model, with a fresh optimiser and learning-rate cycle, instead of a new one).
+
+    The loss is cross-entropy with ``config.label_smoothing``; with ``prior`` (K class frequencies), the
+    logit-adjusted cross-entropy (:func:`~gan_augment.evaluate.imbalance.logit_adjusted_loss`, tau 1);
+    with ``class_weight`` (K), each image weighs its class's weight (re-weighting).
 
     ``dataset`` yields raw (image, label) items: uint8 HWC arrays (as :class:`ArrayDataset` and a
     :class:`GANAugmentedDataset` over it without a transform give them), CHW uint8 tensors or PIL
@@ -224,6 +231,10 @@ def train_classifier(
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     )
+    ce: dict[str, Any] = {"label_smoothing": config.label_smoothing}
+    if class_weight is not None:
+        ce["weight"] = class_weight.to(device).float()
+    adjust = None if prior is None else prior.to(device).float()
     model.train()
     batches = _batches(dataset, config, device, flip, seed)
     for step in range(config.steps):
@@ -231,9 +242,11 @@ def train_classifier(
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         with amp:
-            loss = F.cross_entropy(
-                model(x.contiguous(memory_format=torch.channels_last)), y, label_smoothing=config.label_smoothing
-            )
+            logits = model(x.contiguous(memory_format=torch.channels_last))
+            if adjust is None:
+                loss = F.cross_entropy(logits, y, **ce)
+            else:
+                loss = logit_adjusted_loss(logits.float(), y, adjust, **ce)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -20,17 +20,43 @@ def class_prior(counts: Sequence[int]) -> torch.Tensor:
 
 
 def logit_adjusted_loss(
-    logits: torch.Tensor, targets: torch.Tensor, prior: torch.Tensor, tau: float = 1.0
+    logits: torch.Tensor, targets: torch.Tensor, prior: torch.Tensor, tau: float = 1.0, **cross_entropy: Any
 ) -> torch.Tensor:
     """The logit-adjusted cross-entropy: ``CE(logits + tau · log prior, y)``. Training on it makes the
     plain logits estimate the balanced (class-prior-free) posterior; ``targets`` are class indices or
-    (B, K) probabilities."""
-    return F.cross_entropy(logits + tau * prior.to(logits).log(), targets)
+    (B, K) probabilities; ``cross_entropy`` goes to ``F.cross_entropy`` (``label_smoothing``, ``weight``)."""
+    return F.cross_entropy(logits + tau * prior.to(logits).log(), targets, **cross_entropy)
 
 
 def adjust_logits(logits: torch.Tensor, prior: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """Post-hoc logit adjustment of a model trained with plain cross-entropy: ``logits − tau · log prior``."""
     return logits - tau * prior.to(logits).log()
+
+
+def inverse_frequency_weights(counts: Sequence[int]) -> torch.Tensor:
+    """Re-weighting's class weights: ``1 / count``, scaled so the training images' mean weight is 1."""
+    prior = class_prior(counts)
+    weights = 1 / prior
+    return (weights / (prior * weights).sum()).float()
+
+
+def balanced_indices(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Class-balanced re-sampling as indices: every class repeated up to the largest class's count, its
+    images in turn (each as often as the others, give or take one)."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    top = int(counts.max()) if len(counts) else 0
+    out = []
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        out.append(np.concatenate([np.tile(idx, top // len(idx)), idx[: top % len(idx)]]))
+    return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
+
+
+def rarest(counts: Sequence[int], n: int = 3) -> list[int]:
+    """The ``n`` classes with the fewest training images (ties: the later class first, as in a long tail)."""
+    order = sorted(range(len(counts)), key=lambda c: (counts[c], -c))
+    return sorted(order[:n])
 
 
 def per_class_recall(predictions: np.ndarray, labels: np.ndarray, k: int) -> list[float]:
@@ -43,3 +69,16 @@ def balanced_accuracy(predictions: np.ndarray, labels: np.ndarray, k: int) -> fl
     """The mean of the per-class recalls over the classes the test set has (every class weighs alike)."""
     recalls = [r for r in per_class_recall(predictions, labels, k) if r == r]
     return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def imbalance_scores(predictions: np.ndarray, labels: np.ndarray, counts: Sequence[int]) -> dict[str, Any]:
+    """What a long-tailed comparison reports of one classifier's test predictions: balanced accuracy,
+    per-class recall, and the mean recall over the three classes with the fewest training images
+    (``counts``: training images per class)."""
+    recall = per_class_recall(predictions, labels, len(counts))
+    rare = [recall[c] for c in rarest(counts) if recall[c] == recall[c]]
+    return {
+        "balanced_accuracy": balanced_accuracy(predictions, labels, len(counts)),
+        "per_class_recall": [round(r, 4) for r in recall],
+        "rare_recall": float(np.mean(rare)) if rare else float("nan"),
+    }

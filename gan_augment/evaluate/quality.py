@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,8 +12,9 @@ from torch import nn
 from ..io.rebuild import load_generator
 from ..sampling import sample
 from ..seeds import QUALITY_SAMPLES
-from ..train.metrics import accuracy
+from ..train.metrics import accuracy, predict_logits
 from .classifier import ArrayDataset, ClassifierConfig, Split, train_classifier
+from .imbalance import per_class_recall
 
 
 def diversity_ratio(synthetic: torch.Tensor, real: torch.Tensor, max_n: int = 200) -> float:
@@ -28,6 +30,40 @@ def diversity_ratio(synthetic: torch.Tensor, real: torch.Tensor, max_n: int = 20
     return mean_dist(synthetic) / mean_dist(real)
 
 
+def nearest_distances(images: torch.Tensor, reference: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Each image's L2 distance (pixels in [0, 1]) to its nearest image of ``reference`` (both uint8 N, C, H, W)."""
+    ref = reference.flatten(1).float() / 255
+    return torch.cat(
+        [
+            torch.cdist(images[i : i + batch].flatten(1).float() / 255, ref).min(1).values
+            for i in range(0, len(images), batch)
+        ]
+    )
+
+
+def memorisation(run: Path, split: Split, device: torch.device, seed: int, n: int = 100) -> dict[str, list[float]]:
+    """Does a run copy its few training images? Per class: the median distance of ``n`` synthetic images to
+    their nearest training image of the class, over the median distance of the class's held-out real
+    images to the same training images (``nn_ratio``: about 1, new images; near 0, copies), and the share
+    of synthetic images nearer to a training image than every held-out real image is (``copies``)."""
+    gen, _ = load_generator(run, device=device)
+    k = len(split.class_names)
+    labels = torch.arange(k).repeat_interleave(n)
+    synth = sample(gen, len(labels), labels=labels, seed=QUALITY_SAMPLES + seed).cpu()
+    ratio, copies = [], []
+    for c in range(k):
+        train = split.train_images[split.train_labels == c]
+        held = split.test_images[split.test_labels == c][:500]
+        if not len(train) or not len(held):
+            ratio.append(float("nan"))
+            copies.append(float("nan"))
+            continue
+        d_syn, d_real = nearest_distances(synth[labels == c], train), nearest_distances(held, train)
+        ratio.append(round(float(d_syn.median() / d_real.median()), 4))
+        copies.append(round(float((d_syn < d_real.min()).float().mean()), 4))
+    return {"nn_ratio_per_class": ratio, "copies_per_class": copies}
+
+
 def generator_quality(
     run: Path,
     split: Split,
@@ -36,20 +72,23 @@ def generator_quality(
     device: torch.device,
     flip: bool,
     seed: int,
-) -> dict[str, float]:
-    """Classification accuracy score (train on synthetic only, test on real), the real-data classifier's
-    accuracy on synthetic images, and the mean per-class diversity ratio (min over classes too); the CAS
-    classifier is trained as ``classifier`` says, on ``device``, with horizontal flips if ``flip``."""
+) -> dict[str, Any]:
+    """Classification accuracy score (train on synthetic only, test on real; and its recall per class),
+    the real-data classifier's accuracy on synthetic images, and the mean per-class diversity ratio (min
+    over classes too); the CAS classifier is trained as ``classifier`` says, on ``device``, with
+    horizontal flips if ``flip``."""
     k = len(split.class_names)
     gen, _ = load_generator(run, device=device)
     n_per_class = max(1, int(np.bincount(split.train_labels.numpy(), minlength=k).max()))
     n_per_class = max(n_per_class, 100)
     labels = torch.arange(k).repeat_interleave(n_per_class)
     synth = sample(gen, len(labels), labels=labels, seed=QUALITY_SAMPLES + seed)
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     syn_ds = ArrayDataset(synth.cpu(), labels, split.class_names)
     cas_model = train_classifier(syn_ds, synth.shape[1], k, classifier, device, seed, flip)
-    out["cas"] = accuracy(cas_model, split.test_images, split.test_labels, device)
+    predictions = predict_logits(cas_model, split.test_images, device).argmax(1).numpy()
+    out["cas"] = float((predictions == split.test_labels.numpy()).mean()) if len(predictions) else float("nan")
+    out["cas_per_class"] = [round(r, 4) for r in per_class_recall(predictions, split.test_labels.numpy(), k)]
     if real_model is not None:
         out["real_clf_on_synthetic"] = accuracy(real_model, synth, labels, device)
     ratios = [diversity_ratio(synth[labels == c], split.test_images[split.test_labels == c]) for c in range(k)]

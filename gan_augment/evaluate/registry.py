@@ -9,7 +9,7 @@ as their teacher, is trained once, by whichever arm needs it first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..errors import UsageError
 
@@ -28,6 +28,7 @@ class Arm:
             ``unconditional``, or ``default`` (the run ``fit`` writes with its defaults, its teacher included).
         synthetic: It adds images to the labeled ones, at a share (``synthetic_ratio``) a sweep can vary.
         quality: Generator quality (CAS, diversity) is measured beside it.
+        imbalance: Made for an imbalanced labeled set (what ``evaluate`` adds when the folder is one).
     """
 
     name: str
@@ -38,6 +39,7 @@ class Arm:
     gans: tuple[str, ...] = ()
     synthetic: bool = False
     quality: bool = False
+    imbalance: bool = False
 
 
 def _sample(name: str, about: str, mode: str = "per-class", **kw: bool) -> Arm:
@@ -50,6 +52,10 @@ def _run(name: str, about: str, **kw: bool) -> Arm:
 
 def _real(name: str, about: str, **kw: bool) -> Arm:
     return Arm(name, "real_extra", about, needs_teacher=True, synthetic=True, **kw)
+
+
+def _tail(name: str, runner: str, about: str, **kw: Any) -> Arm:
+    return Arm(name, runner, about, imbalance=True, **kw)
 
 
 _ARMS = (
@@ -89,16 +95,59 @@ _ARMS = (
         gans=("unconditional",),
     ),  # fmt: skip
     Arm("ssl", "ssl", "the semi-supervised GAN's discriminator as the classifier"),
+    # For an imbalanced labeled set: the methods without a GAN, balance=True, and its control.
+    _tail("class-balanced", "rebalanced", "class-balanced re-sampling: every class repeated up to the largest"),
+    _tail("reweight", "rebalanced", "cross-entropy weighted by inverse class frequency"),
+    _tail("logit-adjust", "rebalanced", "the logit-adjusted loss (Menon et al. 2021) with the labels' prior"),
+    _tail("posthoc-adjust", "posthoc", "the baseline's logits minus the log of the labels' prior"),
+    _tail(
+        "gan-balance",
+        "gan_balance",
+        "balance=True: every class filled to the largest with a per-class run's images, the generator's class",
+        gans=("per-class",),
+        quality=True,
+    ),  # fmt: skip
+    _tail(
+        "gan-balance-soft",
+        "gan_balance",
+        "balance=True, the teacher's probabilities",
+        gans=("per-class",),
+        needs_teacher=True,
+    ),  # fmt: skip
+    _tail(
+        "gan-balance-soft+logit-adjust",
+        "gan_balance",
+        "gan-balance-soft with the logit-adjusted loss (the prior of its targets, synthetic ones included)",
+        gans=("per-class",),
+        needs_teacher=True,
+    ),  # fmt: skip
+    _tail(
+        "gan-per-class+logit-adjust",
+        "gan_samples",
+        "gan-per-class (evenly over the classes) with the logit-adjusted loss (the prior of its targets)",
+        gans=("per-class",),
+        synthetic=True,
+    ),  # fmt: skip
+    _tail(
+        "pseudo-balance",
+        "pseudo_balance",
+        "the control of gan-balance-soft: the unlabeled images the teacher rates likeliest of each class",
+        needs_pool=True,
+        needs_teacher=True,
+    ),  # fmt: skip
 )
 ARM_REGISTRY: dict[str, Arm] = {a.name: a for a in _ARMS}
 
 # Names by kind, in the registry's order (the order of every table).
 ARMS: tuple[str, ...] = tuple(ARM_REGISTRY)
 RUN_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "run_arm")
-SAMPLE_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "gan_samples")
+SAMPLE_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner in ("gan_samples", "gan_balance"))
 REAL_CONTROL_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "real_extra")
 POOL_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.needs_pool)
 RATIO_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.synthetic)  # a ratio sweep's choices
+IMBALANCE_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.imbalance)
+# The long-tailed comparison: cross-entropy, the methods without a GAN, balance=True, the control.
+LONG_TAILED_ARMS: tuple[str, ...] = ("baseline", *IMBALANCE_ARMS)
 
 
 def get_arm(name: str) -> Arm:

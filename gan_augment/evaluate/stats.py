@@ -25,16 +25,19 @@ def paired_gain(accs: dict[int, float], base: dict[int, float]) -> tuple[float, 
 
 
 def summarize(
-    records: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")
+    records: list[dict[str, Any]],
+    group: Sequence[str] = ("dataset", "labels_per_class"),
+    metric: str = "accuracy",
 ) -> list[dict[str, Any]]:
-    """Mean ± std per arm (and group), and each arm's gain over ``baseline`` with a paired 95% t-interval."""
+    """Mean ± std of ``metric`` per arm (and group), and each arm's gain over ``baseline`` with a paired
+    95% t-interval (``metric``: ``accuracy``, or ``balanced_accuracy`` for an imbalanced set)."""
     keys = sorted({tuple(r.get(g) for g in group) for r in records}, key=str)
     rows = []
     for key in keys:
-        sub = [r for r in records if tuple(r.get(g) for g in group) == key]
-        base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
+        sub = [r for r in records if tuple(r.get(g) for g in group) == key and metric in r]
+        base = {r["seed"]: r[metric] for r in sub if r["arm"] == "baseline"}
         for arm in [a for a in ARMS if any(r["arm"] == a for r in sub)]:
-            accs = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == arm}
+            accs = {r["seed"]: r[metric] for r in sub if r["arm"] == arm}
             a = np.array(list(accs.values()))
             row: dict[str, Any] = dict(zip(group, key))
             row.update(

@@ -9,6 +9,18 @@ from ..io.images import to_unit
 
 
 @torch.no_grad()
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, device: torch.device | str | None = None, batch: int = 1024
+) -> torch.Tensor:
+    """The logits (N, K) of ``model`` (in the mode the caller left it) on uint8 images (N, C, H, W), on the
+    CPU. ``device``: where to run (default: the model's). The images go to [-1, 1] (``to_unit``), as
+    every classifier of the package is trained."""
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    return torch.cat(
+        [model(to_unit(images[i : i + batch].to(dev))).float().cpu() for i in range(0, len(images), batch)]
+    )
+
+
 def accuracy(
     model: nn.Module,
     images: torch.Tensor,
@@ -18,15 +30,8 @@ def accuracy(
 ) -> float | None:
     """Top-1 accuracy of ``model`` (in the mode the caller left it, eval for scoring) on uint8 images
     (N, C, H, W) with integer ``labels``; None without images (no accuracy, rather than a made-up 0).
-
-    ``device``: where to run (default: the model's). The images go to [-1, 1] (``to_unit``), as
-    every classifier of the package is trained.
-    """
+    Run as :func:`predict_logits` runs it."""
     if not len(images):
         return None
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    correct = 0
-    for i in range(0, len(images), batch):
-        x = to_unit(images[i : i + batch].to(dev))
-        correct += int((model(x).argmax(1).cpu() == labels[i : i + batch].cpu()).sum())
-    return correct / len(images)
+    predictions = predict_logits(model, images, device, batch).argmax(1)
+    return int((predictions == labels.cpu()).sum()) / len(images)

@@ -1,0 +1,141 @@
+"""The arms for an imbalanced labeled set: re-sampling, re-weighting and logit adjustment without a GAN,
+``balance=True`` synthetic images, and their real-image control. A part of
+:class:`~gan_augment.evaluate.arms.SeedArms`, which supplies the split, the seed's baseline and its runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..errors import UsageError
+from ..plugins import GANAugmentedDataset
+from ..plugins.teacher import teacher_logits
+from .classifier import ArrayDataset, Split, materialize
+from .imbalance import balanced_indices, class_prior, inverse_frequency_weights, rarest
+from .quality import generator_quality, memorisation
+
+ADJUSTED = "+logit-adjust"  # the suffix of an arm trained with the logit-adjusted loss
+
+
+def training_prior(dataset: Dataset, k: int) -> torch.Tensor:
+    """The class frequencies of the targets a classifier trains on: hard labels counted, soft targets
+    summed (a teacher's probabilities spread an image over classes), synthetic items included."""
+    _, targets = materialize(dataset)
+    totals = targets.sum(0) if targets.ndim == 2 else torch.bincount(targets, minlength=k).double()
+    return (totals / totals.sum()).float().clamp_min(1e-8)
+
+
+class AdjustedLogits(nn.Module):
+    """Post-hoc logit adjustment of a trained classifier: its logits minus ``log prior``."""
+
+    def __init__(self, model: nn.Module, prior: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("log_prior", prior.float().log())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) - self.log_prior.to(x.device)
+
+
+class ImbalanceArms:
+    """The imbalanced-set runners (see the registry); each returns (accuracy, extra), as every runner does."""
+
+    split: Split
+    seed: int
+    k: int
+    base: ArrayDataset
+    settings: Any
+    gan_run: Callable[..., Path]
+    teacher: Callable[[], nn.Module]
+    baseline_classifier: Callable[[], nn.Module]
+    _train: Callable[..., nn.Module]
+    _accuracy: Callable[[nn.Module], float]
+
+    def class_counts(self) -> list[int]:
+        """Labeled images per class."""
+        return np.bincount(self.split.train_labels.numpy(), minlength=self.k).tolist()
+
+    def rebalanced(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """``class-balanced``: every class repeated up to the largest (re-sampling); ``reweight``: the
+        loss weighted by inverse class frequency; ``logit-adjust``: the logit-adjusted loss with the
+        labels' prior (Menon et al. 2021, tau 1). The same classifier and steps as the baseline."""
+        counts = self.class_counts()
+        if arm == "class-balanced":
+            idx = torch.from_numpy(balanced_indices(self.split.train_labels.numpy(), np.random.default_rng(self.seed)))
+            ds = ArrayDataset(self.split.train_images[idx], self.split.train_labels[idx], self.split.class_names)
+            return self._accuracy(self._train(ds)), {"resampled": len(idx)}
+        if arm == "reweight":
+            return self._accuracy(self._train(self.base, class_weight=inverse_frequency_weights(counts))), {}
+        return self._accuracy(self._train(self.base, prior=class_prior(counts))), {}
+
+    def posthoc(self, arm: str = "posthoc-adjust", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """The seed's baseline classifier, its logits adjusted after training by the labels' prior."""
+        model = AdjustedLogits(self.baseline_classifier(), class_prior(self.class_counts()))
+        return self._accuracy(model.to(self.settings.device)), {}
+
+    def balance_dataset(self, arm: str) -> GANAugmentedDataset:
+        """``GANAugmentedDataset(base, per-class run, balance=True)``: the generator's class as the target,
+        or (``-soft``) the seed's baseline's probabilities, drawn afresh on every access."""
+        run = self.gan_run("per-class", f"gan-per-class-seed{self.seed}")
+        s = self.settings
+        kw: dict[str, Any] = {}
+        if arm.removesuffix(ADJUSTED).endswith("-soft"):
+            kw = {"labels": "soft", "teacher": self.teacher(), "temperature": s.temperature}
+        return GANAugmentedDataset(self.base, run, balance=True, device=s.device, seed=self.seed, **kw)
+
+    def gan_balance(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """Every class brought up to the largest with synthetic images (:meth:`balance_dataset`); with
+        ``+logit-adjust``, the logit-adjusted loss with the prior of the targets it trains on. ``gan-balance``
+        also measures the run: CAS per class and memorisation (nearest-neighbour distances), with their
+        means over the three rarest classes."""
+        ds = self.balance_dataset(arm)
+        prior = training_prior(ds, self.k) if arm.endswith(ADJUSTED) else None
+        extra: dict[str, Any] = {"synthetic": len(ds) - ds.n_real}
+        if prior is not None:
+            extra["prior"] = [round(float(p), 4) for p in prior]
+        model = self._train(ds, prior=prior)
+        if arm == "gan-balance" and self.settings.quality:
+            extra.update(self.rare_quality(Path(ds.generator_ckpt)))
+        return self._accuracy(model), extra
+
+    def rare_quality(self, run: Path) -> dict[str, Any]:
+        """The per-class run's CAS per class and memorisation, and their means over the rarest three classes."""
+        s = self.settings
+        out = generator_quality(run, self.split, self.baseline_classifier(), s.classifier, s.device, s.flip, self.seed)
+        out.update(memorisation(run, self.split, s.device, self.seed))
+        rare = rarest(self.class_counts())
+        for key, name in (("cas_per_class", "cas_rare"), ("nn_ratio_per_class", "nn_ratio_rare")):
+            values = [out[key][c] for c in rare if out[key][c] == out[key][c]]
+            out[name] = float(np.mean(values)) if values else float("nan")
+        return out
+
+    def pseudo_balance(self, arm: str = "pseudo-balance", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
+        """The control for ``gan-balance-soft``: real unlabeled images instead of synthetic ones, as many per
+        class as it adds, the ones the same teacher (the seed's baseline) rates most likely of that class,
+        with its probabilities as targets. Rarest classes choose first; an image is used once."""
+        s, split = self.settings, self.split
+        if split.unlabeled is None or not len(split.unlabeled):
+            raise UsageError(f"the {arm} arm needs unlabeled images")
+        counts = self.class_counts()
+        g = torch.Generator().manual_seed(self.seed)
+        pool = split.unlabeled[torch.randperm(len(split.unlabeled), generator=g)[:20_000]]
+        probs = torch.softmax(teacher_logits(self.teacher(), pool, self.k, s.device) / s.temperature, 1)
+        free = torch.ones(len(pool), dtype=torch.bool)
+        chosen = []
+        for c in sorted(range(self.k), key=lambda c: counts[c]):
+            want = max(counts) - counts[c]
+            score = torch.where(free, probs[:, c], torch.tensor(-1.0))
+            idx = score.topk(min(want, int(free.sum()))).indices
+            free[idx] = False
+            chosen.append(idx)
+        idx = torch.cat(chosen)
+        one_hot = torch.nn.functional.one_hot(split.train_labels, self.k).float()
+        targets = torch.cat([one_hot, probs[idx]])
+        images = torch.cat([split.train_images, pool[idx]])
+        ds = ArrayDataset(images, targets.argmax(1), split.class_names, soft=targets)
+        return self._accuracy(self._train(ds)), {"synthetic": len(idx)}
