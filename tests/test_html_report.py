@@ -41,9 +41,23 @@ def test_run_report_is_self_contained(trained: dict[str, Path], tmp_path: Path) 
     page = report(trained["with-pool"], tmp_path / "run.html")
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", page)  # nothing fetched
     grids = sorted((trained["with-pool"] / "samples").glob("step_*.png"))
-    assert page.count('<img src="data:image/png;base64,') == len(grids) + 1  # the grids and the curves
-    for text in ("per-class", "dark, light", "Losses and D(x)", "step 4"):
+    # the grids, the curves, and a strip of samples per class
+    assert page.count('<img src="data:image/png;base64,') == len(grids) + 1 + 2
+    for text in ("per-class", "dark, light", "Losses and D(x)", "step 4", "dark: 5 labeled", "light: 7 labeled"):
         assert text in page
+    assert "Imbalanced" not in page  # 7 to 5
+
+
+def test_run_report_says_an_imbalance(tmp_path: Path) -> None:
+    from conftest import tiny_config, write_folder
+
+    from gan_augment import fit
+
+    labeled = write_folder(tmp_path / "labeled", ["many", "few"], [9, 2])
+    fit(labeled, None, tmp_path / "run", tiny_config(steps=1), device="cpu", quiet=True)
+    page = report(tmp_path / "run", tmp_path / "run.html")
+    assert "Imbalanced: the largest class has 4 times" in page and "few: 2 labeled" in page
+    assert "<td>many</td><td>9</td>" in page
 
 
 def test_evaluation_report_has_the_table_and_the_verdict(tmp_path: Path) -> None:
@@ -64,6 +78,7 @@ def test_evaluation_report_has_the_table_and_the_verdict(tmp_path: Path) -> None
     ]
     (folder / "evaluation.json").write_text(json.dumps({"summary": summary, "verdicts": ["a verdict"], "seeds": [0]}))
     page = report(folder, tmp_path / "eval.html")
+    assert "Recall per class" not in page
     assert "a verdict" in page and "gan-soft" in page and "+3.0 pts (one seed: no interval)" in page
     assert "<script>" not in page and "&lt;script&gt;" in page
 

@@ -1,4 +1,4 @@
-"""Issue 23 (first part): the long-tailed split, the logit-adjusted loss, balanced accuracy."""
+"""The long-tailed split, the logit-adjusted loss, re-weighting and re-sampling, balanced accuracy."""
 
 from __future__ import annotations
 
@@ -13,9 +13,16 @@ from gan_augment.errors import UsageError
 from gan_augment.evaluate.imbalance import (
     adjust_logits,
     balanced_accuracy,
+    balanced_indices,
     class_prior,
+    imbalance_ratio,
+    imbalance_scores,
+    inverse_frequency_weights,
+    is_imbalanced,
     logit_adjusted_loss,
+    mean_recall_per_class,
     per_class_recall,
+    rarest,
 )
 
 
@@ -62,3 +69,59 @@ def test_balanced_accuracy_weighs_every_class_alike() -> None:
     assert balanced_accuracy(predictions, labels, 3) == pytest.approx(0.5)
     with pytest.raises(UsageError):
         class_prior([3, 0])
+
+
+def test_reweighting_and_resampling_give_every_class_the_same_weight() -> None:
+    counts = [8, 2, 1]
+    w = inverse_frequency_weights(counts)
+    per_class_total = w * torch.tensor(counts, dtype=torch.float32)
+    assert torch.allclose(per_class_total, per_class_total[0].expand(3))  # each class weighs alike
+    assert float((w * torch.tensor(counts)).sum() / sum(counts)) == pytest.approx(1.0)  # mean image weight 1
+    labels = np.array([0] * 8 + [1] * 2 + [2])
+    idx = balanced_indices(labels, np.random.default_rng(0))
+    assert np.bincount(labels[idx]).tolist() == [8, 8, 8]
+    assert np.bincount(idx[labels[idx] == 1]).tolist()[8:] == [4, 4]  # each image of a class as often
+    assert rarest([500, 300, 180, 5, 65], 2) == [3, 4] and rarest([3, 3, 3], 2) == [1, 2]
+
+
+def test_imbalance_scores_and_the_ratio_by_hand() -> None:
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    predictions = np.array([0, 0, 1, 0, 0, 0])
+    scores = imbalance_scores(predictions, labels, [50, 10, 2])
+    assert scores["per_class_recall"] == [1.0, 0.5, 0.0]
+    assert scores["balanced_accuracy"] == pytest.approx(0.5) and scores["rare_recall"] == pytest.approx(0.5)
+    assert imbalance_ratio([500, 5]) == 100 and is_imbalanced([500, 5]) and not is_imbalanced([10, 9, 8])
+    assert imbalance_ratio([3, 0]) == math.inf
+    recall = mean_recall_per_class(
+        [{"arm": "a", "per_class_recall": [1.0, 0.0]}, {"arm": "a", "per_class_recall": [0.5, 1.0]}]
+    )
+    assert recall == {"a": [0.75, 0.5]}
+
+
+def test_the_classifier_trains_on_the_logit_adjusted_loss_when_given_a_prior() -> None:
+    """A uniform prior changes nothing (a constant added to every logit); a skewed prior or class weights
+    train another model; post-hoc adjustment subtracts the log prior from the logits."""
+    from gan_augment.evaluate import ArrayDataset, ClassifierConfig, train_classifier
+    from gan_augment.evaluate.imbalance_arms import AdjustedLogits
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (24, 1, 8, 8), generator=g, dtype=torch.uint8)
+    labels = torch.tensor([0] * 18 + [1] * 4 + [2] * 2)
+    ds = ArrayDataset(images, labels, ["a", "b", "c"])
+    cfg = ClassifierConfig(steps=4, width=4, batch_size=8, workers=0)
+    x = images.float() / 127.5 - 1
+
+    def logits(**loss: torch.Tensor) -> torch.Tensor:
+        model = train_classifier(ds, 1, 3, cfg, torch.device("cpu"), 0, False, **loss)
+        with torch.no_grad():
+            return model(x)
+
+    plain = logits()
+    assert torch.allclose(logits(prior=torch.full((3,), 1 / 3)), plain, atol=1e-4)
+    assert not torch.allclose(logits(prior=class_prior([18, 4, 2])), plain, atol=1e-3)
+    assert not torch.allclose(logits(class_weight=inverse_frequency_weights([18, 4, 2])), plain, atol=1e-3)
+    model = torch.nn.Linear(2, 3)
+    adjusted = AdjustedLogits(model, class_prior([18, 4, 2]))
+    inp = torch.randn(5, 2)
+    expected = model(inp) - torch.tensor([18 / 24, 4 / 24, 2 / 24]).log()
+    assert torch.allclose(adjusted(inp), expected, atol=1e-5)

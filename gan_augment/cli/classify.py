@@ -213,11 +213,15 @@ ResampleOpt = Annotated[
 # worth taking (docs/results_notes.md, "The run's teacher"); the pool's arm only with an UNLABELED folder.
 DEFAULT_ARMS = ("baseline", "default", "teacher", "teacher-unlabeled")
 POOL_ONLY = tuple(a for a in DEFAULT_ARMS if ARM_REGISTRY[a].needs_pool)
+# Added to those when LABELED is imbalanced: the methods without a GAN that the long-tailed benchmark
+# compares GAN images with (docs/results/long_tailed.md).
+IMBALANCED_DEFAULT_ARMS = ("logit-adjust", "posthoc-adjust")
 
 
 ARMS_HELP = (
     f"Comma-separated arms: {', '.join(ARMS)} (docs/usage.md says what each does). [default: "
-    f"{','.join(DEFAULT_ARMS)}; without UNLABELED {','.join(a for a in DEFAULT_ARMS if a not in POOL_ONLY)}]"
+    f"{','.join(DEFAULT_ARMS)}; without UNLABELED {','.join(a for a in DEFAULT_ARMS if a not in POOL_ONLY)}; "
+    f"with {','.join(IMBALANCED_DEFAULT_ARMS)} added when LABELED is imbalanced]"
 )
 GAN_STEPS_HELP = f"GAN training steps per arm. \\[default: {default(T, 'steps')}; {CPU_SIZES['steps']} on a CPU]"
 
@@ -286,6 +290,7 @@ def evaluate(
     report = evaluate_folders(
         labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet),
         overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard,
+        imbalanced_arms=IMBALANCED_DEFAULT_ARMS if arms is None else (),
     )  # fmt: skip
     _print_report(report, out, quiet)
 

@@ -44,6 +44,11 @@ class ImageData:
     def num_unlabeled(self) -> int:
         return int((self.labels < 0).sum())
 
+    @property
+    def class_counts(self) -> list[int]:
+        """Labeled images per class, in class order."""
+        return torch.bincount(self.labels[self.labels >= 0], minlength=len(self.class_names)).tolist()
+
     def fingerprint(self) -> dict[str, object]:
         """Count and hashes of the file list, stored in checkpoints to tie a run to its data.
 
@@ -88,7 +93,7 @@ def memory_data(
 
 def summary(data: ImageData) -> str:
     """One line describing what was loaded, for the CLI."""
-    counts = torch.bincount(data.labels[data.labels >= 0], minlength=len(data.class_names)).tolist()
+    counts = data.class_counts
     per_class = ", ".join(f"{printable(n)}: {c}" for n, c in zip(data.class_names, counts))
     parts = [f"{data.num_labeled} labeled images in {len(data.class_names)} classes ({per_class})"]
     if data.num_unlabeled:

@@ -183,6 +183,20 @@ def _loader(
     )
 
 
+def _loss(
+    config: ClassifierConfig, device: torch.device, prior: torch.Tensor | None, class_weight: torch.Tensor | None
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The training loss: cross-entropy with label smoothing, weighted by ``class_weight``, logit-adjusted
+    by ``prior`` (see :func:`train_classifier`)."""
+    ce: dict[str, Any] = {"label_smoothing": config.label_smoothing}
+    if class_weight is not None:
+        ce["weight"] = class_weight.to(device).float()
+    if prior is None:
+        return lambda logits, y: F.cross_entropy(logits, y, **ce)
+    adjust = prior.to(device).float()
+    return lambda logits, y: logit_adjusted_loss(logits.float(), y, adjust, **ce)
+
+
 @keeps_callers_rng
 def train_classifier(
     dataset: Dataset,
@@ -199,9 +213,8 @@ def train_classifier(
     """Train the secondary classifier for exactly ``config.steps`` steps (``init``: go on training that
     model, with a fresh optimiser and learning-rate cycle, instead of a new one).
 
-    The loss is cross-entropy with ``config.label_smoothing``; with ``prior`` (K class frequencies), the
-    logit-adjusted cross-entropy (:func:`~gan_augment.evaluate.imbalance.logit_adjusted_loss`, tau 1);
-    with ``class_weight`` (K), each image weighs its class's weight (re-weighting).
+    The loss is cross-entropy with ``config.label_smoothing``; logit-adjusted (tau 1) with ``prior`` (K
+    class frequencies); with ``class_weight`` (K), each image weighs its class's weight (re-weighting).
 
     ``dataset`` yields raw (image, label) items: uint8 HWC arrays (as :class:`ArrayDataset` and a
     :class:`GANAugmentedDataset` over it without a transform give them), CHW uint8 tensors or PIL
@@ -231,10 +244,7 @@ def train_classifier(
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     )
-    ce: dict[str, Any] = {"label_smoothing": config.label_smoothing}
-    if class_weight is not None:
-        ce["weight"] = class_weight.to(device).float()
-    adjust = None if prior is None else prior.to(device).float()
+    loss_of = _loss(config, device, prior, class_weight)
     model.train()
     batches = _batches(dataset, config, device, flip, seed)
     for step in range(config.steps):
@@ -242,11 +252,7 @@ def train_classifier(
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         with amp:
-            logits = model(x.contiguous(memory_format=torch.channels_last))
-            if adjust is None:
-                loss = F.cross_entropy(logits, y, **ce)
-            else:
-                loss = logit_adjusted_loss(logits.float(), y, adjust, **ce)
+            loss = loss_of(model(x.contiguous(memory_format=torch.channels_last)), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

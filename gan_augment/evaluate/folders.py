@@ -23,9 +23,10 @@ from ..train.teacher import describe_teacher
 from .arms import ArmSettings, SeedArms, with_gan
 from .budget import tell_expected
 from .classifier import ClassifierConfig, Split
+from .imbalance import is_imbalanced, mean_recall_per_class
 from .journal import Journal, progress_line
-from .registry import check_arms
-from .report import markdown_table, plot_accuracy, settings_dict
+from .registry import check_arms, get_arm
+from .report import markdown_table, plot_accuracy, recall_table, settings_dict
 from .stats import route_verdict, samples_verdict, summarize, verdict
 
 
@@ -52,6 +53,7 @@ def evaluate_folders(
     test_dir: str | Path | None = None,
     resume: bool = False,
     tensorboard: bool = False,
+    imbalanced_arms: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The limited-labels A/B on a user's own folders: held-out split per seed, arms, table, plot.
 
@@ -64,10 +66,9 @@ def evaluate_folders(
     continues an interrupted evaluation in ``out`` with the same data and settings, reusing what
     it finished (seeds may be added); ``tensorboard`` logs each result in ``out/tensorboard``.
     ``out`` is checked before any work: an evaluation there is replaced only with ``overwrite``
-    (or continued with ``resume``), and files the package did not write never are.
-
-    Returns:
-        The report written to ``out/evaluation.json`` (summary rows, runs, verdicts, caveats).
+    (or continued with ``resume``), and files the package did not write never are. An imbalanced
+    LABELED (``is_imbalanced``) is scored by balanced accuracy and recall per class, ``imbalanced_arms`` added.
+    Returns the report written to ``out/evaluation.json`` (summary rows, runs, verdicts, caveats).
     """
     reporter = reporter or Reporter()
     arms = check_arms(arms, has_pool=unlabeled is not None)
@@ -78,11 +79,8 @@ def evaluate_folders(
     caveats: list[str] = []
     labeled_data, unlabeled_images = _load(labeled, unlabeled, settings, run, runs, reporter, caveats, test_dir)
     test = _test_data(test_dir, labeled_data) if test_dir is not None else None
-    if test is not None and unlabeled_images is not None:
-        unlabeled_images, copies = without_copies(unlabeled_images, test.images)
-        if copies:
-            caveats.append(f"{copies} unlabeled image(s) equal test images and were left out of the pool")
-            reporter.message(caveats[-1])
+    arms = _with_imbalanced_arms(arms, imbalanced_arms, labeled_data, unlabeled is not None, reporter)
+    unlabeled_images = _without_test_copies(unlabeled_images, test, caveats, reporter)
     _say_data(labeled_data, unlabeled_images, test, test_dir, test_fraction, arms, reporter)
     settings = with_gan(settings, image_size=int(labeled_data.images.shape[-1]))
     used = _run_settings(run)
@@ -95,8 +93,37 @@ def evaluate_folders(
         split = _split(labeled_data, unlabeled_images, test, test_fraction, seed)
         seed_arms = SeedArms(split, settings, seed, out_dir / "runs", reporter, runs, reuse=resume)
         _run_seed(seed_arms, journal, arms, seeds, Path(labeled).name, reporter, first=i == 0)
-    records = journal.chosen(arms, seeds)
-    return _write_report(out_dir, Path(labeled).name, settings, seeds, test_fraction, records, caveats, used, test_dir)
+    return _write_report(
+        out_dir, Path(labeled).name, settings, seeds, test_fraction, journal.chosen(arms, seeds), caveats, used,
+        test_dir, labeled_data.class_names,
+    )  # fmt: skip
+
+
+def _without_test_copies(
+    pool: torch.Tensor | None, test: ImageData | None, caveats: list[str], reporter: Reporter
+) -> torch.Tensor | None:
+    """The unlabeled pool without copies of the test folder's images (a caveat says how many went)."""
+    if test is None or pool is None:
+        return pool
+    pool, copies = without_copies(pool, test.images)
+    if copies:
+        caveats.append(f"{copies} unlabeled image(s) equal test images and were left out of the pool")
+        reporter.message(caveats[-1])
+    return pool
+
+
+def _with_imbalanced_arms(
+    arms: list[str], extra: Sequence[str], data: ImageData, has_pool: bool, reporter: Reporter
+) -> list[str]:
+    """``arms``, and ``extra`` after them when the labeled images are imbalanced."""
+    counts = np.bincount(data.labels[data.labels >= 0].numpy(), minlength=len(data.class_names))
+    added = [a for a in check_arms(extra, True) if a not in arms and (has_pool or not get_arm(a).needs_pool)]
+    if not is_imbalanced(counts) or not added:
+        return arms
+    reporter.message(
+        f"the labeled classes are imbalanced ({max(counts)} to {min(counts)} images): adding {', '.join(added)}"
+    )
+    return [*arms, *added]
 
 
 def _check_first(
@@ -137,7 +164,8 @@ def _run_seed(
         tell_expected(seed_arms, todo, 1, reporter)
         if len(seeds) > 1:
             reporter.message(f"and about as long for each of the {len(seeds) - 1} other seed(s)")
-    tag = {"dataset": name, "labels_per_class": int(np.bincount(split.train_labels.numpy()).min())}
+    counts = np.bincount(split.train_labels.numpy(), minlength=len(split.class_names))
+    tag = {"dataset": name, "labels_per_class": int(counts.min()), "class_counts": counts.tolist()}
     for arm in todo:
         journal.add({**tag, **seed_arms.run(arm)})
         reporter.message(progress_line(journal, arms, seeds))
@@ -227,6 +255,14 @@ def _load(
     return labeled_data, unlabeled_images
 
 
+def imbalanced_note(counts: Sequence[int]) -> str:
+    """The report's first line on an imbalanced labeled folder: what its figures are."""
+    return (
+        f"LABELED is imbalanced (largest class {max(counts)} images, smallest {min(counts)}): every figure here is "
+        "balanced accuracy, the mean of the per-class recalls (each class weighs alike, as on a balanced test set)"
+    )
+
+
 def _write_report(
     out_dir: Path,
     name: str,
@@ -237,10 +273,19 @@ def _write_report(
     caveats: list[str],
     run: dict[str, Any] | None = None,
     test_dir: str | Path | None = None,
+    class_names: Sequence[str] = (),
 ) -> dict[str, Any]:
-    rows = summarize(records)
+    counts = records[0].get("class_counts", []) if records else []
+    metric = "balanced_accuracy" if is_imbalanced(counts) else "accuracy"
+    rows = summarize(records, metric=metric)
     verdicts = [v for v in (*(verdict(r) for r in rows), samples_verdict(rows), route_verdict(rows)) if v]
+    recall = mean_recall_per_class(records)
+    if metric != "accuracy":
+        verdicts.insert(0, imbalanced_note(counts))
     report = {
+        "metric": metric,
+        "class_counts": counts,
+        "per_class_recall": recall,
         "settings": settings_dict(settings),
         "run": run,  # with --run: the settings its arms were trained with (not "settings"' gan)
         "seeds": list(seeds),
@@ -253,9 +298,14 @@ def _write_report(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "evaluation.json", report)
+    recall_md = f"\n\nRecall per class (%):\n\n{recall_table(recall, class_names, counts)}" if recall else ""
     atomic_write_text(
         out_dir / "evaluation.md",
-        markdown_table(rows) + "\n\n" + "\n".join(f"- {v}" for v in (*verdicts, *caveats)) + "\n",
+        markdown_table(rows, metric=metric)
+        + recall_md
+        + "\n\n"
+        + "\n".join(f"- {v}" for v in (*verdicts, *caveats))
+        + "\n",
     )
-    plot_accuracy(rows, out_dir / "evaluation.png", f"{name}: accuracy by arm")
+    plot_accuracy(rows, out_dir / "evaluation.png", f"{name}: {metric.replace('_', ' ')} by arm")
     return report

@@ -12,13 +12,20 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+from PIL import Image
+
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_text
 from ..io.checkpoint import CHECKPOINT_NAME, reading
+from ..io.images import make_grid
 from ..io.outdir import RUN
+from ..io.rebuild import load_generator
 from ..io.record import load_run
 from ..progress import printable
+from ..sampling import sample
 from ..train.teacher import describe_teacher, teacher_line
+from .imbalance import IMBALANCED_RATIO
 
 MAX_GRIDS = 6  # sample grids shown, spread over training
 MAX_IMAGE_BYTES = 20 * 2**20  # a larger "sample grid" is not embedded
@@ -92,10 +99,41 @@ def _run_body(run: Path) -> str:
         ]
     latest, earlier = _grids(run)
     parts = ["<h2>Run</h2>", _table(overview), "<h2>Latest samples</h2>", latest]
+    parts += _classes(run, names, data.get("class_counts"), record.mode)
     parts += ["<h2>Losses and D(x)</h2>", _curves(run / "metrics.jsonl")]
     parts += ["<h2>Samples over training</h2>", earlier]
     parts += ["<h2>Configuration</h2>", _table([(k, v) for k, v in config.items() if k != "model"])]
     return "".join(parts)
+
+
+MAX_CLASS_STRIPS = 50  # classes shown one by one; more are summed up in the table alone
+STRIP = 10  # samples per class
+
+
+def _classes(run: Path, names: list[str], counts: Any, mode: str) -> list[str]:
+    """Per class: its labeled images (an imbalance is said) and, for a class-aware generator, a strip of
+    its samples from the latest checkpoint (the averaged generator), to look at the rare classes."""
+    counts = [int(c) for c in counts] if isinstance(counts, list) and len(counts) == len(names) else None
+    rows = [(n, counts[i] if counts else "?") for i, n in enumerate(names)]
+    parts = ["<h2>Classes</h2>", _table(rows, ("class", "labeled images"))]
+    if counts and min(counts) > 0 and max(counts) / min(counts) >= IMBALANCED_RATIO:
+        parts.append(
+            f"<p>Imbalanced: the largest class has {max(counts) / min(counts):.0f} times the images of the "
+            "smallest. A class of a handful of images is the one its model can only copy: compare its strip "
+            "with its images.</p>"
+        )
+    if mode == "unconditional":
+        return parts
+    gen, _ = load_generator(run, device="cpu")
+    for c, name in enumerate(names[:MAX_CLASS_STRIPS]):
+        strip = make_grid(sample(gen, STRIP, labels=torch.full((STRIP,), c), seed=c), rows=1)
+        strip = strip.resize((strip.width * 2, strip.height * 2), Image.Resampling.NEAREST)
+        buffer = io.BytesIO()
+        strip.save(buffer, format="PNG")
+        parts.append(_img(buffer.getvalue(), f"{name}: {rows[c][1]} labeled", small=True))
+    if len(names) > MAX_CLASS_STRIPS:
+        parts.append(f"<p>The other {len(names) - MAX_CLASS_STRIPS} classes are in the grids above.</p>")
+    return parts
 
 
 def _grids(run: Path) -> tuple[str, str]:
@@ -180,7 +218,8 @@ def _evaluation_body(folder: Path) -> str:
         caveats = [str(c) for c in report.get("caveats") or []]
     except (ValueError, KeyError, TypeError) as exc:
         raise GanAugmentError(f"{str(folder / 'evaluation.json')!r} is not an evaluation report ({exc})") from None
-    head = ("labels per class", "arm", "seeds", "accuracy", "gain vs baseline (95% CI)")
+    metric = str(report.get("metric") or "accuracy").replace("_", " ")
+    head = ("labels per class", "arm", "seeds", metric, "gain vs baseline (95% CI)")
     table = [
         (
             r.get("labels_per_class"),
@@ -195,6 +234,11 @@ def _evaluation_body(folder: Path) -> str:
     if caveats:
         parts += ["<h2>Caveats</h2><ul>" + "".join(f"<li>{html.escape(c)}</li>" for c in caveats) + "</ul>"]
     parts += ["<h2>Arms</h2>", _table(table, head)]
+    recall, counts = report.get("per_class_recall"), report.get("class_counts") or []
+    if isinstance(recall, dict) and recall and metric != "accuracy":
+        rows = [(arm, *(f"{100 * float(v):.0f}" for v in values)) for arm, values in recall.items()]
+        head_row = ("arm", *(f"class {c} ({n})" for c, n in enumerate(counts)))
+        parts += ["<h2>Recall per class (%)</h2>", _table(rows, head_row if len(counts) == len(rows[0]) - 1 else None)]
     plot = _png_file(folder / "evaluation.png")
     if plot is not None:
         parts += ["<h2>Accuracy</h2>", _img(plot, "test accuracy by arm")]

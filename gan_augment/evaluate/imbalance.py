@@ -10,6 +10,20 @@ import torch.nn.functional as F
 
 from ..errors import UsageError
 
+# A labeled set whose largest class has this many times the images of its smallest is imbalanced: evaluate
+# then scores by balanced accuracy and adds the imbalanced set's arms.
+IMBALANCED_RATIO = 3.0
+
+
+def imbalance_ratio(counts: Sequence[int]) -> float:
+    """The largest class's images over the smallest's (inf when a class has none)."""
+    counts = [int(c) for c in counts]
+    return float("inf") if not counts or min(counts) == 0 else max(counts) / min(counts)
+
+
+def is_imbalanced(counts: Sequence[int]) -> bool:
+    return imbalance_ratio(counts) >= IMBALANCED_RATIO
+
 
 def class_prior(counts: Sequence[int]) -> torch.Tensor:
     """The training labels' class frequencies (K,), from their counts (every class needs one image)."""
@@ -81,4 +95,15 @@ def imbalance_scores(predictions: np.ndarray, labels: np.ndarray, counts: Sequen
         "balanced_accuracy": balanced_accuracy(predictions, labels, len(counts)),
         "per_class_recall": [round(r, 4) for r in recall],
         "rare_recall": float(np.mean(rare)) if rare else float("nan"),
+    }
+
+
+def mean_recall_per_class(records: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each arm's recall per class, the mean over its seeds (records carrying ``per_class_recall``)."""
+    arms: dict[str, list[list[float]]] = {}
+    for r in records:
+        if r.get("per_class_recall"):
+            arms.setdefault(r["arm"], []).append(r["per_class_recall"])
+    return {
+        arm: [round(float(v), 4) for v in np.nanmean(np.array(rows, dtype=float), axis=0)] for arm, rows in arms.items()
     }

@@ -24,7 +24,10 @@ ADJUSTED = "+logit-adjust"  # the suffix of an arm trained with the logit-adjust
 
 def training_prior(dataset: Dataset, k: int) -> torch.Tensor:
     """The class frequencies of the targets a classifier trains on: hard labels counted, soft targets
-    summed (a teacher's probabilities spread an image over classes), synthetic items included."""
+    summed (a teacher's probabilities spread an image over classes), synthetic items included (a
+    ``GANAugmentedDataset`` says: :meth:`~gan_augment.plugins.GANAugmentedDataset.class_prior`)."""
+    if isinstance(dataset, GANAugmentedDataset):
+        return dataset.class_prior().clamp_min(1e-8)
     _, targets = materialize(dataset)
     totals = targets.sum(0) if targets.ndim == 2 else torch.bincount(targets, minlength=k).double()
     return (totals / totals.sum()).float().clamp_min(1e-8)

@@ -13,13 +13,15 @@ if TYPE_CHECKING:
     from .arms import ArmSettings
 
 
-def markdown_table(rows: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class")) -> str:
-    """The summary as a Markdown table."""
+def markdown_table(
+    rows: list[dict[str, Any]], group: Sequence[str] = ("dataset", "labels_per_class"), metric: str = "accuracy"
+) -> str:
+    """The summary as a Markdown table (``metric``: what the rows' means are, as a column title)."""
     head = [
         *group,
         "arm",
         "seeds",
-        "accuracy (mean ± std)",
+        f"{metric.replace('_', ' ')} (mean ± std)",
         "gain vs baseline (95% CI)",
         "CAS",
         "real clf on synth.",
@@ -38,6 +40,14 @@ def markdown_table(rows: list[dict[str, Any]], group: Sequence[str] = ("dataset"
             )
             + " |"
         )
+    return "\n".join(lines)
+
+
+def recall_table(recall: dict[str, list[float]], class_names: Sequence[str], counts: Sequence[int]) -> str:
+    """Each arm's recall per class (%) as a Markdown table; the header gives each class's labeled images."""
+    head = "| arm | " + " | ".join(f"{n} ({c})" for n, c in zip(class_names, counts)) + " |"
+    lines = [head, "| --- |" + " --- |" * len(class_names)]
+    lines += [f"| {arm} | " + " | ".join(f"{100 * v:.0f}" for v in values) + " |" for arm, values in recall.items()]
     return "\n".join(lines)
 
 

@@ -43,6 +43,8 @@ def summarize(
             row.update(
                 {"arm": arm, "n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0}
             )
+            if metric != "accuracy":
+                row["metric"] = metric
             paired = paired_gain(accs, base) if arm != "baseline" else None
             if paired is not None:
                 row.update({"gain": paired[0], "gain_ci95": paired[1]})
@@ -84,14 +86,15 @@ def verdict(row: dict[str, Any]) -> str:
         return ""
     pts, h = 100 * gain, 100 * half if half == half else float("nan")
     what = "synthetic samples this way" if row["arm"] in SAMPLE_ARMS else "it"
+    metric = str(row.get("metric", "accuracy")).replace("_", " ")
     if h != h:  # one seed: no interval, so no verdict either way
         return (
             f"{row['arm']}: {pts:+.1f} points on one seed, which cannot tell a gain from noise: run --seeds 3 or more"
         )
     if clears_zero(row):
-        return f"{row['arm']} raised accuracy by {pts:.1f} ± {h:.1f} points"
+        return f"{row['arm']} raised {metric} by {pts:.1f} ± {h:.1f} points"
     if gain + half < 0:
-        return f"{row['arm']} lowered accuracy by {-pts:.1f} ± {h:.1f} points: do not use {what} for this data"
+        return f"{row['arm']} lowered {metric} by {-pts:.1f} ± {h:.1f} points: do not use {what} for this data"
     if rules_out_a_gain(row):
         return (
             f"{row['arm']}: no gain worth having ({pts:+.1f} ± {h:.1f} points, at most {pts + h:+.1f}): "
@@ -129,6 +132,16 @@ HOW = {
     "teacher-features": "a linear model on the run's teacher's features (`gan-augment features RUN`)",
     "pseudo-soft": "your classifier's probabilities on the unlabeled images as extra targets",
     "pseudo-label": "your classifier's confident labels on the unlabeled images as extra targets",
+    "logit-adjust": "train your classifier with logit_adjusted_loss(logits, y, class_prior(counts)) "
+    "(gan_augment.evaluate.imbalance)",
+    "posthoc-adjust": "subtract log class_prior(counts) from your trained classifier's logits",
+    "class-balanced": "re-sample your labeled images so that every class comes as often",
+    "reweight": "weight your loss by inverse_frequency_weights(counts)",
+    "gan-balance": "GANAugmentedDataset(base, run, balance=True, labels='generator')",
+    "gan-balance-soft": "GANAugmentedDataset(base, run, balance=True, teacher=your_classifier)",
+    "gan-balance-soft+logit-adjust": "GANAugmentedDataset(base, run, balance=True, teacher=your_classifier), "
+    "trained with logit_adjusted_loss and the dataset's class_prior()",
+    "pseudo-balance": "your classifier's probabilities on the unlabeled images it rates likeliest for each class",
 }
 
 

@@ -273,6 +273,23 @@ class GANAugmentedDataset(Dataset):
         extra = self.pool.hard[: self.n_synthetic] if self.pool is not None else self.synthetic_targets
         return list(self._base_targets) + extra.tolist()
 
+    def class_prior(self) -> torch.Tensor:
+        """The class frequencies (K,) of the items' targets, real and extra: a soft target spread over its
+        classes, fresh items as the pool's mix. What ``logit_adjusted_loss`` takes as ``prior`` to train on
+        this dataset with logit adjustment (:mod:`gan_augment.evaluate.imbalance`)."""
+        soft = self.pool.soft if self.pool is not None else self.synthetic_soft
+        hard = self.pool.hard if self.pool is not None else self.synthetic_targets
+        k = int(soft.shape[1]) if soft is not None else len(self.class_names)
+        real = torch.bincount(torch.as_tensor(self._base_targets, dtype=torch.int64), minlength=k).double()
+        if not len(hard):
+            extra = torch.zeros(k, dtype=torch.float64)
+        elif soft is not None:
+            extra = soft.double().mean(0) * self.n_synthetic
+        else:
+            extra = torch.bincount(hard, minlength=k).double() / len(hard) * self.n_synthetic
+        total = real + extra
+        return (total / total.sum()).float()
+
     def is_synthetic(self, index: int) -> bool:
         """Whether item ``index`` is synthetic."""
         if index < 0:

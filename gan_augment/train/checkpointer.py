@@ -160,7 +160,7 @@ class Checkpointer:
             image_size=t.config.image_size,
             channels=t.channels,
             diffaugment=t.diffaugment,
-            data={**t.data.fingerprint(), **self.sources},
+            data={**t.data.fingerprint(), "class_counts": t.data.class_counts, **self.sources},
             models=models,
             rng=rng,
             pretrained=t.pretrained,

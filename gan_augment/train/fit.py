@@ -331,7 +331,11 @@ def _write_run_header(
             "config": config.to_dict(),
             "model_config": trainer.model_cfg.to_dict(),
             "class_names": data.class_names,
-            "data": {**data.fingerprint(), **{k: v for k, v in sources.items() if v}},
+            "data": {
+                **data.fingerprint(),
+                "class_counts": data.class_counts,
+                **{k: v for k, v in sources.items() if v},
+            },
             "device": str(dev),
             "processes": world,
             "diffaugment": trainer.diffaugment,

@@ -1,0 +1,124 @@
+"""The arms for an imbalanced labeled set, the prior of a mixed dataset, and evaluate on an imbalanced folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config, write_folder
+from torchvision.datasets import ImageFolder
+
+from gan_augment.evaluate import (
+    IMBALANCE_ARMS,
+    LONG_TAILED_ARMS,
+    ArmSettings,
+    ClassifierConfig,
+    SeedArms,
+    Split,
+    evaluate_folders,
+)
+from gan_augment.evaluate.html import write_report
+from gan_augment.evaluate.imbalance_arms import training_prior
+from gan_augment.plugins import GANAugmentedDataset
+from gan_augment.progress import Reporter
+
+
+def _long_tailed_split() -> Split:
+    """Three classes of 12, 4 and 2 labeled images (ratio 6), a pool of 30, a balanced test set of 30."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0] * 12 + [1] * 4 + [2] * 2)
+    shade = (labels * 90 + 20).view(-1, 1, 1, 1)
+    images = (shade + torch.randint(0, 30, (18, 3, 16, 16), generator=g)).clamp(0, 255).to(torch.uint8)
+    pool = torch.randint(0, 256, (30, 3, 16, 16), generator=g, dtype=torch.uint8)
+    test_labels = torch.arange(30) % 3
+    test = ((test_labels * 90 + 20).view(-1, 1, 1, 1) + torch.randint(0, 30, (30, 3, 16, 16), generator=g)).clamp(
+        0, 255
+    )
+    return Split(images, labels, pool, test.to(torch.uint8), test_labels, ["a", "b", "c"])
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    settings = ArmSettings(
+        gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=3, width=4, batch_size=8, workers=0)
+    )
+    arms = SeedArms(_long_tailed_split(), settings, 0, tmp_path_factory.mktemp("lt"), Reporter(quiet=True))
+    return {arm: arms.run(arm) for arm in LONG_TAILED_ARMS}
+
+
+def test_every_long_tailed_arm_records_balanced_accuracy_and_recall_per_class(records: dict[str, dict]) -> None:
+    assert list(records) == ["baseline", *IMBALANCE_ARMS]
+    for arm, r in records.items():
+        assert r["arm"] == arm and r["seed"] == 0, arm
+        assert len(r["per_class_recall"]) == 3 and 0 <= r["balanced_accuracy"] <= 1, arm
+        assert r["balanced_accuracy"] == pytest.approx(sum(r["per_class_recall"]) / 3, abs=1e-3), arm
+        assert r["rare_recall"] == pytest.approx(sum(r["per_class_recall"]) / 3, abs=1e-3)  # 3 classes: all rare
+
+
+def test_the_balancing_arms_add_what_each_class_lacks(records: dict[str, dict]) -> None:
+    assert records["class-balanced"]["resampled"] == 36  # 3 classes × 12
+    for arm in ("gan-balance", "gan-balance-soft", "gan-balance-soft+logit-adjust", "pseudo-balance"):
+        assert records[arm]["synthetic"] == (12 - 4) + (12 - 2), arm
+    prior = records["gan-balance-soft+logit-adjust"]["prior"]
+    assert len(prior) == 3 and sum(prior) == pytest.approx(1, abs=1e-3)
+
+
+def test_gan_balance_measures_memorisation_and_the_cas_of_the_rare_classes(records: dict[str, dict]) -> None:
+    r = records["gan-balance"]
+    assert len(r["nn_ratio_per_class"]) == len(r["copies_per_class"]) == len(r["cas_per_class"]) == 3
+    assert all(v >= 0 for v in r["nn_ratio_per_class"]) and all(0 <= v <= 1 for v in r["copies_per_class"])
+    assert r["cas_rare"] == pytest.approx(sum(r["cas_per_class"]) / 3, abs=1e-3)
+
+
+def test_memorisation_sees_a_copy() -> None:
+    from gan_augment.evaluate.quality import nearest_distances
+
+    train = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    others = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    assert nearest_distances(train[[3, 1]], train).tolist() == [0.0, 0.0]  # copies: at distance 0
+    assert bool((nearest_distances(others, train) > 0).all())
+
+
+def test_the_class_prior_of_a_mixed_dataset(trained: dict[str, Path]) -> None:
+    """Real counts plus the synthetic items: balance=True with the generator's labels is uniform; soft targets
+    count as spread over their classes (here a teacher sure of class 0 for every image)."""
+    base = ImageFolder(trained["labeled"])  # dark: 5, light: 7
+    ds = GANAugmentedDataset(base, trained["per-class"], balance=True)
+    assert ds.class_prior().tolist() == pytest.approx([0.5, 0.5])
+    assert training_prior(ds, 2).tolist() == pytest.approx([0.5, 0.5])
+
+    class SureOfDark(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tensor([[20.0, -20.0]]).expand(len(x), 2)
+
+    ds = GANAugmentedDataset(base, trained["per-class"], per_class=4, teacher=SureOfDark(), labels="soft")
+    assert ds.class_prior().tolist() == pytest.approx([(5 + 8) / 20, 7 / 20], abs=1e-4)
+
+
+def test_evaluate_scores_an_imbalanced_folder_by_balanced_accuracy(tmp_path: Path) -> None:
+    labeled = write_folder(tmp_path / "labeled", ["common", "rare"], [15, 4])
+    settings = ArmSettings(gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=2, width=4, workers=0))
+    report = evaluate_folders(
+        labeled, None, tmp_path / "eval", ["baseline"], [0, 1], 0.3, settings, reporter=Reporter(quiet=True),
+        imbalanced_arms=["logit-adjust", "pseudo-balance"],
+    )  # fmt: skip
+    assert report["metric"] == "balanced_accuracy" and report["class_counts"] == [11, 3]  # 30% held out
+    assert {r["arm"] for r in report["runs"]} == {"baseline", "logit-adjust"}  # pseudo-balance needs a pool
+    assert set(report["per_class_recall"]) == {"baseline", "logit-adjust"}
+    assert report["verdicts"][0].startswith("LABELED is imbalanced (largest class 11 images, smallest 3)")
+    assert all(r["metric"] == "balanced_accuracy" for r in report["summary"])
+    md = (tmp_path / "eval" / "evaluation.md").read_text()
+    assert "balanced accuracy (mean ± std)" in md and "| arm | common (11) | rare (3) |" in md
+    page = write_report(tmp_path / "eval", tmp_path / "eval.html").read_text()  # gan-augment report
+    assert "<th>balanced accuracy</th>" in page and "Recall per class (%)" in page and "class 1 (3)" in page
+
+
+def test_evaluate_keeps_accuracy_and_its_arms_on_a_balanced_folder(tmp_path: Path) -> None:
+    labeled = write_folder(tmp_path / "labeled", ["one", "two"], [6, 5])
+    settings = ArmSettings(gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=2, width=4, workers=0))
+    report = evaluate_folders(
+        labeled, None, tmp_path / "eval", ["baseline"], [0], 0.3, settings, reporter=Reporter(quiet=True),
+        imbalanced_arms=["logit-adjust"],
+    )  # fmt: skip
+    assert report["metric"] == "accuracy" and {r["arm"] for r in report["runs"]} == {"baseline"}
