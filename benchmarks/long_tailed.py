@@ -311,7 +311,7 @@ def main() -> None:
             split = make_split(loaded, args.largest, args.ratio, seed, 20 if args.quick else args.max_unlabeled)
             reporter.message(f"{name}-LT seed {seed}: {counts} labeled, {len(split.unlabeled)} unlabeled")
             work = (args.out / "runs" if args.quick else ROOT / ".data" / "runs" / "long-tailed") / name
-            arms = SeedArms(split, settings, seed, work, reporter)
+            arms = SeedArms(split, settings, seed, work, reporter, reuse=True)  # a finished run of the same config
             tag = {
                 "dataset": name,
                 "imbalance_ratio": args.ratio,

@@ -99,8 +99,9 @@ def test_imbalance_scores_and_the_ratio_by_hand() -> None:
 
 
 def test_the_classifier_trains_on_the_logit_adjusted_loss_when_given_a_prior() -> None:
-    """A uniform prior changes nothing (a constant added to every logit); a skewed prior or class weights
-    train another model; post-hoc adjustment subtracts the log prior from the logits."""
+    """A uniform prior changes nothing but the label smoothing, which logit adjustment goes without (a
+    constant added to every logit); a skewed prior or class weights train another model; post-hoc
+    adjustment subtracts the log prior from the logits."""
     from gan_augment.evaluate import ArrayDataset, ClassifierConfig, train_classifier
     from gan_augment.evaluate.imbalance_arms import AdjustedLogits
 
@@ -117,7 +118,11 @@ def test_the_classifier_trains_on_the_logit_adjusted_loss_when_given_a_prior() -
             return model(x)
 
     plain = logits()
-    assert torch.allclose(logits(prior=torch.full((3,), 1 / 3)), plain, atol=1e-4)
+    cfg = ClassifierConfig(steps=4, width=4, batch_size=8, workers=0, label_smoothing=0.0)
+    unsmoothed = logits()
+    cfg = ClassifierConfig(steps=4, width=4, batch_size=8, workers=0)  # smoothing 0.1, which adjustment drops
+    assert torch.allclose(logits(prior=torch.full((3,), 1 / 3)), unsmoothed, atol=1e-4)
+    assert not torch.allclose(unsmoothed, plain, atol=1e-3)
     assert not torch.allclose(logits(prior=class_prior([18, 4, 2])), plain, atol=1e-3)
     assert not torch.allclose(logits(class_weight=inverse_frequency_weights([18, 4, 2])), plain, atol=1e-3)
     model = torch.nn.Linear(2, 3)

@@ -22,7 +22,7 @@ from .registry import get_arm
 
 PROBE_STEPS = 3
 # The arms that train no secondary classifier.
-NO_CLASSIFIER = ("teacher", "teacher-features", "d-features", "ssl", "posthoc-adjust")
+NO_CLASSIFIER = ("teacher", "teacher-features", "d-features", "ssl")
 
 
 def _classifier_cost(arms: SeedArms) -> tuple[float, float]:

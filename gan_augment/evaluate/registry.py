@@ -98,8 +98,16 @@ _ARMS = (
     # For an imbalanced labeled set: the methods without a GAN, balance=True, and its control.
     _tail("class-balanced", "rebalanced", "class-balanced re-sampling: every class repeated up to the largest"),
     _tail("reweight", "rebalanced", "cross-entropy weighted by inverse class frequency"),
-    _tail("logit-adjust", "rebalanced", "the logit-adjusted loss (Menon et al. 2021) with the labels' prior"),
-    _tail("posthoc-adjust", "posthoc", "the baseline's logits minus the log of the labels' prior"),
+    _tail(
+        "logit-adjust",
+        "rebalanced",
+        "the logit-adjusted loss (Menon et al. 2021), the labels' prior, no label smoothing",
+    ),
+    _tail(
+        "posthoc-adjust",
+        "posthoc",
+        "the baseline without label smoothing, its logits minus the log of the labels' prior",
+    ),
     _tail(
         "gan-balance",
         "gan_balance",
