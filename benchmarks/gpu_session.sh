@@ -7,7 +7,8 @@
 # then call it with carry [".data", ".wheels"]:
 #   bash benchmarks/gpu_session.sh tests throughput cifar10     # jobs: tests, throughput, cifar10, mnist,
 #                                                               # teacher-cifar10 (the run's teacher, issue 20),
-#                                                               # cpu-sizes (the CPU sizes' quality cost, issue 22)
+#                                                               # cpu-sizes (the CPU sizes' quality cost, issue 22),
+#                                                               # long-tailed (CIFAR-10-LT at the GPU sizes, issue 23)
 # "tests" runs the test suite's GPU tests (pytest -m gpu: CUDA training, bf16, inductor and CUDA
 # graphs, device augmentation), which skip on the development machine.
 # The working tree travels in at most 64 MiB, so CIFAR-10 and MNIST go in separate calls.
@@ -71,7 +72,17 @@ for job in "$@"; do
       if (( left < 60 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
       python benchmarks/limited_labels.py --dataset "$job" --data-dir .data --out "$OUT/ll-$job" --report "$OUT/results-$job.md" \
         --time-budget "$(python -c "print(round($left / 60, 2))")" "${resume[@]}" "${quick[@]}" 2>&1 | tail -60 | tee "$OUT/ll-$job.log" ;;
-    *) echo "unknown job $job: tests, throughput, cifar10, mnist, teacher-cifar10 or cpu-sizes" >&2; exit 2 ;;
+    long-tailed)  # issue 23 at the GPU sizes: CIFAR-10-LT, ratio 100; the report is rewritten after every seed,
+      # so a timeout still returns the seeds done (copy long_tailed.json to .data/lt/ to go on with --resume)
+      left=$(( CALL_SECONDS - SECONDS - 30 ))
+      if (( left < 60 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
+      resume=()
+      if [[ -f .data/lt/long_tailed.json ]]; then mkdir -p "$OUT/lt" && cp .data/lt/long_tailed.json "$OUT/lt/" && resume=(--resume); fi
+      lt_data=(--dataset cifar10 --data-dir .data)
+      [[ "${GPU_SESSION_DRY:-0}" == 1 ]] && lt_data=(--train-dir "${GPU_SESSION_LT_DIR:?a folder for the dry run}" --largest 6 --ratio 3)
+      timeout "$left" python benchmarks/long_tailed.py "${lt_data[@]}" --out "$OUT/lt" "${resume[@]}" "${quick[@]}" \
+        2>&1 | tail -40 | tee "$OUT/lt.log" || echo "long-tailed: stopped at the call's time ($SECONDS s)" | tee -a "$OUT/gpu.txt" ;;
+    *) echo "unknown job $job: tests, throughput, cifar10, mnist, teacher-cifar10, cpu-sizes or long-tailed" >&2; exit 2 ;;
   esac
 done
 echo "gpu_session: ${SECONDS} s" | tee -a "$OUT/gpu.txt"

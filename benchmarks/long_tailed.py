@@ -13,7 +13,7 @@ CPU sizes and the classifier the CPU-reduced recipe of ``limited_labels.py``.
 Examples:
     python benchmarks/long_tailed.py --dataset mnist                  # writes docs/results/long_tailed.*
     python benchmarks/long_tailed.py --dataset cifar10 --resume       # adds CIFAR-10 to the same report
-    python benchmarks/long_tailed.py --quick --out /tmp/lt            # the code path only
+    python benchmarks/long_tailed.py --train-dir FOLDER --quick --largest 6 --ratio 3 --out /tmp/lt  # code path
     python benchmarks/long_tailed.py --report-only                    # redraws from the JSON
 """
 
@@ -183,8 +183,8 @@ def plot_recall(sub: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, report: dict[str, Any], quick: bool) -> None:
-    """The JSON, and (unless ``quick`` writes elsewhere) the Markdown tables and the recall plots."""
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    """The JSON, the Markdown tables and the recall plots, in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "long_tailed.json", json.dumps(report, indent=2) + "\n")
     records = report["runs"]
@@ -263,7 +263,7 @@ def main() -> None:
     if args.report_only:
         if not previous.get("runs"):
             sys.exit(f"Error: no runs in {args.out / 'long_tailed.json'}: nothing to report")
-        return write_report(args.out, previous, args.quick)
+        return write_report(args.out, previous)
     dev = resolve_device(args.device)
     gan, clf = configs(args, dev)
     report: dict[str, Any] = {
@@ -327,10 +327,10 @@ def main() -> None:
                 gen, _ = load_generator(work / f"gan-per-class-seed{seed}", device="cpu")
                 grid = class_grid(gen, per_row=10, seed=0, upscale=2)
                 save_image_atomic(grid, args.out / f"long_tailed_samples_{name}.png")
-            write_report(args.out, report, args.quick)  # every finished seed is on disk
+            write_report(args.out, report)  # every finished seed is on disk
     report["state"] = "complete"
     report["wall_seconds"] = round(wall0 + time.perf_counter() - t0, 1)
-    write_report(args.out, report, args.quick)
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -152,3 +152,39 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     assert (shared / "runs" / "n3" / "unconditional-seed0" / "checkpoint.pt").is_file()
     assert not (shared / "runs" / "n4").exists()
     assert {r["labels_per_class"] for r in json.loads((shared / "limited_labels.json").read_text())["runs"]} == {3, 4}
+
+
+def test_long_tailed_benchmark_quick_runs(tmp_path: Path) -> None:
+    """benchmarks/long_tailed.py --quick: records with the issue's fields, the tables, a resume that keeps
+    the seeds done, and a redraw from the JSON alone."""
+    import subprocess
+    import sys
+
+    data = write_folder(tmp_path / "data", ["a", "b", "c"], [12, 12, 12], size=20)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "long_tailed.py"
+    out = tmp_path / "out"
+    base = [sys.executable, str(script), "--train-dir", str(data), "--quick", "--device", "cpu", "--out", str(out)]
+    base += ["--largest", "6", "--ratio", "3"]
+
+    def run(*extra: str) -> None:
+        result = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=900, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    run("--seeds", "0")
+    run("--seeds", "0", "1", "--resume")
+    report = json.loads((out / "long_tailed.json").read_text())
+    runs = report["runs"]
+    assert report["state"] == "complete" and sorted({r["seed"] for r in runs}) == [0, 1]
+    assert len([r for r in runs if r["arm"] == "baseline"]) == 2  # seed 0 kept, not run again
+    for r in runs:
+        assert {"imbalance_ratio", "balanced_accuracy", "seed", "arm", "per_class_recall", "rare_recall"} <= set(r)
+        assert r["imbalance_ratio"] == 3 and r["class_counts"] == [6, 3, 2]
+    assert {"logit-adjust", "gan-balance", "gan-balance-soft+logit-adjust", "pseudo-balance"} <= {
+        r["arm"] for r in runs
+    }
+    md = (out / "long_tailed.md").read_text()
+    assert "| logit-adjust | 2 |" in md and "vs logit-adjust (pts, 95% CI)" in md and "NN ratio" in md
+    assert "the bar (+1.5, interval above zero) is" in md
+    (out / "long_tailed.md").unlink()
+    subprocess.run([sys.executable, str(script), "--report-only", "--out", str(out)], check=True, timeout=300)
+    assert (out / "long_tailed.md").read_text() == md
