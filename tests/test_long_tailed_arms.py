@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,8 @@ def test_the_class_prior_of_a_mixed_dataset(trained: dict[str, Path]) -> None:
     """Real counts plus the synthetic items: balance=True with the generator's labels is uniform; soft targets
     count as spread over their classes (here a teacher sure of class 0 for every image)."""
     base = ImageFolder(trained["labeled"])  # dark: 5, light: 7
-    ds = GANAugmentedDataset(base, trained["per-class"], balance=True)
+    with pytest.warns(UserWarning, match="balance=True without a teacher labels the synthetic images"):
+        ds = GANAugmentedDataset(base, trained["per-class"], balance=True)
     assert ds.class_prior().tolist() == pytest.approx([0.5, 0.5])
     assert training_prior(ds, 2).tolist() == pytest.approx([0.5, 0.5])
 
@@ -92,6 +94,11 @@ def test_the_class_prior_of_a_mixed_dataset(trained: dict[str, Path]) -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.tensor([[20.0, -20.0]]).expand(len(x), 2)
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a teacher given: no warning; nor with the generator's labels asked for
+        ds = GANAugmentedDataset(base, trained["per-class"], balance=True, teacher=SureOfDark())
+        assert ds.labels == "soft"
+        GANAugmentedDataset(base, trained["per-class"], balance=True, labels="generator")
     ds = GANAugmentedDataset(base, trained["per-class"], per_class=4, teacher=SureOfDark(), labels="soft")
     assert ds.class_prior().tolist() == pytest.approx([(5 + 8) / 20, 7 / 20], abs=1e-4)
 

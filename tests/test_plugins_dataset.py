@@ -82,7 +82,7 @@ class TestGANAugmentedDataset:
         base = ImageFolder(trained["labeled"])  # dark: 5, light: 7
         ds = GANAugmentedDataset(base, trained["per-class"], per_class=3)
         assert torch.bincount(ds.synthetic_targets).tolist() == [3, 3]
-        ds = GANAugmentedDataset(base, trained["per-class"], balance=True)
+        ds = GANAugmentedDataset(base, trained["per-class"], balance=True, labels="generator")
         assert torch.bincount(ds.synthetic_targets, minlength=2).tolist() == [2, 0]
         ds = GANAugmentedDataset(base, trained["per-class"], per_class=4, classes=["light"])
         assert ds.synthetic_targets.tolist() == [1, 1, 1, 1]
@@ -90,7 +90,7 @@ class TestGANAugmentedDataset:
 
     def test_subset_and_conditional(self, trained: dict[str, Path]) -> None:
         base = torch.utils.data.Subset(ImageFolder(trained["labeled"]), [0, 1, 6, 7, 8])
-        ds = GANAugmentedDataset(base, trained["conditional"], balance=True)
+        ds = GANAugmentedDataset(base, trained["conditional"], balance=True, labels="generator")
         assert ds.n_real == 5 and ds.synthetic_targets.tolist() == [0]
 
     def test_synthetic_images_match_base_form_and_size(self, trained: dict[str, Path], tmp_path: Path) -> None:

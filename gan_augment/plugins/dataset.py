@@ -25,6 +25,7 @@ from .extra import (
     run_names_unlabeled,
     run_sources,
     run_unlabeled_images,
+    warn_balance_by_generator,
 )
 from .pipelines import PipelineKind, apply_transform, check_pipeline
 from .source import ItemForm, Labelling, SyntheticSource
@@ -79,7 +80,10 @@ class GANAugmentedDataset(Dataset):
             as possible over ``classes``. With none of the three sizings given: ``DEFAULT_TEACHER_RATIO``
             with the run's teacher, else ``DEFAULT_SYNTHETIC_RATIO``.
         per_class: Synthetic images per class (instead of ``synthetic_ratio``).
-        balance: Bring every class up to the largest class's count (instead of the two above).
+        balance: Bring every class up to the largest class's count (instead of the two above). Give it a
+            teacher (or a run with one): labelled by the generator, the rare classes' targets come mostly
+            from models of a handful of images, the worst method on long-tailed MNIST and CIFAR-10
+            (docs/results/long_tailed.md); a warning says so.
         classes: Only these classes (names) get synthetic images; default all that map.
         class_mapping: ``{generator class name: base label}``; default: match ``base_ds.classes``
             by name.
@@ -150,6 +154,7 @@ class GANAugmentedDataset(Dataset):
         teacher = teacher if teacher is not None else run_teacher
         default = DEFAULT_TEACHER_RATIO if run_teacher is not None else DEFAULT_SYNTHETIC_RATIO
         synthetic_ratio = check_sizing(synthetic_ratio, per_class, balance, batch_size, default)
+        warn_balance_by_generator(balance, labels, teacher)
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         labelling = Labelling(labels, teacher, min_confidence, temperature).checked()
         self.fresh = (labels != "generator") if fresh is None else bool(fresh)  # how extra items are drawn

@@ -11,6 +11,7 @@ makes the passes repeat.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Mapping
 
 import numpy as np
@@ -34,6 +35,21 @@ FRESH_PASSES = 64
 FRESH_MAX_IMAGES = 20_000
 # The most memory the synthetic bank may take (uint8 images); a larger sizing is refused before any is drawn.
 MAX_BANK_BYTES = 16 * 2**30
+
+
+def warn_balance_by_generator(balance: bool, labels: str | None, teacher: Any) -> None:
+    """``balance=True`` labelled by the generator, for want of a teacher: the worst arm the long-tailed
+    benchmark measured (the rare classes' images come from models of a handful of images, and most of
+    the rare classes' targets are theirs); say so, and what to pass instead."""
+    if balance and labels is None and teacher is None:
+        warnings.warn(
+            "balance=True without a teacher labels the synthetic images with the generator's class, which lowered "
+            "balanced accuracy the most of every method the long-tailed benchmark measured (docs/results/"
+            "long_tailed.md): pass teacher= (a classifier trained on your labels), a run that has one "
+            "(gan-augment fit LABELED UNLABELED), or labels='generator' to keep this",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size: Any, default: float) -> float | None:
