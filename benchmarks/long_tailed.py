@@ -168,8 +168,9 @@ def plot_recall(sub: list[dict[str, Any]], path: Path, title: str) -> None:
 
     counts = sub[0]["class_counts"]
     fig, ax = plt.subplots(figsize=(7, 4))
-    for arm in [a for a in ("baseline", "logit-adjust", "gan-balance", "gan-balance-soft+logit-adjust",
-                            "pseudo-balance") if any(r["arm"] == a for r in sub)]:  # fmt: skip
+    shown = ("baseline", "logit-adjust", "gan-balance", "gan-balance-soft+logit-adjust",
+             "gan-balance-soft-la+logit-adjust", "pseudo-balance-la")  # fmt: skip
+    for arm in [a for a in shown if any(r["arm"] == a for r in sub)]:
         recall = np.nanmean([r["per_class_recall"] for r in sub if r["arm"] == arm], axis=0)
         ax.plot(range(len(counts)), 100 * recall, marker="o", label=arm)
     ax.set_xticks(range(len(counts)), [f"{c}\n({n})" for c, n in enumerate(counts)])
@@ -192,7 +193,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         "# Long-tailed labels: GAN images against the methods without a GAN",
         "",
         f"Written by `benchmarks/long_tailed.py` ({report['protocol']}, {report['state']}) on {report['machine']}, "
-        f"torch {report['torch']}, gan-augment {report['package_version']}, commit {report['commit']}; seeds "
+        f"torch {report['torch']}, gan-augment {report['package_version']}, commit(s) "
+        f"{', '.join(sorted({r.get('commit', report['commit']) for r in records}))}; seeds "
         f"{report['seeds']}; wall time {report['wall_seconds'] / 60:.1f} min. Balanced accuracy is the mean of the "
         "per-class recalls on a balanced test split (MNIST: its official test split; CIFAR-10: 500 held-out "
         "images per class). Differences are paired by seed (each seed draws its own long-tailed labeled set); "
@@ -255,7 +257,7 @@ def main() -> None:
     p.add_argument("--clf-steps", type=int, help="classifier steps (default 400 on a CPU, the recipe's on a GPU)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
-    p.add_argument("--resume", action="store_true", help="keep the (dataset, seed) runs already in the JSON")
+    p.add_argument("--resume", action="store_true", help="keep the runs already in the JSON, run the arms missing")
     p.add_argument("--report-only", action="store_true", help="run nothing: redraw from OUT/long_tailed.json")
     p.add_argument("--quick", action="store_true", help="tiny models and data: the code path, not accuracy")
     args = p.parse_args()
@@ -276,14 +278,16 @@ def main() -> None:
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),
         "protocol": "quick (code path only)" if args.quick else f"{'GPU' if dev.type == 'cuda' else 'CPU'} protocol",
-        "arms": args.arms,
+        "arms": [a for a in ARMS if a in {*args.arms, *previous.get("arms", [])}],
         "settings": previous.get("settings", {}),
         "runs": previous.get("runs", []),
         "seeds": [],
         "state": "in progress",
         "wall_seconds": float(previous.get("wall_seconds", 0.0)),
     }
-    done = {(r["dataset"], r["seed"]) for r in report["runs"]}
+    for r in report["runs"]:  # each record says the commit it was measured at (a resumed report mixes them)
+        r.setdefault("commit", previous.get("commit", "?"))
+    done = {(r["dataset"], r["seed"], r["arm"]) for r in report["runs"]}  # --resume: the arms missing run
     t0, wall0 = time.perf_counter(), report["wall_seconds"]
     reporter = Reporter()
     names = [args.train_dir] if args.train_dir else (["mnist", "cifar10"] if args.dataset == "both" else [args.dataset])
@@ -306,7 +310,8 @@ def main() -> None:
         report["settings"][name] = now
         counts = long_tailed_counts(k, args.largest, args.ratio)
         for seed in args.seeds:
-            if (name, seed) in done:
+            todo = [arm for arm in args.arms if (name, seed, arm) not in done]
+            if not todo:
                 continue
             split = make_split(loaded, args.largest, args.ratio, seed, 20 if args.quick else args.max_unlabeled)
             reporter.message(f"{name}-LT seed {seed}: {counts} labeled, {len(split.unlabeled)} unlabeled")
@@ -319,11 +324,12 @@ def main() -> None:
                 "class_counts": counts,
                 "unlabeled": len(split.unlabeled),
                 "test": len(split.test_labels),
+                "commit": report["commit"],
             }
-            report["runs"] += [{**tag, **arms.run(arm)} for arm in args.arms]
+            report["runs"] += [{**tag, **arms.run(arm)} for arm in todo]
             report["seeds"] = sorted({r["seed"] for r in report["runs"]})
             report["wall_seconds"] = round(wall0 + time.perf_counter() - t0, 1)
-            if seed == args.seeds[0] and "gan-balance" in args.arms:
+            if seed == args.seeds[0] and "gan-balance" in todo:
                 gen, _ = load_generator(work / f"gan-per-class-seed{seed}", device="cpu")
                 grid = class_grid(gen, per_row=10, seed=0, upscale=2)
                 save_image_atomic(grid, args.out / f"long_tailed_samples_{name}.png")

@@ -59,7 +59,8 @@ def test_every_long_tailed_arm_records_balanced_accuracy_and_recall_per_class(re
 
 def test_the_balancing_arms_add_what_each_class_lacks(records: dict[str, dict]) -> None:
     assert records["class-balanced"]["resampled"] == 36  # 3 classes × 12
-    for arm in ("gan-balance", "gan-balance-soft", "gan-balance-soft+logit-adjust", "pseudo-balance"):
+    balancing = ("gan-balance", "gan-balance-soft", "gan-balance-soft+logit-adjust", "gan-balance-soft-la")
+    for arm in (*balancing, "gan-balance-soft-la+logit-adjust", "pseudo-balance", "pseudo-balance-la"):
         assert records[arm]["synthetic"] == (12 - 4) + (12 - 2), arm
     prior = records["gan-balance-soft+logit-adjust"]["prior"]
     assert len(prior) == 3 and sum(prior) == pytest.approx(1, abs=1e-3)

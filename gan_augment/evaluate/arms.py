@@ -25,7 +25,7 @@ from ..progress import Reporter
 from ..train import fit_data
 from ..train.metrics import predict_logits
 from ..train.ssl import train_ssl
-from .classifier import ArrayDataset, ClassifierConfig, Split, train_classifier
+from .classifier import ArrayDataset, ClassifierConfig, Split, UnitInput, train_classifier
 from .imbalance import imbalance_scores
 from .imbalance_arms import ADJUSTED, ImbalanceArms, training_prior
 from .quality import generator_quality
@@ -49,17 +49,6 @@ class ArmSettings:
     )
     temperature: float = 1.0  # gan-soft's temperature
     filter_top: float | None = None  # discriminator rejection in the sample arms: keep this top fraction
-
-
-class UnitInput(nn.Module):
-    """A secondary classifier as a teacher: it takes [0, 1] images, the classifier [-1, 1] ones."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x * 2 - 1).contiguous(memory_format=torch.channels_last))
 
 
 class SeedArms(ImbalanceArms):

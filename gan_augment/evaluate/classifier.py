@@ -114,6 +114,17 @@ class ArrayDataset(Dataset):
         return img, self.targets[i] if self.soft is None else self.soft[i]
 
 
+class UnitInput(nn.Module):
+    """A secondary classifier as a teacher: it takes [0, 1] images, the classifier [-1, 1] ones."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x * 2 - 1).contiguous(memory_format=torch.channels_last))
+
+
 def materialize(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (raw image, label) item of ``dataset`` as uint8 images (N, C, H, W) and int64 labels
     (float (N, K) when the items carry soft targets)."""

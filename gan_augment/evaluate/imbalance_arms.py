@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 from ..errors import UsageError
 from ..plugins import GANAugmentedDataset
 from ..plugins.teacher import teacher_logits
-from .classifier import ArrayDataset, Split, materialize, train_classifier
+from .classifier import ArrayDataset, Split, UnitInput, materialize, train_classifier
 from .imbalance import balanced_indices, class_prior, inverse_frequency_weights, rarest
 from .quality import generator_quality, memorisation
 
@@ -58,6 +58,7 @@ class ImbalanceArms:
     settings: Any
     gan_run: Callable[..., Path]
     teacher: Callable[[], nn.Module]
+    _adjusted: nn.Module | None
     baseline_classifier: Callable[[], nn.Module]
     _train: Callable[..., nn.Module]
     _accuracy: Callable[[nn.Module], float]
@@ -65,6 +66,21 @@ class ImbalanceArms:
     def class_counts(self) -> list[int]:
         """Labeled images per class."""
         return np.bincount(self.split.train_labels.numpy(), minlength=self.k).tolist()
+
+    def adjusted_classifier(self) -> nn.Module:
+        """The seed's classifier trained with the logit-adjusted loss (the ``logit-adjust`` arm's model),
+        trained once by whichever arm needs it first."""
+        if getattr(self, "_adjusted", None) is None:
+            self._adjusted = self._train(self.base, prior=class_prior(self.class_counts()))
+        return self._adjusted
+
+    def arm_teacher(self, arm: str) -> nn.Module:
+        """The teacher of an imbalanced-set arm: the seed's baseline, or (arms named ``…-la``) the
+        logit-adjusted classifier, whose plain logits weigh every class alike (the baseline's gave the
+        rarest CIFAR-10-LT classes 0% recall, so its labels sent their images to the frequent classes)."""
+        if arm.removesuffix(ADJUSTED).endswith("-la"):
+            return UnitInput(self.adjusted_classifier())
+        return self.teacher()
 
     def rebalanced(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
         """``class-balanced``: every class repeated up to the largest (re-sampling); ``reweight``: the
@@ -77,7 +93,7 @@ class ImbalanceArms:
             return self._accuracy(self._train(ds)), {"resampled": len(idx)}
         if arm == "reweight":
             return self._accuracy(self._train(self.base, class_weight=inverse_frequency_weights(counts))), {}
-        return self._accuracy(self._train(self.base, prior=class_prior(counts))), {}
+        return self._accuracy(self.adjusted_classifier()), {}
 
     def posthoc(self, arm: str = "posthoc-adjust", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
         """Post-hoc logit adjustment: the baseline's recipe without label smoothing (which caps the margins
@@ -97,8 +113,8 @@ class ImbalanceArms:
         run = self.gan_run("per-class", f"gan-per-class-seed{self.seed}")
         s = self.settings
         kw: dict[str, Any] = {}
-        if arm.removesuffix(ADJUSTED).endswith("-soft"):
-            kw = {"labels": "soft", "teacher": self.teacher(), "temperature": s.temperature}
+        if arm.removesuffix(ADJUSTED).endswith(("-soft", "-soft-la")):
+            kw = {"labels": "soft", "teacher": self.arm_teacher(arm), "temperature": s.temperature}
         return GANAugmentedDataset(self.base, run, balance=True, device=s.device, seed=self.seed, **kw)
 
     def gan_balance(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
@@ -128,16 +144,16 @@ class ImbalanceArms:
         return out
 
     def pseudo_balance(self, arm: str = "pseudo-balance", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """The control for ``gan-balance-soft``: real unlabeled images instead of synthetic ones, as many per
-        class as it adds, the ones the same teacher (the seed's baseline) rates most likely of that class,
-        with its probabilities as targets. Rarest classes choose first; an image is used once."""
+        """The control for ``gan-balance-soft`` (``-la``: ``gan-balance-soft-la``): real unlabeled images
+        instead of synthetic ones, as many per class as it adds, the ones the same teacher rates most likely
+        of that class, with its probabilities as targets. Rarest classes choose first; an image is used once."""
         s, split = self.settings, self.split
         if split.unlabeled is None or not len(split.unlabeled):
             raise UsageError(f"the {arm} arm needs unlabeled images")
         counts = self.class_counts()
         g = torch.Generator().manual_seed(self.seed)
         pool = split.unlabeled[torch.randperm(len(split.unlabeled), generator=g)[:20_000]]
-        probs = torch.softmax(teacher_logits(self.teacher(), pool, self.k, s.device) / s.temperature, 1)
+        probs = torch.softmax(teacher_logits(self.arm_teacher(arm), pool, self.k, s.device) / s.temperature, 1)
         free = torch.ones(len(pool), dtype=torch.bool)
         chosen = []
         for c in sorted(range(self.k), key=lambda c: counts[c]):

@@ -130,6 +130,18 @@ _ARMS = (
         needs_teacher=True,
     ),  # fmt: skip
     _tail(
+        "gan-balance-soft-la",
+        "gan_balance",
+        "balance=True, the probabilities of the logit-adjusted classifier (a teacher that weighs classes alike)",
+        gans=("per-class",),
+    ),  # fmt: skip
+    _tail(
+        "gan-balance-soft-la+logit-adjust",
+        "gan_balance",
+        "gan-balance-soft-la with the logit-adjusted loss (the prior of its targets)",
+        gans=("per-class",),
+    ),  # fmt: skip
+    _tail(
         "gan-per-class+logit-adjust",
         "gan_samples",
         "gan-per-class (evenly over the classes) with the logit-adjusted loss (the prior of its targets)",
@@ -142,6 +154,12 @@ _ARMS = (
         "the control of gan-balance-soft: the unlabeled images the teacher rates likeliest of each class",
         needs_pool=True,
         needs_teacher=True,
+    ),  # fmt: skip
+    _tail(
+        "pseudo-balance-la",
+        "pseudo_balance",
+        "the control of gan-balance-soft-la: pseudo-balance with the logit-adjusted classifier as the teacher",
+        needs_pool=True,
     ),  # fmt: skip
 )
 ARM_REGISTRY: dict[str, Arm] = {a.name: a for a in _ARMS}

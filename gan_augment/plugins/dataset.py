@@ -163,8 +163,7 @@ class GANAugmentedDataset(Dataset):
             unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(self._run_sources())
         check_extra(self.fresh, fresh_passes, unlabeled, labels)
         check_pipeline(base_ds, pipeline)
-        # The real items, and what every item goes through.
-        self.base_ds, self.seed = base_ds, seed
+        self.base_ds, self.seed = base_ds, seed  # the real items, and (below) what every item goes through
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
         # The synthetic side: the bank (the run is read first), the classes it maps to, the labeller, the form.
         bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
