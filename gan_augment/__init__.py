@@ -5,7 +5,7 @@ Layers, bottom up: ``config``/``errors``/``device``/``progress``/``version``; ``
 adapters); ``evaluate``; ``classify``; ``cli``. This module re-exports what a user calls: the
 configurations and errors, ``fit``, ``sample``, the loaders, the three plugins, ``classify`` /
 ``Predictor`` / ``evaluate_folders``, and logit adjustment for an imbalanced labeled set
-(``logit_adjusted_loss``, ``class_prior``). Internals stay importable from their modules
+(``logit_adjusted_loss``, ``class_prior``, ``fill_classes``). Internals stay importable from their modules
 (``gan_augment.train.Trainer``, ``gan_augment.io.load_checkpoint``, ``gan_augment.models.Generator``).
 """
 
@@ -20,7 +20,7 @@ from .config import ModelConfig, SSLConfig, TrainConfig
 from .data import ImageData, load_image_data
 from .errors import CheckpointError, DataError, GanAugmentError, RunDirError, UsageError, WriteError
 from .evaluate import ClassifierConfig, evaluate_folders
-from .evaluate.imbalance import class_prior, logit_adjusted_loss
+from .evaluate.imbalance import class_prior, fill_classes, logit_adjusted_loss
 from .io import GeneratorInfo, load_discriminator, load_generator
 from .plugins import DiscriminatorFeatures, GANAugmentedDataset, SyntheticSwap, extract_features
 from .sampling import sample
@@ -49,6 +49,7 @@ __all__ = [
     "classify",
     "evaluate_folders",
     "extract_features",
+    "fill_classes",
     "fit",
     "fit_data",
     "load_discriminator",

@@ -15,6 +15,7 @@ from gan_augment.evaluate.imbalance import (
     balanced_accuracy,
     balanced_indices,
     class_prior,
+    fill_classes,
     imbalance_ratio,
     imbalance_scores,
     inverse_frequency_weights,
@@ -130,3 +131,11 @@ def test_the_classifier_trains_on_the_logit_adjusted_loss_when_given_a_prior() -
     inp = torch.randn(5, 2)
     expected = model(inp) - torch.tensor([18 / 24, 4 / 24, 2 / 24]).log()
     assert torch.allclose(adjusted(inp), expected, atol=1e-5)
+
+
+def test_fill_classes_takes_the_likeliest_images_of_each_class_once() -> None:
+    probs = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6], [0.3, 0.4, 0.3], [0.0, 0.5, 0.5]])
+    idx = fill_classes(probs, [4, 3, 2])  # class 2 lacks 2 (chooses first), class 1 lacks 1
+    assert idx.tolist() == [2, 4, 1]  # class 2: images 2 and 4; class 1: the likeliest left, image 1
+    assert fill_classes(probs, [1, 1, 1]).tolist() == []
+    assert len(fill_classes(probs[:2], [9, 1, 1])) == 2  # fewer images than wanted: all, each once

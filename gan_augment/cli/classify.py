@@ -213,9 +213,9 @@ ResampleOpt = Annotated[
 # worth taking (docs/results_notes.md, "The run's teacher"); the pool's arm only with an UNLABELED folder.
 DEFAULT_ARMS = ("baseline", "default", "teacher", "teacher-unlabeled")
 POOL_ONLY = tuple(a for a in DEFAULT_ARMS if ARM_REGISTRY[a].needs_pool)
-# Added to those when LABELED is imbalanced: the methods without a GAN that the long-tailed benchmark
-# compares GAN images with (docs/results/long_tailed.md).
-IMBALANCED_DEFAULT_ARMS = ("logit-adjust", "posthoc-adjust")
+# Added to those when LABELED is imbalanced: what won the long-tailed benchmark (docs/results/long_tailed.md):
+# logit adjustment, and with UNLABELED its classifier's labels on the pool filling the rare classes.
+IMBALANCED_DEFAULT_ARMS = ("logit-adjust", "posthoc-adjust", "pseudo-balance-la")
 
 
 ARMS_HELP = (

@@ -17,7 +17,7 @@ from ..errors import UsageError
 from ..plugins import GANAugmentedDataset
 from ..plugins.teacher import teacher_logits
 from .classifier import ArrayDataset, Split, UnitInput, materialize, train_classifier
-from .imbalance import balanced_indices, class_prior, inverse_frequency_weights, rarest
+from .imbalance import balanced_indices, class_prior, fill_classes, inverse_frequency_weights, rarest
 from .quality import generator_quality, memorisation
 
 ADJUSTED = "+logit-adjust"  # the suffix of an arm trained with the logit-adjusted loss
@@ -154,15 +154,7 @@ class ImbalanceArms:
         g = torch.Generator().manual_seed(self.seed)
         pool = split.unlabeled[torch.randperm(len(split.unlabeled), generator=g)[:20_000]]
         probs = torch.softmax(teacher_logits(self.arm_teacher(arm), pool, self.k, s.device) / s.temperature, 1)
-        free = torch.ones(len(pool), dtype=torch.bool)
-        chosen = []
-        for c in sorted(range(self.k), key=lambda c: counts[c]):
-            want = max(counts) - counts[c]
-            score = torch.where(free, probs[:, c], torch.tensor(-1.0))
-            idx = score.topk(min(want, int(free.sum()))).indices
-            free[idx] = False
-            chosen.append(idx)
-        idx = torch.cat(chosen)
+        idx = fill_classes(probs, counts)
         one_hot = torch.nn.functional.one_hot(split.train_labels, self.k).float()
         targets = torch.cat([one_hot, probs[idx]])
         images = torch.cat([split.train_images, pool[idx]])

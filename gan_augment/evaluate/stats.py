@@ -142,6 +142,10 @@ HOW = {
     "gan-balance-soft+logit-adjust": "GANAugmentedDataset(base, run, balance=True, teacher=your_classifier), "
     "trained with logit_adjusted_loss and the dataset's class_prior()",
     "pseudo-balance": "your classifier's probabilities on the unlabeled images it rates likeliest for each class",
+    "pseudo-balance-la": "a classifier trained with logit_adjusted_loss; its probabilities on the unlabeled images it "
+    "rates likeliest for each class, as many as fill every class to the largest, as extra targets",
+    "gan-balance-soft-la": "GANAugmentedDataset(base, run, balance=True, teacher=a classifier trained with "
+    "logit_adjusted_loss)",
 }
 
 
