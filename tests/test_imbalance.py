@@ -92,7 +92,7 @@ def test_imbalance_scores_and_the_ratio_by_hand() -> None:
     assert scores["per_class_recall"] == [1.0, 0.5, 0.0]
     assert scores["balanced_accuracy"] == pytest.approx(0.5) and scores["rare_recall"] == pytest.approx(0.5)
     assert imbalance_ratio([500, 5]) == 100 and is_imbalanced([500, 5]) and not is_imbalanced([10, 9, 8])
-    assert imbalance_ratio([3, 0]) == math.inf
+    assert imbalance_ratio([3, 0]) == math.inf and not is_imbalanced([])
     recall = mean_recall_per_class(
         [{"arm": "a", "per_class_recall": [1.0, 0.0]}, {"arm": "a", "per_class_recall": [0.5, 1.0]}]
     )

@@ -22,7 +22,9 @@ def imbalance_ratio(counts: Sequence[int]) -> float:
 
 
 def is_imbalanced(counts: Sequence[int]) -> bool:
-    return imbalance_ratio(counts) >= IMBALANCED_RATIO
+    """Whether the largest class has ``IMBALANCED_RATIO`` times the smallest's images (False with no counts,
+    as in records written before they carried them)."""
+    return len(counts) > 0 and imbalance_ratio(counts) >= IMBALANCED_RATIO
 
 
 def class_prior(counts: Sequence[int]) -> torch.Tensor:

@@ -112,7 +112,7 @@ class ImbalanceArms:
         or (``-soft``) the seed's baseline's probabilities, drawn afresh on every access."""
         run = self.gan_run("per-class", f"gan-per-class-seed{self.seed}")
         s = self.settings
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {"labels": "generator"}  # asked for: the arm measures them
         if arm.removesuffix(ADJUSTED).endswith(("-soft", "-soft-la")):
             kw = {"labels": "soft", "teacher": self.arm_teacher(arm), "temperature": s.temperature}
         return GANAugmentedDataset(self.base, run, balance=True, device=s.device, seed=self.seed, **kw)
