@@ -108,12 +108,13 @@ def test_evaluate_scores_an_imbalanced_folder_by_balanced_accuracy(tmp_path: Pat
     labeled = write_folder(tmp_path / "labeled", ["common", "rare"], [15, 4])
     settings = ArmSettings(gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=2, width=4, workers=0))
     report = evaluate_folders(
-        labeled, None, tmp_path / "eval", ["baseline"], [0, 1], 0.3, settings, reporter=Reporter(quiet=True),
-        imbalanced_arms=["logit-adjust", "pseudo-balance"],
+        labeled, None, tmp_path / "eval", ["baseline", "d-features"], [0, 1], 0.3, settings,
+        reporter=Reporter(quiet=True), imbalanced_arms=["logit-adjust", "pseudo-balance"],
     )  # fmt: skip
     assert report["metric"] == "balanced_accuracy" and report["class_counts"] == [11, 3]  # 30% held out
-    assert {r["arm"] for r in report["runs"]} == {"baseline", "logit-adjust"}  # pseudo-balance needs a pool
-    assert set(report["per_class_recall"]) == {"baseline", "logit-adjust"}
+    arms = {"baseline", "d-features", "logit-adjust"}  # pseudo-balance needs a pool; a linear probe scores too
+    assert {r["arm"] for r in report["runs"]} == arms == {r["arm"] for r in report["summary"]}
+    assert set(report["per_class_recall"]) == arms
     assert report["verdicts"][0].startswith("LABELED is imbalanced (largest class 11 images, smallest 3)")
     assert all(r["metric"] == "balanced_accuracy" for r in report["summary"])
     md = (tmp_path / "eval" / "evaluation.md").read_text()

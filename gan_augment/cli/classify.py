@@ -299,7 +299,7 @@ def _print_report(report: dict[str, Any], out: Path, quiet: bool) -> None:
     from ..evaluate import markdown_table
 
     if not quiet:
-        out_console_line(markdown_table(report["summary"]))
+        out_console_line(markdown_table(report["summary"], metric=report.get("metric", "accuracy")))
     for v in report["verdicts"]:
         out_console_line(v)
     out_console_line(f"report: {out}/evaluation.json, {out}/evaluation.md, {out}/evaluation.png")

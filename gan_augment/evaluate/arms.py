@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -131,10 +132,13 @@ class SeedArms(ImbalanceArms):
         """Test accuracy; the balanced scores of the same predictions go into the arm's record."""
         if not len(self.split.test_labels):
             raise UsageError("the seed's split holds no test image: a larger test fraction or more images")
-        predictions = predict_logits(model, self.split.test_images, self.settings.device).argmax(1).numpy()
+        return self._score(predict_logits(model, self.split.test_images, self.settings.device).argmax(1).numpy())
+
+    def _score(self, predictions: Any) -> float:
+        """Test accuracy of ``predictions`` (N,); their balanced scores go into the arm's record."""
         labels = self.split.test_labels.numpy()
-        self._scores = imbalance_scores(predictions, labels, self.class_counts())
-        return float((predictions == labels).mean())
+        self._scores = imbalance_scores(np.asarray(predictions), labels, self.class_counts())
+        return float((np.asarray(predictions) == labels).mean())
 
     def baseline_classifier(self) -> nn.Module:
         """The seed's baseline classifier, trained once by whichever arm needs it first (the baseline arm,
@@ -243,7 +247,7 @@ class SeedArms(ImbalanceArms):
             raise UsageError(f"the default run {str(run)!r} has no teacher")
         if arm == "teacher":
             logits = teacher_logits(teacher, self.split.test_images, self.k, s.device)
-            return float((logits.argmax(1) == self.split.test_labels).float().mean()), dict(teacher.metrics)
+            return self._score(logits.argmax(1).numpy()), dict(teacher.metrics)
         if arm == "teacher-features":
             return self._linear_probe(DiscriminatorFeatures(run, device=str(s.device), source="teacher")), {}
         # The run was trained from images in memory, so it names no unlabeled folder for the dataset to read
@@ -274,7 +278,7 @@ class SeedArms(ImbalanceArms):
 
         pipe = make_pipeline(features, StandardScaler(), LogisticRegression(max_iter=2000))
         pipe.fit(self.split.train_images, self.split.train_labels.numpy())
-        return float((pipe.predict(self.split.test_images) == self.split.test_labels.numpy()).mean())
+        return self._score(pipe.predict(self.split.test_images))
 
     def ssl(self, arm: str = "ssl", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
         """The semi-supervised GAN's (averaged) discriminator as the classifier; with

@@ -276,7 +276,8 @@ def _write_report(
     class_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     counts = records[0].get("class_counts", []) if records else []
-    metric = "balanced_accuracy" if is_imbalanced(counts) else "accuracy"
+    balanced = is_imbalanced(counts) and all("balanced_accuracy" in r for r in records)  # (older records lack it)
+    metric = "balanced_accuracy" if balanced else "accuracy"
     rows = summarize(records, metric=metric)
     verdicts = [v for v in (*(verdict(r) for r in rows), samples_verdict(rows), route_verdict(rows)) if v]
     recall = mean_recall_per_class(records)
