@@ -17,10 +17,10 @@ from typing import Any
 
 from .classify import Predictor, classify
 from .config import ModelConfig, SSLConfig, TrainConfig
-from .data import ImageData, load_image_data
+from .data import ImageData, fill_classes, load_image_data
 from .errors import CheckpointError, DataError, GanAugmentError, RunDirError, UsageError, WriteError
 from .evaluate import ClassifierConfig, evaluate_folders
-from .evaluate.imbalance import class_prior, fill_classes, logit_adjusted_loss
+from .evaluate.imbalance import class_prior, logit_adjusted_loss
 from .io import GeneratorInfo, load_discriminator, load_generator
 from .plugins import DiscriminatorFeatures, GANAugmentedDataset, SyntheticSwap, extract_features
 from .sampling import sample

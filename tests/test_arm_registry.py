@@ -35,6 +35,7 @@ def test_every_arm_has_a_runner_and_says_what_it_needs() -> None:
         "teacher-unlabeled",
         "pseudo-balance",
         "pseudo-balance-la",
+        "dataset-balance-la",
     }
     assert get_arm("gan-soft").needs_teacher and not get_arm("gan-per-class").needs_teacher
 

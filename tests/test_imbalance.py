@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from gan_augment.data import draw_long_tailed, long_tailed_counts
+from gan_augment.data import draw_long_tailed, fill_classes, long_tailed_counts
 from gan_augment.errors import UsageError
 from gan_augment.evaluate.imbalance import (
     adjust_logits,
     balanced_accuracy,
     balanced_indices,
     class_prior,
-    fill_classes,
     imbalance_ratio,
     imbalance_scores,
     inverse_frequency_weights,

@@ -60,7 +60,8 @@ def test_every_long_tailed_arm_records_balanced_accuracy_and_recall_per_class(re
 def test_the_balancing_arms_add_what_each_class_lacks(records: dict[str, dict]) -> None:
     assert records["class-balanced"]["resampled"] == 36  # 3 classes × 12
     balancing = ("gan-balance", "gan-balance-soft", "gan-balance-soft+logit-adjust", "gan-balance-soft-la")
-    for arm in (*balancing, "gan-balance-soft-la+logit-adjust", "pseudo-balance", "pseudo-balance-la"):
+    for arm in (*balancing, "gan-balance-soft-la+logit-adjust", "pseudo-balance", "pseudo-balance-la",
+                "dataset-balance-la"):  # fmt: skip
         assert records[arm]["synthetic"] == (12 - 4) + (12 - 2), arm
     prior = records["gan-balance-soft+logit-adjust"]["prior"]
     assert len(prior) == 3 and sum(prior) == pytest.approx(1, abs=1e-3)
@@ -131,3 +132,30 @@ def test_evaluate_keeps_accuracy_and_its_arms_on_a_balanced_folder(tmp_path: Pat
         imbalanced_arms=["logit-adjust"],
     )  # fmt: skip
     assert report["metric"] == "accuracy" and {r["arm"] for r in report["runs"]} == {"baseline"}
+
+
+def test_balance_with_unlabeled_images_keeps_those_that_fill_the_rare_classes(trained: dict[str, Path]) -> None:
+    """balance=True, unlabeled=, fresh_passes=0: the pool is the unlabeled images the teacher rates likeliest
+    for the classes short of the largest, as many as they lack (fill_classes); without balance, all of them."""
+    base = ImageFolder(trained["labeled"])  # dark: 5, light: 7: dark lacks 2
+
+    class Brightness(torch.nn.Module):  # dark for dark images, light for light ones
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = x.mean((1, 2, 3))
+            return torch.stack([0.5 - m, m - 0.5], 1) * 20
+
+    g = torch.Generator().manual_seed(0)
+    pool = torch.cat(
+        [torch.randint(0, 40, (3, 3, 16, 16), generator=g), torch.randint(215, 256, (5, 3, 16, 16), generator=g)]
+    )
+    pool = pool.to(torch.uint8)
+    ds = GANAugmentedDataset(
+        base, trained["per-class"], balance=True, teacher=Brightness(), unlabeled=pool, fresh_passes=0
+    )
+    assert ds.pool is not None and len(ds.pool) == 2 == len(ds) - ds.n_real
+    assert ds.pool.hard.tolist() == [0, 0] and float(ds.pool.images.float().mean()) < 40  # two dark ones
+    assert ds.class_prior().tolist() == pytest.approx([0.5, 0.5], abs=1e-3)
+    every = GANAugmentedDataset(
+        base, trained["per-class"], per_class=2, teacher=Brightness(), unlabeled=pool, fresh_passes=0
+    )
+    assert every.pool is not None and len(every.pool) == 8

@@ -21,7 +21,7 @@ from .folders import (
     walk_images,
 )
 from .image_data import ImageData, memory_data, summary
-from .split import draw_long_tailed, draw_per_class, long_tailed_counts, stratified_split, without_copies
+from .split import draw_long_tailed, draw_per_class, fill_classes, long_tailed_counts, stratified_split, without_copies
 
 __all__ = [
     "LABELED_EXTENSIONS",
@@ -42,6 +42,7 @@ __all__ = [
     "scan_folders",
     "draw_long_tailed",
     "draw_per_class",
+    "fill_classes",
     "stratified_split",
     "without_copies",
     "summary",

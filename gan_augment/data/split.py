@@ -1,8 +1,10 @@
-"""The splits: held-out images per class (every class keeping a training image), and per-class draws."""
+"""The splits: held-out images per class (every class keeping a training image), per-class draws, and the
+unlabeled images that fill the rare classes."""
 
 from __future__ import annotations
 
 import hashlib
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -70,6 +72,21 @@ def draw_long_tailed(
     counts = long_tailed_counts(k, largest, ratio)
     drawn = np.concatenate([rng.permutation(among[labels[among] == c])[: counts[c]] for c in range(k)])
     return drawn, np.setdiff1d(among, drawn)
+
+
+def fill_classes(probabilities: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+    """Which unlabeled images fill every class up to the largest: for each class, rarest first, the images
+    a classifier rates likeliest of it (``probabilities``, (N, K)), as many as it lacks; each image once.
+    Train on them with those probabilities as targets: with a logit-adjusted classifier as the labeller,
+    the best route of the long-tailed benchmark (docs/results/long_tailed.md)."""
+    free = torch.ones(len(probabilities), dtype=torch.bool)
+    chosen = [torch.zeros(0, dtype=torch.int64)]
+    for c in sorted(range(len(counts)), key=lambda c: counts[c]):
+        score = torch.where(free, probabilities[:, c].float(), torch.tensor(-1.0))
+        idx = score.topk(min(max(counts) - counts[c], int(free.sum()))).indices
+        free[idx] = False
+        chosen.append(idx)
+    return torch.cat(chosen)
 
 
 def without_copies(pool: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -69,21 +69,6 @@ def balanced_indices(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return np.sort(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
 
-def fill_classes(probabilities: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
-    """Which unlabeled images fill every class up to the largest: for each class, rarest first, the images
-    a classifier rates likeliest of it (``probabilities``, (N, K)), as many as it lacks; each image once.
-    Train on them with those probabilities as targets: with a logit-adjusted classifier as the labeller,
-    the best route of the long-tailed benchmark (docs/results/long_tailed.md)."""
-    free = torch.ones(len(probabilities), dtype=torch.bool)
-    chosen = [torch.zeros(0, dtype=torch.int64)]
-    for c in sorted(range(len(counts)), key=lambda c: counts[c]):
-        score = torch.where(free, probabilities[:, c].float(), torch.tensor(-1.0))
-        idx = score.topk(min(max(counts) - counts[c], int(free.sum()))).indices
-        free[idx] = False
-        chosen.append(idx)
-    return torch.cat(chosen)
-
-
 def rarest(counts: Sequence[int], n: int = 3) -> list[int]:
     """The ``n`` classes with the fewest training images (ties: the later class first, as in a long tail)."""
     order = sorted(range(len(counts)), key=lambda c: (counts[c], -c))

@@ -13,11 +13,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..data import fill_classes
 from ..errors import UsageError
 from ..plugins import GANAugmentedDataset
 from ..plugins.teacher import teacher_logits
 from .classifier import ArrayDataset, Split, UnitInput, materialize, train_classifier
-from .imbalance import balanced_indices, class_prior, fill_classes, inverse_frequency_weights, rarest
+from .imbalance import balanced_indices, class_prior, inverse_frequency_weights, rarest
 from .quality import generator_quality, memorisation
 
 ADJUSTED = "+logit-adjust"  # the suffix of an arm trained with the logit-adjusted loss
@@ -142,6 +143,24 @@ class ImbalanceArms:
             values = [out[key][c] for c in rare if out[key][c] == out[key][c]]
             out[name] = float(np.mean(values)) if values else float("nan")
         return out
+
+    def dataset_balance(
+        self, arm: str = "dataset-balance-la", ratio: float | None = None
+    ) -> tuple[float, dict[str, Any]]:
+        """``pseudo-balance-la`` in one call: ``GANAugmentedDataset(base, run, balance=True, teacher=...,
+        unlabeled=pool, fresh_passes=0)``: the pool images the teacher rates likeliest for each class it
+        lacks (``fill_classes``), each extra item one of them at random, with its probabilities."""
+        s = self.settings
+        if self.split.unlabeled is None or not len(self.split.unlabeled):
+            raise UsageError(f"the {arm} arm needs unlabeled images")
+        run = self.gan_run("per-class", f"gan-per-class-seed{self.seed}")
+        g = torch.Generator().manual_seed(self.seed)
+        pool = self.split.unlabeled[torch.randperm(len(self.split.unlabeled), generator=g)[:20_000]]
+        ds = GANAugmentedDataset(
+            self.base, run, balance=True, teacher=self.arm_teacher(arm), unlabeled=pool, fresh_passes=0,
+            device=s.device, seed=self.seed,
+        )  # fmt: skip
+        return self._accuracy(self._train(ds)), {"synthetic": len(ds) - ds.n_real, "pool": len(ds.pool or [])}
 
     def pseudo_balance(self, arm: str = "pseudo-balance", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
         """The control for ``gan-balance-soft`` (``-la``: ``gan-balance-soft-la``): real unlabeled images

@@ -161,6 +161,14 @@ _ARMS = (
         "the control of gan-balance-soft-la: pseudo-balance with the logit-adjusted classifier as the teacher",
         needs_pool=True,
     ),  # fmt: skip
+    _tail(
+        "dataset-balance-la",
+        "dataset_balance",
+        "pseudo-balance-la in one call: GANAugmentedDataset(base, run, balance=True, teacher=, unlabeled=, "
+        "fresh_passes=0)",
+        gans=("per-class",),
+        needs_pool=True,
+    ),  # fmt: skip
 )
 ARM_REGISTRY: dict[str, Arm] = {a.name: a for a in _ARMS}
 

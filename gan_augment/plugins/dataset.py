@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from ..data.split import fill_classes
 from ..io.images import RawForm
 from .bank import SyntheticBank, base_mapping, dataset_classes, dataset_targets, map_classes, synthetic_counts
 from .extra import (
@@ -181,7 +182,7 @@ class GANAugmentedDataset(Dataset):
         self.pool: ExtraPool | None = None  # fresh items are drawn from it
         # Bumped by resample(), shared with workers: a persistent worker holding older images refuses them.
         self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._unlabeled = self._label_unlabeled(unlabeled)
+        self._unlabeled = self._label_unlabeled(unlabeled, balance)
         self.resample(seed)
 
     # ---------------------------------------------------------------- the parts' settings, read from them
@@ -230,16 +231,24 @@ class GANAugmentedDataset(Dataset):
             self._sources = run_sources(self.generator_ckpt)
         return self._sources
 
-    def _label_unlabeled(self, unlabeled: bool | torch.Tensor | None) -> Labelled | None:
-        """The unlabeled images at the base items' size and channels, with the teacher's hard and soft labels."""
+    def _label_unlabeled(self, unlabeled: bool | torch.Tensor | None, balance: bool) -> Labelled | None:
+        """The unlabeled images at the base items' size and channels, with the teacher's hard and soft labels;
+        with ``balance``, only those that fill each class up to the largest (``fill_classes``)."""
         if unlabeled is None or unlabeled is False:
             return None
         if unlabeled is True:
             assert self.source.bank is not None
             info = self.source.bank.info
             images = run_unlabeled_images(self.generator_ckpt, self._run_sources(), info.image_size, info.channels)
-            return self.source.label(images)
-        return self.source.label(check_unlabeled_images(unlabeled))
+        else:
+            images = check_unlabeled_images(unlabeled)
+        images, hard, soft = self.source.label(images)
+        if not balance:
+            return images, hard, soft
+        k = int(soft.shape[1]) if soft is not None else len(self.class_names)
+        counts = torch.bincount(torch.as_tensor(self._base_targets, dtype=torch.int64), minlength=k).tolist()
+        idx = fill_classes(soft if soft is not None else F.one_hot(hard, k).float(), counts)
+        return images[idx], hard[idx], None if soft is None else soft[idx]
 
     def resample(self, seed: int | None = None) -> None:
         """Draw a fresh bank of synthetic images (same counts). Fresh items need no call: each access
