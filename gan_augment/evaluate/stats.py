@@ -142,8 +142,10 @@ HOW = {
     "gan-balance-soft+logit-adjust": "GANAugmentedDataset(base, run, balance=True, teacher=your_classifier), "
     "trained with logit_adjusted_loss and the dataset's class_prior()",
     "pseudo-balance": "your classifier's probabilities on the unlabeled images it rates likeliest for each class",
-    "pseudo-balance-la": "a classifier trained with logit_adjusted_loss; its probabilities on the unlabeled images it "
-    "rates likeliest for each class, as many as fill every class to the largest, as extra targets",
+    "pseudo-balance-la": "train a classifier with logit_adjusted_loss, then your network on GANAugmentedDataset(base, "
+    "run, balance=True, teacher=that classifier, unlabeled=your unlabeled images, fresh_passes=0)",
+    "dataset-balance-la": "GANAugmentedDataset(base, run, balance=True, teacher=a classifier trained with "
+    "logit_adjusted_loss, unlabeled=your unlabeled images, fresh_passes=0)",
     "gan-balance-soft-la": "GANAugmentedDataset(base, run, balance=True, teacher=a classifier trained with "
     "logit_adjusted_loss)",
 }
