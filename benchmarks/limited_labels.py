@@ -80,6 +80,20 @@ SSL_PUBLISHED = {
 }
 
 
+def run_meta(dev: torch.device) -> dict[str, str]:
+    """Where and with what a benchmark measured: the machine, torch, the package version, the commit."""
+    return {
+        "machine": torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "package_version": __version__,
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+    }
+
+
 def extract(archive: Path, dest: Path) -> Path:
     """Unzip ``archive`` into ``dest`` once (a marker file records completion)."""
     marker = dest / ".extracted"
@@ -580,14 +594,7 @@ def main() -> None:
     skipped: list[str] = []
 
     meta = {
-        "machine": torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "torch": torch.__version__,
-        "package_version": __version__,
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        **run_meta(dev),
         "protocol": "quick (code path only)" if args.quick else ("CPU-reduced" if args.cpu_reduced else "full"),
     }
 

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from limited_labels import ROOT, extract, load_previous
+from limited_labels import ROOT, extract, load_previous, run_meta
 
-from gan_augment import ModelConfig, TrainConfig, __version__, load_image_data
+from gan_augment import ModelConfig, TrainConfig, load_image_data
 from gan_augment.config import for_device
 from gan_augment.data import draw_long_tailed, draw_per_class, long_tailed_counts
 from gan_augment.device import resolve_device
@@ -279,14 +278,7 @@ def main() -> None:
     dev = resolve_device(args.device)
     gan, clf = configs(args, dev)
     report: dict[str, Any] = {
-        "machine": torch.cuda.get_device_name(dev)
-        if dev.type == "cuda"
-        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "torch": torch.__version__,
-        "package_version": __version__,
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        **run_meta(dev),
         "protocol": "quick (code path only)" if args.quick else f"{'GPU' if dev.type == 'cuda' else 'CPU'} protocol",
         "arms": [a for a in ARMS if a in {*args.arms, *previous.get("arms", [])}],
         "settings": previous.get("settings", {}),
@@ -307,8 +299,7 @@ def main() -> None:
         data = loaded["data"]
         k, size, ch = len(data.class_names), int(data.images.shape[-1]), int(data.images.shape[1])
         settings = ArmSettings(
-            gan=gan.replace(image_size=size, channels=ch, model=gan.model.__class__(
-                **{**gan.model.to_dict(), "image_size": size, "channels": ch})),
+            gan=gan.replace(image_size=size, channels=ch, model=replace(gan.model, image_size=size, channels=ch)),
             classifier=clf,
             flip=loaded["flip"],
             device=dev,

@@ -78,12 +78,13 @@ class SeedArms(ImbalanceArms):
         self.gan_cfg = settings.gan.replace(seed=seed, image_size=size, channels=self.channels)
         self.base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
         self.baseline_model: nn.Module | None = None
+        self._adjusted: nn.Module | None = None  # the logit-adjusted classifier (ImbalanceArms)
         self._gan_data: ImageData | None = None
 
     def with_settings(self, settings: ArmSettings) -> SeedArms:
         """The same seed, runs and baseline under other settings (e.g. another filter)."""
         other = SeedArms(self.split, settings, self.seed, self.work, self.reporter, self.runs, self.reuse)
-        other.baseline_model, other._gan_data = self.baseline_model, self._gan_data
+        other.baseline_model, other._adjusted, other._gan_data = self.baseline_model, self._adjusted, self._gan_data
         return other
 
     def gan_data(self) -> ImageData:

@@ -116,7 +116,7 @@ def _with_imbalanced_arms(
     arms: list[str], extra: Sequence[str], data: ImageData, has_pool: bool, reporter: Reporter
 ) -> list[str]:
     """``arms``, and ``extra`` after them when the labeled images are imbalanced."""
-    counts = np.bincount(data.labels[data.labels >= 0].numpy(), minlength=len(data.class_names))
+    counts = data.class_counts
     added = [a for a in check_arms(extra, True) if a not in arms and (has_pool or not get_arm(a).needs_pool)]
     if not is_imbalanced(counts) or not added:
         return arms

@@ -25,7 +25,7 @@ from ..io.record import load_run
 from ..progress import printable
 from ..sampling import sample
 from ..train.teacher import describe_teacher, teacher_line
-from .imbalance import IMBALANCED_RATIO
+from .imbalance import imbalance_ratio, is_imbalanced
 
 MAX_GRIDS = 6  # sample grids shown, spread over training
 MAX_IMAGE_BYTES = 20 * 2**20  # a larger "sample grid" is not embedded
@@ -116,9 +116,9 @@ def _classes(run: Path, names: list[str], counts: Any, mode: str) -> list[str]:
     counts = [int(c) for c in counts] if isinstance(counts, list) and len(counts) == len(names) else None
     rows = [(n, counts[i] if counts else "?") for i, n in enumerate(names)]
     parts = ["<h2>Classes</h2>", _table(rows, ("class", "labeled images"))]
-    if counts and min(counts) > 0 and max(counts) / min(counts) >= IMBALANCED_RATIO:
+    if counts and min(counts) > 0 and is_imbalanced(counts):
         parts.append(
-            f"<p>Imbalanced: the largest class has {max(counts) / min(counts):.0f} times the images of the "
+            f"<p>Imbalanced: the largest class has {imbalance_ratio(counts):.0f} times the images of the "
             "smallest. A class of a handful of images is the one its model can only copy: compare its strip "
             "with its images.</p>"
         )

@@ -18,7 +18,7 @@ from ..errors import UsageError
 from ..plugins import GANAugmentedDataset
 from ..plugins.teacher import teacher_logits
 from .classifier import ArrayDataset, Split, UnitInput, materialize, train_classifier
-from .imbalance import balanced_indices, class_prior, inverse_frequency_weights, rarest
+from .imbalance import adjust_logits, balanced_indices, class_prior, inverse_frequency_weights, rarest
 from .quality import generator_quality, memorisation
 
 ADJUSTED = "+logit-adjust"  # the suffix of an arm trained with the logit-adjusted loss
@@ -41,10 +41,10 @@ class AdjustedLogits(nn.Module):
     def __init__(self, model: nn.Module, prior: torch.Tensor) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("log_prior", prior.float().log())
+        self.register_buffer("prior", prior.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) - self.log_prior.to(x.device)
+        return adjust_logits(self.model(x), self.prior)
 
 
 class ImbalanceArms:
@@ -71,7 +71,7 @@ class ImbalanceArms:
     def adjusted_classifier(self) -> nn.Module:
         """The seed's classifier trained with the logit-adjusted loss (the ``logit-adjust`` arm's model),
         trained once by whichever arm needs it first."""
-        if getattr(self, "_adjusted", None) is None:
+        if self._adjusted is None:
             self._adjusted = self._train(self.base, prior=class_prior(self.class_counts()))
         return self._adjusted
 
@@ -144,6 +144,13 @@ class ImbalanceArms:
             out[name] = float(np.mean(values)) if values else float("nan")
         return out
 
+    def pool_sample(self, arm: str, n: int = 20_000) -> torch.Tensor:
+        """At most ``n`` of the seed's unlabeled images, drawn with its seed: what the teacher ranks for ``arm``."""
+        unlabeled = self.split.unlabeled
+        if unlabeled is None or not len(unlabeled):
+            raise UsageError(f"the {arm} arm needs unlabeled images")
+        return unlabeled[torch.randperm(len(unlabeled), generator=torch.Generator().manual_seed(self.seed))[:n]]
+
     def dataset_balance(
         self, arm: str = "dataset-balance-la", ratio: float | None = None
     ) -> tuple[float, dict[str, Any]]:
@@ -151,11 +158,8 @@ class ImbalanceArms:
         unlabeled=pool, fresh_passes=0)``: the pool images the teacher rates likeliest for each class it
         lacks (``fill_classes``), each extra item one of them at random, with its probabilities."""
         s = self.settings
-        if self.split.unlabeled is None or not len(self.split.unlabeled):
-            raise UsageError(f"the {arm} arm needs unlabeled images")
+        pool = self.pool_sample(arm)
         run = self.gan_run("per-class", f"gan-per-class-seed{self.seed}")
-        g = torch.Generator().manual_seed(self.seed)
-        pool = self.split.unlabeled[torch.randperm(len(self.split.unlabeled), generator=g)[:20_000]]
         ds = GANAugmentedDataset(
             self.base, run, balance=True, teacher=self.arm_teacher(arm), unlabeled=pool, fresh_passes=0,
             device=s.device, seed=self.seed,
@@ -167,11 +171,8 @@ class ImbalanceArms:
         instead of synthetic ones, as many per class as it adds, the ones the same teacher rates most likely
         of that class, with its probabilities as targets. Rarest classes choose first; an image is used once."""
         s, split = self.settings, self.split
-        if split.unlabeled is None or not len(split.unlabeled):
-            raise UsageError(f"the {arm} arm needs unlabeled images")
         counts = self.class_counts()
-        g = torch.Generator().manual_seed(self.seed)
-        pool = split.unlabeled[torch.randperm(len(split.unlabeled), generator=g)[:20_000]]
+        pool = self.pool_sample(arm)
         probs = torch.softmax(teacher_logits(self.arm_teacher(arm), pool, self.k, s.device) / s.temperature, 1)
         idx = fill_classes(probs, counts)
         one_hot = torch.nn.functional.one_hot(split.train_labels, self.k).float()
