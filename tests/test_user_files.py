@@ -22,6 +22,7 @@ from test_reliability import fit_cli, one_line_error, runner
 from gan_augment import fit
 from gan_augment.cli import app
 from gan_augment.data import load_image_data
+from gan_augment.data.cache import ENTRIES_FOLDER
 from gan_augment.io import load_checkpoint
 from gan_augment.io.atomic import atomic_write_json
 from gan_augment.io.checkpoint import save_checkpoint
@@ -336,8 +337,29 @@ class TestBoundedMemory:
         (cache / "mine.txt").write_text("not the cache's")
         for i in range(3):
             load_image_data(write_folder(tmp_path / f"lab{i}", ["a"], [2], seed=i), image_size=16)
-        entries = [p.name for p in cache.iterdir()]
-        assert len([e for e in entries if e.endswith(".pt")]) == 1 and "mine.txt" in entries
+        entries = [p.name for p in (cache / ENTRIES_FOLDER).iterdir()]
+        assert len([e for e in entries if e.endswith(".pt")]) == 1 and (cache / "mine.txt").is_file()
+
+    @pytest.mark.parametrize("where", ["cache folder", "entries folder"])
+    def test_the_decode_cache_never_removes_a_file_named_like_an_entry(
+        self, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A user's ``<32 hex digits>.pt`` in a shared cache folder (or even among the entries) is not the
+        cache's: eviction judged by the name alone used to delete it."""
+        cache = tmp_path / "shared-cache"
+        monkeypatch.setenv("GAN_AUGMENT_CACHE", str(cache))
+        monkeypatch.setenv("GAN_AUGMENT_CACHE_MAX_GB", "0")
+        folder = cache / ENTRIES_FOLDER if where == "entries folder" else cache
+        folder.mkdir(parents=True)
+        users = [folder / "0123456789abcdef0123456789abcdef.pt", folder / "fedcba9876543210fedcba9876543210.pt"]
+        users[0].write_bytes(b"a user's model" * 100)
+        torch.save({"key": "not-its-name", "format": 4, "weights": torch.zeros(1000)}, users[1])
+        before = [p.read_bytes() for p in users]
+        for i in range(2):
+            load_image_data(write_folder(tmp_path / f"lab{i}", ["a"], [2], seed=i), image_size=16)
+        assert [p.read_bytes() for p in users] == before
+        ours = [p for p in (cache / ENTRIES_FOLDER).glob("*.pt") if p not in users]
+        assert len(ours) == 1  # its own older entry did go
 
     @pytest.mark.parametrize(
         "kwargs, match",

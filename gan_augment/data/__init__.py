@@ -20,10 +20,20 @@ from .folders import (
     scan_folders,
     walk_images,
 )
-from .image_data import ImageData, memory_data, summary
-from .split import draw_long_tailed, draw_per_class, fill_classes, long_tailed_counts, stratified_split, without_copies
+from .image_data import ImageData, content_digest, memory_data, summary
+from .split import (
+    copies_of,
+    draw_long_tailed,
+    draw_per_class,
+    fill_classes,
+    long_tailed_counts,
+    stratified_split,
+    without_copies,
+)
 
 __all__ = [
+    "content_digest",
+    "copies_of",
     "LABELED_EXTENSIONS",
     "UNLABELED_EXTENSIONS",
     "ImageData",

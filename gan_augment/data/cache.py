@@ -28,12 +28,19 @@ DEFAULT_CACHE_MAX_GB = 10.0
 _ENTRY = re.compile(r"[0-9a-f]{32}\.pt", flags=re.ASCII)
 
 
+# The entries live in a folder of their own inside the cache folder (which may be shared with other
+# programs' files): nothing outside it is ever listed, counted or removed.
+ENTRIES_FOLDER = "gan-augment-decode"
+
+
 def _cache_dir() -> Path:
+    """The folder of the decode cache's entries: ``ENTRIES_FOLDER`` inside ``$GAN_AUGMENT_CACHE``
+    (or ``$XDG_CACHE_HOME/gan_augment``, ``~/.cache/gan_augment``)."""
     env = os.environ.get("GAN_AUGMENT_CACHE")
     if env:
-        return Path(env)
+        return Path(env) / ENTRIES_FOLDER
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gan_augment"
+    return Path(base) / "gan_augment" / ENTRIES_FOLDER
 
 
 # A file changed less than this long before it was listed may change again within the same tick of
@@ -228,10 +235,22 @@ def cache_max_bytes() -> int:
     return int(max(gb if math.isfinite(gb) else DEFAULT_CACHE_MAX_GB, 0.0) * 2**30)
 
 
+def is_cache_entry(path: Path) -> bool:
+    """Whether ``path`` is an entry the decode cache wrote: a torch archive whose ``key`` is its own
+    file name and which holds a ``format``. Read with ``mmap`` (the images stay on disk); a file that
+    only looks like an entry by its name is never taken for one."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a torch archive, unreadable, or not loadable safely: not ours
+        return False
+    return isinstance(blob, dict) and blob.get("key") == path.stem and isinstance(blob.get("format"), int)
+
+
 def evict(folder: Path, keep: Path | None = None) -> list[Path]:
     """Remove the least recently used entries of the decode cache in ``folder`` until it fits
-    :func:`cache_max_bytes` (``keep``, the entry just written, stays). Only the cache's own entries
-    (plain files named by their 32-hex-digit key) are counted or removed; returns those removed."""
+    :func:`cache_max_bytes` (``keep``, the entry just written, stays). Only plain files named by a
+    32-hex-digit key are counted, and one is removed only once :func:`is_cache_entry` proves the
+    cache wrote it; returns those removed."""
     entries = []
     for e in os.scandir(folder) if folder.is_dir() else []:
         if _ENTRY.fullmatch(e.name) and e.is_file(follow_symlinks=False):
@@ -241,7 +260,7 @@ def evict(folder: Path, keep: Path | None = None) -> list[Path]:
     for _, size, path in sorted(entries):  # oldest use first
         if total <= bound:
             break
-        if keep is not None and path == keep:
+        if (keep is not None and path == keep) or not is_cache_entry(path):
             continue
         try:
             path.unlink()

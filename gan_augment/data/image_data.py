@@ -73,6 +73,22 @@ class ImageData:
         }
 
 
+def content_digest(
+    images: torch.Tensor | None, labels: torch.Tensor | None = None, class_names: list[str] | None = None
+) -> str | None:
+    """A hash of decoded images (their pixels and shape) with their labels and class names: the same data
+    however its folder is spelled, and other data whenever a pixel, a label or a class's name differs
+    (swapped class folders, added images, a rewritten file). None for no images."""
+    if images is None:
+        return None
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(repr((tuple(images.shape), str(images.dtype), class_names)).encode(errors="surrogateescape"))
+    digest.update(images.contiguous().numpy().tobytes())
+    if labels is not None:
+        digest.update(labels.to(torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def memory_data(
     images: torch.Tensor,
     labels: torch.Tensor,

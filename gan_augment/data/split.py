@@ -89,13 +89,17 @@ def fill_classes(probabilities: torch.Tensor, counts: Sequence[int]) -> torch.Te
     return torch.cat(chosen)
 
 
+def copies_of(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Boolean (N,): which of ``images`` (uint8 N, C, H, W) have pixels equal to one of ``reference``'s."""
+    if images.shape[1:] != reference.shape[1:] or not len(images):
+        return torch.zeros(len(images), dtype=torch.bool)
+    seen = {hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest() for img in reference}
+    return torch.tensor([hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest() in seen for img in images])
+
+
 def without_copies(pool: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Tensor, int]:
     """``pool`` (uint8 N, C, H, W) without the images whose pixels equal one of ``reference``'s (a
     labeled or held-out image that is also in the pool, as the same file or a copy); returns the
     kept images and the number left out. Test images in an unlabeled pool make every gain optimistic."""
-    if pool.shape[1:] != reference.shape[1:]:
-        return pool, 0
-    seen = {hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest() for img in reference}
-    keep = [hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest() not in seen for img in pool]
-    kept = pool[torch.tensor(keep, dtype=torch.bool)] if len(pool) else pool
-    return kept, len(pool) - len(kept)
+    copies = copies_of(pool, reference)
+    return pool[~copies], int(copies.sum())

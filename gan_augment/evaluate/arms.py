@@ -303,7 +303,8 @@ class SeedArms(ImbalanceArms):
         t0 = time.perf_counter()
         self._scores: dict[str, Any] = {}
         acc, extra = getattr(self, spec.runner)(arm, ratio)
-        rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2)}
+        rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2),
+               "test_images": len(self.split.test_labels)}  # fmt: skip
         rec.update({**self._scores, **extra})
         if self.settings.filter_top is not None and spec.runner == "gan_samples":
             rec["filter_top"] = self.settings.filter_top

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -10,10 +12,19 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..data import ImageData, decode_folder, load_image_data, stratified_split, without_copies
+from ..data import (
+    ImageData,
+    content_digest,
+    copies_of,
+    decode_folder,
+    load_image_data,
+    stratified_split,
+    without_copies,
+)
 from ..errors import UsageError
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..io.checkpoint import TEACHER_NAME
+from ..io.lock import FolderLock
 from ..io.outdir import EVALUATION, check_apart, check_output_folder, mark, prepare_output
 from ..io.rebuild import load_generator
 from ..io.record import load_run
@@ -75,28 +86,69 @@ def evaluate_folders(
     settings = settings or ArmSettings(gan=TrainConfig(), classifier=ClassifierConfig())
     out_dir = Path(out)
     _check_first(out_dir, labeled, unlabeled, test_dir, overwrite or resume, tensorboard)
+    with FolderLock(out_dir):  # one evaluation per folder: a second would drop the first's results
+        return _evaluate(labeled, unlabeled, out_dir, arms, seeds, test_fraction, settings, run, reporter,
+                         overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard,
+                         imbalanced_arms=imbalanced_arms)  # fmt: skip
+
+
+def _evaluate(
+    labeled: str | Path,
+    unlabeled: str | Path | None,
+    out_dir: Path,
+    arms: list[str],
+    seeds: Sequence[int],
+    test_fraction: float,
+    settings: ArmSettings,
+    run: str | Path | None,
+    reporter: Reporter,
+    **options: Any,
+) -> dict[str, Any]:
+    """``evaluate_folders`` once its output folder is checked and held."""
+    test_dir = options["test_dir"]
     runs: dict[str, Path] = {}
     caveats: list[str] = []
     labeled_data, unlabeled_images = _load(labeled, unlabeled, settings, run, runs, reporter, caveats, test_dir)
-    test = _test_data(test_dir, labeled_data) if test_dir is not None else None
-    arms = _with_imbalanced_arms(arms, imbalanced_arms, labeled_data, unlabeled is not None, reporter)
+    test = _test_data(test_dir, labeled_data, caveats, reporter) if test_dir is not None else None
+    arms = _with_imbalanced_arms(arms, options["imbalanced_arms"], labeled_data, unlabeled is not None, reporter)
     unlabeled_images = _without_test_copies(unlabeled_images, test, caveats, reporter)
     _say_data(labeled_data, unlabeled_images, test, test_dir, test_fraction, arms, reporter)
     settings = with_gan(settings, image_size=int(labeled_data.images.shape[-1]))
     used = _run_settings(run)
-    identity = {"labeled": str(labeled), "unlabeled": str(unlabeled), "test_dir": str(test_dir),
-                "test_fraction": None if test is not None else test_fraction, "settings": settings_dict(settings),
-                "run": used}  # fmt: skip
-    journal = _open_journal(out_dir, identity, resume, overwrite)
-    journal.board = Board(out_dir) if tensorboard else None
+    identity = {  # the data by its content (the same folder spelled another way is the same data), the settings
+        "labeled": content_digest(labeled_data.images, labeled_data.labels, labeled_data.class_names),
+        "unlabeled": content_digest(unlabeled_images),
+        "test": None if test is None else content_digest(test.images, test.labels, test.class_names),
+        "test_fraction": None if test is not None else test_fraction,
+        "settings": settings_dict(settings),
+        "run": _run_identity(run, used),
+    }
+    journal = _open_journal(out_dir, identity, options["resume"], options["overwrite"])
+    journal.board = Board(out_dir) if options["tensorboard"] else None
     for i, seed in enumerate(seeds):
         split = _split(labeled_data, unlabeled_images, test, test_fraction, seed)
-        seed_arms = SeedArms(split, settings, seed, out_dir / "runs", reporter, runs, reuse=resume)
+        seed_arms = SeedArms(split, settings, seed, out_dir / "runs", reporter, runs, reuse=options["resume"])
         _run_seed(seed_arms, journal, arms, seeds, Path(labeled).name, reporter, first=i == 0)
     return _write_report(
         out_dir, Path(labeled).name, settings, seeds, test_fraction, journal.chosen(arms, seeds), caveats, used,
         test_dir, labeled_data.class_names,
     )  # fmt: skip
+
+
+def _run_identity(run: str | Path | None, used: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a ``--run`` contributes to an evaluation's identity: its resolved folder, settings and the
+    content of its checkpoint files (a run trained further in place is another run)."""
+    if run is None or used is None:
+        return None
+    folder = Path(run) if Path(run).is_dir() else Path(run).parent
+    files = {}
+    for name in sorted(p.name for p in folder.glob("*.pt") if p.is_file() and not p.is_symlink()):
+        digest = hashlib.blake2b(digest_size=16)
+        with open(folder / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):  # noqa: B023 (read before the loop moves on)
+                digest.update(block)
+        files[name] = digest.hexdigest()
+    return {**used, "path": os.path.realpath(run), "files": files}
 
 
 def _without_test_copies(
@@ -133,9 +185,21 @@ def _check_first(
     """Before any work: the output folder apart from the data and free to write; TensorBoard there if asked for."""
     check_apart(out_dir, labeled, unlabeled)
     check_apart(out_dir, test_dir, None)
+    if test_dir is not None:
+        check_test_apart(test_dir, labeled)
     check_output_folder(out_dir, EVALUATION, replace)
     if tensorboard:
         require_tensorboard()
+
+
+def check_test_apart(test_dir: str | Path, labeled: str | Path) -> None:
+    """Refuse a ``--test-dir`` that is LABELED, or inside it, or holds it: its images would be trained on."""
+    test, data = Path(os.path.realpath(test_dir)), Path(os.path.realpath(labeled))
+    if test == data or data in test.parents or test in data.parents:
+        raise UsageError(
+            f"--test-dir {str(test_dir)!r} is the LABELED folder {str(labeled)!r}, or holds it or is inside it: every "
+            "arm would be scored on its own training images; give a folder of images kept out of training"
+        )
 
 
 def _open_journal(out_dir: Path, identity: dict[str, Any], resume: bool, overwrite: bool) -> Journal:
@@ -195,8 +259,10 @@ def _split(data: ImageData, pool: torch.Tensor | None, test: ImageData | None, f
     return Split(data.images[tr], data.labels[tr], pool, data.images[te], data.labels[te], data.class_names)
 
 
-def _test_data(test_dir: str | Path, labeled: ImageData) -> ImageData:
-    """The test folder at the labeled images' size and channels, its labels in the labeled folder's order."""
+def _test_data(test_dir: str | Path, labeled: ImageData, caveats: list[str], reporter: Reporter) -> ImageData:
+    """The test folder at the labeled images' size and channels, its labels in the labeled folder's order,
+    without copies of labeled images (a caveat says how many went; a folder of nothing but copies is refused:
+    every arm would be scored on its own training images)."""
     size, channels = int(labeled.images.shape[-1]), int(labeled.images.shape[1])
     test = load_image_data(test_dir, None, image_size=size, channels=channels)
     if sorted(test.class_names) != sorted(labeled.class_names):
@@ -205,7 +271,23 @@ def _test_data(test_dir: str | Path, labeled: ImageData) -> ImageData:
             f"{labeled.class_names}: a test folder needs the same class folders"
         )
     order = torch.tensor([labeled.class_names.index(n) for n in test.class_names])
-    return dataclasses.replace(test, labels=order[test.labels], class_names=list(labeled.class_names))
+    test = dataclasses.replace(test, labels=order[test.labels], class_names=list(labeled.class_names))
+    copies = copies_of(test.images, labeled.images)
+    if bool(copies.all()):
+        raise UsageError(
+            f"every image in --test-dir {str(test_dir)!r} equals a LABELED image (the same folder, or a copy): every "
+            "arm would be scored on its own training images; give a folder of images kept out of training"
+        )
+    if bool(copies.any()):
+        keep = ~copies
+        files = [f for f, k in zip(test.files, keep.tolist()) if k]
+        test = dataclasses.replace(test, images=test.images[keep], labels=test.labels[keep], files=files)
+        caveats.append(
+            f"{int(copies.sum())} test image(s) equal LABELED images (the same files, or copies) and were left out "
+            f"of the test set: scored on {len(files)} test images"
+        )
+        reporter.message(caveats[-1])
+    return test
 
 
 def _run_settings(run: str | Path | None) -> dict[str, Any] | None:

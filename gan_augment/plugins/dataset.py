@@ -29,7 +29,7 @@ from .extra import (
     warn_balance_by_generator,
 )
 from .pipelines import PipelineKind, apply_transform, check_pipeline
-from .source import ItemForm, Labelling, SyntheticSource
+from .source import ItemForm, Labelling, SyntheticSource, check_base_items
 from .teacher import LabelSource, RunTeacher, Teacher, load_run_teacher
 
 __all__ = ["DEFAULT_SYNTHETIC_RATIO", "DEFAULT_TEACHER_RATIO", "GANAugmentedDataset"]
@@ -168,10 +168,11 @@ class GANAugmentedDataset(Dataset):
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
         # The synthetic side: the bank (the run is read first), the classes it maps to, the labeller, the form.
         bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
+        first = check_base_items(base_ds)  # (image, label) pairs in a form and range synthetic items can share
         self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
         self.n_real = len(targets)
         ckpt_to_base, class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
-        form = ItemForm(base_ds[0][0] if self.n_real else None, output_format, bank.info.image_size)
+        form = ItemForm(first, output_format, bank.info.image_size)
         self.source = SyntheticSource(bank, labelling, ckpt_to_base, class_names, form)
         if isinstance(teacher, RunTeacher):
             self._aim_run_teacher(teacher, base_ds, class_mapping if bank.conditional else None)

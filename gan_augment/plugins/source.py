@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from ..errors import UsageError
@@ -50,6 +51,57 @@ class Labelling:
         return self
 
 
+# Base items looked at to check their form and value range: evenly spaced, the first and last included.
+RANGE_PROBES = 8
+# Float images in [0, 1] as ToTensor gives them, up to rounding.
+_UNIT_SLACK = 1e-3
+_FIX = (
+    "build the base dataset without normalisation (uint8 images, PIL images, or float32 in [0, 1] as "
+    "torchvision's ToTensor gives) and pass the normalisation as transform=, which real and synthetic items share"
+)
+
+
+def check_base_items(base_ds: Any) -> Any:
+    """The base dataset's first image, once a few of its items are checked to be ``(image, label)`` pairs in a
+    form the synthetic items can take: uint8 (PIL, arrays, tensors) or float tensors in [0, 1] of one dtype.
+    A base already normalised (to [-1, 1], or floats in [0, 255]) would give real items another picture of the
+    world than the synthetic ones: refused with the fix, naming the item and its range. None for an empty base."""
+    n = len(base_ds)
+    if not n:
+        return None
+    seen: list[Any] = []
+    for i in sorted({round(j * (n - 1) / max(RANGE_PROBES - 1, 1)) for j in range(RANGE_PROBES)}):
+        item = base_ds[i]
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise UsageError(
+                f"the base dataset's item {i} is a {type(item).__name__}, not an (image, label) pair: wrap it so that "
+                "ds[i] returns (image, label), as torchvision's datasets do"
+            )
+        seen.append(item[0])
+    first = seen[0]
+    kinds = {_value_kind(x) for x in seen}
+    if len(kinds) > 1:
+        raise UsageError(f"the base dataset's images come in several forms ({', '.join(sorted(kinds))}): {_FIX}")
+    for i, x in enumerate(seen):
+        if isinstance(x, np.ndarray) and x.dtype != np.uint8:
+            raise UsageError(f"the base dataset's images are {x.dtype} arrays; synthetic items come as uint8: {_FIX}")
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
+            low, high = float(x.min()), float(x.max())
+            if not (math.isfinite(low) and math.isfinite(high)) or low < -_UNIT_SLACK or high > 1 + _UNIT_SLACK:
+                raise UsageError(
+                    f"the base dataset's images are float with values in [{low:.3g}, {high:.3g}] (item looked at: "
+                    f"{i + 1} of {len(seen)}), where synthetic items come in [0, 1]: {_FIX}"
+                )
+    return first
+
+
+def _value_kind(x: Any) -> str:
+    """The form and element type of a raw item, for comparing items: ``pil``, ``numpy uint8``, ``tensor float32``..."""
+    if isinstance(x, (np.ndarray, torch.Tensor)):
+        return f"{type(x).__name__} {x.dtype}"
+    return type(x).__name__
+
+
 class ItemForm:
     """The raw form, size and channels of the base dataset's items, which extra items are given.
 
@@ -66,6 +118,8 @@ class ItemForm:
         self.size = raw_size(first)
         self.channels, self.plain_2d = raw_channels(first) if self.raw_form != "pil" else (None, False)
         self.side = self.size or (run_side, run_side)
+        # Float items in the base's own float type (a float64 base gets float64 synthetic items).
+        self.float_dtype = first.dtype if isinstance(first, torch.Tensor) and first.is_floating_point() else None
 
     def check(self, counts: Mapping[int, int], run_channels: int) -> None:
         """Refuse channels no synthetic image can match, and a bank too large for memory."""
@@ -84,6 +138,8 @@ class ItemForm:
     def item(self, image: torch.Tensor) -> Any:
         """One uint8 (C, H, W) image as a base item: the same raw form (PIL mode, array layout)."""
         out = to_raw(image, self.raw_form, self.pil_mode)
+        if self.raw_form == "float" and self.float_dtype is not None:
+            out = out.to(self.float_dtype)
         if self.plain_2d:  # the base items are (H, W): so are the synthetic ones
             out = out[..., 0] if self.raw_form == "numpy" else out[0]
         return out
