@@ -26,6 +26,7 @@ COMPILE_MODES: tuple[str, ...] = get_args(CompileMode)
 TEACHER_KINDS: tuple[str, ...] = get_args(TeacherKind)
 MAX_WIDTH = 4096  # the largest width, noise or embedding length (the CLI's bound, and a checkpoint's)
 MAX_CLASSES = 1000
+MAX_IMAGE_SIZE = 1024  # the largest image side (the CLI's bound, and a checkpoint's)
 
 TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
 
@@ -126,6 +127,7 @@ class ModelConfig(_PlainConfig):
     d_norm: DNorm = "auto"
 
     def __post_init__(self) -> None:
+        _check_range("image_size", self.image_size, 8, MAX_IMAGE_SIZE)
         base_size(self.image_size)
         if self.channels not in (1, 3):
             raise UsageError(f"channels={self.channels!r} is not supported: use 1 or 3")
@@ -227,6 +229,7 @@ class TrainConfig(_PlainConfig):
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
+        _check_range("image_size", self.image_size, 8, MAX_IMAGE_SIZE)
         base_size(self.image_size)
         if self.channels not in (0, 1, 3):
             raise UsageError(f"channels={self.channels!r} is not supported: use 0 (auto), 1 or 3")

@@ -184,7 +184,7 @@ class TestLoadImageData:
 
     def test_corrupt_cache_is_rebuilt(self, labeled: Path, private_cache: Path) -> None:
         load_image_data(labeled, image_size=16)
-        for f in private_cache.glob("*.pt"):
+        for f in private_cache.glob("*/*.pt"):
             f.write_bytes(b"garbage")
         again = load_image_data(labeled, image_size=16)
         assert not again.from_cache and again.images.shape[0] == 12

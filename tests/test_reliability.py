@@ -542,7 +542,7 @@ def test_cache_follows_changed_and_removed_files(labeled: Path, private_cache: P
     (labeled / "class_0" / "img_000.png").unlink()
     second = load_image_data(labeled, image_size=16)
     assert not second.from_cache and len(second.labels) == len(first.labels) - 1
-    for f in private_cache.glob("*.pt"):
+    for f in private_cache.glob("*/*.pt"):
         f.write_bytes(f.read_bytes()[:100])  # truncated cache entry
     third = load_image_data(labeled, image_size=16)
     assert not third.from_cache and torch.equal(third.images, second.images)

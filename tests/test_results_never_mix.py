@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from torch.utils.data import Dataset
 from gan_augment import GANAugmentedDataset
 from gan_augment.cli import app
 from gan_augment.evaluate.stats import binomial_floor, summarize, verdict
+from gan_augment.io import load_checkpoint
+from gan_augment.io.checkpoint import save_checkpoint
 from gan_augment.io.lock import FolderLock
 
 
@@ -176,3 +180,129 @@ class TestVerdictsKnowTheTestSetsSize:
         assert row["gain_ci95"] == pytest.approx(binomial_floor(1.0, 0.5, 8))
         close = [{**r, "accuracy": 0.5 + 0.125 * (r["arm"] == "teacher")} for r in records]
         assert "raised" not in verdict(next(r for r in summarize(close) if r["arm"] == "teacher"))
+
+
+class TestPredictSaysWhatItSkippedAndNeverReplacesItsInput:
+    def test_unreadable_images_are_counted(self, trained: dict[str, Path], tmp_path: Path) -> None:
+        """11 in, "wrote 8 predictions", and not a word of the other 3."""
+        images = tmp_path / "images"
+        shutil.copytree(trained["labeled"], images)
+        for i in range(3):
+            (images / f"broken_{i}.png").write_bytes(b"not a png")
+        result = runner.invoke(app, ["predict", str(trained["taught"]), str(images), "--out", str(tmp_path / "p.csv"),
+                                     "--device", "cpu"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "wrote 12 predictions" in result.output and "3 unreadable file(s) skipped" in result.output
+
+    @pytest.mark.parametrize("command", ["predict", "features"])
+    def test_out_naming_an_input_image_is_refused_even_with_overwrite(
+        self, command: str, trained: dict[str, Path], tmp_path: Path
+    ) -> None:
+        images = tmp_path / "images"
+        shutil.copytree(trained["labeled"], images)
+        target = next((images / "dark").iterdir())
+        before = target.read_bytes()
+        result = runner.invoke(app, [command, str(trained["taught"]), str(images), "--out", str(target), "--overwrite",
+                                     "--device", "cpu"])  # fmt: skip
+        one_line_error(result.exit_code, result.output, "inside the images folder")
+        assert target.read_bytes() == before
+
+
+def _craft(source: Path, out: Path, name: str, change) -> Path:
+    """A copy of the run ``source`` whose file ``name`` is rewritten by ``change(dict)`` (as a hostile user would)."""
+    shutil.copytree(source, out)
+    state = {k: v for k, v in load_checkpoint(out / name).items() if k not in ("format_version", "package_version")}
+    change(state)
+    save_checkpoint(state, out / name)
+    if "format_version" in state:  # save_checkpoint stamps its own: put the crafted one back
+        torch.save({**state}, out / name)
+    return out
+
+
+def _set(**values):
+    def change(state: dict) -> None:
+        for key, value in values.items():
+            where, _, last = key.rpartition("__")
+            target = state
+            for part in filter(None, where.split("__")):
+                target = target[part]
+            target[last] = value
+
+    return change
+
+
+def _many_models(state: dict) -> None:
+    state["models"] = state["models"] * 500  # 1,000 models, 2 class names
+
+
+def _nan_teacher(state: dict) -> None:
+    next(iter(state["d"].values())).fill_(float("nan"))
+
+
+RUN_CRAFTS = {  # checkpoint.pt of a per-class run
+    "image size 28,672": _set(image_size=28_672, model_config__image_size=28_672, config__image_size=28_672),
+    "image size differs from its model's": _set(image_size=32),
+    "1,000 models for 2 classes": _many_models,
+    "batch size 10^12": _set(train_state__batch_size=10**12),
+    "format version 0": _set(format_version=0),
+    "negative total steps": _set(total_steps=-5),
+    "integer class names": _set(class_names=[0, 1]),
+    "duplicate class names": _set(class_names=["dark", "dark"]),
+}
+TEACHER_CRAFTS = {  # teacher.pt of a run
+    "mlp at image size 500": _set(architecture="mlp", image_size=500),
+    "width 100,000": _set(ssl_config__width=100_000),
+    "non-finite weights": _nan_teacher,
+    "duplicate class names": _set(class_names=["dark", "dark"]),
+}
+
+
+class TestCraftedFilesAreRefusedBeforeAnythingIsAllocated:
+    @pytest.mark.parametrize("craft", list(RUN_CRAFTS))
+    def test_a_crafted_run_is_one_line_in_info_and_sample(
+        self, craft: str, trained: dict[str, Path], tmp_path: Path
+    ) -> None:
+        run = _craft(trained["per-class"], tmp_path / "run", "checkpoint.pt", RUN_CRAFTS[craft])
+        result = runner.invoke(app, ["info", str(run)])
+        one_line_error(result.exit_code, result.output, str(run), "gan-augment checkpoint")
+        result = runner.invoke(app, ["sample", str(run), "--per-class", "2", "--out-dir", str(tmp_path / "s"),
+                                     "--device", "cpu"])  # fmt: skip
+        one_line_error(result.exit_code, result.output, str(run), "gan-augment checkpoint")
+        assert not (tmp_path / "s").exists()
+
+    @pytest.mark.parametrize("craft", list(TEACHER_CRAFTS))
+    def test_a_crafted_teacher_is_one_line_in_predict(
+        self, craft: str, trained: dict[str, Path], tmp_path: Path
+    ) -> None:
+        run = _craft(trained["taught"], tmp_path / "run", "teacher.pt", TEACHER_CRAFTS[craft])
+        result = runner.invoke(app, ["predict", str(run), str(trained["labeled"]), "--out", str(tmp_path / "p.csv"),
+                                     "--device", "cpu"])  # fmt: skip
+        one_line_error(result.exit_code, result.output, "teacher.pt")
+        assert not (tmp_path / "p.csv").exists()
+
+    @pytest.mark.slow
+    def test_peak_memory_stays_under_2_gb(self, trained: dict[str, Path], tmp_path: Path) -> None:
+        """The 170 KB teacher.pt at image size 500 took predict to 3.7 GB; width 100,000 asked for 360 GB;
+        a run at image size 28,672 asked sample for 9.9 GB."""
+        teacher, run = (trained["taught"], "teacher.pt"), (trained["per-class"], "checkpoint.pt")
+        cases = [
+            ("predict", _craft(*teacher[:1], tmp_path / "a", teacher[1], TEACHER_CRAFTS["mlp at image size 500"])),
+            ("predict", _craft(*teacher[:1], tmp_path / "b", teacher[1], TEACHER_CRAFTS["width 100,000"])),
+            ("sample", _craft(*run[:1], tmp_path / "c", run[1], RUN_CRAFTS["image size 28,672"])),
+        ]
+        for command, folder in cases:
+            if command == "predict":
+                args = [command, str(folder), str(trained["labeled"]), "--out", str(tmp_path / "p.csv")]
+            else:
+                args = [command, str(folder), "--per-class", "2", "--out-dir", str(tmp_path / "s")]
+            code = (
+                "import resource, sys\nfrom gan_augment.cli import main\nsys.argv = ['gan-augment', *sys.argv[1:]]\n"
+                "try:\n    main()\nexcept SystemExit as e:\n    rc = e.code\n"
+                "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, 'RC', rc)\n"
+            )
+            command_line = [sys.executable, "-c", code, *args, "--device", "cpu"]
+            done = subprocess.run(command_line, capture_output=True, text=True, timeout=300)
+            line = done.stdout.strip().splitlines()[-1].split()
+            assert line[0] == "MAXRSS" and line[3] == "2", done.stdout + done.stderr
+            assert int(line[1]) < 2 * 2**20, (command, folder.name, int(line[1]) / 2**20, "GiB")  # ru_maxrss: KiB
+            assert "Traceback" not in done.stderr and done.stderr.count("Error:") == 1, done.stderr

@@ -369,6 +369,8 @@ class TestBoundedMemory:
             ({"synthetic_ratio": float("nan")}, "synthetic_ratio"),
             ({"batch_size": 0}, "batch_size"),
             ({"per_class": 30_000_000}, "GiB"),
+            ({"per_class": 1_000_000}, "more than 1,000,000"),  # passed the pixel count, then ran out of memory
+            ({"synthetic_ratio": 0.999999}, "GiB"),  # 12 million images: did not finish in 5 minutes
         ],
     )
     def test_dataset_sizing_is_checked_before_anything_is_drawn(

@@ -7,7 +7,7 @@ import io
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -17,12 +17,13 @@ from ..data.folders import check_dir
 from ..device import resolve_device
 from ..errors import CheckpointError, UsageError
 from ..io.atomic import atomic_write
-from ..io.checkpoint import CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading
+from ..io.checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading
 from ..io.images import to_unit
 from ..io.rebuild import build_discriminator, build_ssl_classifier
 from ..models import Discriminator
 from ..plugins import extract_features
 from ..progress import Reporter
+from ..train.teacher_status import finished_teacher
 
 
 class Predictor:
@@ -36,7 +37,11 @@ class Predictor:
 
     def __init__(self, path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "auto") -> None:
         path = Path(path_or_run_dir)
-        if path.is_dir():
+        if path.is_dir() and (path / CHECKPOINT_NAME).is_file() and not (path / CLASSIFIER_NAME).is_file():
+            # A run of fit: its teacher, when finished (an interrupted or missing one says what to do).
+            teacher = finished_teacher(path, "pass a folder written by `gan-augment classify`")
+            path = teacher if teacher is not None else path / TEACHER_NAME
+        elif path.is_dir():
             path = path / (TEACHER_NAME if (path / TEACHER_NAME).is_file() else CLASSIFIER_NAME)
         if not path.is_file():
             raise CheckpointError(
@@ -88,22 +93,30 @@ def csv_cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+class Predicted(NamedTuple):
+    """What :func:`predict_folder` wrote: ``rows`` predictions; ``skipped``: ``(file, reason)`` of each image
+    that could not be read."""
+
+    rows: int
+    skipped: list[tuple[str, str]]
+
+
 def predict_folder(
     run: str | os.PathLike[str],
     images_dir: str | os.PathLike[str],
     out_csv: str | os.PathLike[str],
     device: str = "auto",
     reporter: Reporter | None = None,
-) -> int:
-    """Write ``file,class,probability`` for every image under ``images_dir``; returns the row count.
-    ``reporter``: a progress bar over the images (images/s, time left)."""
+) -> Predicted:
+    """Write ``file,class,probability`` for every image under ``images_dir``; returns the row count and the
+    files that could not be read (skipped). ``reporter``: a progress bar over the images (images/s, time left)."""
     predictor = Predictor(run, device=device)
     reporter = reporter or Reporter(quiet=True)
     files_in, _ = walk_images(check_dir(images_dir, "images"))
-    count, unread, t0 = 0, 0, time.perf_counter()
+    count, unread, t0 = 0, [], time.perf_counter()
 
     def write(f: Any) -> None:  # streamed: a chunk of images in memory at a time, rows written as they come
-        nonlocal count, unread
+        nonlocal count
         text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
         w = csv.writer(text)
         w.writerow(["file", "class", "probability"])
@@ -115,10 +128,11 @@ def predict_folder(
                 for path, p in zip(files, probs):
                     c = int(p.argmax())
                     w.writerow([csv_cell(path), csv_cell(predictor.class_names[c]), f"{p[c]:.6f}"])
-                count, unread = count + len(files), unread + len(skipped)
-                bar.update(count + unread, {"img_per_s": count / max(time.perf_counter() - t0, 1e-9)})
+                count = count + len(files)
+                unread.extend(skipped)
+                bar.update(count + len(unread), {"img_per_s": count / max(time.perf_counter() - t0, 1e-9)})
         text.flush()
         text.detach()
 
     atomic_write(out_csv, write)
-    return count
+    return Predicted(count, unread)

@@ -19,7 +19,7 @@ from ..data import ImageData, load_image_data, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading, save_checkpoint
+from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, reading, save_checkpoint
 from ..io.images import match_images
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
@@ -30,6 +30,7 @@ from ..progress import Reporter
 from ..train import check_run_dir, fit, prepare_run_dir
 from ..train.metrics import accuracy
 from ..train.ssl import train_ssl
+from ..train.teacher_status import finished_teacher
 
 Method = Literal["features", "ssl"]
 METHODS: tuple[str, ...] = ("features", "ssl")
@@ -89,9 +90,11 @@ def train_features_classifier(
 
 def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: torch.device) -> dict[str, Any]:
     """A run's teacher as ``classify``'s ssl classifier (state and metrics), checked against ``data``."""
-    path = Path(run).expanduser() / TEACHER_NAME
-    if not path.is_file():
-        raise GanAugmentError(f"{str(run)!r} has no teacher ({TEACHER_NAME}): train the run with --teacher ssl")
+    path = finished_teacher(Path(run).expanduser(), "drop --run to train a classifier here")
+    if path is None:
+        raise GanAugmentError(
+            f"{str(run)!r} has no teacher (trained with --teacher none): train a run with --teacher ssl"
+        )
     state = load_checkpoint(path)
     with reading(path):
         if list(state["class_names"]) != list(data.class_names):

@@ -25,7 +25,7 @@ from ..io.atomic import atomic_write
 from ..io.outdir import check_new_output
 from ..plugins import DiscriminatorFeatures
 from ..plugins.features import FEATURE_SOURCES
-from ..progress import Reporter
+from ..progress import Reporter, printable
 from .app import (
     DataImageSizeOpt,
     DeviceOpt,
@@ -144,9 +144,13 @@ def predict(
     overwrite: OverwriteFile = False,
 ) -> None:
     """Classify a folder of images with a classifier from `gan-augment classify`, or a fit run's teacher."""
-    check_new_output(out, overwrite)  # before anything is loaded
-    n = predict_folder(run, images_dir, out, device=device, reporter=Reporter())
-    out_console_line(f"wrote {n} predictions to {out}")
+    check_new_output(out, overwrite, inputs={"images folder": images_dir, "run": run})  # before anything is loaded
+    rows, skipped = predict_folder(run, images_dir, out, device=device, reporter=Reporter())
+    out_console_line(
+        f"wrote {rows} predictions to {out}"
+        + (f"; {len(skipped)} unreadable file(s) skipped, the first: {printable(skipped[0][0])} ({skipped[0][1]})"
+           if skipped else "")
+    )  # fmt: skip
 
 
 @app.command()
@@ -165,7 +169,7 @@ def features(
     ),
 ) -> None:
     """Discriminator features (every block max-pooled to grid×grid) of a folder of images."""
-    check_new_output(out, overwrite)  # before anything is loaded
+    check_new_output(out, overwrite, inputs={"images folder": images_dir, "run": run})  # before anything is loaded
     dev = str(resolve_device(device))
     extractor = DiscriminatorFeatures(run, grid=grid, device=dev, source=source.value).fit()
     size, channels = extractor.image_size_, extractor.channels_

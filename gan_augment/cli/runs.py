@@ -18,7 +18,7 @@ from ..io.rebuild import load_generator
 from ..io.record import RunRecord, is_run_checkpoint, load_run
 from ..progress import printable
 from ..sampling import check_empty_folder, class_grid, remove_interrupted, write_image_folder
-from ..train.teacher import describe_teacher, teacher_line
+from ..train.teacher_status import describe_teacher, teacher_line
 from .app import DeviceOpt, app, expected_errors, out_console_line
 
 

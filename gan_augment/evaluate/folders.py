@@ -30,7 +30,7 @@ from ..io.rebuild import load_generator
 from ..io.record import load_run
 from ..progress import Reporter
 from ..train.board import Board, require_tensorboard
-from ..train.teacher import describe_teacher
+from ..train.teacher_status import describe_teacher
 from .arms import ArmSettings, SeedArms, with_gan
 from .budget import tell_expected
 from .classifier import ClassifierConfig, Split

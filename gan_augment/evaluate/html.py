@@ -24,7 +24,7 @@ from ..io.rebuild import load_generator
 from ..io.record import load_run
 from ..progress import printable
 from ..sampling import sample
-from ..train.teacher import describe_teacher, teacher_line
+from ..train.teacher_status import describe_teacher, teacher_line
 from .imbalance import imbalance_ratio, is_imbalanced
 
 MAX_GRIDS = 6  # sample grids shown, spread over training

@@ -7,9 +7,10 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, NoReturn
+from typing import Any, Callable, Iterator, NoReturn
 
 import torch
+from torch import nn
 
 from ..errors import CheckpointError, GanAugmentError, UsageError
 from ..version import __version__
@@ -45,7 +46,29 @@ def check_weights(state: Any) -> dict[str, Any]:
         integer_counter = str(key).endswith("num_batches_tracked") and not value.dtype.is_floating_point
         if not (value.dtype.is_floating_point or integer_counter) or value.is_complex():
             raise TypeError(f"weight {key!r} is {value.dtype}, not floating point")
+        if value.dtype.is_floating_point and not bool(torch.isfinite(value).all()):
+            raise TypeError(f"weight {key!r} holds NaN or infinite values")
     return state
+
+
+def materialize(build: Callable[[], nn.Module], state: dict[str, Any]) -> nn.Module:
+    """The module ``build`` makes, holding the weights ``state`` (checked by :func:`check_weights`, prefixes
+    stripped). It is built on the ``meta`` device first, so sizes read from a file (an image side, a width,
+    a count of models) cost no memory until every weight's shape is checked against the file's own
+    tensors: a crafted record that asks for gigabytes is refused before any is allocated.
+
+    Raises:
+        RuntimeError: If a weight is missing, unexpected or of another shape (inside :func:`reading`:
+            one CheckpointError naming the file).
+    """
+    state = strip_prefixes(check_weights(state))
+    with torch.device("meta"):
+        module = build()
+    module.load_state_dict(state, assign=True)  # strict: every shape checked; the file's tensors are used
+    left = [n for n, t in [*module.named_parameters(), *module.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"no weights for {', '.join(left[:3])}")
+    return module.float()
 
 
 def run_file(run: str | os.PathLike[str], name: str) -> Path:
@@ -114,6 +137,8 @@ def load_checkpoint(
         raise CheckpointError(f"{str(path)!r} is not a gan-augment checkpoint: no format_version in it")
     if type(ckpt["format_version"]) is not int:
         raise CheckpointError(f"{str(path)!r} is not a gan-augment checkpoint: its format_version is not a number")
+    if ckpt["format_version"] < 1:
+        raise CheckpointError(f"{str(path)!r} is not a gan-augment checkpoint: format {ckpt['format_version']}")
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(
             f"{str(path)!r} has checkpoint format {ckpt['format_version']}, newer than this "

@@ -337,14 +337,25 @@ def remove_stale_temporaries(folder: Path, layout: Layout = RUN) -> None:
                 os.unlink(e.path)
 
 
-def check_new_output(path: Path, overwrite: bool, what: str = "--out") -> None:
-    """Refuse to replace an existing file (a user's, or an earlier result) unless ``overwrite``.
+def check_new_output(
+    path: Path, overwrite: bool, what: str = "--out", inputs: dict[str, Path | str] | None = None
+) -> None:
+    """Refuse to replace an existing file (a user's, or an earlier result) unless ``overwrite``, and an output
+    file inside one of the command's ``inputs`` (``{name: folder}``): it would replace one of the files read
+    (an image, with ``--overwrite``) or be read as one next time.
 
     Raises:
-        RunDirError: If ``path`` exists and ``overwrite`` is not set, or it is a folder.
+        RunDirError: If ``path`` exists and ``overwrite`` is not set, is a folder, or lies inside an input.
     """
     if path.is_dir():
         raise RunDirError(f"{what} {str(path)!r} is a folder: pass a file name")
+    here = Path(os.path.realpath(path))
+    for name, folder in (inputs or {}).items():
+        if Path(os.path.realpath(folder)) in here.parents:
+            raise RunDirError(
+                f"{what} {str(path)!r} is inside the {name} {str(folder)!r}: it would replace or join the files "
+                f"read from there; write it outside that folder"
+            )
     if (path.exists() or path.is_symlink()) and not overwrite:
         raise RunDirError(f"{str(path)!r} already exists: pass --overwrite to replace it, or another {what}")
 

@@ -9,13 +9,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import ModelConfig
+from ..config import MAX_IMAGE_SIZE, MAX_WIDTH, ModelConfig
 from ..device import resolve_device
 from ..errors import CheckpointError
 from ..models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
 from ..models.ssl import build_ssl_discriminator
-from .checkpoint import check_weights, load_checkpoint, reading, strip_prefixes
-from .record import RunRecord, load_run
+from .checkpoint import load_checkpoint, materialize, reading
+from .record import RunRecord, check_class_names, load_run
 
 
 @dataclass(frozen=True)
@@ -53,20 +53,14 @@ def _require_pretrained(run: RunRecord, where: str) -> dict[str, Any]:
 
 def _pretrained(run: RunRecord, kept: dict[str, Any], part: str) -> nn.Module:
     """The shared pre-trained generator (``g_ema``) or discriminator (``d``) a per-class run kept."""
-    module = Generator(run.model) if part == "g_ema" else Discriminator(run.model)
-    module.load_state_dict(strip_prefixes(check_weights(kept[part])))
-    return module
+    return materialize(lambda: Generator(run.model) if part == "g_ema" else Discriminator(run.model), kept[part])
 
 
 def _models(model_cfg: ModelConfig, phase: str, models: list[dict[str, Any]], part: str) -> nn.Module:
     """The generator(s) (``part`` ``g`` or ``g_ema``) or discriminator(s) (``d``) of a run's model states,
     as one module (per class: ``PerClassGenerator`` / ``PerClassDiscriminator``)."""
     build = Discriminator if part == "d" else Generator
-    modules = []
-    for entry in models:
-        m = build(model_cfg)
-        m.load_state_dict(strip_prefixes(check_weights(entry[part])))
-        modules.append(m)
+    modules = [materialize(lambda: build(model_cfg), entry[part]) for entry in models]
     if phase == "per-class":
         return PerClassDiscriminator(modules) if part == "d" else PerClassGenerator(modules)
     return modules[0]
@@ -99,9 +93,12 @@ def build_ssl_classifier(state: dict[str, Any]) -> nn.Module:
             "train it again with `gan-augment classify --method ssl`"
         )
     width = int(dict(state.get("ssl_config") or {}).get("width", 96))  # classifiers from before it: the paper's
-    d = build_ssl_discriminator(state["architecture"], int(state["image_size"]), int(state["channels"]),
-                                len(state["class_names"]), width)  # fmt: skip
-    d.load_state_dict(strip_prefixes(check_weights(state["d"])))
+    names, size, channels = state["class_names"], int(state["image_size"]), int(state["channels"])
+    check_class_names(names)
+    if not (8 <= size <= MAX_IMAGE_SIZE and channels in (1, 3) and 1 <= width <= MAX_WIDTH):
+        raise ValueError(f"image size {size}, {channels} channels or width {width} out of range")
+    arch = state["architecture"]
+    d = materialize(lambda: build_ssl_discriminator(arch, size, channels, len(names), width), state["d"])
     return d.eval()
 
 

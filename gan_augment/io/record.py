@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..config import ModelConfig, TrainConfig
+from ..config import MAX_CLASSES, ModelConfig, TrainConfig
 from ..errors import CheckpointError, UsageError
 from .checkpoint import FORMAT_VERSION, load_checkpoint, reading
 
@@ -70,7 +70,7 @@ class TrainState:
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
             raise UsageError(f"phase {self.phase!r} is not one of {', '.join(PHASES)}")
-        if self.step < 0 or self.batch_size < 1 or self.rollbacks < 0 or self.oom_retries < 0:
+        if self.step < 0 or not 1 <= self.batch_size <= 65536 or self.rollbacks < 0 or self.oom_retries < 0:
             raise UsageError(f"impossible training state {self}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,14 +155,12 @@ class RunRecord:
             oom_retries=_int(saved.get("oom_retries", 0), "oom_retries"),
             elapsed_s=float(ckpt.get("elapsed_s", 0.0)),
         )
-        names = ckpt["class_names"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise TypeError("class_names is not a list of strings")
+        names = check_class_names(ckpt["class_names"])
         models = ckpt["models"]
         if not isinstance(models, list) or not models or not all(isinstance(m, dict) for m in models):
             raise TypeError("models is not a list of model states")
         pretrained = ckpt.get("pretrained")
-        return cls(
+        record = cls(
             config=config,
             model=ModelConfig.from_dict(_dict(ckpt["model_config"], "model_config")),
             state=state,
@@ -179,6 +177,35 @@ class RunRecord:
             format_version=_int(ckpt.get("format_version", FORMAT_VERSION), "format_version"),
             package_version=None if ckpt.get("package_version") is None else str(ckpt["package_version"]),
         )
+        record.check_parts()
+        return record
+
+    def check_parts(self) -> None:
+        """The record's parts checked against each other before anything is built from them: as many
+        models as its phase has (one per class name for per-class), one image size and channel count,
+        step counts that are not negative. Raises ValueError naming the first that does not fit."""
+        per_class = self.state.phase == "per-class"
+        expected = len(self.class_names) if per_class else 1
+        if len(self.models) != expected:
+            raise ValueError(f"{len(self.models)} models for {len(self.class_names)} class names ({self.state.phase})")
+        if self.conditional and not self.class_names:
+            raise ValueError("no class names for a conditional generator")
+        if not (self.image_size == self.model.image_size == self.config.image_size):
+            raise ValueError(f"image size {self.image_size}, but its model's is {self.model.image_size}")
+        if self.channels != self.model.channels:
+            raise ValueError(f"{self.channels} channels, but its model's are {self.model.channels}")
+        if self.pretrain_steps < 0 or self.total_steps < 0 or self.format_version < 1:
+            raise ValueError("negative step counts or format version")
+
+
+def check_class_names(names: Any) -> list[str]:
+    """``names`` if they are a list of distinct strings (at most ``MAX_CLASSES``); TypeError or ValueError
+    otherwise (inside :func:`reading`, one CheckpointError naming the file)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise TypeError("class_names is not a list of strings")
+    if len(set(names)) != len(names) or len(names) > MAX_CLASSES:
+        raise ValueError(f"class_names has duplicates or more than {MAX_CLASSES} names")
+    return list(names)
 
 
 def _int(value: Any, name: str) -> int:

@@ -16,10 +16,10 @@ from torch import nn
 from ..data.decode import GRAY_MODES
 from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError, UsageError
-from ..io.checkpoint import TEACHER_NAME, run_file
 from ..io.images import rgb_to_gray
 from ..io.rebuild import load_discriminator
 from ..models import PerClassDiscriminator
+from ..train.teacher_status import finished_teacher
 
 FEATURE_SOURCES = ("auto", "teacher", "discriminator")
 
@@ -283,12 +283,16 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         """The run's teacher network when ``source`` asks for it (or ``auto`` finds one), else None."""
         if self.source not in FEATURE_SOURCES:
             raise UsageError(f"source={self.source!r} is not one of {', '.join(FEATURE_SOURCES)}")
-        path = run_file(self.generator_ckpt, TEACHER_NAME)  # type: ignore[arg-type]
-        if self.source == "discriminator" or (self.source == "auto" and not path.is_file()):
+        if self.source == "discriminator":
             return None
-        if not path.is_file():
+        # An interrupted, missing or unreadable teacher stops here: "auto" never switches features silently.
+        path = finished_teacher(self.generator_ckpt, "pass source='discriminator'")  # type: ignore[arg-type]
+        if path is None and self.source == "auto":
+            return None
+        if path is None:
             raise GanAugmentError(
-                f"{str(self.generator_ckpt)!r} kept no teacher ({TEACHER_NAME}): pass source='discriminator'"
+                f"{str(self.generator_ckpt)!r} kept no teacher (trained with --teacher none): "
+                "pass source='discriminator'"
             )
         return load_discriminator(path, device="cpu")
 

@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from ..errors import GanAugmentError, UsageError
-from ..io.checkpoint import TEACHER_NAME, load_checkpoint, reading, run_file
+from ..io.checkpoint import load_checkpoint, reading
 from ..io.images import match_images
 from ..io.rebuild import build_ssl_classifier
+from ..train.teacher_status import finished_teacher
 
 LabelSource = Literal["generator", "teacher", "soft"]
 LABEL_SOURCES: tuple[str, ...] = ("generator", "teacher", "soft")
@@ -90,15 +91,21 @@ class RunTeacher(nn.Module):
         return out
 
 
-def load_run_teacher(run: str | os.PathLike[str], device: str | torch.device = "cpu") -> RunTeacher | None:
+def load_run_teacher(
+    run: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    fallback: str = "pass labels='generator' (the generator's labels) or teacher=",
+) -> RunTeacher | None:
     """The teacher ``fit`` kept in ``run`` (a run directory, or its checkpoint.pt), on ``device``;
-    None when the run has none (``--teacher none``, or a run from before teachers).
+    None when the run has none by choice (``--teacher none``, or a run from before teachers).
 
     Raises:
+        TeacherStateError: If its training was interrupted, it is missing or unreadable (with the
+            command that mends it, and ``fallback``): never taken silently for no teacher.
         CheckpointError: If ``teacher.pt`` is there but not a teacher gan-augment wrote.
     """
-    path = run_file(run, TEACHER_NAME)
-    if not path.is_file():
+    path = finished_teacher(run, fallback)
+    if path is None:
         return None
     state = load_checkpoint(path)
     with reading(path):

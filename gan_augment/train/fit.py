@@ -15,7 +15,7 @@ from ..data import ImageData, load_image_data, native_image_size, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import CHECKPOINT_NAME, load_checkpoint, reading
+from ..io.checkpoint import CHECKPOINT_NAME, TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
 from ..io.record import RunRecord
@@ -140,7 +140,23 @@ def _run_config(
     # What may change on resume: the GAN's steps (to train longer) and the teacher (trained after the GAN).
     chosen = explicit if explicit is not None else {"steps"} | {k for k in RESUME_CHANGES if _changed(config, k)}
     changes = {k: getattr(config, k) for k in RESUME_CHANGES if k in chosen}
+    _check_teacher_change(out_dir, saved, changes)
     return saved.replace(**changes), ckpt
+
+
+def _check_teacher_change(out_dir: Path, saved: TrainConfig, changes: dict[str, Any]) -> None:
+    """``--teacher none`` on ``--resume`` of a run that has a teacher (finished or interrupted) is refused:
+    resuming never removes a trained teacher. Other kinds are applied (the teacher is trained again, and the
+    checkpoint keeps the new choice)."""
+    if changes.get("teacher") != "none" or saved.teacher == "none":
+        return
+    for name in (TEACHER_NAME, TEACHER_TRAINING_NAME):
+        if (out_dir / name).is_file():
+            raise GanAugmentError(
+                f"--teacher none on --resume: the run {str(out_dir)!r} has a teacher ({name}), which resuming never "
+                "removes; drop --teacher none (GANAugmentedDataset(base, run, labels='generator') does not use it), "
+                "or start a new run with --overwrite or another --out"
+            )
 
 
 RESUME_CHANGES = ("steps", "teacher", "teacher_steps", "checkpoint_minutes")
@@ -280,6 +296,8 @@ def _fit_job(
     if job.is_main:
         _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
     job.barrier()
+    if resume:  # what may change on --resume (steps, the teacher) is the run's from now on, for a later --resume too
+        saver.save(trainer)
     reporter.message(_plan(trainer, data, dev, job, compile))
     if job.is_main and not reporter.quiet:  # the teacher's share, timed now: the whole job's length up front
         line = teacher_expectation(data, out_dir, config, dev)

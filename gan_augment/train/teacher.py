@@ -21,14 +21,8 @@ import torch
 from ..config import SSLConfig, TrainConfig
 from ..data import ImageData
 from ..device import synchronize
-from ..io.checkpoint import (
-    TEACHER_NAME,
-    TEACHER_TRAINING_NAME,
-    load_checkpoint,
-    reading,
-    run_file,
-    save_checkpoint,
-)
+from ..errors import CheckpointError
+from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
 from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
@@ -84,14 +78,26 @@ def _settings(kind: str, ssl: SSLConfig, data: ImageData) -> dict[str, Any]:
     return {"kind": kind, "ssl_config": ssl.to_dict(), "data": data_id}
 
 
-def _saved(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The teacher file at ``path`` if it is there and was trained with ``settings``."""
+def _saved(path: Path, settings: dict[str, Any], budget_may_grow: bool = False) -> dict[str, Any] | None:
+    """The teacher file at ``path`` if it is there and was trained with ``settings``. ``budget_may_grow``
+    (an interrupted teacher): also one of a smaller budget than ``settings``' (``--teacher-steps`` raised on
+    ``--resume``), which continues to the new budget instead of starting again. A file that cannot be read
+    is not taken (it is the package's own: trained again, and replaced)."""
     if not path.is_file():
         return None
-    state = load_checkpoint(path, map_location="cpu")
-    with reading(path):
-        same = state.get("settings") == settings
-    return state if same else None
+    try:
+        state = load_checkpoint(path, map_location="cpu")
+        with reading(path):
+            saved = state.get("settings")
+            if saved == settings:
+                return state
+            if not (budget_may_grow and isinstance(saved, dict) and isinstance(saved.get("ssl_config"), dict)):
+                return None
+            same_but_budget = {**saved, "ssl_config": {**saved["ssl_config"], "steps": settings["ssl_config"]["steps"]}}
+            fits = int(state["training"]["step"]) <= int(settings["ssl_config"]["steps"])
+            return state if same_but_budget == settings and fits else None
+    except CheckpointError:
+        return None
 
 
 def train_teacher(
@@ -116,11 +122,13 @@ def train_teacher(
         _remove(partial)
         return final
     run, _ = start_ssl(data, ssl, device, 0.0, reporter, supervised=kind == "supervised")
-    saved = _saved(partial, settings)
+    saved = _saved(partial, settings, budget_may_grow=True)
     if saved is not None:
         with reading(partial):
             run.load_state_dict(saved["training"])
         reporter.message(f"resuming the {kind} teacher at iteration {run.step} of {ssl.steps}")
+    elif final.is_file() or partial.is_file():
+        reporter.message("the run's teacher was trained with other settings, or cannot be read: training it again")
     else:
         reporter.message(
             f"training the run's {kind} teacher ({run.architecture} discriminator, {ssl.steps} iterations"
@@ -169,47 +177,6 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def describe_teacher(run: Path) -> dict[str, Any]:
-    """What ``info`` and ``report`` say of a run's teacher: ``{"state": "none"}``, ``{"state":
-    "training", "step", "steps", "kind"}``, or the finished teacher's kind, budget and metrics (its
-    ``labeled_accuracy`` is on the images it trained on: optimistic, no labeled image is held out)."""
-    final, partial = run_file(run, TEACHER_NAME), run_file(run, TEACHER_TRAINING_NAME)
-    if final.is_file():
-        state = load_checkpoint(final)
-        with reading(final):
-            metrics = dict(state.get("metrics") or {})
-            return {"state": "trained", "kind": str(state["kind"]), "architecture": str(state["architecture"]),
-                    **{k: metrics[k] for k in TEACHER_METRICS if k in metrics}}  # fmt: skip
-    if partial.is_file():
-        state = load_checkpoint(partial)
-        with reading(partial):
-            settings = state["settings"]
-            steps = int(settings["ssl_config"]["steps"])
-            return {"state": "training", "kind": str(settings["kind"]), "step": int(state["training"]["step"]),
-                    "steps": steps}  # fmt: skip
-    return {"state": "none"}
-
-
-TEACHER_METRICS = ("steps", "num_labeled", "num_unlabeled", "labeled_accuracy", "train_seconds")
-
-
-def teacher_line(summary: dict[str, Any]) -> str:
-    """One line for a person: the teacher :func:`describe_teacher` describes."""
-    if summary["state"] == "none":
-        return "none (GANAugmentedDataset(base, run) labels synthetic images with their generator's class)"
-    if summary["state"] == "training":
-        return (
-            f"{summary['kind']}, interrupted at iteration {summary['step']} of {summary['steps']}: "
-            "continue with `gan-augment fit ... --resume`"
-        )
-    acc = summary.get("labeled_accuracy")
-    return (
-        f"{summary['kind']} ({summary['architecture']} discriminator), {summary.get('steps')} iterations on "
-        f"{summary.get('num_labeled')} labeled + {summary.get('num_unlabeled')} unlabeled images"
-        + (f"; {acc:.3f} on the labeled images it trained on (none held out)" if isinstance(acc, float) else "")
-    )
-
-
 PROBE_ITERATIONS = 3  # timed after one warm-up iteration, on a throwaway copy
 
 
@@ -247,7 +214,7 @@ def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, dev
     settings = _settings(kind, ssl, data)
     if _saved(out_dir / TEACHER_NAME, settings) is not None:
         return ""
-    partial = _saved(out_dir / TEACHER_TRAINING_NAME, settings)
+    partial = _saved(out_dir / TEACHER_TRAINING_NAME, settings, budget_may_grow=True)
     left = max(0, ssl.steps - (int(partial["training"]["step"]) if partial is not None else 0))
     per = ssl_seconds(data, ssl, device, supervised=kind == "supervised")
     return (
