@@ -169,11 +169,13 @@ def check_grid_size(rows: int, per_row: int, image_size: int, upscale: int = 1) 
     cell = (image_size + 2) * upscale  # make_grid's 2-pixel padding
     pixels = rows * per_row * cell * cell
     if pixels > MAX_GRID_PIXELS:
-        fits = MAX_GRID_PIXELS // (cell * cell)
+        fits = MAX_GRID_PIXELS // (cell * cell) // rows * rows  # whole rows only
+        smaller = (
+            f"pass --n {fits} or less, or " if fits else f"even one image in each of its {rows} rows is too many: "
+        )
         raise GanAugmentError(
             f"a grid of {rows * per_row} images of {image_size} px is {pixels:,} pixels, more than an image "
-            f"viewer opens ({MAX_GRID_PIXELS:,}): pass --n {fits // rows * rows} or less, or write the images as "
-            "files with --per-class N --out-dir DIR"
+            f"viewer opens ({MAX_GRID_PIXELS:,}): {smaller}write the images as files with --per-class N --out-dir DIR"
         )
 
 

@@ -7,20 +7,24 @@ import json
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from conftest import write_folder
+from conftest import TINY_CLI, write_folder
 from test_reliability import one_line_error, runner
 from torch.utils.data import Dataset
 
-from gan_augment import GANAugmentedDataset
+from gan_augment import DiscriminatorFeatures, GANAugmentedDataset
 from gan_augment.cli import app
+from gan_augment.data import load_image_data
 from gan_augment.evaluate.stats import binomial_floor, summarize, verdict
 from gan_augment.io import load_checkpoint
 from gan_augment.io.checkpoint import save_checkpoint
 from gan_augment.io.lock import FolderLock
+from gan_augment.sampling import check_grid_size
 
 
 class TensorDataset(Dataset):
@@ -252,6 +256,7 @@ RUN_CRAFTS = {  # checkpoint.pt of a per-class run
 TEACHER_CRAFTS = {  # teacher.pt of a run
     "mlp at image size 500": _set(architecture="mlp", image_size=500),
     "width 100,000": _set(ssl_config__width=100_000),
+    "image size 28,672": _set(image_size=28_672),
     "non-finite weights": _nan_teacher,
     "duplicate class names": _set(class_names=["dark", "dark"]),
 }
@@ -306,3 +311,62 @@ class TestCraftedFilesAreRefusedBeforeAnythingIsAllocated:
             assert line[0] == "MAXRSS" and line[3] == "2", done.stdout + done.stderr
             assert int(line[1]) < 2 * 2**20, (command, folder.name, int(line[1]) / 2**20, "GiB")  # ru_maxrss: KiB
             assert "Traceback" not in done.stderr and done.stderr.count("Error:") == 1, done.stderr
+
+
+class TestSmallerThingsThatMisled:
+    def test_class_folders_differing_only_in_unicode_normalisation(self, tmp_path: Path) -> None:
+        """Two lists that print alike ("['café'] vs ['café']") used to be the whole message."""
+        nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+        both = write_folder(tmp_path / "both", [nfc, nfd], [2, 2])
+        with pytest.raises(ValueError, match="Unicode normalisation"):
+            load_image_data(both, image_size=16)
+        labeled = write_folder(tmp_path / "labeled", [nfc, "tea"], [3, 3])
+        test = write_folder(tmp_path / "test", [nfd, "tea"], [2, 2], seed=5)
+        code, output = _evaluate(labeled, tmp_path / "ev", "--test-dir", str(test))
+        one_line_error(code, output, "Unicode normalisation", ascii(nfd))
+
+    def test_features_of_one_colour_image_and_a_zero_batch(self, trained: dict[str, Path]) -> None:
+        features = DiscriminatorFeatures(trained["unconditional"]).fit()
+        one = np.zeros((16, 16, 3), dtype=np.uint8)  # was read as 16 gray images of 16×3 pixels
+        with pytest.raises(ValueError, match="one colour image"):
+            features.transform(one)
+        assert features.transform(one[None]).shape[0] == 1
+        with pytest.raises(ValueError, match="batch_size=0"):  # was "range() arg 3 must not be zero"
+            DiscriminatorFeatures(trained["unconditional"], batch_size=0).fit()
+
+    def test_a_grid_too_large_for_even_one_image_a_row_never_suggests_n_0(self) -> None:
+        with pytest.raises(ValueError) as err:
+            check_grid_size(rows=1000, per_row=4, image_size=1024)
+        assert "--n 0" not in str(err.value) and "--per-class" in str(err.value)
+        with pytest.raises(ValueError, match="--n 80 or less"):
+            check_grid_size(rows=10, per_row=100, image_size=1024)
+
+    def test_an_ssl_teacher_without_unlabeled_images_says_so(self, tmp_path: Path) -> None:
+        labeled = write_folder(tmp_path / "labeled", ["a", "b"], [3, 3], channels=1)
+        loud = [a for a in TINY_CLI if a != "--quiet"]
+        args = ["fit", str(labeled), "--out", str(tmp_path / "run"), *loud, "--steps", "1", "--teacher", "ssl",
+                "--teacher-steps", "2", "--channels", "1"]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "no unlabeled image to learn from" in " ".join(result.output.split())
+
+    def test_the_repr_counts_the_items_not_the_pool(self, trained: dict[str, Path]) -> None:
+        from torchvision.datasets import ImageFolder
+
+        ds = GANAugmentedDataset(ImageFolder(str(trained["labeled"])), trained["taught"], device="cpu")
+        text = repr(ds)
+        assert f"extra: {ds.n_synthetic}" in text and ds.pool is not None and len(ds.pool) > ds.n_synthetic
+        extra = [int(part.split("~")[1]) for part in text.split("Per class (real + extra items): ")[1].split(", ")]
+        assert abs(sum(extra) - ds.n_synthetic) <= len(extra)  # the items, not the pool's images
+
+
+@pytest.mark.parametrize(
+    "content", [b'{"summary": [{"arm": "a", "mean": "x"}]}', b'{"summary": [], "run": [1]}', b"\xff\xfe", b'{"summ']
+)
+def test_report_on_an_edited_evaluation_is_one_line(content: bytes, data: tuple[Path, Path], tmp_path: Path) -> None:
+    labeled, test = data
+    out = tmp_path / "ev"
+    assert _evaluate(labeled, out, "--test-dir", str(test), "--seeds", "1")[0] == 0
+    (out / "evaluation.json").write_bytes(content)
+    result = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "r.html")])
+    one_line_error(result.exit_code, result.output, "evaluation.json")

@@ -20,8 +20,10 @@ from ..io.atomic import atomic_write
 from ..io.checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading
 from ..io.images import to_unit
 from ..io.rebuild import build_discriminator, build_ssl_classifier
+from ..io.record import check_class_names
 from ..models import Discriminator
 from ..plugins import extract_features
+from ..plugins.features import input_shape
 from ..progress import Reporter
 from ..train.teacher_status import finished_teacher
 
@@ -53,7 +55,7 @@ class Predictor:
             raise CheckpointError(f"{str(path)!r} is a GAN checkpoint, not a classifier: use `gan-augment classify`")
         self.device = resolve_device(device)
         with reading(path):  # right keys, wrong contents: one line, found here and not mid-prediction
-            self.class_names: list[str] = [str(name) for name in self.state["class_names"]]
+            self.class_names: list[str] = check_class_names(self.state["class_names"])
             self.image_size = int(self.state["image_size"])
             self.channels = int(self.state["channels"])
             if self.state["kind"] == "features":
@@ -63,6 +65,8 @@ class Predictor:
                 self.model: torch.nn.Module = d.to(self.device).eval()
             else:
                 self.model = build_ssl_classifier(self.state).to(self.device)
+            if (self.image_size, self.channels) != input_shape(self.model):  # the size decoded to: the model's own
+                raise ValueError(f"image size {self.image_size} and {self.channels} channels are not its network's")
             probs = self.predict_proba(
                 torch.zeros(1, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -125,13 +126,25 @@ def find_classes(root: Path) -> list[Path]:
         )
     by_case: dict[str, str] = {}
     for d in class_dirs:
-        other = by_case.setdefault(d.name.casefold(), d.name)
+        other = by_case.setdefault(unicodedata.normalize("NFC", d.name).casefold(), d.name)
         if other != d.name:
             raise DataError(
-                f"class folders {other!r} and {d.name!r} in {str(root)!r} differ only in case (one class on "
-                "Windows and macOS, two here): merge or rename them"
+                f"class folders {ascii(other)} and {ascii(d.name)} in {str(root)!r} differ only in case or in Unicode "
+                "normalisation (one class on Windows and macOS, two here): merge or rename them"
             )
     return class_dirs
+
+
+def normalisation_note(names: list[str], others: list[str]) -> str:
+    """``''``, or a note that ``names`` and ``others`` differ only in Unicode normalisation (NFC vs NFD, as
+    file names copied from macOS come), with their code points: printed, the two lists look alike."""
+    nfc = sorted(unicodedata.normalize("NFC", n) for n in names)
+    if not names or nfc != sorted(unicodedata.normalize("NFC", n) for n in others):
+        return ""
+    return (
+        f" (they differ only in Unicode normalisation, NFC vs NFD, as names copied from macOS do: {ascii(names)} "
+        f"vs {ascii(others)}; rename the folders with one normalisation)"
+    )
 
 
 def is_image_folder(root: str | os.PathLike[str]) -> bool:

@@ -21,6 +21,7 @@ from ..data import (
     stratified_split,
     without_copies,
 )
+from ..data.folders import normalisation_note
 from ..errors import UsageError
 from ..io.atomic import atomic_write_json, atomic_write_text
 from ..io.checkpoint import TEACHER_NAME
@@ -268,7 +269,8 @@ def _test_data(test_dir: str | Path, labeled: ImageData, caveats: list[str], rep
     if sorted(test.class_names) != sorted(labeled.class_names):
         raise UsageError(
             f"--test-dir {str(test_dir)!r} has the classes {test.class_names}, the labeled folder "
-            f"{labeled.class_names}: a test folder needs the same class folders"
+            f"{labeled.class_names}{normalisation_note(test.class_names, labeled.class_names)}: a test folder needs "
+            "the same class folders"
         )
     order = torch.tensor([labeled.class_names.index(n) for n in test.class_names])
     test = dataclasses.replace(test, labels=order[test.labels], class_names=list(labeled.class_names))

@@ -210,14 +210,29 @@ def _curves(path: Path) -> str:
     return _img(buf.getvalue(), f"{len(rows)} logged steps from metrics.jsonl")
 
 
+MAX_REPORT_BYTES = 64 * 2**20  # an evaluation.json larger than this is not one the package wrote
+
+
 def _evaluation_body(folder: Path) -> str:
+    """The evaluation's page; a report that does not read as one the package wrote (edited, cut short, of
+    other types) is one error naming the file, never a traceback."""
+    path = folder / "evaluation.json"
     try:
-        report = json.loads((folder / "evaluation.json").read_text())
-        rows = [r for r in report["summary"] if isinstance(r, dict)]
-        verdicts = [str(v) for v in report.get("verdicts", [])]
-        caveats = [str(c) for c in report.get("caveats") or []]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise GanAugmentError(f"{str(folder / 'evaluation.json')!r} is not an evaluation report ({exc})") from None
+        if path.stat().st_size > MAX_REPORT_BYTES:
+            raise ValueError(f"over {MAX_REPORT_BYTES // 2**20} MiB")
+        report = json.loads(path.read_bytes().decode("utf-8"))
+        return _evaluation_parts(folder, report)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError) as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise GanAugmentError(
+            f"{str(path)!r} is not an evaluation report as gan-augment writes it ({detail}): run the evaluation again"
+        ) from None
+
+
+def _evaluation_parts(folder: Path, report: dict[str, Any]) -> str:
+    rows = [r for r in report["summary"] if isinstance(r, dict)]
+    verdicts = [str(v) for v in report.get("verdicts", [])]
+    caveats = [str(c) for c in report.get("caveats") or []]
     metric = str(report.get("metric") or "accuracy").replace("_", " ")
     head = ("labels per class", "arm", "seeds", metric, "gain vs baseline (95% CI)")
     table = [

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.folders import normalisation_note
 from ..errors import GanAugmentError, UsageError
 from ..io.images import to_unit
 from ..io.rebuild import load_discriminator, load_generator
@@ -81,8 +82,8 @@ def map_classes(
     extra = [c for c in ckpt_classes if c not in base_classes]
     if extra:
         raise GanAugmentError(
-            f"the generator's classes {extra} are not in the base dataset's classes {list(base_classes)}: "
-            "pass class_mapping to pair them by hand"
+            f"the generator's classes {extra} are not in the base dataset's classes {list(base_classes)}"
+            f"{normalisation_note(extra, missing)}: pass class_mapping to pair them by hand"
         )
     if missing and len(missing) == len(base_classes):
         raise GanAugmentError(f"no class of the base dataset is in the generator: missing {missing}")

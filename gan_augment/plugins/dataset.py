@@ -63,7 +63,8 @@ class GANAugmentedDataset(Dataset):
     workers never run the generator. They come in the same raw form as the base samples (PIL images
     for torchvision image datasets), and ``transform`` / ``target_transform`` are applied to real and
     extra items alike. A base dataset with its own transform is refused (build it without one and
-    pass ``transform=`` here), so real and synthetic items always share one type, range and pipeline.
+    pass ``transform=`` here), so real and synthetic items always share one type, range and pipeline; so is
+    one whose images are floats outside [0, 1] (normalised already) or items that are not ``(image, label)``.
     Synthetic images are resized (bilinear, antialiased) to the size of the base dataset's first sample.
 
     The dataset is the base dataset composed with a :class:`~gan_augment.plugins.source.SyntheticSource`
@@ -168,11 +169,10 @@ class GANAugmentedDataset(Dataset):
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
         # The synthetic side: the bank (the run is read first), the classes it maps to, the labeller, the form.
         bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
-        first = check_base_items(base_ds)  # (image, label) pairs in a form and range synthetic items can share
+        form = ItemForm(check_base_items(base_ds), output_format, bank.info.image_size)  # items' form and range
         self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
         self.n_real = len(targets)
         ckpt_to_base, class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
-        form = ItemForm(first, output_format, bank.info.image_size)
         self.source = SyntheticSource(bank, labelling, ckpt_to_base, class_names, form)
         if isinstance(teacher, RunTeacher):
             self._aim_run_teacher(teacher, base_ds, class_mapping if bank.conditional else None)
@@ -356,19 +356,24 @@ class GANAugmentedDataset(Dataset):
         return state
 
     def __repr__(self) -> str:
-        per_class_real = np.bincount(np.asarray(self._base_targets, dtype=np.int64), minlength=len(self.class_names))
-        per_class_syn = torch.bincount(self.synthetic_targets, minlength=len(self.class_names)).tolist()
+        k = len(self.class_names)
+        per_class_real = np.bincount(np.asarray(self._base_targets, dtype=np.int64), minlength=k).tolist()
+        if self.pool is None:  # the extra items are the bank's images, one each
+            per_class_extra = [str(n) for n in torch.bincount(self.synthetic_targets, minlength=k).tolist()]
+        else:  # drawn at random from the pool on each access: the pool's mix of labels, scaled to the items
+            share = torch.bincount(self.pool.hard, minlength=k).double() / max(len(self.pool), 1)
+            per_class_extra = [f"~{round(float(x) * self.n_synthetic)}" for x in share]
         lines = [
             f"Dataset {type(self).__name__}",
             f"    Number of datapoints: {len(self)}",
-            f"    Real: {self.n_real}, synthetic: {self.n_synthetic}"
+            f"    Real: {self.n_real}, extra: {self.n_synthetic}"
             + (f" (each drawn fresh from a pool of {len(self.pool)} images)" if self.pool is not None else ""),
             f"    Generator: {self.generator_ckpt}",
             f"    Synthetic labels: {self.labels}"
             + (f", min_confidence {self.min_confidence}" if self.min_confidence else "")
             + (f", temperature {self.temperature}" if self.labels == "soft" else ""),
-            "    Per class (real + synthetic): "
-            + ", ".join(f"{n}: {r} + {s}" for n, r, s in zip(self.class_names, per_class_real.tolist(), per_class_syn)),
+            "    Per class (real + extra items): "
+            + ", ".join(f"{n}: {r} + {e}" for n, r, e in zip(self.class_names, per_class_real, per_class_extra)),
         ]
         if self.transform is not None:
             lines.append(f"    Transform: {self.transform!r}".replace("\n", "\n    "))

@@ -170,6 +170,11 @@ def _array_to_nchw(X: np.ndarray, image_size: int, channels: int, layout: str = 
             return torch.from_numpy(np.ascontiguousarray(X.reshape(len(X), side, side, channels))).permute(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(X.reshape(len(X), channels, side, side)))
     if X.ndim == 3:
+        if X.shape[-1] in (3, 4) and X.shape[-2] > X.shape[-1]:  # (H, W, C): one colour image, not H gray ones
+            raise UsageError(
+                f"a 3-D array of shape {X.shape} is one colour image (H, W, C), not {X.shape[0]} gray images of "
+                f"{X.shape[1]}×{X.shape[2]} pixels: pass a batch of one, X[None]"
+            )
         return torch.from_numpy(np.ascontiguousarray(X))[:, None]  # (N, 1, H, W)
     if X.ndim == 4:
         return torch.from_numpy(np.ascontiguousarray(X)).permute(0, 3, 1, 2)  # (N, C, H, W)
@@ -258,6 +263,8 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
             raise UsageError("generator_ckpt is None: pass a run directory or checkpoint.pt")
         if int(self.grid) < 1:
             raise UsageError(f"grid={self.grid} must be >= 1")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise UsageError(f"batch_size={self.batch_size!r} must be a positive integer")
         d = self._teacher() or load_discriminator(self.generator_ckpt, device="cpu")
         if isinstance(d, PerClassDiscriminator):  # its shared discriminator, pre-trained on every image
             try:

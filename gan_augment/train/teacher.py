@@ -131,9 +131,14 @@ def train_teacher(
         reporter.message("the run's teacher was trained with other settings, or cannot be read: training it again")
     else:
         reporter.message(
-            f"training the run's {kind} teacher ({run.architecture} discriminator, {ssl.steps} iterations"
-            + (f", {data.num_unlabeled} unlabeled images" if kind == "ssl" else "")
+            f"training the run's {kind} teacher ({run.architecture} network, {ssl.steps} iterations"
+            + (f", {data.num_unlabeled} unlabeled images" if kind == "ssl" else ", the labeled images alone")
             + ")"
+        )
+    if kind == "ssl" and not data.num_unlabeled:
+        reporter.message(
+            "the ssl teacher has no unlabeled image to learn from (no UNLABELED folder, or none of its images could "
+            "be read): it learns from the labels alone, as --teacher supervised does in a quarter of the iterations"
         )
 
     def save() -> None:
