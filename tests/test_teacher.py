@@ -80,9 +80,9 @@ class TestTheRunKeepsATeacher:
         assert teacher["state"] == "trained" and teacher["kind"] == "ssl" and teacher["steps"] == TEACHER_STEPS
         assert 0.0 <= teacher["labeled_accuracy"] <= 1.0
         text = runner.invoke(app, ["info", str(gray["run"])]).stdout
-        assert "teacher: ssl (mlp discriminator)" in text and "none held out" in text
+        assert "teacher: ssl (mlp network)" in text and "held-out labeled images" in text
         result = runner.invoke(app, ["report", str(gray["run"]), "--out", str(tmp_path / "r.html")])
-        assert result.exit_code == 0 and "ssl (mlp discriminator)" in (tmp_path / "r.html").read_text()
+        assert result.exit_code == 0 and "ssl (mlp network)" in (tmp_path / "r.html").read_text()
 
 
 class TestResume:

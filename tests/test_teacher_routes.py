@@ -36,9 +36,11 @@ def test_classify_takes_the_runs_teacher_and_predict_takes_either(taught: dict[s
     args = ["classify", str(taught["labeled"]), str(taught["unlabeled"]), "--out", str(out), "--image-size", "16"]
     result = runner.invoke(app, [*args, "--method", "ssl", "--run", str(taught["run"]), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "the run's teacher:" in result.output and "none held out" in result.output
+    assert "the run's teacher:" in result.output and "labeled images held out of it by fit" in result.output
     saved, teacher = load_checkpoint(out / "classifier.pt"), load_checkpoint(taught["run"] / "teacher.pt")
-    assert saved["metrics"]["val_accuracy"] is None and saved["metrics"]["run"] == str(taught["run"])
+    held = teacher["metrics"]["heldout"]  # measured by fit, against the labels alone
+    kept = held["teacher"] if held["kept"] == "teacher" else held["labels_only"]
+    assert saved["metrics"]["val_accuracy"] == kept and saved["metrics"]["run"] == str(taught["run"])
     assert all(torch.equal(saved["d"][k], teacher["d"][k]) for k in teacher["d"])  # not trained again
     for source, csv_path in ((out, tmp_path / "a.csv"), (taught["run"], tmp_path / "b.csv")):
         result = runner.invoke(app, ["predict", str(source), str(taught["labeled"]), "--out", str(csv_path)])

@@ -105,12 +105,16 @@ def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: 
         model = build_ssl_classifier(state).to(device)
         shown = match_images(data.images, (int(state["image_size"]),) * 2, int(state["channels"]))
     labeled = data.labels >= 0
+    held = dict(state.get("metrics") or {}).get("heldout")  # measured by fit on labeled images it never saw
+    held = held if isinstance(held, dict) and isinstance(held.get("images"), int) else None
     metrics = {
         "method": "ssl",
         "run": str(run),
-        "val_accuracy": None,  # the teacher trained on every labeled image: none is held out
+        "val_accuracy": None
+        if held is None
+        else float(held["teacher" if held.get("kept") == "teacher" else "labels_only"]),
         "labeled_accuracy": accuracy(model, shown[labeled], data.labels[labeled]),
-        "num_val": 0,
+        "num_val": 0 if held is None else held["images"],
         "num_train_labeled": int(labeled.sum()),
         "num_unlabeled": data.num_unlabeled,
         "steps": int(state["ssl_config"]["steps"]),

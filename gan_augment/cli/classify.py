@@ -121,6 +121,8 @@ def _accuracy_line(metrics: dict[str, Any]) -> str:
             f"{acc:.3f} ± {metrics['cv_accuracy_std']:.3f}"
         )
     acc = metrics["val_accuracy"]
+    if metrics.get("run") and acc is not None:
+        return f"the run's teacher: {acc:.3f} on {metrics['num_val']} labeled images held out of it by fit"
     if metrics.get("run"):
         return (
             f"the run's teacher: {metrics['labeled_accuracy']:.3f} on the {metrics['num_train_labeled']} labeled "

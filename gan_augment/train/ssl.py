@@ -261,8 +261,10 @@ def start_ssl(
     val_fraction: float,
     reporter: Reporter,
     supervised: bool = False,
+    min_held_out: int = 0,
 ) -> tuple[SSLRun, torch.Tensor]:
-    """A new :class:`SSLRun` (its budget resolved) and the indices of the labeled images held out of it."""
+    """A new :class:`SSLRun` (its budget resolved) and the indices of the labeled images held out of it
+    (``val_fraction`` of each class, at least ``min_held_out``)."""
     architecture = config.resolved_architecture(int(data.images.shape[-1]), int(data.images.shape[1]))
     config = config if config.steps else config.replace(steps=default_ssl_steps(device, architecture))
     if device.type == "cpu" and architecture == "conv":
@@ -270,7 +272,7 @@ def start_ssl(
     torch.manual_seed(config.seed)
     labels = data.labels.numpy()
     labeled = np.flatnonzero(labels >= 0)
-    tr, va = stratified_split(labels[labeled], val_fraction, config.seed)
+    tr, va = stratified_split(labels[labeled], val_fraction, config.seed, min_held_out)
     return SSLRun(data, config, device, torch.as_tensor(labeled[tr]), supervised), torch.as_tensor(labeled[va])
 
 

@@ -23,11 +23,21 @@ from ..data import ImageData
 from ..device import synchronize
 from ..errors import CheckpointError
 from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
+from ..io.rebuild import build_ssl_classifier
 from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
 from .metrics import accuracy
 from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
+from .teacher_choice import (
+    HELDOUT_FRACTION,
+    Heldout,
+    averaged,
+    can_hold_out,
+    correct,
+    labels_only_config,
+    train_labels_only,
+)
 
 
 def resolve_teacher(config: TrainConfig, data: ImageData) -> str:
@@ -72,23 +82,31 @@ def teacher_config(config: TrainConfig, kind: str, data: ImageData, device: torc
     return ssl.replace(steps=steps, architecture=architecture, width=width, unlabeled_weight=unlabeled_weight)
 
 
-def _settings(kind: str, ssl: SSLConfig, data: ImageData) -> dict[str, Any]:
-    """What identifies a teacher: a saved one with other settings is trained again."""
+def _settings(kind: str, ssl: SSLConfig, data: ImageData, measured: bool = False) -> dict[str, Any]:
+    """What identifies a teacher: a saved one with other settings is trained again (``measured``: with its
+    labels-only rival and held-out images; a finished teacher from before the rival is kept, see :func:`_saved`)."""
     data_id = {k: v for k, v in data.fingerprint().items() if k != "files_sha256"}  # as spelled: may differ
-    return {"kind": kind, "ssl_config": ssl.to_dict(), "data": data_id}
+    return {"kind": kind, "ssl_config": ssl.to_dict(), "data": data_id,
+            **({"heldout_fraction": HELDOUT_FRACTION} if measured else {})}  # fmt: skip
 
 
-def _saved(path: Path, settings: dict[str, Any], budget_may_grow: bool = False) -> dict[str, Any] | None:
+def _saved(
+    path: Path, settings: dict[str, Any], budget_may_grow: bool = False, finished: bool = False
+) -> dict[str, Any] | None:
     """The teacher file at ``path`` if it is there and was trained with ``settings``. ``budget_may_grow``
     (an interrupted teacher): also one of a smaller budget than ``settings``' (``--teacher-steps`` raised on
-    ``--resume``), which continues to the new budget instead of starting again. A file that cannot be read
-    is not taken (it is the package's own: trained again, and replaced)."""
+    ``--resume``), which continues to the new budget instead of starting again. ``finished`` (``teacher.pt``):
+    whether it was measured against a labels-only rival does not count (a run's teacher from before the
+    rival is kept, not trained again). A file that cannot be read is not taken (it is the package's own:
+    trained again, and replaced)."""
     if not path.is_file():
         return None
     try:
         state = load_checkpoint(path, map_location="cpu")
         with reading(path):
             saved = state.get("settings")
+            if finished and isinstance(saved, dict):
+                saved, settings = _unmeasured(saved), _unmeasured(settings)
             if saved == settings:
                 return state
             if not (budget_may_grow and isinstance(saved, dict) and isinstance(saved.get("ssl_config"), dict)):
@@ -100,6 +118,10 @@ def _saved(path: Path, settings: dict[str, Any], budget_may_grow: bool = False) 
         return None
 
 
+def _unmeasured(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in settings.items() if k != "heldout_fraction"}
+
+
 def train_teacher(
     data: ImageData,
     out_dir: Path,
@@ -109,20 +131,54 @@ def train_teacher(
     board: Board | None = None,
 ) -> Path | None:
     """Train the run's teacher into ``out_dir/teacher.pt`` (continuing an interrupted one); None for
-    ``teacher="none"``. A finished teacher of the same settings is kept as it is. ``board``: its
-    curves to TensorBoard too."""
+    ``teacher="none"``. A finished teacher of the same settings is kept as it is. A semi-supervised teacher
+    is measured against a labels-only classifier on held-out labeled images, and ``--teacher auto`` hands
+    over the labels-only one when the teacher measured no better (:mod:`~gan_augment.train.teacher_choice`).
+    ``board``: its curves to TensorBoard too."""
     kind = resolve_teacher(config, data)
     if kind == "none":
         return None
     ssl = teacher_config(config, kind, data, device)
-    settings = _settings(kind, ssl, data)
+    measured = kind == "ssl" and can_hold_out(data)
+    settings = _settings(kind, ssl, data, measured)
     final, partial = out_dir / TEACHER_NAME, out_dir / TEACHER_TRAINING_NAME
-    if _saved(final, settings) is not None:
+    if _saved(final, settings, finished=True) is not None:
         reporter.message(f"the run's {kind} teacher is trained already ({ssl.steps} iterations)")
         _remove(partial)
         return final
-    run, _ = start_ssl(data, ssl, device, 0.0, reporter, supervised=kind == "supervised")
     saved = _saved(partial, settings, budget_may_grow=True)
+    with stop_signals(reporter) as stop:
+        rival = (saved or {}).get("labels_only") if measured else None
+        if measured and rival is None:
+            rival = train_labels_only(data, ssl, device, reporter, stop)
+        run, held = start_ssl(data, ssl, device, HELDOUT_FRACTION if measured else 0.0, reporter,
+                              supervised=kind == "supervised", min_held_out=int(measured))  # fmt: skip
+        _start_message(run, saved, partial, final, kind, data, reporter)
+
+        def save() -> None:
+            save_checkpoint({"settings": settings, "training": run.state_dict(),
+                             **({"labels_only": rival} if rival is not None else {})}, partial)  # fmt: skip
+
+        t0 = time.perf_counter()
+        try:
+            every = {"save_every": config.checkpoint_every, "save_seconds": 60.0 * config.checkpoint_minutes}
+            on_stats = (lambda step, row: board.scalars("teacher", row, step)) if board is not None else None
+            run_steps(run, reporter, save=save, stop=stop, on_stats=on_stats, **every)
+        except KeyboardInterrupt:
+            save()
+            reporter.message(f"teacher interrupted at iteration {run.step}: saved; continue with --resume")
+            raise
+    choice = _choose(run, data, held, rival, config.teacher, reporter)
+    _save_teacher(run, data, kind, settings, time.perf_counter() - t0, final, choice)
+    _remove(partial)
+    return final
+
+
+def _start_message(
+    run: SSLRun, saved: Any, partial: Path, final: Path, kind: str, data: ImageData, reporter: Reporter
+) -> None:
+    """Resume the teacher from ``saved`` (the partial file's contents), or say what trains now."""
+    ssl = run.config
     if saved is not None:
         with reading(partial):
             run.load_state_dict(saved["training"])
@@ -141,40 +197,51 @@ def train_teacher(
             "be read): it learns from the labels alone, as --teacher supervised does in a quarter of the iterations"
         )
 
-    def save() -> None:
-        save_checkpoint({"settings": settings, "training": run.state_dict()}, partial)
 
-    t0 = time.perf_counter()
-    with stop_signals(reporter) as stop:
-        try:
-            every = {"save_every": config.checkpoint_every, "save_seconds": 60.0 * config.checkpoint_minutes}
-            on_stats = (lambda step, row: board.scalars("teacher", row, step)) if board is not None else None
-            run_steps(run, reporter, save=save, stop=stop, on_stats=on_stats, **every)
-        except KeyboardInterrupt:
-            save()
-            reporter.message(f"teacher interrupted at iteration {run.step}: saved; continue with --resume")
-            raise
-    _save_teacher(run, data, kind, settings, time.perf_counter() - t0, final)
-    _remove(partial)
-    return final
+def _choose(
+    run: SSLRun, data: ImageData, held: torch.Tensor, rival: dict[str, Any] | None, asked: str, reporter: Reporter
+) -> dict[str, Any]:
+    """Which classifier becomes the run's teacher: ``{"state", "kind", "heldout"}`` (``state`` None: the
+    semi-supervised one, as trained). Without a rival (nothing measured), the teacher as trained."""
+    if rival is None:
+        return {"state": None, "kind": None, "heldout": None}
+    heldout = Heldout.of(correct(averaged(run), data, held), torch.as_tensor(rival["right"]))
+    keep = heldout.keeps_ssl() or asked == "ssl"
+    if keep and heldout.keeps_ssl():
+        why = "it measured better than the labels alone"
+    elif keep:
+        why = "--teacher ssl asks for it, though it measured no better than the labels alone"
+    else:
+        why = "the semi-supervised teacher measured no better, so it is not handed over (--teacher ssl keeps it)"
+    reporter.message(f"teacher {heldout.line()}: keeping {'it' if keep else 'the labels-only classifier'}; {why}")
+    return {"state": None if keep else rival["state"], "kind": "ssl" if keep else "supervised",
+            "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only"}}  # fmt: skip
 
 
 def _save_teacher(
-    run: SSLRun, data: ImageData, kind: str, settings: dict[str, Any], seconds: float, path: Path
+    run: SSLRun,
+    data: ImageData,
+    kind: str,
+    settings: dict[str, Any],
+    seconds: float,
+    path: Path,
+    choice: dict[str, Any],
 ) -> None:
     labeled = data.labels >= 0
-    classifier = run.average.averaged(run.gan.d)
-    train_accuracy = accuracy(classifier, data.images[labeled], data.labels[labeled])
+    classifier = averaged(run)
+    state = classifier_state(run, data, classifier, kind) if choice["state"] is None else dict(choice["state"])
+    trained_on = int(len(run.labeled.pool))
     metrics = {
-        "steps": run.config.steps,
+        "steps": run.config.steps if choice["state"] is None else int(labels_only_config(run.config).steps),
         "architecture": run.architecture,
-        "num_labeled": int(labeled.sum()),
-        "num_unlabeled": data.num_unlabeled,
-        # Every labeled image trains it: no held-out accuracy exists. This one is optimistic.
-        "labeled_accuracy": train_accuracy,
+        "num_labeled": trained_on,
+        "num_unlabeled": data.num_unlabeled if state["kind"] == "ssl" else 0,
+        # On the labeled images: those it trained on, and (with a rival) some it never saw; optimistic.
+        "labeled_accuracy": accuracy(build_ssl_classifier(state), data.images[labeled], data.labels[labeled]),
         "train_seconds": round(seconds, 1),
+        **({"heldout": choice["heldout"]} if choice["heldout"] is not None else {}),
     }
-    save_checkpoint({**classifier_state(run, data, classifier, kind), "settings": settings, "metrics": metrics}, path)
+    save_checkpoint({**state, "settings": settings, "metrics": metrics}, path)
 
 
 def _remove(path: Path) -> None:
@@ -186,14 +253,18 @@ PROBE_ITERATIONS = 3  # timed after one warm-up iteration, on a throwaway copy
 
 
 def teacher_seconds(data: ImageData, config: TrainConfig, device: torch.device) -> tuple[str, int, float]:
-    """The run's teacher ``(kind, iterations, seconds an iteration)``, timed on a throwaway teacher's first
-    iterations (its random streams forked, so training is the same with or without this); ``("none", 0, 0)``
-    without a teacher."""
+    """The run's teacher ``(kind, iterations, seconds an iteration)`` (its labels-only rival's time spread over
+    them), timed on a throwaway teacher's first iterations (its random streams forked, so training is the same
+    with or without this); ``("none", 0, 0)`` without a teacher."""
     kind = resolve_teacher(config, data)
     if kind == "none":
         return kind, 0, 0.0
     ssl = teacher_config(config, kind, data, device)
-    return kind, ssl.steps, ssl_seconds(data, ssl, device, supervised=kind == "supervised")
+    seconds = ssl.steps * ssl_seconds(data, ssl, device, supervised=kind == "supervised")
+    if kind == "ssl" and can_hold_out(data):  # its labels-only rival too, spread over the teacher's iterations
+        rival = labels_only_config(ssl)
+        seconds += rival.steps * ssl_seconds(data, rival, device, supervised=True)
+    return kind, ssl.steps, seconds / ssl.steps
 
 
 def ssl_seconds(data: ImageData, ssl: SSLConfig, device: torch.device, supervised: bool = False) -> float:
@@ -210,19 +281,27 @@ def ssl_seconds(data: ImageData, ssl: SSLConfig, device: torch.device, supervise
 
 
 def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device) -> str:
-    """One line on the run's teacher, before anything trains: its kind, iterations and the time they will
-    take (:func:`teacher_seconds`). Empty for no teacher or one already trained."""
+    """One line on the run's teacher, before anything trains: its kind, iterations (and its labels-only rival's)
+    and the time they will take, each timed on a throwaway copy. Empty for no teacher or one already trained."""
     kind = resolve_teacher(config, data)
     if kind == "none":
         return ""
     ssl = teacher_config(config, kind, data, device)
-    settings = _settings(kind, ssl, data)
-    if _saved(out_dir / TEACHER_NAME, settings) is not None:
+    measured = kind == "ssl" and can_hold_out(data)
+    settings = _settings(kind, ssl, data, measured)
+    if _saved(out_dir / TEACHER_NAME, settings, finished=True) is not None:
         return ""
     partial = _saved(out_dir / TEACHER_TRAINING_NAME, settings, budget_may_grow=True)
     left = max(0, ssl.steps - (int(partial["training"]["step"]) if partial is not None else 0))
     per = ssl_seconds(data, ssl, device, supervised=kind == "supervised")
+    rival, rival_per = 0, 0.0
+    if measured and (partial is None or "labels_only" not in partial):
+        rival = labels_only_config(ssl).steps
+        rival_per = ssl_seconds(data, labels_only_config(ssl), device, supervised=True)
     return (
         f"then the run's {kind} teacher: {left} iterations of its {ssl.architecture} discriminator, about "
-        f"{duration(per * left)} ({per:.3f} s an iteration, timed)"
-    )
+        f"{duration(per * left + rival_per * rival)} ({per:.3f} s an iteration, timed"
+        + (f"; first {rival} iterations of a labels-only classifier to measure it against, "
+           f"{rival_per:.3f} s each" if rival else "")
+        + ")"
+    )  # fmt: skip

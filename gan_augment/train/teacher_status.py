@@ -24,7 +24,7 @@ from ..errors import CheckpointError, GanAugmentError
 from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, run_file
 from ..io.record import load_run
 
-TEACHER_METRICS = ("steps", "num_labeled", "num_unlabeled", "labeled_accuracy", "train_seconds")
+TEACHER_METRICS = ("steps", "num_labeled", "num_unlabeled", "labeled_accuracy", "train_seconds", "heldout")
 
 
 class TeacherStateError(GanAugmentError):
@@ -75,15 +75,29 @@ def teacher_line(summary: dict[str, Any]) -> str:
             "none (--teacher none: GANAugmentedDataset(base, run) labels synthetic images with their generator's class)"
         )
     if state == "trained":
-        acc = summary.get("labeled_accuracy")
+        acc, held = summary.get("labeled_accuracy"), summary.get("heldout")
         return (
-            f"{summary['kind']} ({summary['architecture']} discriminator), {summary.get('steps')} iterations on "
+            f"{summary['kind']} ({summary['architecture']} network), {summary.get('steps')} iterations on "
             f"{summary.get('num_labeled')} labeled"
             + (f" + {summary.get('num_unlabeled')} unlabeled" if summary["kind"] == "ssl" else "")
             + " images"
-            + (f"; {acc:.3f} on the labeled images it trained on (none held out)" if isinstance(acc, float) else "")
+            + (f"; {heldout_words(held)}" if isinstance(held, dict) else "")
+            + (f"; {acc:.3f} on the labeled images (optimistic: most trained it)" if isinstance(acc, float) else "")
         )
     return _advice(summary)
+
+
+def heldout_words(held: dict[str, Any]) -> str:
+    """The held-out comparison a teacher file records, in words: both accuracies and which was kept."""
+    try:
+        kept = "the semi-supervised teacher" if held.get("kept") == "teacher" else "the labels-only classifier"
+        return (
+            f"on {int(held['images'])} held-out labeled images the semi-supervised teacher scored "
+            f"{100 * float(held['teacher']):.1f}%, the labels alone {100 * float(held['labels_only']):.1f}%: "
+            f"{kept} kept"
+        )
+    except (KeyError, TypeError, ValueError):
+        return "its held-out comparison cannot be read"
 
 
 def _advice(summary: dict[str, Any]) -> str:
