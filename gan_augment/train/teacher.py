@@ -215,7 +215,8 @@ def _choose(
         why = "the semi-supervised teacher measured no better, so it is not handed over (--teacher ssl keeps it)"
     reporter.message(f"teacher {heldout.line()}: keeping {'it' if keep else 'the labels-only classifier'}; {why}")
     return {"state": None if keep else rival["state"], "kind": "ssl" if keep else "supervised",
-            "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only"}}  # fmt: skip
+            "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only",
+                        "labels_only_seconds": rival.get("seconds")}}  # fmt: skip
 
 
 def _save_teacher(

@@ -16,6 +16,7 @@ The teacher handed over has learned from the other labels (and the pool).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -104,6 +105,7 @@ def train_labels_only(
         f"first the labels-only classifier to measure the teacher against ({config.steps} iterations, "
         f"{len(run.labeled.pool)} labeled images; {len(held)} held out of both)"
     )
+    t0 = time.perf_counter()
     run_steps(run, reporter, stop=stop)
     classifier = run.average.averaged(run.gan.d)
     return {
@@ -111,6 +113,7 @@ def train_labels_only(
         "right": correct(classifier, data, held),
         "held": held,
         "steps": config.steps,
+        "seconds": round(time.perf_counter() - t0, 1),
     }
 
 
