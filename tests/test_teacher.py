@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 import torch
@@ -54,6 +55,25 @@ def always_light(run: Path, out: Path) -> Path:
     return out
 
 
+@contextlib.contextmanager
+def teacher_interrupted_at(step: int) -> Iterator[None]:
+    """Ctrl-C in the semi-supervised teacher's iteration ``step`` (its labels-only rival trains on) while the
+    block runs, which must raise it."""
+    original, mp = ssl_module.SSLRun.train_step, pytest.MonkeyPatch()
+
+    def stop(self: ssl_module.SSLRun) -> dict[str, torch.Tensor]:
+        if not self.supervised and self.step == step:
+            raise KeyboardInterrupt
+        return original(self)
+
+    mp.setattr(ssl_module.SSLRun, "train_step", stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yield
+    finally:
+        mp.undo()
+
+
 class TestTheRunKeepsATeacher:
     def test_ssl_with_an_unlabeled_folder(self, gray: dict[str, Path]) -> None:
         state = load_checkpoint(gray["run"] / TEACHER_NAME)
@@ -86,24 +106,13 @@ class TestTheRunKeepsATeacher:
 
 
 class TestResume:
-    def test_an_interrupted_teacher_resumes_to_the_same_weights(
-        self, gray: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
+    def test_an_interrupted_teacher_resumes_to_the_same_weights(self, gray: dict[str, Path], tmp_path: Path) -> None:
         run = tmp_path / "run"
         cfg = teacher_config(checkpoint_every=4)
-        original = ssl_module.SSLRun.train_step
-
-        def stop_at_seven(self: ssl_module.SSLRun) -> dict[str, torch.Tensor]:
-            if self.step == 7:
-                raise KeyboardInterrupt
-            return original(self)
-
-        monkeypatch.setattr(ssl_module.SSLRun, "train_step", stop_at_seven)
-        with pytest.raises(KeyboardInterrupt):
+        with teacher_interrupted_at(7):
             fit(gray["labeled"], gray["unlabeled"], run, cfg, device="cpu", quiet=True)
         partial = load_checkpoint(run / TEACHER_TRAINING_NAME)
         assert partial["training"]["step"] == 7 and not (run / TEACHER_NAME).exists()
-        monkeypatch.setattr(ssl_module.SSLRun, "train_step", original)
         result = runner.invoke(
             app, ["fit", str(gray["labeled"]), str(gray["unlabeled"]), "--out", str(run), "--resume"]
         )

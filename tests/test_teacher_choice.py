@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_config, write_folder
+from test_teacher import teacher_interrupted_at
 from typer.testing import CliRunner
 
 from gan_augment import GANAugmentedDataset, fit
@@ -87,20 +88,9 @@ class TestNeverWorseThanTheLabelsAlone:
         assert state["kind"] == "ssl" and state["metrics"]["heldout"]["kept"] == "teacher"
         assert any("--teacher ssl asks for it" in line for line in lines)
 
-    def test_a_resumed_teacher_does_not_train_its_rival_again(
-        self, folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        original = ssl_module.SSLRun.train_step
-
-        def stop_at_ten(self: ssl_module.SSLRun) -> dict[str, torch.Tensor]:
-            if not self.supervised and self.step == 10:
-                raise KeyboardInterrupt
-            return original(self)
-
-        monkeypatch.setattr(ssl_module.SSLRun, "train_step", stop_at_ten)
-        with pytest.raises(KeyboardInterrupt):
+    def test_a_resumed_teacher_does_not_train_its_rival_again(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+        with teacher_interrupted_at(10):
             teacher_run(folders, tmp_path / "run", checkpoint_every=5)
-        monkeypatch.setattr(ssl_module.SSLRun, "train_step", original)
         args = ["fit", *map(str, folders), "--out", str(tmp_path / "run"), "--resume"]
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output

@@ -9,16 +9,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 from test_reliability import one_line_error
-from test_teacher import TEACHER_STEPS, runner, teacher_config
+from test_teacher import TEACHER_STEPS, runner, teacher_config, teacher_interrupted_at
 from torchvision.datasets import ImageFolder
 
 from gan_augment import DiscriminatorFeatures, GANAugmentedDataset, fit
 from gan_augment.cli import app
 from gan_augment.io import load_checkpoint
 from gan_augment.io.checkpoint import TEACHER_NAME
-from gan_augment.train import ssl as ssl_module
 from gan_augment.train.teacher_status import TeacherStateError, describe_teacher
 
 
@@ -26,18 +24,8 @@ from gan_augment.train.teacher_status import TeacherStateError, describe_teacher
 def runs(tmp_path_factory: pytest.TempPathFactory, gray: dict[str, Path]) -> dict[str, Path]:
     """Copies of the gray run with its teacher interrupted (at iteration 5), removed, and corrupt."""
     root = tmp_path_factory.mktemp("lifecycle")
-    mp = pytest.MonkeyPatch()
-    original = ssl_module.SSLRun.train_step
-
-    def stop_at_five(self: ssl_module.SSLRun) -> dict[str, torch.Tensor]:
-        if self.step == 5:
-            raise KeyboardInterrupt
-        return original(self)
-
-    mp.setattr(ssl_module.SSLRun, "train_step", stop_at_five)
-    with pytest.raises(KeyboardInterrupt):
+    with teacher_interrupted_at(5):
         fit(gray["labeled"], gray["unlabeled"], root / "interrupted", teacher_config(), device="cpu", quiet=True)
-    mp.undo()
     for name in ("missing", "corrupt"):
         shutil.copytree(gray["run"], root / name)
     (root / "missing" / TEACHER_NAME).unlink()

@@ -38,11 +38,11 @@ class Predictor:
     """
 
     def __init__(self, path_or_run_dir: str | os.PathLike[str], device: str | torch.device = "auto") -> None:
-        path = Path(path_or_run_dir)
+        path, found = Path(path_or_run_dir), None
         if path.is_dir() and (path / CHECKPOINT_NAME).is_file() and not (path / CLASSIFIER_NAME).is_file():
             # A run of fit: its teacher, when finished (an interrupted or missing one says what to do).
-            teacher = finished_teacher(path, "pass a folder written by `gan-augment classify`")
-            path = teacher if teacher is not None else path / TEACHER_NAME
+            found = finished_teacher(path, "pass a folder written by `gan-augment classify`")
+            path = found[0] if found is not None else path / TEACHER_NAME
         elif path.is_dir():
             path = path / (TEACHER_NAME if (path / TEACHER_NAME).is_file() else CLASSIFIER_NAME)
         if not path.is_file():
@@ -50,7 +50,7 @@ class Predictor:
                 f"no classifier at {str(path)!r}: pass a folder written by `gan-augment classify`, or a run of "
                 "`gan-augment fit` that kept its teacher"
             )
-        self.state = load_checkpoint(path)
+        self.state = found[1] if found is not None else load_checkpoint(path)
         if self.state.get("kind") not in ("features", "ssl", "supervised"):
             raise CheckpointError(f"{str(path)!r} is a GAN checkpoint, not a classifier: use `gan-augment classify`")
         self.device = resolve_device(device)

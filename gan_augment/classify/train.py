@@ -19,7 +19,7 @@ from ..data import ImageData, load_image_data, summary
 from ..device import resolve_device
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_json
-from ..io.checkpoint import CLASSIFIER_NAME, load_checkpoint, reading, save_checkpoint
+from ..io.checkpoint import CLASSIFIER_NAME, reading, save_checkpoint
 from ..io.images import match_images
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
@@ -90,12 +90,12 @@ def train_features_classifier(
 
 def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: torch.device) -> dict[str, Any]:
     """A run's teacher as ``classify``'s ssl classifier (state and metrics), checked against ``data``."""
-    path = finished_teacher(Path(run).expanduser(), "drop --run to train a classifier here")
-    if path is None:
+    found = finished_teacher(Path(run).expanduser(), "drop --run to train a classifier here")
+    if found is None:
         raise GanAugmentError(
             f"{str(run)!r} has no teacher (trained with --teacher none): train a run with --teacher ssl"
         )
-    state = load_checkpoint(path)
+    path, state = found
     with reading(path):
         if list(state["class_names"]) != list(data.class_names):
             raise GanAugmentError(

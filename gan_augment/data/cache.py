@@ -65,14 +65,15 @@ def _cache_key(
             st = p.stat()
             stamp = f"{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}"
             if now - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_SECONDS * 1e9 and stat.S_ISREG(st.st_mode):
-                racy[str(p)] = _content_hash(p)
+                racy[str(p)] = file_digest(p)
         except OSError:  # a dangling link: decoding lists it as skipped
             stamp = "-1"
         h.update(f"{label}\t{p}\t{os.path.realpath(p)}\t{stamp}\n".encode(errors="surrogateescape"))
     return h.hexdigest()[:32], racy
 
 
-def _content_hash(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """A hash of a file's bytes, read a MiB at a time (``"unreadable"`` if it cannot be read)."""
     digest = hashlib.blake2b(digest_size=16)
     try:
         with open(path, "rb") as f:
@@ -132,7 +133,7 @@ def _read_cache(cache_file: Path, key: str, ignored: int, racy: dict[str, str]) 
         if blob.get("format") != CACHE_FORMAT or blob.get("key") != key:
             return None
         stored = dict(blob.get("racy", {}))  # hashes taken now where the scan took them, else read anew
-        if any((racy.get(p) or _content_hash(Path(p))) != h for p, h in stored.items()):
+        if any((racy.get(p) or file_digest(Path(p))) != h for p, h in stored.items()):
             return None
         return ImageData(
             images=blob["images"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,6 +20,7 @@ from ..data import (
     stratified_split,
     without_copies,
 )
+from ..data.cache import file_digest
 from ..data.folders import normalisation_note
 from ..errors import UsageError
 from ..io.atomic import atomic_write_json, atomic_write_text
@@ -142,13 +142,7 @@ def _run_identity(run: str | Path | None, used: dict[str, Any] | None) -> dict[s
     if run is None or used is None:
         return None
     folder = Path(run) if Path(run).is_dir() else Path(run).parent
-    files = {}
-    for name in sorted(p.name for p in folder.glob("*.pt") if p.is_file() and not p.is_symlink()):
-        digest = hashlib.blake2b(digest_size=16)
-        with open(folder / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):  # noqa: B023 (read before the loop moves on)
-                digest.update(block)
-        files[name] = digest.hexdigest()
+    files = {p.name: file_digest(p) for p in sorted(folder.glob("*.pt")) if p.is_file() and not p.is_symlink()}
     return {**used, "path": os.path.realpath(run), "files": files}
 
 

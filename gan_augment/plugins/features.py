@@ -16,8 +16,9 @@ from torch import nn
 from ..data.decode import GRAY_MODES
 from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError, UsageError
+from ..io.checkpoint import reading
 from ..io.images import rgb_to_gray
-from ..io.rebuild import load_discriminator
+from ..io.rebuild import build_ssl_classifier, load_discriminator
 from ..models import PerClassDiscriminator
 from ..train.teacher_status import finished_teacher
 
@@ -293,15 +294,17 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
         if self.source == "discriminator":
             return None
         # An interrupted, missing or unreadable teacher stops here: "auto" never switches features silently.
-        path = finished_teacher(self.generator_ckpt, "pass source='discriminator'")  # type: ignore[arg-type]
-        if path is None and self.source == "auto":
+        found = finished_teacher(self.generator_ckpt, "pass source='discriminator'")  # type: ignore[arg-type]
+        if found is None and self.source == "auto":
             return None
-        if path is None:
+        if found is None:
             raise GanAugmentError(
                 f"{str(self.generator_ckpt)!r} kept no teacher (trained with --teacher none): "
                 "pass source='discriminator'"
             )
-        return load_discriminator(path, device="cpu")
+        path, state = found
+        with reading(path):
+            return build_ssl_classifier(state)
 
     def transform(self, X: Any) -> np.ndarray:
         """Features of images ``X`` as float32 (N, n_features_out_)."""

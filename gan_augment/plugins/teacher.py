@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import GanAugmentError, UsageError
-from ..io.checkpoint import load_checkpoint, reading
+from ..io.checkpoint import reading
 from ..io.images import match_images
 from ..io.rebuild import build_ssl_classifier
 from ..train.teacher_status import finished_teacher
@@ -104,10 +104,10 @@ def load_run_teacher(
             command that mends it, and ``fallback``): never taken silently for no teacher.
         CheckpointError: If ``teacher.pt`` is there but not a teacher gan-augment wrote.
     """
-    path = finished_teacher(run, fallback)
-    if path is None:
+    found = finished_teacher(run, fallback)
+    if found is None:
         return None
-    state = load_checkpoint(path)
+    path, state = found
     with reading(path):
         if state.get("kind") not in ("ssl", "supervised") or not isinstance(state.get("class_names"), list):
             raise UsageError("it holds no teacher")

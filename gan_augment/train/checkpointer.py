@@ -186,14 +186,15 @@ class Checkpointer:
                 ) from None
         return self.path
 
-    def restore(self, t: Trainer, ckpt: dict[str, Any] | None = None) -> None:
-        """Restore ``t`` from the run's checkpoint (``ckpt`` when the caller has loaded it already)."""
+    def restore(self, t: Trainer, ckpt: dict[str, Any] | None = None) -> RunRecord:
+        """Restore ``t`` from the run's checkpoint (``ckpt`` when the caller has loaded it already); its record."""
         if ckpt is None:
             ckpt = load_checkpoint(self.path, map_location="cpu")  # RNG states must stay CPU tensors
         with reading(self.path):  # right keys, wrong contents: one line
             record = RunRecord.from_dict(ckpt)
             self._check_data(t, record)
             t.load(record)
+        return record
 
     def _check_data(self, t: Trainer, record: RunRecord) -> None:
         fp, saved = t.data.fingerprint(), record.data

@@ -289,14 +289,16 @@ def _fit_job(
     sources = sources or {}
     trainer = Trainer(config, data, dev, reporter, dist=job, compile=compile)
     saver = Checkpointer.for_run(trainer, out_dir, sources)
+    changed = False  # an option that may change on --resume (steps, the teacher) given anew: saved at once
     if resume:
-        saver.restore(trainer, checkpoint)
+        saved = saver.restore(trainer, checkpoint).config
+        changed = any(getattr(saved, k) != getattr(config, k) for k in RESUME_CHANGES)
         reporter.message(f"resuming at step {trainer.state.step} of {trainer.total_steps}")
     job.barrier()  # every rank has checked the run directory before rank 0 writes to it
     if job.is_main:
         _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
     job.barrier()
-    if resume:  # what may change on --resume (steps, the teacher) is the run's from now on, for a later --resume too
+    if changed:  # the run's from now on, for a later --resume too (a finished GAN writes no checkpoint otherwise)
         saver.save(trainer)
     reporter.message(_plan(trainer, data, dev, job, compile))
     if job.is_main and not reporter.quiet:  # the teacher's share, timed now: the whole job's length up front

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..config import SSLConfig, TrainConfig
 from ..data import ImageData
@@ -32,7 +33,6 @@ from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_s
 from .teacher_choice import (
     HELDOUT_FRACTION,
     Heldout,
-    averaged,
     can_hold_out,
     correct,
     labels_only_config,
@@ -168,8 +168,9 @@ def train_teacher(
             save()
             reporter.message(f"teacher interrupted at iteration {run.step}: saved; continue with --resume")
             raise
-    choice = _choose(run, data, held, rival, config.teacher, reporter)
-    _save_teacher(run, data, kind, settings, time.perf_counter() - t0, final, choice)
+    classifier = run.average.averaged(run.gan.d)  # the teacher as trained: its averaged weights
+    choice = _choose(classifier, data, held, rival, config.teacher, reporter)
+    _save_teacher(run, classifier, data, kind, settings, time.perf_counter() - t0, final, choice)
     _remove(partial)
     return final
 
@@ -199,13 +200,18 @@ def _start_message(
 
 
 def _choose(
-    run: SSLRun, data: ImageData, held: torch.Tensor, rival: dict[str, Any] | None, asked: str, reporter: Reporter
+    classifier: nn.Module,
+    data: ImageData,
+    held: torch.Tensor,
+    rival: dict[str, Any] | None,
+    asked: str,
+    reporter: Reporter,
 ) -> dict[str, Any]:
-    """Which classifier becomes the run's teacher: ``{"state", "kind", "heldout"}`` (``state`` None: the
-    semi-supervised one, as trained). Without a rival (nothing measured), the teacher as trained."""
+    """Which classifier becomes the run's teacher: ``{"state", "heldout"}`` (``state`` None: ``classifier``,
+    the semi-supervised one as trained). Without a rival (nothing measured), the teacher as trained."""
     if rival is None:
-        return {"state": None, "kind": None, "heldout": None}
-    heldout = Heldout.of(correct(averaged(run), data, held), torch.as_tensor(rival["right"]))
+        return {"state": None, "heldout": None}
+    heldout = Heldout.of(correct(classifier, data, held), torch.as_tensor(rival["right"]))
     keep = heldout.keeps_ssl() or asked == "ssl"
     if keep and heldout.keeps_ssl():
         why = "it measured better than the labels alone"
@@ -214,13 +220,14 @@ def _choose(
     else:
         why = "the semi-supervised teacher measured no better, so it is not handed over (--teacher ssl keeps it)"
     reporter.message(f"teacher {heldout.line()}: keeping {'it' if keep else 'the labels-only classifier'}; {why}")
-    return {"state": None if keep else rival["state"], "kind": "ssl" if keep else "supervised",
+    return {"state": None if keep else rival["state"],
             "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only",
                         "labels_only_seconds": rival.get("seconds")}}  # fmt: skip
 
 
 def _save_teacher(
     run: SSLRun,
+    classifier: nn.Module,
     data: ImageData,
     kind: str,
     settings: dict[str, Any],
@@ -229,7 +236,7 @@ def _save_teacher(
     choice: dict[str, Any],
 ) -> None:
     labeled = data.labels >= 0
-    classifier = averaged(run)
+    kept = classifier if choice["state"] is None else build_ssl_classifier(choice["state"])
     state = classifier_state(run, data, classifier, kind) if choice["state"] is None else dict(choice["state"])
     trained_on = int(len(run.labeled.pool))
     metrics = {
@@ -238,7 +245,7 @@ def _save_teacher(
         "num_labeled": trained_on,
         "num_unlabeled": data.num_unlabeled if state["kind"] == "ssl" else 0,
         # On the labeled images: those it trained on, and (with a rival) some it never saw; optimistic.
-        "labeled_accuracy": accuracy(build_ssl_classifier(state), data.images[labeled], data.labels[labeled]),
+        "labeled_accuracy": accuracy(kept, data.images[labeled], data.labels[labeled]),
         "train_seconds": round(seconds, 1),
         **({"heldout": choice["heldout"]} if choice["heldout"] is not None else {}),
     }

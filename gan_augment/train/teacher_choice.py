@@ -26,7 +26,7 @@ from ..config import SSLConfig
 from ..data import ImageData
 from ..progress import Reporter
 from .metrics import predict_logits
-from .ssl import SSLRun, classifier_state, run_steps, start_ssl
+from .ssl import classifier_state, run_steps, start_ssl
 
 # Labeled images of each class kept from both candidates to measure them (at least one per class).
 HELDOUT_FRACTION = 0.2
@@ -111,12 +111,6 @@ def train_labels_only(
     return {
         "state": classifier_state(run, data, classifier, "supervised"),
         "right": correct(classifier, data, held),
-        "held": held,
         "steps": config.steps,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-
-
-def averaged(run: SSLRun) -> torch.nn.Module:
-    """The run's classifier: its discriminator's averaged weights."""
-    return run.average.averaged(run.gan.d)

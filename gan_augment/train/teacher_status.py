@@ -116,8 +116,9 @@ def _advice(summary: dict[str, Any]) -> str:
     return f"unreadable ({summary['reason']}); {resume} trains it again"
 
 
-def finished_teacher(run: str | os.PathLike[str], fallback: str) -> Path | None:
-    """The run's ``teacher.pt`` when it is finished; None when the run has none by choice (``--teacher none``).
+def finished_teacher(run: str | os.PathLike[str], fallback: str) -> tuple[Path, dict[str, Any]] | None:
+    """The run's ``teacher.pt`` and its contents (loaded once, here) when it is finished; None when the run
+    has none by choice (``--teacher none``).
 
     Args:
         run: A run directory, or a file in it.
@@ -126,11 +127,16 @@ def finished_teacher(run: str | os.PathLike[str], fallback: str) -> Path | None:
     Raises:
         TeacherStateError: For an interrupted, missing or unreadable teacher: never used silently as none.
     """
-    summary = describe_teacher(run)
-    if summary["state"] == "trained":
-        return run_file(run, TEACHER_NAME)
-    if summary["state"] == "none":
-        return None
+    final = run_file(run, TEACHER_NAME)
+    if final.is_file():
+        try:
+            return final, load_checkpoint(final)
+        except CheckpointError as exc:
+            summary: dict[str, Any] = {"state": "unreadable", "reason": str(exc)}
+    else:
+        summary = describe_teacher(run)
+        if summary["state"] == "none":
+            return None
     raise TeacherStateError(
         f"the run {str(run)!r} has a teacher that cannot be used: {_advice(summary)}; or {fallback}"
     )
