@@ -15,7 +15,7 @@ Upsample = Literal["nearest", "transposed"]
 DNorm = Literal["auto", "batch", "none"]
 Switch = Literal["auto", "on", "off"]
 CompileMode = Literal["off", "default", "reduce-overhead", "max-autotune"]
-TeacherKind = Literal["auto", "ssl", "supervised", "none"]
+TeacherKind = Literal["auto", "self-training", "ssl", "supervised", "none"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 LOSSES: tuple[str, ...] = get_args(Loss)
@@ -189,10 +189,13 @@ class TrainConfig(_PlainConfig):
         collapse_steps: A BCE or hinge discriminator loss below 1e-3 for this many consecutive
             steps counts as divergence (0 turns the check off).
         teacher: The classifier ``fit`` keeps in the run (``teacher.pt``) to label the images of
-            ``GANAugmentedDataset(base_ds, run)``: ``ssl`` (the semi-supervised GAN's discriminator), ``supervised``
-            (it on the labels alone), ``none``, or ``auto`` (``ssl`` with an unlabeled folder, else ``supervised``).
-        teacher_steps: The teacher's iterations; 0 picks them by device and network
-            (``gan_augment.train.teacher.default_teacher_steps``).
+            ``GANAugmentedDataset(base_ds, run)``: ``self-training`` (a small ResNet on the labels, then rounds
+            of self-training on the unlabeled images; colour images), ``ssl`` (the semi-supervised GAN's
+            discriminator), ``supervised`` (it on the labels alone), ``none``, or ``auto`` (with an unlabeled
+            folder ``self-training`` on colour images and ``ssl`` on gray ones, else ``supervised``).
+        teacher_steps: The teacher's iterations (self-training: its steps, every phase scaled to add up to
+            them); 0 picks them by device, network and data
+            (``gan_augment.train.teacher.default_teacher_steps``, ``train.self_training.self_training_config``).
         model: The model architecture. Its ``image_size`` (and ``channels``, unless auto) are
             set from this configuration's and an ``auto`` ``d_norm`` is resolved from ``loss``
             here; auto channels and ``num_classes`` are set from the data when training starts.

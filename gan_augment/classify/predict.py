@@ -19,7 +19,7 @@ from ..errors import CheckpointError, UsageError
 from ..io.atomic import atomic_write
 from ..io.checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading
 from ..io.images import to_unit
-from ..io.rebuild import build_discriminator, build_ssl_classifier
+from ..io.rebuild import CLASSIFIER_KINDS, build_discriminator, build_ssl_classifier
 from ..io.record import check_class_names
 from ..models import Discriminator
 from ..plugins import extract_features
@@ -51,7 +51,7 @@ class Predictor:
                 "`gan-augment fit` that kept its teacher"
             )
         self.state = found[1] if found is not None else load_checkpoint(path)
-        if self.state.get("kind") not in ("features", "ssl", "supervised"):
+        if self.state.get("kind") not in ("features", *CLASSIFIER_KINDS):
             raise CheckpointError(f"{str(path)!r} is a GAN checkpoint, not a classifier: use `gan-augment classify`")
         self.device = resolve_device(device)
         with reading(path):  # right keys, wrong contents: one line, found here and not mid-prediction

@@ -102,13 +102,18 @@ TeacherChoice: Any = choices("TeacherChoice", TEACHER_KINDS)
 Teacher = Annotated[
     TeacherChoice,
     typer.Option(
-        help="The classifier the run keeps (teacher.pt), whose labels GANAugmentedDataset(base, run) uses: ssl "
-        "(semi-supervised GAN), supervised (labels only), none; auto: ssl with UNLABELED, else supervised."
+        help="The classifier the run keeps (teacher.pt), whose labels GANAugmentedDataset(base, run) uses: "
+        "self-training (a small ResNet, then rounds on UNLABELED), ssl (semi-supervised GAN), supervised (labels "
+        "only), none; auto: with UNLABELED self-training on colour images, ssl on gray ones, else supervised."
     ),
 ]
 TeacherSteps = Annotated[
     int,
-    typer.Option(min=0, help="The teacher's iterations; 0 = by device and network (mlp: 16,000 on the CPU)."),
+    typer.Option(
+        min=0,
+        help="The teacher's iterations (self-training: steps of all its phases); 0 = by device, network and data "
+        "(mlp: 16,000 on the CPU).",
+    ),
 ]
 Flag = Annotated[bool, typer.Option()]
 

@@ -2,9 +2,10 @@
 generator quality, the arm registry and the arms, paired statistics, reports, and ``evaluate_folders``."""
 
 from ..models import build_classifier, check_classifier_name, classifier_names
+from ..train.crop_flip import crop_flip, crop_pad, device_augmentation
 from ..train.metrics import accuracy
 from .arms import ArmSettings, SeedArms, run_seed, with_gan
-from .augmentation import classic_augmentation, crop_flip, crop_pad, device_augmentation
+from .augmentation import classic_augmentation
 from .classifier import (
     AUGMENT_MODES,
     ArrayDataset,

@@ -16,7 +16,8 @@ from ..errors import UsageError
 from ..io.images import to_chw_uint8, to_hwc_numpy
 from ..models import build_classifier
 from ..seeds import keeps_callers_rng
-from .augmentation import Augmented, classic_augmentation, device_augmentation, seed_worker_augmentation
+from ..train.crop_flip import device_augmentation
+from .augmentation import Augmented, classic_augmentation, seed_worker_augmentation
 from .imbalance import logit_adjusted_loss
 
 AUGMENT_MODES: tuple[str, ...] = ("auto", "albumentations", "device")

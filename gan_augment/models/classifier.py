@@ -90,3 +90,13 @@ class SmallResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1))  # (B, K)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's map (B, C_i, H_i, W_i), then the pooled features (B, 4·width): as the SSL
+        discriminators give theirs (a self-trained teacher's features)."""
+        maps, h = [], x
+        for layer in self.features:
+            h = layer(h)
+            if isinstance(layer, _Residual):
+                maps.append(h)
+        return [*maps, F.adaptive_avg_pool2d(h, 1).flatten(1)]

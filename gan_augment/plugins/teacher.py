@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import GanAugmentError, UsageError
 from ..io.checkpoint import reading
 from ..io.images import match_images
-from ..io.rebuild import build_ssl_classifier
+from ..io.rebuild import CLASSIFIER_KINDS, build_ssl_classifier
 from ..train.teacher_status import finished_teacher
 
 LabelSource = Literal["generator", "teacher", "soft"]
@@ -109,7 +109,7 @@ def load_run_teacher(
         return None
     path, state = found
     with reading(path):
-        if state.get("kind") not in ("ssl", "supervised") or not isinstance(state.get("class_names"), list):
+        if state.get("kind") not in CLASSIFIER_KINDS or not isinstance(state.get("class_names"), list):
             raise UsageError("it holds no teacher")
         return RunTeacher(build_ssl_classifier(state), state).to(device)
 

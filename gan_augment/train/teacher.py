@@ -22,13 +22,14 @@ from torch import nn
 from ..config import SSLConfig, TrainConfig
 from ..data import ImageData
 from ..device import synchronize
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UsageError
 from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
 from ..io.rebuild import build_ssl_classifier
 from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
 from .metrics import accuracy
+from .self_teacher import KIND, self_config, self_teacher_expectation, self_training_seconds, train_self_teacher
 from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
 from .teacher_choice import (
     HELDOUT_FRACTION,
@@ -41,9 +42,23 @@ from .teacher_choice import (
 
 
 def resolve_teacher(config: TrainConfig, data: ImageData) -> str:
-    """``ssl``, ``supervised`` or ``none``: ``auto`` is ``ssl`` with unlabeled images, else ``supervised``."""
+    """``self-training``, ``ssl``, ``supervised`` or ``none``: ``auto`` is ``self-training`` on colour images
+    with unlabeled ones and two labeled images a class or more (one held out to measure it), ``ssl`` on
+    other images with unlabeled ones, else ``supervised``.
+
+    Raises:
+        UsageError: If ``self-training`` is asked for without unlabeled images or with a class of one labeled image.
+    """
+    colour = int(data.images.shape[1]) == 3
+    if config.teacher == "self-training" and not (data.num_unlabeled and can_hold_out(data)):
+        raise UsageError(
+            "--teacher self-training needs an UNLABELED folder with images and two labeled images in every class "
+            "(one is held out to measure it): add them, or use --teacher auto"
+        )
     if config.teacher != "auto":
         return config.teacher
+    if data.num_unlabeled and colour and can_hold_out(data):
+        return "self-training"
     return "ssl" if data.num_unlabeled else "supervised"
 
 
@@ -138,6 +153,8 @@ def train_teacher(
     kind = resolve_teacher(config, data)
     if kind == "none":
         return None
+    if kind == KIND:
+        return train_self_teacher(data, out_dir, config.seed, config.teacher_steps, config.teacher, device, reporter)
     ssl = teacher_config(config, kind, data, device)
     measured = kind == "ssl" and can_hold_out(data)
     settings = _settings(kind, ssl, data, measured)
@@ -267,6 +284,11 @@ def teacher_seconds(data: ImageData, config: TrainConfig, device: torch.device) 
     kind = resolve_teacher(config, data)
     if kind == "none":
         return kind, 0, 0.0
+    if kind == KIND:
+        self_config_ = self_config(data, config.seed, config.teacher_steps)
+        per_step, per_image = self_training_seconds(data, self_config_, device)
+        seconds = per_step * self_config_.steps + per_image * data.num_unlabeled * len(self_config_.round_steps)
+        return kind, self_config_.steps, seconds / self_config_.steps
     ssl = teacher_config(config, kind, data, device)
     seconds = ssl.steps * ssl_seconds(data, ssl, device, supervised=kind == "supervised")
     if kind == "ssl" and can_hold_out(data):  # its labels-only rival too, spread over the teacher's iterations
@@ -294,6 +316,8 @@ def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, dev
     kind = resolve_teacher(config, data)
     if kind == "none":
         return ""
+    if kind == KIND:
+        return self_teacher_expectation(data, out_dir, config.seed, config.teacher_steps, device)
     ssl = teacher_config(config, kind, data, device)
     measured = kind == "ssl" and can_hold_out(data)
     settings = _settings(kind, ssl, data, measured)

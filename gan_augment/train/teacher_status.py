@@ -79,7 +79,7 @@ def teacher_line(summary: dict[str, Any]) -> str:
         return (
             f"{summary['kind']} ({summary['architecture']} network), {summary.get('steps')} iterations on "
             f"{summary.get('num_labeled')} labeled"
-            + (f" + {summary.get('num_unlabeled')} unlabeled" if summary["kind"] == "ssl" else "")
+            + (f" + {summary.get('num_unlabeled')} unlabeled" if summary["kind"] in ("ssl", "self-training") else "")
             + " images"
             + (f"; {heldout_words(held)}" if isinstance(held, dict) else "")
             + (f"; {acc:.3f} on the labeled images (optimistic: most trained it)" if isinstance(acc, float) else "")
@@ -90,9 +90,9 @@ def teacher_line(summary: dict[str, Any]) -> str:
 def heldout_words(held: dict[str, Any]) -> str:
     """The held-out comparison a teacher file records, in words: both accuracies and which was kept."""
     try:
-        kept = "the semi-supervised teacher" if held.get("kept") == "teacher" else "the labels-only classifier"
+        kept = "the teacher" if held.get("kept") == "teacher" else "the labels-only classifier"
         return (
-            f"on {int(held['images'])} held-out labeled images the semi-supervised teacher scored "
+            f"on {int(held['images'])} held-out labeled images the teacher scored "
             f"{100 * float(held['teacher']):.1f}%, the labels alone {100 * float(held['labels_only']):.1f}%: "
             f"{kept} kept"
         )
