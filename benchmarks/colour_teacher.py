@@ -1,20 +1,21 @@
-"""Candidate colour teachers for a 2-core CPU (issue 31, part 2), measured on CIFAR-10 with few labels.
+"""Colour teachers for a 2-core CPU (issue 31, part 2), measured on CIFAR-10 with few labels.
 
-Each candidate is a labels-only small ResNet (the benchmark's classifier, classic augmentation) followed
-by rounds of self-training on the unlabeled pool: the current teacher labels the pool, its predictions
-are aligned to the labeled set's class proportions (distribution alignment), the most confident images
-of each class are kept, and a fresh student trains on the labels and those images; the student is the
-next round's teacher. Every candidate is scored on the same validation split as limited_labels.py
-(500 images per class carved with seed 0; labeled images drawn with seed 1000 + seed).
+The package's self-trained teacher (``gan_augment.train.self_training``): a small ResNet on the labels,
+then rounds in which the last network labels the pool (aligned to the labeled set's class proportions),
+the most confident images of each class are kept, and a fresh network trains on the labels and those.
+Every phase's network is scored on the validation split of limited_labels.py (500 images per class,
+carved with seed 0; labeled images drawn with seed 1000 + seed), so one call gives the labels-only
+network and each round. Candidates: ``--targets hard`` (the package's: the aligned class) or ``soft``
+(the aligned probabilities), the number of rounds and their shares of the pool, the labels-only steps.
 
     python benchmarks/colour_teacher.py --seeds 0 --out docs/results/colour-teacher
+    python benchmarks/colour_teacher.py --seeds 0 --targets soft --out docs/results/colour-teacher --resume
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -22,159 +23,110 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from limited_labels import extract
 
 from gan_augment import load_image_data
 from gan_augment.data import draw_per_class
 from gan_augment.io import atomic_write_text
-from gan_augment.models import build_classifier
-from gan_augment.train.crop_flip import device_augmentation
+from gan_augment.progress import Reporter
+from gan_augment.train import self_training
+from gan_augment.train.metrics import accuracy, predict_logits
+from gan_augment.train.self_training import ROUND_SHARES, SelfTrainingConfig, train_self_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train(
-    labeled: tuple[torch.Tensor, torch.Tensor],
-    pseudo: tuple[torch.Tensor, torch.Tensor] | None,
-    steps: int,
-    seed: int,
-    width: int = 16,
-    batch: int = 64,
-    labeled_share: float = 0.25,
-    lr: float = 0.1,
-    smoothing: float = 0.1,
-) -> torch.nn.Module:
-    """A fresh small ResNet trained for ``steps`` on the labeled images (hard labels) and ``pseudo``
-    (images, soft targets (N, K)); each batch holds ``labeled_share`` labeled images when both exist."""
-    torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
-    x_l, y_l = labeled
-    k = int(y_l.max()) + 1
-    t_l = F.one_hot(y_l, k).float() * (1 - smoothing) + smoothing / k
-    model = build_classifier("small-resnet", int(x_l.shape[1]), k, width).to(memory_format=torch.channels_last)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    rest = [p for p in model.parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD(
-        [{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
-        lr=lr,
-        momentum=0.9,
-        nesterov=True,
-    )
-    warm = max(1, int(0.15 * steps))
-    n_l = batch if pseudo is None else max(1, round(batch * labeled_share))
-    model.train()
-    for step in range(steps):
-        lr_now = (
-            lr * (step + 1) / warm
-            if step < warm
-            else lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / (steps - warm)))
-        )
-        for group in opt.param_groups:
-            group["lr"] = lr_now
-        i = torch.randint(0, len(y_l), (n_l,), generator=g)
-        xs, ts = [x_l[i]], [t_l[i]]
-        if pseudo is not None:
-            j = torch.randint(0, len(pseudo[1]), (batch - n_l,), generator=g)
-            xs.append(pseudo[0][j])
-            ts.append(pseudo[1][j] * (1 - smoothing) + smoothing / k)
-        x = device_augmentation(torch.cat(xs), True, g).contiguous(memory_format=torch.channels_last)
-        loss = -(torch.cat(ts) * F.log_softmax(model(x), 1)).sum(1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return model.eval()
+def soft_pick(probs: torch.Tensor, prior: torch.Tensor, share: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The package's pick with the aligned probabilities as targets instead of their class."""
+    idx, _ = HARD_PICK(probs, prior, share)
+    aligned = probs[idx] * (prior / probs.mean(0).clamp_min(1e-12))
+    return idx, aligned / aligned.sum(1, keepdim=True)
 
 
-@torch.no_grad()
-def probabilities(model: torch.nn.Module, images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    out = []
-    for i in range(0, len(images), batch):
-        x = (images[i : i + batch].float() / 127.5 - 1).contiguous(memory_format=torch.channels_last)
-        out.append(F.softmax(model(x), 1))
-    return torch.cat(out)
-
-
-def pseudo_labels(
-    probs: torch.Tensor, prior: torch.Tensor, per_class: int, hard: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the pool images kept and their targets: the predictions aligned to ``prior``
-    (ReMixMatch's distribution alignment, then renormalised), the ``per_class`` most confident of each
-    class after alignment."""
-    aligned = probs * (prior / probs.mean(0))
-    aligned = aligned / aligned.sum(1, keepdim=True)
-    conf, cls = aligned.max(1)
-    keep = []
-    for c in range(len(prior)):
-        idx = torch.nonzero(cls == c).flatten()
-        keep.append(idx[conf[idx].argsort(descending=True)[:per_class]])
-    kept = torch.cat(keep)
-    targets = F.one_hot(cls[kept], len(prior)).float() if hard else aligned[kept]
-    return kept, targets
-
-
-def accuracy(model: torch.nn.Module, test: tuple[torch.Tensor, torch.Tensor]) -> float:
-    return float((probabilities(model, test[0]).argmax(1) == test[1]).float().mean())
+HARD_PICK = self_training.aligned_pick
 
 
 def run_seed(data: Any, val: np.ndarray, pool: np.ndarray, args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
-    labels = data.labels
     k = len(data.class_names)
-    rng = np.random.default_rng(1000 + seed)
-    chosen, rest = draw_per_class(labels.numpy(), k, args.labels, rng, among=pool)
-    labeled = (data.images[chosen], labels[chosen])
-    unlabeled = data.images[rest]
-    test = (data.images[np.sort(val)], labels[np.sort(val)])
-    prior = torch.bincount(labeled[1], minlength=k).float() / len(chosen)
+    chosen, rest = draw_per_class(data.labels.numpy(), k, args.labels, np.random.default_rng(1000 + seed), among=pool)
+    test = (data.images[np.sort(val)], data.labels[np.sort(val)])
+    round_steps = tuple(args.round_steps for _ in args.shares)
+    config = SelfTrainingConfig(labels_steps=args.labels_steps, round_steps=round_steps, shares=tuple(args.shares),
+                                seed=seed)  # fmt: skip
+    candidate = f"{args.targets} targets, labels-only {args.labels_steps} steps, rounds {args.shares}"
     rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
 
-    def record(name: str, model: torch.nn.Module, t0: float, **extra: Any) -> None:
-        rows.append(
-            {
-                "seed": seed,
-                "candidate": name,
-                "accuracy": accuracy(model, test),
-                "seconds": round(time.perf_counter() - t0, 1),
-                **extra,
-            }
-        )
+    def score(phase: int, first: torch.nn.Module, current: torch.nn.Module) -> None:
+        seconds = round(time.perf_counter() - t0, 1)
+        # How the network spreads the pool over the classes (the labeled set is balanced): its bias.
+        shares = torch.bincount(predict_logits(current, data.images[rest]).argmax(1), minlength=k) / len(rest)
+        rows.append({"seed": seed, "candidate": candidate, "phase": phase - 1, "accuracy": accuracy(current, *test),
+                     "seconds": seconds, "pool_class_shares": [round(float(x), 4) for x in shares]})  # fmt: skip
         print(json.dumps(rows[-1]), flush=True)
 
-    t0 = time.perf_counter()
-    teacher = train(labeled, None, args.base_steps, seed)
-    record(f"labels-only {args.base_steps}", teacher, t0)
-    for r, per_class in enumerate(args.per_class):
-        t0 = time.perf_counter()
-        probs = probabilities(teacher, unlabeled)
-        kept, targets = pseudo_labels(probs, prior, per_class, args.hard)
-        right = float((targets.argmax(1) == labels[rest][kept]).float().mean())
-        teacher = train(labeled, (unlabeled[kept], targets), args.student_steps, seed + 100 * (r + 1))
-        record(f"round {r + 1}", teacher, t0, per_class=per_class, pseudo_right=right, steps=args.student_steps)
+    self_training.aligned_pick = soft_pick if args.targets == "soft" else HARD_PICK
+    train_self_training(data.images[chosen], data.labels[chosen], data.images[rest], config, torch.device(args.device),
+                        Reporter(quiet=True), save=score)  # fmt: skip
     return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Accuracy after each phase (and the largest and smallest share of the pool the last network gives a class)."""
+    lines = ["| candidate | seed | labels only | " + " | ".join(f"round {i}" for i in range(1, 5))
+             + " | pool shares, last network (largest, smallest) | seconds |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    keys = sorted({(r["candidate"], r["seed"]) for r in rows})
+    for cand, seed in keys:
+        mine = sorted((r for r in rows if (r["candidate"], r["seed"]) == (cand, seed)), key=lambda r: r["phase"])
+        cells = [f"{100 * r['accuracy']:.2f}%" for r in mine] + [""] * (5 - len(mine))
+        shares = mine[-1]["pool_class_shares"]
+        spread = f"{100 * max(shares):.1f}%, {100 * min(shares):.1f}%"
+        lines.append(f"| {cand} | {seed} | " + " | ".join(cells) + f" | {spread} | {mine[-1]['seconds']:.0f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=ROOT / ".data" / "cifar10" / "train")
-    p.add_argument("--labels", type=int, default=25)
+    p.add_argument("--archive", type=Path, help="extract this CIFAR-10 zip to .data/cifar10 first (a GPU machine)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true", help="2 steps a phase: checks the code path, not accuracy")
+    p.add_argument("--labels", type=int, default=25, help="labeled images per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--base-steps", type=int, default=400)
-    p.add_argument("--student-steps", type=int, default=1500)
-    p.add_argument("--per-class", type=int, nargs="+", default=[500, 1500, 3000])
-    p.add_argument("--hard", action="store_true")
+    p.add_argument("--labels-steps", type=int, default=800)
+    p.add_argument("--round-steps", type=int, default=1500)
+    p.add_argument("--shares", type=float, nargs="+", default=list(ROUND_SHARES))
+    p.add_argument("--targets", choices=("hard", "soft"), default="hard")
     p.add_argument("--out", type=Path)
+    p.add_argument("--resume", action="store_true", help="add these rows to the ones in --out")
     args = p.parse_args()
-    torch.set_num_threads(2)
+    if args.archive is not None:
+        args.data = extract(args.archive, ROOT / ".data" / "cifar10") / "train"
+    if args.quick:
+        args.labels_steps = args.round_steps = 2
+    if args.device == "cpu":
+        torch.set_num_threads(min(2, torch.get_num_threads()))
     data = load_image_data(args.data, image_size=32)
     val, pool = draw_per_class(data.labels.numpy(), len(data.class_names), 500, np.random.default_rng(0))
-    rows = [row for seed in args.seeds for row in run_seed(data, val, pool, args, seed)]
+    previous: list[dict[str, Any]] = []
+    if args.out and args.resume and (args.out / "colour_teacher.json").is_file():
+        previous = json.loads((args.out / "colour_teacher.json").read_text())["rows"]
+    rows = previous + [row for seed in args.seeds for row in run_seed(data, val, pool, args, seed)]
+    print(table(rows))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        meta = {
-            "machine": platform.processor() or platform.machine(),
-            "torch": torch.__version__,
-            "args": {k: str(v) for k, v in vars(args).items()},
-        }
+        protocol = f"CIFAR-10, {args.labels} labels per class, validation 500 per class (split seed 0)"
+        gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else ""
+        machine = gpu or f"{platform.machine()}, {torch.get_num_threads()} threads"
+        meta = {"machine": machine, "torch": torch.__version__, "protocol": protocol}
         atomic_write_text(args.out / "colour_teacher.json", json.dumps({**meta, "rows": rows}, indent=1))
+        atomic_write_text(
+            args.out / "colour_teacher.md",
+            f"# Colour teachers on a CPU\n\n{meta['protocol']}; {meta['machine']}, torch {meta['torch']}. "
+            "Accuracy on the validation split after each phase. Written by benchmarks/colour_teacher.py; "
+            f"notes by hand: [notes.md](notes.md).\n\n{table(rows)}\n",
+        )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """How long the main job takes with its defaults: ``gan-augment fit LABELED UNLABELED`` on MNIST-sized
-data (100 labeled images, 59,900 unlabeled, 28 px) and ``gan-augment demo``, each as a user runs it
-(the CLI in a subprocess, nothing else running), with the teacher included.
+data (100 labeled images, 59,900 unlabeled, 28 px), on CIFAR-sized colour data (250 labeled, 49,750
+unlabeled, 32 px), on a tiny colour folder (36 labeled, 90 unlabeled, at 16 px, one CPU thread) and
+``gan-augment demo``, each as a user runs it (the CLI in a subprocess, nothing else running), with the
+teacher included.
 
 Writes ``OUT/fit_time.json`` and ``OUT/fit_time.md`` (default ``docs/results``): wall time of each
 command and, from the run it wrote, the GAN's and the teacher's own times.
 
 Examples:
-    python benchmarks/fit_time.py                      # both (about 25 minutes on 2 CPU cores)
+    python benchmarks/fit_time.py                      # all four (about an hour on 2 CPU cores)
     python benchmarks/fit_time.py --only demo
+    python benchmarks/fit_time.py --only fit-cifar fit-tiny-colour
 """
 
 from __future__ import annotations
@@ -28,25 +31,46 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+NAMES = {
+    "fit": "`gan-augment fit LABELED UNLABELED` (MNIST: 100 labeled, 59,900 unlabeled, 28 px)",
+    "fit-cifar": "`gan-augment fit LABELED UNLABELED` (CIFAR-10: 250 labeled, 49,750 unlabeled, 32 px)",
+    "fit-tiny-colour": "`gan-augment fit LABELED UNLABELED --image-size 16` (3 CIFAR-10 classes: 36 labeled, "
+    "90 unlabeled; one CPU thread)",
+    "demo": "`gan-augment demo`",
+}
+# Each fit: archive, work folder, labeled per class, classes (None: all), unlabeled per class (None: the
+# rest), extra options, CPU threads (0: all).
+FITS: dict[str, tuple[str, str, int, int | None, int | None, list[str], int]] = {
+    "fit": ("mnist.zip", "fit-time", 10, None, None, [], 0),
+    "fit-cifar": ("cifar10-train.zip", "fit-time-cifar", 25, None, None, [], 0),
+    "fit-tiny-colour": ("cifar10-train.zip", "fit-time-tiny", 12, 3, 30, ["--image-size", "16"], 1),
+}
 
 
-def mnist_folders(archive: Path, work: Path, per_class: int = 10, seed: int = 0) -> tuple[Path, Path]:
-    """LABELED (``per_class`` images of each digit) and UNLABELED (the rest of the training split)
-    as folders under ``work``, hard-linked to one extraction of ``archive`` (copied where links fail)."""
-    source = work / "mnist"
+def split_folders(
+    archive: Path, work: Path, name: str, per_class: int, classes: int | None = None, pool: int | None = None
+) -> tuple[Path, Path]:
+    """LABELED (``per_class`` images of each class) and UNLABELED (the rest of the training split, or
+    ``pool`` more of each class) of the first ``classes`` classes as folders under ``work/name``,
+    hard-linked to one extraction of ``archive`` (copied where links fail)."""
+    source = work / archive.stem
     if not (source / ".extracted").exists():
         with zipfile.ZipFile(archive) as z:
             z.extractall(source)
         (source / ".extracted").write_text(archive.name)
-    labeled, unlabeled = work / "fit-time" / "labeled", work / "fit-time" / "unlabeled"
+    labeled, unlabeled = work / name / "labeled", work / name / "unlabeled"
     if labeled.exists() and unlabeled.exists():
         return labeled, unlabeled
-    shutil.rmtree(work / "fit-time", ignore_errors=True)
-    rng = np.random.default_rng(seed)
-    for digit in sorted(p.name for p in (source / "train").iterdir() if p.is_dir()):
+    shutil.rmtree(work / name, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    for digit in sorted(p.name for p in (source / "train").iterdir() if p.is_dir())[:classes]:
         files = sorted((source / "train" / digit).iterdir())
-        chosen = set(rng.choice(len(files), per_class, replace=False).tolist())
+        order = rng.permutation(len(files))
+        chosen = set(order[:per_class].tolist())
+        kept = chosen | set(order[per_class : per_class + pool].tolist()) if pool is not None else None
         for i, f in enumerate(files):
+            if kept is not None and i not in kept:
+                continue
             dest = (labeled / digit if i in chosen else unlabeled / digit) / f.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -97,7 +121,7 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--work", type=Path, default=ROOT / ".data")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
-    p.add_argument("--only", choices=["fit", "demo"])
+    p.add_argument("--only", nargs="+", choices=list(NAMES), help="these commands (the others' rows are kept)")
     args = p.parse_args()
     env = {**os.environ, "GAN_AUGMENT_CACHE": str(args.work / "fit-time-cache"), "GAN_AUGMENT_PROGRESS_EVERY": "120"}
     cli = [sys.executable, "-m", "gan_augment.cli"]
@@ -105,17 +129,21 @@ def main() -> None:
     json_path = args.out / "fit_time.json"
     kept = json.loads(json_path.read_text())["commands"] if args.only and json_path.is_file() else {}
     rows: dict[str, Any] = {}
-    if args.only in (None, "demo"):
+    wanted = args.only or list(NAMES)
+    if "demo" in wanted:
         demo = args.work / "fit-time-demo"
         rows["demo"] = {"wall_seconds": timed([*cli, "demo", "--out", str(demo), "--device", "cpu"], env)}
         rows["demo"].update(run_record(demo / "run"))
-    if args.only in (None, "fit"):
-        labeled, unlabeled = mnist_folders(args.data_dir / "mnist.zip", args.work)
-        run = args.work / "fit-time-run"
-        cmd = [*cli, "fit", str(labeled), str(unlabeled), "--out", str(run), "--overwrite", "--device", "cpu"]
-        rows["fit"] = {"wall_seconds": timed(cmd, env), **run_record(run)}
+    for name, (archive, folder, per_class, classes, pool, extra, threads) in FITS.items():
+        if name not in wanted:
+            continue
+        labeled, unlabeled = split_folders(args.data_dir / archive, args.work, folder, per_class, classes, pool)
+        run = args.work / f"{folder}-run"
+        cmd = [*cli, "fit", str(labeled), str(unlabeled), "--out", str(run), "--overwrite", "--device", "cpu", *extra]
+        one = {**env, "OMP_NUM_THREADS": str(threads)} if threads else env
+        rows[name] = {"wall_seconds": timed(cmd, one), **run_record(run), "threads": threads or os.cpu_count()}
         grids = sorted((run / "samples").glob("step_*.png"))
-        if grids:  # what the default GANs draw at this budget
+        if grids and name == "fit":  # what the default GANs draw at this budget
             args.out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(grids[-1], args.out / "fit_time_samples.png")
     for r in rows.values():
@@ -133,13 +161,9 @@ def main() -> None:
         "| command | wall time | GAN (steps, seconds) | teacher (kind, iterations, seconds) | measured (commit) |",
         "| --- | --- | --- | --- | --- |",
     ]
-    names = {
-        "fit": "`gan-augment fit LABELED UNLABELED` (MNIST: 100 labeled, 59,900 unlabeled, 28 px)",
-        "demo": "`gan-augment demo`",
-    }
     for name, r in rows.items():
         lines.append(
-            f"| {names[name]} | {r['wall_seconds'] / 60:.1f} min | {r['gan_steps']}, {r['gan_seconds']:.0f} s "
+            f"| {NAMES[name]} | {r['wall_seconds'] / 60:.1f} min | {r['gan_steps']}, {r['gan_seconds']:.0f} s "
             f"| {r['teacher']} ({r['teacher_architecture']}), {r['teacher_steps']}, {r['teacher_seconds']:.0f} s "
             f"| {r.get('date', report['date'])} ({r.get('commit', '?')}) |"
         )

@@ -8,7 +8,8 @@
 #   bash benchmarks/gpu_session.sh tests throughput cifar10     # jobs: tests, throughput, cifar10, mnist,
 #                                                               # teacher-cifar10 (the run's teacher, issue 20),
 #                                                               # cpu-sizes (the CPU sizes' quality cost, issue 22),
-#                                                               # long-tailed (CIFAR-10-LT at the GPU sizes, issue 23)
+#                                                               # long-tailed (CIFAR-10-LT at the GPU sizes, issue 23),
+#                                                               # colour-teacher (the self-trained teacher, issue 31)
 # "tests" runs the test suite's GPU tests (pytest -m gpu: CUDA training, bf16, inductor and CUDA
 # graphs, device augmentation), which skip on the development machine.
 # The working tree travels in at most 64 MiB, so CIFAR-10 and MNIST go in separate calls.
@@ -82,7 +83,17 @@ for job in "$@"; do
       [[ "${GPU_SESSION_DRY:-0}" == 1 ]] && lt_data=(--train-dir "${GPU_SESSION_LT_DIR:?a folder for the dry run}" --largest 6 --ratio 3)
       timeout "$left" python benchmarks/long_tailed.py "${lt_data[@]}" --out "$OUT/lt" "${resume[@]}" "${quick[@]}" \
         2>&1 | tail -40 | tee "$OUT/lt.log" || echo "long-tailed: stopped at the call's time ($SECONDS s)" | tee -a "$OUT/gpu.txt" ;;
-    *) echo "unknown job $job: tests, throughput, cifar10, mnist, teacher-cifar10, cpu-sizes or long-tailed" >&2; exit 2 ;;
+    colour-teacher)  # issue 31: the self-trained colour teacher's phases, then the run's routes, CIFAR-10 25/class
+      left=$(( CALL_SECONDS - SECONDS - 60 ))
+      if (( left < 120 )); then echo "no time left for $job ($SECONDS s used)" | tee -a "$OUT/gpu.txt"; continue; fi
+      device=(--device cuda); [[ "${GPU_SESSION_DRY:-0}" == 1 ]] && device=(--device cpu --quick)
+      timeout $(( left / 3 )) python benchmarks/colour_teacher.py --archive .data/cifar10-train.zip "${device[@]}" \
+        --out "$OUT/colour-teacher" 2>&1 | tail -20 | tee "$OUT/colour-teacher.log" || true
+      left=$(( CALL_SECONDS - SECONDS - 60 ))
+      python benchmarks/limited_labels.py --dataset cifar10 --cifar-budgets 25 --data-dir .data --out "$OUT/ll-$job" \
+        --arms baseline default teacher teacher-unlabeled --report "$OUT/results-$job.md" \
+        --time-budget "$(python -c "print(round($left / 60, 2))")" "${quick[@]}" 2>&1 | tail -40 | tee "$OUT/ll-$job.log" ;;
+    *) echo "unknown job $job: tests, throughput, cifar10, mnist, teacher-cifar10, cpu-sizes, long-tailed or colour-teacher" >&2; exit 2 ;;
   esac
 done
 echo "gpu_session: ${SECONDS} s" | tee -a "$OUT/gpu.txt"

@@ -77,9 +77,11 @@ class TestTheColourTeacher:
         assert state["kind"] == "self-training" and state["architecture"] == "small-resnet"
         held = state["metrics"]["heldout"]
         assert held["images"] == 6 and held["kept"] == "teacher" and held["teacher_only"] >= held["labels_only_only"]
-        assert state["metrics"]["num_labeled"] == 24 and state["metrics"]["num_unlabeled"] == 30
-        recipe = state["ssl_config"]
-        assert state["metrics"]["steps"] == recipe["labels_steps"] + sum(recipe["round_steps"]) == recipe["steps"]
+        # Measured on 24 labeled images (6 held out), then trained again on all 30: the network handed over.
+        assert state["metrics"]["num_labeled"] == 30 and state["metrics"]["num_unlabeled"] == 30
+        measured, refit = state["settings"]["ssl_config"], state["ssl_config"]
+        assert len(refit["round_steps"]) == 4 and refit["steps"] == refit["labels_steps"] + sum(refit["round_steps"])
+        assert state["metrics"]["steps"] == measured["steps"] + refit["steps"]
         assert not (run / TEACHER_TRAINING_NAME).exists()
         info = json.loads(runner.invoke(app, ["info", str(run), "--json"]).output)
         assert info["teacher"]["heldout"]["teacher"] == held["teacher"]
@@ -114,6 +116,7 @@ class TestTheColourTeacher:
         held = state["metrics"]["heldout"]
         assert held["labels_only"] > held["teacher"] and held["kept"] == "labels_only"
         assert state["kind"] == "supervised" and state["architecture"] == "small-resnet"
+        assert state["ssl_config"]["round_steps"] == []  # trained again on every label, with no round
         assert any("keeping the labels-only network" in line and "measured worse" in line for line in lines)
 
     def test_asking_for_self_training_keeps_it_and_says_it_measured_worse(
@@ -126,23 +129,27 @@ class TestTheColourTeacher:
         assert state["kind"] == "self-training" and state["metrics"]["heldout"]["kept"] == "teacher"
         assert any("--teacher self-training asks for it" in line for line in lines)
 
+    @pytest.mark.parametrize(("call", "stage"), [(3, "measure"), (8, "refit")])
     def test_a_stopped_teacher_resumes_after_its_last_finished_phase_exactly(
-        self, folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: int, stage: str
     ) -> None:
+        """Ctrl-C in the third phase of the measuring stage (labels-only and round 1 saved), or of the refit
+        (the five measuring phases and the choice saved, then two refit phases)."""
         original = self_training.Student.train
         calls = {"n": 0}
 
-        def stop_in_round_two(self: Student, labeled: Any, pool: Any, flip: bool, on_step: Any) -> torch.nn.Module:
+        def stop_at(self: Student, labeled: Any, pool: Any, flip: bool, on_step: Any) -> torch.nn.Module:
             calls["n"] += 1
-            if calls["n"] == 3:  # labels-only and round 1 finished and saved
+            if calls["n"] == call:
                 raise KeyboardInterrupt
             return original(self, labeled, pool, flip, on_step)
 
         with monkeypatch.context() as mp:
-            mp.setattr(self_training.Student, "train", stop_in_round_two)
+            mp.setattr(self_training.Student, "train", stop_at)
             with pytest.raises(KeyboardInterrupt):
                 colour_run(folders, tmp_path / "run")
-        assert load_checkpoint(tmp_path / "run" / TEACHER_TRAINING_NAME)["training"]["phase"] == 2
+        saved = load_checkpoint(tmp_path / "run" / TEACHER_TRAINING_NAME)["training"]
+        assert (saved["stage"], saved["phase"]) == (stage, 2)
         assert not (tmp_path / "run" / TEACHER_NAME).exists()
         result = runner.invoke(app, ["fit", *map(str, folders), "--out", str(tmp_path / "run"), "--resume"])
         assert result.exit_code == 0, result.output

@@ -15,6 +15,7 @@ recipe under ``ssl_config``.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +46,23 @@ def split_labeled(data: ImageData, seed: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def self_config(data: ImageData, seed: int, steps: int = 0) -> SelfTrainingConfig:
-    """The run's self-training recipe: its budget from the images it will learn from."""
+    """The measuring stage's recipe: its budget from the labeled images less the held-out ones and the pool."""
     train_idx, _ = split_labeled(data, seed)
     return self_training_config(len(train_idx), data.num_unlabeled, seed, steps)
+
+
+def refit_config(data: ImageData, seed: int, steps: int, keep: bool) -> SelfTrainingConfig:
+    """The last stage's recipe, on every labeled image: self-training again when it was kept, else the
+    labels-only network alone (no round)."""
+    config = self_training_config(int((data.labels >= 0).sum()), data.num_unlabeled, seed, steps)
+    return config if keep else replace(config, round_steps=(), shares=())
 
 
 def settings_of(config: SelfTrainingConfig, data: ImageData) -> dict[str, Any]:
     """What identifies a self-trained teacher: a saved one with other settings is trained again."""
     data_id = {k: v for k, v in data.fingerprint().items() if k != "files_sha256"}
-    return {"kind": KIND, "ssl_config": config.to_dict(), "data": data_id, "heldout_fraction": HELDOUT_FRACTION}
+    return {"kind": KIND, "ssl_config": config.to_dict(), "data": data_id, "heldout_fraction": HELDOUT_FRACTION,
+            "refit": True}  # fmt: skip
 
 
 def network_state(kind: str, net: nn.Module, data: ImageData, config: SelfTrainingConfig) -> dict[str, Any]:
@@ -78,7 +87,7 @@ def _finished(path: Path, settings: dict[str, Any]) -> bool:
 
 
 def _partial(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved phases at ``path`` when trained with ``settings`` (anything else is trained again)."""
+    """The saved stage and phases at ``path`` when trained with ``settings`` (anything else is trained again)."""
     if not path.is_file():
         return None
     try:
@@ -86,9 +95,12 @@ def _partial(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
         with reading(path):
             if state.get("settings") != settings:
                 return None
-            phase = int(state["training"]["phase"])
-            if not 1 <= phase <= len(settings["ssl_config"]["round_steps"]) + 1:
-                raise ValueError(f"phase {phase} out of range")
+            training = state["training"]
+            phase, stage = int(training["phase"]), training["stage"]
+            if stage not in ("measure", "refit") or not 0 <= phase <= len(settings["ssl_config"]["round_steps"]) + 1:
+                raise ValueError(f"stage {stage!r}, phase {phase} out of range")
+            if stage == "refit" and not isinstance(training["choice"]["keep"], bool):
+                raise ValueError("no choice recorded")
             return state
     except CheckpointError:
         return None
@@ -97,57 +109,88 @@ def _partial(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
 def train_self_teacher(
     data: ImageData, out_dir: Path, seed: int, steps: int, asked: str, device: torch.device, reporter: Reporter
 ) -> Path:
-    """Train (or continue) the run's self-trained teacher into ``out_dir/teacher.pt`` and choose what it
-    hands over (``asked``: the ``--teacher`` option)."""
+    """Train (or continue) the run's self-trained teacher into ``out_dir/teacher.pt``: measure it against
+    the labels alone on held-out labels, choose (``asked``: the ``--teacher`` option), then train the
+    chosen recipe again on every labeled image (the network handed over)."""
     config = self_config(data, seed, steps)
     settings = settings_of(config, data)
     final, partial_path = out_dir / TEACHER_NAME, out_dir / TEACHER_TRAINING_NAME
     if _finished(final, settings):
-        reporter.message(f"the run's self-trained teacher is trained already ({config.steps} steps)")
+        reporter.message(f"the run's self-trained teacher is trained already ({config.steps} steps and its refit)")
         return final
-    train_idx, held = split_labeled(data, seed)
     saved = _partial(partial_path, settings)
-    phase = int(saved["training"]["phase"]) if saved is not None else 0
-    reporter.message(
-        f"training the run's teacher by self-training: a small ResNet on {len(train_idx)} labeled images "
-        f"({config.labels_steps} steps; {len(held)} held out to measure it), then {len(config.round_steps)} rounds "
-        f"on the {data.num_unlabeled} unlabeled images ({'+'.join(map(str, config.round_steps))} steps)"
-        + (f"; resuming after phase {phase}" if saved is not None else "")
-    )
-
-    def save(done: int, first: nn.Module, current: nn.Module) -> None:
-        training = {"phase": done, "step": config.labels_steps + sum(config.round_steps[: done - 1]),
-                    "labels_only": first.state_dict(), "network": current.state_dict()}  # fmt: skip
-        save_checkpoint({"settings": settings, "training": training}, partial_path)
-
+    training = saved["training"] if saved is not None else {"stage": "measure", "phase": 0}
     t0 = time.perf_counter()
     with stop_signals(reporter) as stop:
         try:
-            first, last = train_self_training(
-                data.images[train_idx], data.labels[train_idx], data.images[data.labels < 0], config, device,
-                reporter, start=(phase, saved["training"] if saved is not None else None), save=save, stop=stop,
-            )  # fmt: skip
+            if training["stage"] == "measure":
+                choice = _measure(data, config, training, asked, device, reporter, stop, settings, partial_path)
+                training = {"stage": "refit", "phase": 0, "choice": choice}
+            keep = bool(training["choice"]["keep"])
+            refit = refit_config(data, seed, steps, keep)
+            _, net = _stage(data, refit, "refit", training, device, reporter, stop, settings, partial_path)
         except KeyboardInterrupt:
-            reporter.message("teacher interrupted: its finished rounds are saved; continue with --resume")
+            reporter.message("teacher interrupted: its finished phases are saved; continue with --resume")
             raise
-    networks = {"labels_only": first, "teacher": last, "train_seconds": round(time.perf_counter() - t0, 1)}
-    _choose_and_save(data, config, held, networks, asked, final, reporter)
+    choice = {**training["choice"], "train_seconds": round(time.perf_counter() - t0, 1)}
+    _save_teacher(data, config, refit, net, choice, settings, final)
     if partial_path.is_file() and not partial_path.is_symlink():
         partial_path.unlink()
     return final
 
 
-def _choose_and_save(
+def _stage(
     data: ImageData,
     config: SelfTrainingConfig,
-    held: torch.Tensor,
-    networks: dict[str, Any],
-    asked: str,
-    final: Path,
+    stage: str,
+    training: dict[str, Any],
+    device: torch.device,
     reporter: Reporter,
-) -> None:
-    """Score both networks on the held-out images, say which is kept and why, and write ``teacher.pt``."""
-    first, last = networks["labels_only"], networks["teacher"]
+    stop: Any,
+    settings: dict[str, Any],
+    partial: Path,
+) -> tuple[nn.Module, nn.Module]:
+    """One stage (``measure``: on the labels less the held-out ones; ``refit``: on every label) from where
+    ``training`` left it; its labels-only network and last network. Saved after every phase."""
+    labeled = split_labeled(data, config.seed)[0] if stage == "measure" else torch.nonzero(data.labels >= 0).flatten()
+    phase = int(training["phase"]) if training["stage"] == stage else 0
+    rounds = (
+        f", then {len(config.round_steps)} rounds on the {data.num_unlabeled} unlabeled images "
+        f"({'+'.join(map(str, config.round_steps))} steps)"
+        if config.round_steps
+        else ""
+    )
+    reporter.message(
+        ("self-training, measured first: " if stage == "measure" else "the teacher again on every labeled image: ")
+        + f"a small ResNet on {len(labeled)} labeled images ({config.labels_steps} steps){rounds}"
+        + (f"; resuming after phase {phase}" if phase else "")
+    )
+
+    def save(done: int, first: nn.Module, current: nn.Module) -> None:
+        step = config.labels_steps + sum(config.round_steps[: done - 1])
+        state = {**{k: v for k, v in training.items() if k == "choice"}, "stage": stage, "phase": done, "step": step,
+                 "labels_only": first.state_dict(), "network": current.state_dict()}  # fmt: skip
+        save_checkpoint({"settings": settings, "training": state}, partial)
+
+    start = (phase, training if phase else None)
+    return train_self_training(data.images[labeled], data.labels[labeled], data.images[data.labels < 0], config,
+                               device, reporter, start=start, save=save, stop=stop)  # fmt: skip
+
+
+def _measure(
+    data: ImageData,
+    config: SelfTrainingConfig,
+    training: dict[str, Any],
+    asked: str,
+    device: torch.device,
+    reporter: Reporter,
+    stop: Any,
+    settings: dict[str, Any],
+    partial: Path,
+) -> dict[str, Any]:
+    """Train the measuring stage, score both networks on the held-out images, say which is kept and why."""
+    first, last = _stage(data, config, "measure", training, device, reporter, stop, settings, partial)
+    held = split_labeled(data, config.seed)[1]
     heldout = Heldout.of(correct(last, data, held), correct(first, data, held))
     keep = heldout.not_worse() or asked == KIND
     why = (
@@ -157,21 +200,37 @@ def _choose_and_save(
         if keep
         else "the self-trained network measured worse, so it is not handed over"
     )
-    kept_words = "it" if keep else "the labels-only network"
-    reporter.message(f"teacher {heldout.line('self-trained')}: keeping {kept_words}; {why}")
-    kept = last if keep else first
+    kept_words = "self-training" if keep else "the labels-only network"
+    reporter.message(
+        f"teacher {heldout.line('self-trained')}: keeping {kept_words}; {why}; now trained again on every labeled image"
+    )
+    choice = {"keep": keep, "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only"}}
+    save_checkpoint({"settings": settings, "training": {"stage": "refit", "phase": 0, "choice": choice}}, partial)
+    return choice
+
+
+def _save_teacher(
+    data: ImageData,
+    config: SelfTrainingConfig,
+    refit: SelfTrainingConfig,
+    net: nn.Module,
+    choice: dict[str, Any],
+    settings: dict[str, Any],
+    final: Path,
+) -> None:
     labeled = data.labels >= 0
     metrics = {
-        "steps": config.steps if keep else config.labels_steps,
+        "steps": config.steps + refit.steps,
         "architecture": ARCHITECTURE,
-        "num_labeled": int((data.labels >= 0).sum()) - len(held),
-        "num_unlabeled": data.num_unlabeled if keep else 0,
-        "labeled_accuracy": accuracy(kept, data.images[labeled], data.labels[labeled]),
-        "train_seconds": networks["train_seconds"],
-        "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only"},
+        "num_labeled": int(labeled.sum()),
+        "num_unlabeled": data.num_unlabeled if choice["keep"] else 0,
+        # On the labeled images, every one of which trained it: optimistic.
+        "labeled_accuracy": accuracy(net, data.images[labeled], data.labels[labeled]),
+        "train_seconds": choice["train_seconds"],
+        "heldout": choice["heldout"],
     }
-    state = network_state(KIND if keep else "supervised", kept, data, config)
-    save_checkpoint({**state, "settings": settings_of(config, data), "metrics": metrics}, final)
+    state = network_state(KIND if choice["keep"] else "supervised", net, data, refit)
+    save_checkpoint({**state, "settings": settings, "metrics": metrics}, final)
 
 
 PROBE_STEPS = 3  # timed after one warm-up step
@@ -202,22 +261,44 @@ def _now(device: torch.device) -> float:
     return time.perf_counter()
 
 
+def phases_left(data: ImageData, out_dir: Path | None, seed: int, steps: int) -> list[tuple[int, bool]] | None:
+    """``(steps, labels the pool first)`` of each phase still to train in ``out_dir`` (None: a teacher not
+    started), both stages (the refit as self-training: what it usually is); None when it is trained already."""
+    config = self_config(data, seed, steps)
+    settings = settings_of(config, data)
+    if out_dir is not None and _finished(out_dir / TEACHER_NAME, settings):
+        return None
+    saved = _partial(out_dir / TEACHER_TRAINING_NAME, settings) if out_dir is not None else None
+    training = saved["training"] if saved is not None else {"stage": "measure", "phase": 0}
+    keep = bool(training.get("choice", {}).get("keep", True))
+    refit = refit_config(data, seed, steps, keep)
+    stages = [("measure", config), ("refit", refit)][training["stage"] == "refit" :]
+    left = []
+    for stage, cfg in stages:
+        done = int(training["phase"]) if stage == training["stage"] else 0
+        left += [(n, i > 0) for i, n in enumerate([cfg.labels_steps, *cfg.round_steps])][done:]
+    return left
+
+
+def self_teacher_seconds(
+    data: ImageData, out_dir: Path | None, seed: int, steps: int, device: torch.device
+) -> tuple[int, float, float]:
+    """The steps left (``out_dir`` None: of a teacher not started), their seconds (labeling the pool
+    included) and seconds a step, timed here."""
+    left = phases_left(data, out_dir, seed, steps) or []
+    per_step, per_image = self_training_seconds(data, self_config(data, seed, steps), device)
+    total = sum(n for n, _ in left)
+    return total, per_step * total + per_image * data.num_unlabeled * sum(r for _, r in left), per_step
+
+
 def self_teacher_expectation(data: ImageData, out_dir: Path, seed: int, steps: int, device: torch.device) -> str:
     """One line on the self-trained teacher before anything trains: its phases and their time, timed
     here; empty when it is trained already."""
-    config = self_config(data, seed, steps)
-    settings = settings_of(config, data)
-    if _finished(out_dir / TEACHER_NAME, settings):
+    if phases_left(data, out_dir, seed, steps) is None:
         return ""
-    saved = _partial(out_dir / TEACHER_TRAINING_NAME, settings)
-    done = int(saved["training"]["phase"]) if saved is not None else 0
-    phases = [config.labels_steps, *config.round_steps][done:]
-    per_step, per_image = self_training_seconds(data, config, device)
-    rounds = len(phases) - (done == 0)  # the phases that label the pool first
-    seconds = per_step * sum(phases) + per_image * data.num_unlabeled * rounds
+    total, seconds, per_step = self_teacher_seconds(data, out_dir, seed, steps, device)
     return (
-        f"then the run's teacher by self-training: {len(phases)} phases of a small ResNet "
-        f"({'+'.join(map(str, phases))} steps, {per_step:.3f} s a step, timed), each round labeling the "
-        f"{data.num_unlabeled} unlabeled images: "
-        f"about {duration(seconds)}"
+        f"then the run's teacher by self-training, measured on held-out labels and then trained again on all of "
+        f"them: {total} steps of a small ResNet ({per_step:.3f} s a step, timed), each round labeling the "
+        f"{data.num_unlabeled} unlabeled images: about {duration(seconds)}"
     )

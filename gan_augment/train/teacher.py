@@ -29,7 +29,7 @@ from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
 from .metrics import accuracy
-from .self_teacher import KIND, self_config, self_teacher_expectation, self_training_seconds, train_self_teacher
+from .self_teacher import KIND, self_teacher_expectation, self_teacher_seconds, train_self_teacher
 from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
 from .teacher_choice import (
     HELDOUT_FRACTION,
@@ -284,11 +284,9 @@ def teacher_seconds(data: ImageData, config: TrainConfig, device: torch.device) 
     kind = resolve_teacher(config, data)
     if kind == "none":
         return kind, 0, 0.0
-    if kind == KIND:
-        self_config_ = self_config(data, config.seed, config.teacher_steps)
-        per_step, per_image = self_training_seconds(data, self_config_, device)
-        seconds = per_step * self_config_.steps + per_image * data.num_unlabeled * len(self_config_.round_steps)
-        return kind, self_config_.steps, seconds / self_config_.steps
+    if kind == KIND:  # a teacher not started (evaluate's budget)
+        total, seconds, _ = self_teacher_seconds(data, None, config.seed, config.teacher_steps, device)
+        return kind, total, seconds / max(1, total)
     ssl = teacher_config(config, kind, data, device)
     seconds = ssl.steps * ssl_seconds(data, ssl, device, supervised=kind == "supervised")
     if kind == "ssl" and can_hold_out(data):  # its labels-only rival too, spread over the teacher's iterations
