@@ -283,6 +283,29 @@ def load_previous(path: Path) -> dict[str, Any]:
     return previous if isinstance(previous, dict) else {}
 
 
+def merged(paths: Sequence[Path]) -> dict[str, Any]:
+    """One report's contents from several: their runs, sweeps and settings together; the commits, machines
+    and states of each, joined."""
+    parts = [load_previous(p) for p in paths]
+    missing = [str(p) for p, part in zip(paths, parts) if not part.get("runs")]
+    if missing:
+        sys.exit(f"Error: no runs in {', '.join(missing)}")
+    datasets = [{r["dataset"] for r in part["runs"]} for part in parts]
+    if any(a & b for i, a in enumerate(datasets) for b in datasets[i + 1 :]):
+        sys.exit("Error: --merge takes one report per dataset: two of these hold the same dataset")
+
+    def joined(key: str) -> str:
+        return ", ".join(dict.fromkeys(str(part.get(key, "?")) for part in parts))
+
+    return {
+        **{k: joined(k) for k in ("machine", "torch", "package_version", "commit", "protocol", "state")},
+        "runs": [r for part in parts for r in part["runs"]],
+        "ratio_sweep": [r for part in parts for r in part.get("ratio_sweep", [])],
+        "settings": {k: v for part in parts for k, v in part.get("settings", {}).items()},
+        "wall_seconds": sum(float(part.get("wall_seconds", 0.0)) for part in parts),
+    }
+
+
 def write_report(
     args: argparse.Namespace,
     records: list[dict[str, Any]],
@@ -512,6 +535,13 @@ def main() -> None:
         help="run nothing: rewrite the table, plots and report from OUT/limited_labels.json",
     )
     p.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="with --report-only: the report of the runs in these limited_labels.json files together (each run "
+        "keeps its commit), written to OUT (one current page from the latest run of each dataset)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="keep the runs already in OUT/limited_labels.json and add the missing ones",
@@ -562,7 +592,7 @@ def main() -> None:
     )
     reporter = Reporter()
     if args.report_only:  # e.g. to draw the plots of a GPU run made where matplotlib is missing
-        previous = load_previous(args.out / "limited_labels.json")
+        previous = merged(args.merge) if args.merge else load_previous(args.out / "limited_labels.json")
         if not previous.get("runs"):
             sys.exit(f"Error: no runs in {args.out / 'limited_labels.json'}: nothing to report")
         have = {p.name for p in args.out.glob("samples_*.png")}

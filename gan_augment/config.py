@@ -193,8 +193,8 @@ class TrainConfig(_PlainConfig):
             of self-training on the unlabeled images; colour images), ``ssl`` (the semi-supervised GAN's
             discriminator), ``supervised`` (it on the labels alone), ``none``, or ``auto`` (with an unlabeled
             folder ``self-training`` on colour images and ``ssl`` on gray ones, else ``supervised``).
-        teacher_steps: The teacher's iterations (self-training: its steps, every phase scaled to add up to
-            them); 0 picks them by device, network and data
+        teacher_steps: The teacher's iterations (self-training: the steps of each of its two stages, every
+            phase scaled to add up to them); 0 picks them by device, network and data
             (``gan_augment.train.teacher.default_teacher_steps``, ``train.self_training.self_training_config``).
         model: The model architecture. Its ``image_size`` (and ``channels``, unless auto) are
             set from this configuration's and an ``auto`` ``d_norm`` is resolved from ``loss``

@@ -151,6 +151,11 @@ class TestTheColourTeacher:
         saved = load_checkpoint(tmp_path / "run" / TEACHER_TRAINING_NAME)["training"]
         assert (saved["stage"], saved["phase"]) == (stage, 2)
         assert not (tmp_path / "run" / TEACHER_NAME).exists()
+        from gan_augment.train.teacher_status import describe_teacher
+
+        shown = describe_teacher(tmp_path / "run")  # what info says: steps over both stages
+        assert shown["state"] == "training" and shown["kind"] == "self-training"
+        assert shown["step"] == saved["step"] and 0 < shown["step"] < shown["steps"] == saved["steps"]
         result = runner.invoke(app, ["fit", *map(str, folders), "--out", str(tmp_path / "run"), "--resume"])
         assert result.exit_code == 0, result.output
         assert "resuming after phase 2" in " ".join(result.output.split())

@@ -111,8 +111,8 @@ TeacherSteps = Annotated[
     int,
     typer.Option(
         min=0,
-        help="The teacher's iterations (self-training: steps of all its phases); 0 = by device, network and data "
-        "(mlp: 16,000 on the CPU).",
+        help="The teacher's iterations (self-training: the steps of each of its two stages); 0 = by device, "
+        "network and data (mlp: 16,000 on the CPU).",
     ),
 ]
 Flag = Annotated[bool, typer.Option()]

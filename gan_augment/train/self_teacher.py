@@ -101,6 +101,8 @@ def _partial(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
                 raise ValueError(f"stage {stage!r}, phase {phase} out of range")
             if stage == "refit" and not isinstance(training["choice"]["keep"], bool):
                 raise ValueError("no choice recorded")
+            if int(training["steps"]) < 0:
+                raise ValueError("negative steps")
             return state
     except CheckpointError:
         return None
@@ -119,15 +121,17 @@ def train_self_teacher(
         reporter.message(f"the run's self-trained teacher is trained already ({config.steps} steps and its refit)")
         return final
     saved = _partial(partial_path, settings)
-    training = saved["training"] if saved is not None else {"stage": "measure", "phase": 0}
+    both = config.steps + refit_config(data, seed, steps, keep=True).steps  # the refit as self-training
+    training = saved["training"] if saved is not None else {"stage": "measure", "phase": 0, "steps": both}
     t0 = time.perf_counter()
     with stop_signals(reporter) as stop:
         try:
             if training["stage"] == "measure":
                 choice = _measure(data, config, training, asked, device, reporter, stop, settings, partial_path)
-                training = {"stage": "refit", "phase": 0, "choice": choice}
-            keep = bool(training["choice"]["keep"])
-            refit = refit_config(data, seed, steps, keep)
+                both = config.steps + refit_config(data, seed, steps, bool(choice["keep"])).steps
+                training = {"stage": "refit", "phase": 0, "choice": choice, "steps": both}
+                save_checkpoint({"settings": settings, "training": training}, partial_path)
+            refit = refit_config(data, seed, steps, bool(training["choice"]["keep"]))
             _, net = _stage(data, refit, "refit", training, device, reporter, stop, settings, partial_path)
         except KeyboardInterrupt:
             reporter.message("teacher interrupted: its finished phases are saved; continue with --resume")
@@ -166,10 +170,13 @@ def _stage(
         + (f"; resuming after phase {phase}" if phase else "")
     )
 
+    # Steps counted over both stages, as ``info`` shows an interrupted teacher's.
+    before, total_steps = (int(settings["ssl_config"]["steps"]) if stage == "refit" else 0), int(training["steps"])
+
     def save(done: int, first: nn.Module, current: nn.Module) -> None:
-        step = config.labels_steps + sum(config.round_steps[: done - 1])
+        step = before + config.labels_steps + sum(config.round_steps[: done - 1])
         state = {**{k: v for k, v in training.items() if k == "choice"}, "stage": stage, "phase": done, "step": step,
-                 "labels_only": first.state_dict(), "network": current.state_dict()}  # fmt: skip
+                 "steps": total_steps, "labels_only": first.state_dict(), "network": current.state_dict()}  # fmt: skip
         save_checkpoint({"settings": settings, "training": state}, partial)
 
     start = (phase, training if phase else None)
@@ -204,9 +211,7 @@ def _measure(
     reporter.message(
         f"teacher {heldout.line('self-trained')}: keeping {kept_words}; {why}; now trained again on every labeled image"
     )
-    choice = {"keep": keep, "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only"}}
-    save_checkpoint({"settings": settings, "training": {"stage": "refit", "phase": 0, "choice": choice}}, partial)
-    return choice
+    return {"keep": keep, "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only"}}
 
 
 def _save_teacher(

@@ -60,7 +60,7 @@ def describe_teacher(run: str | os.PathLike[str]) -> dict[str, Any]:
             with reading(partial):
                 settings = state["settings"]
                 return {"state": "training", "kind": str(settings["kind"]), "step": int(state["training"]["step"]),
-                        "steps": int(settings["ssl_config"]["steps"])}  # fmt: skip
+                        "steps": int(state["training"].get("steps", settings["ssl_config"]["steps"]))}  # fmt: skip
         except CheckpointError as exc:
             return {"state": "unreadable", "reason": str(exc)}
     kind = _planned_kind(run)
