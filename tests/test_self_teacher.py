@@ -203,3 +203,15 @@ def test_the_pool_keeps_the_labeled_classes_balance_not_the_teachers_bias() -> N
     counts = torch.bincount(targets.argmax(1), minlength=3)
     assert counts.tolist() == [100, 100, 100] and len(set(idx.tolist())) == 300
     assert torch.equal(targets.sum(1), torch.ones(300))  # one class each
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "kept"),
+    [(0, 0, True), (0, 1, True), (4, 6, True), (5, 5, True), (0, 2, False), (1, 5, False), (3, 12, False)],
+)
+def test_self_training_is_kept_unless_it_measured_worse_by_more_than_chance(b: int, c: int, kept: bool) -> None:
+    """c − b > √(b + c) hands over the labels-only network (b: images only the teacher got right, c: only it)."""
+    from gan_augment.train.teacher_choice import Heldout
+
+    held = Heldout.of(torch.tensor([True] * b + [False] * c), torch.tensor([False] * b + [True] * c))
+    assert held.not_clearly_worse() is kept

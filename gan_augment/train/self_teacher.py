@@ -4,8 +4,9 @@ Both networks it is chosen between learn from the labeled images less a stratifi
 :data:`~gan_augment.train.teacher_choice.HELDOUT_FRACTION` of each class (at least one): the labels-only
 small ResNet (self-training's round 0, the strongest labels-only classifier the package has: crops and
 flips, the benchmark's baseline network) and the last round's student. Both are scored on the held-out
-images; ``--teacher auto`` hands over the student unless it measured worse
-(:meth:`~gan_augment.train.teacher_choice.Heldout.not_worse`), otherwise the labels-only network.
+images; ``--teacher auto`` keeps self-training unless it measured worse by more than chance
+(:meth:`~gan_augment.train.teacher_choice.Heldout.not_clearly_worse`), otherwise the labels-only network,
+and the recipe kept is trained again on every labeled image: the network handed over.
 
 Files: ``teacher-training.pt`` after each phase (a stopped run continues from the last finished phase),
 ``teacher.pt`` at the end, both with ``fit``'s teacher layout: ``architecture`` ``small-resnet`` and the
@@ -199,13 +200,13 @@ def _measure(
     first, last = _stage(data, config, "measure", training, device, reporter, stop, settings, partial)
     held = split_labeled(data, config.seed)[1]
     heldout = Heldout.of(correct(last, data, held), correct(first, data, held))
-    keep = heldout.not_worse() or asked == KIND
+    keep = heldout.not_clearly_worse() or asked == KIND
     why = (
-        "it did not measure worse than the labels alone"
-        if heldout.not_worse()
+        "it did not measure worse than the labels alone by more than chance"
+        if heldout.not_clearly_worse()
         else "--teacher self-training asks for it, though it measured worse than the labels alone"
         if keep
-        else "the self-trained network measured worse, so it is not handed over"
+        else "the self-trained network measured worse by more than chance, so it is not handed over"
     )
     kept_words = "self-training" if keep else "the labels-only network"
     reporter.message(

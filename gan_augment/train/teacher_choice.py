@@ -72,13 +72,16 @@ class Heldout:
         b, c = self.teacher_only, self.labels_only_only
         return b - c >= math.sqrt(b + c)
 
-    def not_worse(self) -> bool:
-        """Whether the teacher did not measure worse than the labels alone (b ≥ c): the rule for the
-        self-trained teacher, which starts from the labels-only network itself and has gained on every
-        measurement (CIFAR-10); with a few dozen held-out images a margin of √(b + c) would hand over the
-        labels-only network two times in three when the teacher is truly 5 points better. A teacher that
-        measured worse by any count is not kept."""
-        return self.teacher_only >= self.labels_only_only
+    def not_clearly_worse(self) -> bool:
+        """Whether the teacher did not measure worse than the labels alone by more than chance: the
+        labels-only network is right on at most √(b + c) more held-out images (the rule for the
+        self-trained teacher, the mirror of :meth:`keeps_ssl`). Self-training gained 5 to 7 points on
+        every CIFAR-10 draw measured on 5,000 images, while 50 held-out images (5 a class) give b − c a
+        standard deviation of about 3 images (6 points): on one draw it measured 4 against 6 and a rule of
+        b ≥ c handed over the labels-only network, losing the gain; on 3 draws b ≥ c held. A teacher
+        clearly worse (an untrained one: tests/test_self_teacher.py) is not kept."""
+        b, c = self.teacher_only, self.labels_only_only
+        return c - b <= math.sqrt(b + c)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
