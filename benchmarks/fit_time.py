@@ -127,7 +127,8 @@ def main() -> None:
     cli = [sys.executable, "-m", "gan_augment.cli"]
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU threads, torch {torch.__version__}"
     json_path = args.out / "fit_time.json"
-    kept = json.loads(json_path.read_text())["commands"] if args.only and json_path.is_file() else {}
+    old = json.loads(json_path.read_text()) if args.only and json_path.is_file() else {}
+    kept = {name: {"date": old.get("date", "?"), **row} for name, row in old.get("commands", {}).items()}
     rows: dict[str, Any] = {}
     wanted = args.only or list(NAMES)
     if "demo" in wanted:
