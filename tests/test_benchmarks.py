@@ -140,6 +140,26 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     ] == report["runs"]
     assert (tmp_path / "results.md").read_text() == text  # the same report, redrawn from the JSON alone
 
+    # --merge: one page from the latest report of each dataset (docs/results.md), each run keeping its commit.
+    runs = [{**r, "dataset": "other", "commit": "abc1234"} for r in report["runs"]]
+    other = {**report, "commit": "abc1234", "runs": runs, "settings": {"other": report["settings"]["data"]}}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    merge = [sys.executable, str(script), "--report-only", "--out", str(tmp_path / "merged"), "--merge"]
+    result = subprocess.run(
+        [*merge, str(out / "limited_labels.json"), str(tmp_path / "other.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    merged = json.loads((tmp_path / "merged" / "limited_labels.json").read_text())
+    assert len(merged["runs"]) == 2 * len(report["runs"]) and set(merged["settings"]) == {"data", "other"}
+    assert merged["commit"] == f"{report['commit']}, abc1234"
+    assert {"data", "other"} <= {r["dataset"] for r in merged["summary"]}
+    same = str(out / "limited_labels.json")
+    twice = subprocess.run([*merge, same, same], capture_output=True, text=True, timeout=600)
+    assert twice.returncode != 0 and "one report per dataset" in twice.stderr
+
     # d-features: one unconditional GAN per seed serves every budget (the same images at each).
     shared = tmp_path / "shared"
     result = subprocess.run(
