@@ -283,6 +283,13 @@ def load_previous(path: Path) -> dict[str, Any]:
     return previous if isinstance(previous, dict) else {}
 
 
+def default_report(out: Path) -> Path:
+    """Where the full report goes when --report is not given: the project's page (docs/results.md) only for
+    the default --out; any other --out keeps its report beside its tables, never over the project's page."""
+    default = ROOT / "docs" / "results"
+    return ROOT / "docs" / "results.md" if out.resolve() == default.resolve() else out / "report.md"
+
+
 def merged(paths: Sequence[Path]) -> dict[str, Any]:
     """One report's contents from several: their runs, sweeps and settings together; the commits, machines
     and states of each, joined."""
@@ -364,7 +371,7 @@ def write_report(
         plot_ssl_curve(runs, args.out / f"ssl_curve_{name}.png", f"{name}: ssl arm, averaged D", reference)
     table = markdown_table(rows)
     atomic_write_text(args.out / "limited_labels.md", table + "\n")
-    report_path = args.report if args.report else (None if args.quick else ROOT / "docs" / "results.md")
+    report_path = args.report if args.report else (None if args.quick else default_report(args.out))
     if report_path is not None:
         rel = (
             Path(args.out).resolve().relative_to(report_path.resolve().parent)
@@ -547,7 +554,10 @@ def main() -> None:
         help="keep the runs already in OUT/limited_labels.json and add the missing ones",
     )
     p.add_argument(
-        "--report", type=Path, help="also write the full Markdown report here (default docs/results.md unless --quick)"
+        "--report",
+        type=Path,
+        help="also write the full Markdown report here (default: docs/results.md with the default --out, else "
+        "OUT/report.md; none with --quick)",
     )
     args = p.parse_args()
     if args.sweep_arms is None:  # not asked for: no GAN is trained for the sweep alone

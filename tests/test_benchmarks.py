@@ -144,6 +144,8 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     runs = [{**r, "dataset": "other", "commit": "abc1234"} for r in report["runs"]]
     other = {**report, "commit": "abc1234", "runs": runs, "settings": {"other": report["settings"]["data"]}}
     (tmp_path / "other.json").write_text(json.dumps(other))
+    page = Path(script).resolve().parents[1] / "docs" / "results.md"
+    before = page.read_bytes() if page.exists() else None
     merge = [sys.executable, str(script), "--report-only", "--out", str(tmp_path / "merged"), "--merge"]
     result = subprocess.run(
         [*merge, str(out / "limited_labels.json"), str(tmp_path / "other.json")],
@@ -156,6 +158,8 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     assert len(merged["runs"]) == 2 * len(report["runs"]) and set(merged["settings"]) == {"data", "other"}
     assert merged["commit"] == f"{report['commit']}, abc1234"
     assert {"data", "other"} <= {r["dataset"] for r in merged["summary"]}
+    assert (tmp_path / "merged" / "report.md").is_file()  # the report beside its tables: the project's page as it was
+    assert (page.read_bytes() if page.exists() else None) == before
     same = str(out / "limited_labels.json")
     twice = subprocess.run([*merge, same, same], capture_output=True, text=True, timeout=600)
     assert twice.returncode != 0 and "one report per dataset" in twice.stderr
