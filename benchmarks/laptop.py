@@ -1,12 +1,13 @@
 """Long jobs on a laptop (issue 22), measured as a user meets them: photos of 3 classes (CIFAR-10's
 airplane, cat and ship: 30 labeled images each, 600 unlabeled, 100 test images each, 32 px RGB), the
-CLI in a subprocess, nothing else running.
+CLI in a subprocess, nothing else running (but the steady load ``evaluate-estimate`` adds).
 
-- ``fit``: its up-front estimates (the GAN's once its first steps are timed, the teacher's before it
-  starts) against the times the phases took.
+- ``fit``: its plan (every phase's time, timed before anything trains) against the times the phases took.
 - SIGHUP during the GAN and during the teacher: the exit code and how old the checkpoint it leaves is.
 - ``evaluate`` with a documented small budget and ``--test-dir``: its wall time and estimate; then
   the same evaluation killed part-way and resumed: what it reused and the time both parts took.
+- ``evaluate-estimate``: the same evaluation straight through, alone and beside a steady load (``--loads``):
+  its first estimate against its wall time, and whether the time left it prints falls.
 
 Writes ``OUT/laptop.json`` and ``OUT/laptop.md`` (default ``docs/results``); hand notes go in
 ``laptop_notes.md``, which the table links.
@@ -14,6 +15,7 @@ Writes ``OUT/laptop.json`` and ``OUT/laptop.md`` (default ``docs/results``); han
 Examples:
     python benchmarks/laptop.py                    # everything (about 60 minutes on 2 CPU cores)
     python benchmarks/laptop.py --only evaluate
+    python benchmarks/laptop.py --only evaluate-estimate --loads 0 1
 """
 
 from __future__ import annotations
@@ -102,6 +104,17 @@ class Watched:
         raise RuntimeError(f"{pattern!r} never appeared:\n" + "\n".join(line for _, line in self.lines[-20:]))
 
 
+def _plan(job: Watched) -> tuple[dict[str, float], float]:
+    """The seconds ``fit``'s plan gave each phase (``  NAME  about M:SS  what``), by name, and when the
+    plan was printed (training starts then)."""
+    found, said = {}, 0.0
+    for t, line in job.lines:
+        m = re.match(r"^  (\S.*?)\s{2,}about ([0-9:]+)", line)
+        if m and m[1] != "in all":
+            found[m[1]], said = _seconds(m[2]), t
+    return found, said
+
+
 def _seconds(text: str) -> float:
     parts = [int(p) for p in text.split(":")]
     return float(sum(p * 60**i for i, p in enumerate(reversed(parts))))
@@ -120,25 +133,26 @@ def measure_fit(data: dict[str, Path], work: Path) -> dict[str, Any]:
     lines = "\n".join(line for _, line in job.lines)
     if code:
         raise RuntimeError(f"fit failed ({code}):\n{lines[-3000:]}")
-    gan_said = job.first(r"expected: about ([0-9:]+) more for the GAN")
-    teacher_said = job.first(r"then the run's (\w+) teacher: (\d+) iterations .* about ([0-9:]+) \(")
-    teacher_start = job.first(r"training the run's \w+ teacher")
+    plan, planned = _plan(job)
+    teacher_start = job.first(r"^(training the run's \w+ teacher|self-training, measured first)")
     done = job.first(r"^done in ([0-9.]+) s")
-    assert gan_said and teacher_said and teacher_start and done, lines[-3000:]
-    gan_left, gan_actual = _seconds(gan_said[1][1]), teacher_start[0] - gan_said[0]
-    teacher_expected, teacher_actual = _seconds(teacher_said[1][3]), done[0] - teacher_start[0]
+    assert plan and teacher_start and done, lines[-3000:]
+    gan_left = sum(s for name, s in plan.items() if name.startswith("GAN"))
+    teacher_expected = sum(s for name, s in plan.items() if name.startswith("teacher"))
+    gan_actual, teacher_actual = teacher_start[0] - planned, done[0] - teacher_start[0]
+    teacher_said = [name for name in plan if name.startswith("teacher")]
     first_bar = job.first(r"^step (\d+)/(\d+) .* ([0-9:]+) left")
     return {
         "command": "gan-augment fit LABELED UNLABELED --out RUN --device cpu",
         "gan_expected_s": gan_left,
         "gan_actual_s": round(gan_actual, 1),
         "gan_error": round(gan_left / gan_actual - 1, 3),
-        "teacher": f"{teacher_said[1][1]}, {teacher_said[1][2]} iterations",
+        "teacher": ", ".join(teacher_said),
         "teacher_expected_s": teacher_expected,
         "teacher_actual_s": round(teacher_actual, 1),
         "teacher_error": round(teacher_expected / teacher_actual - 1, 3),
         "total_expected_s": gan_left + teacher_expected,
-        "total_actual_s": round(done[0] - gan_said[0], 1),
+        "total_actual_s": round(done[0] - planned, 1),
         "first_bar_reading": first_bar[1][0] if first_bar else None,
         "wall_s": round(job.lines[-1][0], 1),
     }
@@ -149,7 +163,8 @@ def measure_sighup(data: dict[str, Path], work: Path, phase: str, after: float) 
     out = work / f"hup-{phase}"
     shutil.rmtree(out, ignore_errors=True)
     job = Watched(["fit", str(data["labeled"]), str(data["unlabeled"]), "--out", str(out), "--device", "cpu"], _env())
-    start = job.wait_for(r"expected: about" if phase == "gan" else r"training the run's \w+ teacher", 900)
+    teacher = r"^(training the run's \w+ teacher|self-training, measured first)"
+    start = job.wait_for(r"expected: about" if phase == "gan" else teacher, 900)
     time.sleep(max(0.0, start + after - (time.perf_counter() - job.t0)))
     job.proc.send_signal(signal.SIGHUP)
     sent = time.time()
@@ -170,7 +185,7 @@ def measure_evaluate(data: dict[str, Path], work: Path) -> dict[str, Any]:
     first.wait_for(r"^5 of \d+ arm runs done", 3600)
     first.proc.send_signal(signal.SIGINT)
     first_code = first.wait(timeout=300)
-    said = first.first(r"expected: about ([0-9:]+) for")
+    said = first.first(r"expected: about ([0-9:]+) in all")
     kept = len(json.loads((out / "evaluation-progress.json").read_text())["records"])
     second = Watched([*args, "--resume"], _env())
     assert second.wait() == 0, "\n".join(line for _, line in second.lines[-30:])
@@ -179,7 +194,7 @@ def measure_evaluate(data: dict[str, Path], work: Path) -> dict[str, Any]:
     return {
         "command": "gan-augment evaluate LABELED UNLABELED --test-dir TEST " + " ".join(EVALUATE_BUDGET),
         "arms": sorted({r["arm"] for r in report["runs"]}),
-        "expected_s": _seconds(said[1][1]) * 3 if said else None,  # one seed's estimate, three seeds
+        "expected_s": _seconds(said[1][1]) if said else None,
         "killed_after_records": kept,
         "killed_exit_code": first_code,
         "killed_after_s": round(first.lines[-1][0], 1),
@@ -189,6 +204,46 @@ def measure_evaluate(data: dict[str, Path], work: Path) -> dict[str, Any]:
         "wall_s": round(first.lines[-1][0] + second.lines[-1][0], 1),
         "summary": [{k: r.get(k) for k in ("arm", "n", "mean", "std", "gain", "gain_ci95")} for r in report["summary"]],
         "verdicts": report["verdicts"],
+    }
+
+
+def measure_evaluate_estimate(data: dict[str, Path], work: Path, load: int) -> dict[str, Any]:
+    """The documented small-budget evaluate straight through, beside ``load`` busy processes (a steady load,
+    started first): its first estimate against its wall time, and the time left it printed after each result
+    (with when each said it would end)."""
+    out = work / "eval-estimate"
+    shutil.rmtree(out, ignore_errors=True)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
+    try:
+        time.sleep(2 if load else 0)
+        args = ["evaluate", str(data["labeled"]), str(data["unlabeled"]), "--test-dir", str(data["test"]),
+                *EVALUATE_BUDGET, "--device", "cpu", "--out", str(out)]  # fmt: skip
+        job = Watched(args, _env())
+        code = job.wait()
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    if code:
+        raise RuntimeError(f"evaluate failed ({code}):\n" + "\n".join(line for _, line in job.lines[-30:]))
+    said = job.first(r"expected: about ([0-9:]+) in all")
+    assert said, "\n".join(line for _, line in job.lines[:30])
+    wall = job.lines[-1][0]
+    readings = []
+    for t, line in job.lines:
+        m = re.match(r"^(\d+) of (\d+) arm runs done(?:; about ([0-9:]+) left)?", line)
+        if m:
+            left = _seconds(m[3]) if m[3] else None
+            readings.append({"done": int(m[1]), "of": int(m[2]), "at_s": round(t, 1), "left_s": left,
+                             "ends_at_s": None if left is None else round(t + left, 1)})  # fmt: skip
+    return {
+        "command": "gan-augment evaluate LABELED UNLABELED --test-dir TEST " + " ".join(EVALUATE_BUDGET),
+        "load": f"{load} busy process(es)" if load else "none",
+        "expected_s": _seconds(said[1][1]),
+        "estimate_said_at_s": round(said[0], 1),
+        "wall_s": round(wall, 1),
+        "error": round(_seconds(said[1][1]) / wall - 1, 3),
+        "readings": readings,
     }
 
 
@@ -250,6 +305,16 @@ def write(out: Path, results: dict[str, Any]) -> None:
             gain = "" if r["gain"] is None else f"{100 * r['gain']:+.1f} ± {100 * (r['gain_ci95'] or 0):.1f}"
             lines.append(f"| {r['arm']} | {r['n']} | {100 * r['mean']:.1f} ± {100 * r['std']:.1f} | {gain} |")
         lines += ["", "Verdicts:", "", *[f"- {v}" for v in e["verdicts"]], ""]
+    if "evaluate-estimate" in merged:
+        lines += ["## evaluate: its estimate against its time", "", stamp("evaluate-estimate"), "",
+                  f"`{merged['evaluate-estimate'][0]['command']}`, straight through, decoding included.", "",
+                  "| steady load | expected (said at) | took | error | time left after each result: when it said "
+                  "the evaluation would end |", "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        for e in merged["evaluate-estimate"]:
+            ends = ", ".join("?" if r["ends_at_s"] is None else f"{r['ends_at_s']:.0f}" for r in e["readings"])
+            lines.append(f"| {e['load']} | {e['expected_s']:.0f} s ({e['estimate_said_at_s']:.0f} s) | "
+                         f"{e['wall_s']:.0f} s | {100 * e['error']:+.0f}% | {ends} s |")  # fmt: skip
+        lines.append("")
     (out / "laptop.md").write_text("\n".join(lines))
 
 
@@ -257,8 +322,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
-    p.add_argument("--only", choices=("fit", "sighup", "evaluate", "report"), nargs="+",
+    p.add_argument("--only", choices=("fit", "sighup", "evaluate", "evaluate-estimate", "report"), nargs="+",
                    default=["fit", "sighup", "evaluate"], help="report: laptop.md again from laptop.json")  # fmt: skip
+    p.add_argument("--loads", type=int, nargs="+", default=[0, 1],
+                   help="evaluate-estimate: busy processes beside it, one run each (0: nothing else)")  # fmt: skip
     args = p.parse_args()
     work = ROOT / ".data"
     data = photo_folders(args.data_dir / "cifar10-train.zip", work)
@@ -271,6 +338,9 @@ def main() -> None:
         write(args.out, results)
     if "evaluate" in args.only:
         results["evaluate"] = measure_evaluate(data, work)
+        write(args.out, results)
+    if "evaluate-estimate" in args.only:
+        results["evaluate-estimate"] = [measure_evaluate_estimate(data, work, load) for load in args.loads]
     write(args.out, results)
     print((args.out / "laptop.md").read_text())
 

@@ -4,6 +4,7 @@ a plain line every so often with the step, img/s, losses and the time left."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -96,8 +97,8 @@ def test_time_left_counts_a_per_class_step_as_k_pre_training_steps(monkeypatch: 
     assert clock.left(15) == pytest.approx(15 * 2.5)
 
 
-def test_fit_states_every_phase_and_the_teachers_time_up_front(folders: tuple[Path, Path], tmp_path: Path) -> None:
-    """--steps 4 with an unlabeled folder runs 6 steps: said before training, with the teacher's timed share."""
+def _fit_lines(folders: tuple[Path, Path], out: Path, **changes: object) -> list[str]:
+    """What ``fit`` says, line by line, for the tiny configuration with ``changes``."""
     from conftest import tiny_config
 
     from gan_augment import fit
@@ -106,10 +107,52 @@ def test_fit_states_every_phase_and_the_teachers_time_up_front(folders: tuple[Pa
 
     class Recording(Reporter):
         def message(self, text: str) -> None:
-            lines.append(text)
+            lines.extend(text.splitlines())
 
-    cfg = tiny_config(steps=4, pretrain_steps=-1, teacher="ssl", teacher_steps=3)
-    fit(*folders, tmp_path / "run", cfg, device="cpu", reporter=Recording(console=Console(file=io.StringIO())))
+    fit(*folders, out, tiny_config(**changes), device="cpu", reporter=Recording(console=Console(file=io.StringIO())))
+    return lines
+
+
+def test_fit_plans_every_phase_with_its_time_and_warns_up_front(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """--steps 4 with an unlabeled folder runs 6 steps: each phase named with its time before anything trains;
+    the ssl teacher's conv networks on a CPU are called out in the plan, not once the GAN is done."""
+    lines = _fit_lines(folders, tmp_path / "run", steps=4, pretrain_steps=-1, teacher="ssl", teacher_steps=3)
     text = "\n".join(lines)
     assert "6 steps in all: 2 of unconditional pre-training on all 20 images, then 4 per-class steps (--steps)" in text
-    assert "then the run's ssl teacher: 3 iterations" in text and "timed" in text
+    start = lines.index("the plan (each phase timed here on its first steps):")
+    plan = lines[start + 1 : start + 6]
+    names = [line.split("  ")[1] for line in plan]
+    assert names == ["GAN pre-training", "GAN per-class", "teacher (ssl)", "teacher's rival", "in all"]
+    assert all(re.search(r"about \d+:\d\d", line) for line in plan), plan
+    assert "2 steps of one model on all 20 images" in plan[0] and "4 steps of 2 models" in plan[1]
+    assert "3 iterations of its conv discriminator" in plan[2] and "labels-only classifier" in plan[3]
+    warning = lines[start + 6]
+    assert warning.startswith("this teacher will not pay off here") and "use a GPU" in warning
+    assert "--teacher auto" in warning  # colour photos, a pool, two labels a class: self-training is there
+    first_step = next(i for i, line in enumerate(lines) if line.startswith("pre-training done"))
+    assert start < first_step
+
+
+def test_the_plan_names_both_stages_of_the_self_trained_teacher(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    lines = _fit_lines(folders, tmp_path / "run", steps=2, teacher="self-training", teacher_steps=1)
+    start = lines.index("the plan (each phase timed here on its first steps):")
+    names = [line.split("  ")[1] for line in lines[start + 1 : start + 6]]
+    assert names == ["GAN pre-training", "GAN per-class", "teacher, measured", "teacher, final", "in all"]
+    assert not any("will not pay off" in line or "on this CPU" in line for line in lines)
+
+
+def test_the_plan_leaves_the_run_as_it_would_be_without_it(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    """The phases are timed on throwaway copies whose random streams are forked: the same weights either way."""
+    import torch
+    from conftest import tiny_config
+
+    from gan_augment import fit
+
+    cfg = tiny_config(steps=3, pretrain_steps=-1)
+    fit(*folders, tmp_path / "quiet", cfg, device="cpu", quiet=True)
+    _fit_lines(folders, tmp_path / "told", steps=3, pretrain_steps=-1)
+    a, b = (torch.load(tmp_path / r / "checkpoint.pt", weights_only=True)["models"] for r in ("quiet", "told"))
+    assert len(a) == len(b) == 2  # one model a class
+    for model_a, model_b in zip(a, b):
+        for key in ("g", "g_ema", "d"):
+            assert all(torch.equal(model_a[key][k], model_b[key][k]) for k in model_a[key]), key

@@ -61,37 +61,54 @@ def _gan_run_seconds(arms: SeedArms, key: str, step: float) -> float:
     return cfg.steps * step * (2 if key == "conditional" and pool else 1)  # conditional: a pool batch too
 
 
-def expected_seconds(arms: SeedArms, names: Sequence[str], seeds_left: int) -> float:
-    """The expected training time of ``names`` on ``seeds_left`` seeds (the GAN runs already given are free)."""
+def arm_seconds(arms: SeedArms, names: Sequence[str]) -> dict[str, float]:
+    """Each arm's expected seconds on a seed where none has run yet, as the journal will time it: its
+    classifier(s), and the GAN runs (and the run's teacher) it is the first in ``names`` to need (the runs
+    given with ``--run`` are free). Every kind of training is timed here on this seed's data (random
+    streams forked: the evaluation is the same with or without the estimate)."""
+    s, dev = arms.settings, arms.settings.device
     specs = [get_arm(n) for n in names]
-    with torch.random.fork_rng(devices=[arms.settings.device] if arms.settings.device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         setup, per = _classifier_cost(arms)
-        clf = setup + arms.settings.classifier.steps * per
-        classifiers = 1 + sum(a.name not in NO_CLASSIFIER and a.name != "baseline" for a in specs)
-        classifiers += sum(a.quality for a in specs) if arms.settings.quality else 0  # CAS: a classifier
+        clf = setup + s.classifier.steps * per
         keys = {k for a in specs for k in a.gans} - set(arms.runs)
-        seconds = classifiers * clf
-        if keys:
-            step = _gan_step(arms)
-            seconds += sum(_gan_run_seconds(arms, k, step) for k in keys)
+        step = _gan_step(arms) if keys else 0.0
+        run_seconds = {k: _gan_run_seconds(arms, k, step) for k in keys}
         if "default" in keys:
-            cfg = arms.gan_cfg.replace(teacher="auto", teacher_steps=arms.settings.ssl.steps)
-            _, iterations, per_it = teacher_seconds(arms.gan_data(), cfg, arms.settings.device)
-            seconds += iterations * per_it
+            cfg = arms.gan_cfg.replace(teacher="auto", teacher_steps=s.ssl.steps)
+            _, iterations, per_it = teacher_seconds(arms.gan_data(), cfg, dev)
+            run_seconds["default"] += iterations * per_it
+        ssl = 0.0
         if "ssl" in names:
-            ssl, dev = arms.settings.ssl.replace(seed=arms.seed), arms.settings.device
-            images = arms.split.train_images
-            steps = ssl.steps or default_ssl_steps(dev, ssl.resolved_architecture(images.shape[-1], images.shape[1]))
-            seconds += steps * ssl_seconds(arms.gan_data(), ssl, dev)
-    return seeds_left * seconds
+            ssl_cfg, images = s.ssl.replace(seed=arms.seed), arms.split.train_images
+            steps = ssl_cfg.steps or default_ssl_steps(
+                dev, ssl_cfg.resolved_architecture(images.shape[-1], images.shape[1])
+            )
+            ssl = steps * ssl_seconds(arms.gan_data(), ssl_cfg, dev)
+    out: dict[str, float] = {}
+    for a in specs:
+        classifiers = int(a.name not in NO_CLASSIFIER) + (int(a.quality) if s.quality else 0)  # CAS: a classifier
+        out[a.name] = classifiers * clf + sum(run_seconds.pop(k, 0.0) for k in a.gans)
+        out[a.name] += ssl if a.name == "ssl" else 0.0
+    return out
 
 
-def tell_expected(arms: SeedArms, names: Sequence[str], seeds_left: int, reporter: Reporter) -> None:
-    """Print the expected duration up front (nothing when quiet: the timing costs seconds)."""
-    if reporter.quiet or not seeds_left:
-        return
-    seconds = expected_seconds(arms, names, seeds_left)
+def tell_expected(arms: SeedArms, todo: Sequence[Sequence[str]], reporter: Reporter) -> dict[str, float]:
+    """Print the expected duration of the whole evaluation up front: ``todo``, each seed's arms still to run
+    (nothing when quiet: the timing costs seconds). Returns each arm's expected seconds ({} when quiet)."""
+    names = list(dict.fromkeys(n for seed in todo for n in seed))
+    if reporter.quiet or not names:
+        return {}
+    expected = arm_seconds(arms, names)
+    seconds = sum(expected_left(expected, seed) for seed in todo)
+    seeds = sum(bool(seed) for seed in todo)
     reporter.message(
-        f"expected: about {duration(seconds)} for {len(names)} arms on {seeds_left} seed(s) "
-        f"(each kind of training timed on its first steps)"
+        f"expected: about {duration(seconds)} in all for {len(names)} arms on {seeds} seed(s) "
+        f"(each kind of training timed here on its first steps, on this data)"
     )
+    return expected
+
+
+def expected_left(expected: dict[str, float], names: Sequence[str]) -> float:
+    """A seed's expected seconds for the arms ``names`` still to run on it."""
+    return sum(expected.get(n, 0.0) for n in names)

@@ -126,10 +126,11 @@ def _evaluate(
     }
     journal = _open_journal(out_dir, identity, options["resume"], options["overwrite"])
     journal.board = Board(out_dir) if options["tensorboard"] else None
-    for i, seed in enumerate(seeds):
+    expected: dict[str, float] | None = None  # each arm's expected seconds, once the first arm to run is timed
+    for seed in seeds:
         split = _split(labeled_data, unlabeled_images, test, test_fraction, seed)
         seed_arms = SeedArms(split, settings, seed, out_dir / "runs", reporter, runs, reuse=options["resume"])
-        _run_seed(seed_arms, journal, arms, seeds, Path(labeled).name, reporter, first=i == 0)
+        expected = _run_seed(seed_arms, journal, arms, seeds, Path(labeled).name, reporter, expected)
     return _write_report(
         out_dir, Path(labeled).name, settings, seeds, test_fraction, journal.chosen(arms, seeds), caveats, used,
         test_dir, labeled_data.class_names,
@@ -213,21 +214,21 @@ def _run_seed(
     seeds: Sequence[int],
     name: str,
     reporter: Reporter,
-    first: bool,
-) -> None:
-    """The seed's arms not done yet, each written to the journal as it completes (the first seed: the
-    expected duration up front)."""
+    expected: dict[str, float] | None,
+) -> dict[str, float] | None:
+    """The seed's arms not done yet, each written to the journal as it completes (the first seed with an arm
+    to run: the whole evaluation's expected duration up front). Returns each arm's expected seconds."""
     seed, split = seed_arms.seed, seed_arms.split
     todo = [a for a in arms if journal.done(a, seed) is None]
-    if first and todo:
-        tell_expected(seed_arms, todo, 1, reporter)
-        if len(seeds) > 1:
-            reporter.message(f"and about as long for each of the {len(seeds) - 1} other seed(s)")
+    if expected is None and todo:
+        left = [[a for a in arms if journal.done(a, s) is None] for s in seeds]
+        expected = tell_expected(seed_arms, left, reporter)
     counts = np.bincount(split.train_labels.numpy(), minlength=len(split.class_names))
     tag = {"dataset": name, "labels_per_class": int(counts.min()), "class_counts": counts.tolist()}
     for arm in todo:
         journal.add({**tag, **seed_arms.run(arm)})
-        reporter.message(progress_line(journal, arms, seeds))
+        reporter.message(progress_line(journal, arms, seeds, expected))
+    return expected
 
 
 def _say_data(

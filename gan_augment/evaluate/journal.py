@@ -78,18 +78,29 @@ class Journal:
         """The records of these arms and seeds, in seed then arm order."""
         return [r for s in seeds for a in arms if (r := self.done(a, s)) is not None]
 
-    def seconds_left(self, arms: Sequence[str], seeds: Sequence[int]) -> float | None:
-        """Time left for the (arm, seed) pairs not done, each at its arm's mean time so far; None while an
-        arm still to run has no finished record to go by."""
+    def seconds_left(
+        self, arms: Sequence[str], seeds: Sequence[int], expected: dict[str, float] | None = None
+    ) -> float | None:
+        """Time left for the (arm, seed) pairs not done, each at its arm's mean time so far; an arm with no
+        record yet at its ``expected`` seconds, scaled by how the records so far compared with theirs. None
+        while an arm still to run has neither."""
+        expected = expected or {}
+        timed = [r for r in self.records if r.get("arm") in arms and r.get("seed") in seeds and "seconds" in r]
+        planned = sum(expected.get(str(r["arm"]), 0.0) for r in timed)
+        took = sum(float(r["seconds"]) for r in timed if str(r["arm"]) in expected)
+        scale = took / planned if planned > 0 and took > 0 else 1.0
         left = 0.0
         for seed in seeds:
             for arm in arms:
                 if self.done(arm, seed) is not None:
                     continue
-                times = [float(r["seconds"]) for r in self.records if r.get("arm") == arm and "seconds" in r]
-                if not times:
+                times = [float(r["seconds"]) for r in timed if r.get("arm") == arm]
+                if times:
+                    left += sum(times) / len(times)
+                elif arm in expected:
+                    left += expected[arm] * scale
+                else:
                     return None
-                left += sum(times) / len(times)
         return left
 
 
@@ -133,10 +144,12 @@ def _record_problem(record: Any) -> str:
     return ""
 
 
-def progress_line(journal: Journal, arms: Sequence[str], seeds: Sequence[int]) -> str:
-    """``k of n trainings done; about T left`` (the time once every arm has run once)."""
+def progress_line(
+    journal: Journal, arms: Sequence[str], seeds: Sequence[int], expected: dict[str, float] | None = None
+) -> str:
+    """``k of n arm runs done; about T left`` (:meth:`Journal.seconds_left`)."""
     n = len(arms) * len(seeds)
     k = sum(journal.done(a, s) is not None for s in seeds for a in arms)
-    left = journal.seconds_left(arms, seeds)
+    left = journal.seconds_left(arms, seeds, expected)
     when = "" if left is None or not math.isfinite(left) else f"; about {duration(left)} left"
     return f"{k} of {n} arm runs done{when}"

@@ -26,8 +26,9 @@ from .board import Board, require_tensorboard
 from .checkpointer import Checkpointer
 from .distributed import DistContext, from_environment
 from .pair import check_compile
+from .plan import tell_plan
 from .rundir import check_run_dir, prepare_run_dir
-from .teacher import resolve_teacher, teacher_expectation, train_teacher
+from .teacher import resolve_teacher, train_teacher
 from .trainer import Trainer
 
 
@@ -300,37 +301,13 @@ def _fit_job(
     job.barrier()
     if changed:  # the run's from now on, for a later --resume too (a finished GAN writes no checkpoint otherwise)
         saver.save(trainer)
-    reporter.message(_plan(trainer, data, dev, job, compile))
-    if job.is_main and not reporter.quiet:  # the teacher's share, timed now: the whole job's length up front
-        line = teacher_expectation(data, out_dir, config, dev)
-        if line:
-            reporter.message(line)
+    tell_plan(trainer, data, out_dir, dev, job, compile, reporter)
     saver.board = Board(out_dir) if tensorboard and job.is_main else None  # after the header: a fresh folder
     try:
         return loop.train(trainer, saver)
     finally:
         if saver.board is not None:
             saver.board.close()
-
-
-def _plan(trainer: Trainer, data: ImageData, dev: torch.device, job: DistContext, compile: str) -> str:
-    """What will run, stated plainly: every phase's steps (``--steps`` is the main phase's), the sizes."""
-    config, pre = trainer.config, trainer.pretrain_steps
-    where = f"{dev}" + (f" × {job.world} processes" if job.enabled else "")
-    if pre:
-        steps = (
-            f"{trainer.total_steps} steps in all: {pre} of unconditional pre-training on all {len(data.labels)} "
-            f"images, then {config.steps} per-class steps (--steps) of {trainer.num_classes} models"
-        )
-    elif config.mode == "per-class":
-        steps = f"{config.steps} per-class steps of {trainer.num_classes} models"
-    else:
-        steps = f"{config.steps} steps"
-    return (
-        f"training {config.mode} on {where}: {steps}; batch {config.batch_size}, widths G {config.model.g_width} / "
-        f"D {config.model.d_width}, DiffAugment {'on' if trainer.diffaugment else 'off'}, loss {config.loss}"
-        + (f", compiled ({compile})" if compile != "off" else "")
-    )
 
 
 def _write_run_header(

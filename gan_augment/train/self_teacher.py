@@ -28,10 +28,10 @@ from ..data import ImageData, stratified_split
 from ..device import synchronize
 from ..errors import CheckpointError
 from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
-from ..progress import Reporter, duration
+from ..progress import Reporter
 from .health import stop_signals
 from .metrics import accuracy, predict_logits
-from .self_training import SelfTrainingConfig, Student, self_training_config, train_self_training
+from .self_training import ROUND_SHARES, SelfTrainingConfig, Student, self_training_config, train_self_training
 from .teacher_choice import HELDOUT_FRACTION, Heldout, correct
 
 KIND = "self-training"
@@ -267,9 +267,9 @@ def _now(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def phases_left(data: ImageData, out_dir: Path | None, seed: int, steps: int) -> list[tuple[int, bool]] | None:
-    """``(steps, labels the pool first)`` of each phase still to train in ``out_dir`` (None: a teacher not
-    started), both stages (the refit as self-training: what it usually is); None when it is trained already."""
+def phases_left(data: ImageData, out_dir: Path | None, seed: int, steps: int) -> list[tuple[str, int, bool]] | None:
+    """``(stage, steps, labels the pool first)`` of each phase still to train in ``out_dir`` (None: a teacher
+    not started), both stages (the refit as self-training: what it usually is); None when it is trained already."""
     config = self_config(data, seed, steps)
     settings = settings_of(config, data)
     if out_dir is not None and _finished(out_dir / TEACHER_NAME, settings):
@@ -282,7 +282,7 @@ def phases_left(data: ImageData, out_dir: Path | None, seed: int, steps: int) ->
     left = []
     for stage, cfg in stages:
         done = int(training["phase"]) if stage == training["stage"] else 0
-        left += [(n, i > 0) for i, n in enumerate([cfg.labels_steps, *cfg.round_steps])][done:]
+        left += [(stage, n, i > 0) for i, n in enumerate([cfg.labels_steps, *cfg.round_steps])][done:]
     return left
 
 
@@ -291,20 +291,42 @@ def self_teacher_seconds(
 ) -> tuple[int, float, float]:
     """The steps left (``out_dir`` None: of a teacher not started), their seconds (labeling the pool
     included) and seconds a step, timed here."""
+    stages = self_teacher_stages(data, out_dir, seed, steps, device)
+    total = sum(n for _, n, _ in stages)
+    seconds = sum(s for _, _, s in stages)
+    return total, seconds, seconds / max(1, total)
+
+
+def self_teacher_stages(
+    data: ImageData, out_dir: Path | None, seed: int, steps: int, device: torch.device
+) -> list[tuple[str, int, float]]:
+    """``(stage, steps, seconds)`` of each stage still to train (labeling the pool included), timed here
+    on a throwaway student; empty when the teacher is trained already."""
     left = phases_left(data, out_dir, seed, steps) or []
+    if not left:
+        return []
     per_step, per_image = self_training_seconds(data, self_config(data, seed, steps), device)
-    total = sum(n for n, _ in left)
-    return total, per_step * total + per_image * data.num_unlabeled * sum(r for _, r in left), per_step
+    stages: dict[str, list[float]] = {}
+    for stage, n, relabel in left:
+        total = stages.setdefault(stage, [0, 0.0])
+        total[0] += n
+        total[1] += per_step * n + (per_image * data.num_unlabeled if relabel else 0.0)
+    return [(stage, int(n), s) for stage, (n, s) in stages.items()]
 
 
-def self_teacher_expectation(data: ImageData, out_dir: Path, seed: int, steps: int, device: torch.device) -> str:
-    """One line on the self-trained teacher before anything trains: its phases and their time, timed
+def self_teacher_plan(
+    data: ImageData, out_dir: Path, seed: int, steps: int, device: torch.device
+) -> list[tuple[str, str, float]]:
+    """``(phase, what it trains, seconds)`` of each stage of the self-trained teacher still to train, timed
     here; empty when it is trained already."""
-    if phases_left(data, out_dir, seed, steps) is None:
-        return ""
-    total, seconds, per_step = self_teacher_seconds(data, out_dir, seed, steps, device)
-    return (
-        f"then the run's teacher by self-training, measured on held-out labels and then trained again on all of "
-        f"them: {total} steps of a small ResNet ({per_step:.3f} s a step, timed), each round labeling the "
-        f"{data.num_unlabeled} unlabeled images: about {duration(seconds)}"
-    )
+    n, pool = int((data.labels >= 0).sum()), data.num_unlabeled
+    what = {
+        "measure": f"self-training a small ResNet on {1 - HELDOUT_FRACTION:.0%} of each class's labels and the "
+        f"{pool} unlabeled images ({len(ROUND_SHARES)} rounds), scored on the rest against the labels alone",
+        "refit": f"the recipe kept, trained again on all {n} labeled images: the teacher handed over",
+    }
+    name = {"measure": "teacher, measured", "refit": "teacher, final"}
+    return [
+        (name[stage], f"{steps_left} steps: {what[stage]}", seconds)
+        for stage, steps_left, seconds in self_teacher_stages(data, out_dir, seed, steps, device)
+    ]

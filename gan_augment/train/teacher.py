@@ -1,9 +1,10 @@
 """The run's teacher: the classifier ``fit`` trains after the GAN(s) and keeps in the run.
 
-By default the semi-supervised GAN's discriminator (``classify --method ssl``'s recipe, trained on
-every labeled image and the whole unlabeled pool), or, without an unlabeled folder, the same network
-on the labels alone. ``GANAugmentedDataset(base_ds, run)`` labels its images with it, so the user's
-own network learns what the teacher learned from the unlabeled pool.
+By default, on colour photos with an unlabeled pool, a small ResNet self-trained on the pool and measured
+against the labels alone (:mod:`~gan_augment.train.self_teacher`); on gray images with a pool, the
+semi-supervised GAN's discriminator (``classify --method ssl``'s recipe, trained on every labeled image and
+the whole pool); without an unlabeled folder, a network on the labels alone. ``GANAugmentedDataset(base_ds,
+run)`` labels its images with it, so the user's own network learns what the teacher learned from the unlabeled pool.
 
 Files: ``teacher.pt`` (the finished teacher: its averaged weights, settings and metrics) and, while
 it trains, ``teacher-training.pt`` (everything to continue exactly, written every
@@ -29,7 +30,7 @@ from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
 from .metrics import accuracy
-from .self_teacher import KIND, self_teacher_expectation, self_teacher_seconds, train_self_teacher
+from .self_teacher import KIND, self_teacher_plan, self_teacher_seconds, train_self_teacher
 from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
 from .teacher_choice import (
     HELDOUT_FRACTION,
@@ -72,6 +73,9 @@ CPU_MLP_TEACHER_STEPS = 16_000
 # and 3,000 iterations: about 25 minutes, within the 30 aimed at.
 CPU_CONV_TEACHER_WIDTH = 16
 CPU_CONV_TEACHER_STEPS = 3_000
+# Said up front when the teacher would take longer on a CPU: the self-trained teacher's gain on colour photos
+# was measured with a teacher of 10.5 minutes on 2 cores (CIFAR-10, docs/results/self-teacher-cifar10).
+SLOW_TEACHER_SECONDS = 3600
 
 
 def default_teacher_steps(kind: str, device: torch.device, architecture: str) -> int:
@@ -308,30 +312,49 @@ def ssl_seconds(data: ImageData, ssl: SSLConfig, device: torch.device, supervise
         return (time.perf_counter() - t0) / PROBE_ITERATIONS
 
 
-def teacher_expectation(data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device) -> str:
-    """One line on the run's teacher, before anything trains: its kind, iterations (and its labels-only rival's)
-    and the time they will take, each timed on a throwaway copy. Empty for no teacher or one already trained."""
+def teacher_plan(
+    data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device
+) -> list[tuple[str, str, float]]:
+    """``(phase, what it trains, seconds)`` of each phase of the run's teacher still to train, before anything
+    trains, each timed on a throwaway copy's first iterations. Empty for no teacher or one already trained."""
     kind = resolve_teacher(config, data)
     if kind == "none":
-        return ""
+        return []
     if kind == KIND:
-        return self_teacher_expectation(data, out_dir, config.seed, config.teacher_steps, device)
+        return self_teacher_plan(data, out_dir, config.seed, config.teacher_steps, device)
     ssl = teacher_config(config, kind, data, device)
     measured = kind == "ssl" and can_hold_out(data)
     settings = _settings(kind, ssl, data, measured)
     if _saved(out_dir / TEACHER_NAME, settings, finished=True) is not None:
-        return ""
+        return []
     partial = _saved(out_dir / TEACHER_TRAINING_NAME, settings, budget_may_grow=True)
     left = max(0, ssl.steps - (int(partial["training"]["step"]) if partial is not None else 0))
     per = ssl_seconds(data, ssl, device, supervised=kind == "supervised")
-    rival, rival_per = 0, 0.0
+    phases = [(f"teacher ({kind})", f"{left} iterations of its {ssl.architecture} discriminator", per * left)]
     if measured and (partial is None or "labels_only" not in partial):
-        rival = labels_only_config(ssl).steps
-        rival_per = ssl_seconds(data, labels_only_config(ssl), device, supervised=True)
-    return (
-        f"then the run's {kind} teacher: {left} iterations of its {ssl.architecture} discriminator, about "
-        f"{duration(per * left + rival_per * rival)} ({per:.3f} s an iteration, timed"
-        + (f"; first {rival} iterations of a labels-only classifier to measure it against, "
-           f"{rival_per:.3f} s each" if rival else "")
-        + ")"
-    )  # fmt: skip
+        rival = labels_only_config(ssl)
+        rival_seconds = rival.steps * ssl_seconds(data, rival, device, supervised=True)
+        what = f"{rival.steps} iterations of a labels-only classifier, to measure the teacher against"
+        phases.append(("teacher's rival", what, rival_seconds))
+    return phases
+
+
+def teacher_warning(config: TrainConfig, data: ImageData, device: torch.device, seconds: float) -> str:
+    """A line to say before training when this device is too slow for the run's teacher; empty otherwise."""
+    kind = resolve_teacher(config, data)
+    if device.type != "cpu" or kind in ("none", "supervised"):
+        return ""
+    if kind == "ssl" and teacher_config(config, kind, data, device).architecture == "conv":
+        return (
+            "this teacher will not pay off here: the ssl teacher's conv networks take seconds an iteration on a "
+            "CPU (on CIFAR-10 with 25 labels a class it learned 29% where the labels alone gave 39%); use a GPU"
+            + (", or --teacher auto (self-training: +4 points there on 2 CPU cores)"
+               if data.images.shape[1] == 3 and data.num_unlabeled and can_hold_out(data) else "")
+        )  # fmt: skip
+    if seconds > SLOW_TEACHER_SECONDS:
+        return (
+            f"the teacher will take about {duration(seconds)} on this CPU, where its gain was measured with one "
+            "of about 10 minutes (docs/usage.md): a GPU takes a small share of that; --teacher supervised (the "
+            "labels alone) takes far less but learns nothing from the unlabeled images"
+        )
+    return ""
