@@ -60,7 +60,8 @@ class _Bar:
 
 def _stats(row: dict[str, Any]) -> str:
     if "loss_lab" in row:  # a classifier (the SSL GAN's discriminator, a run's teacher)
-        names = (("loss_lab", "labeled loss"), ("loss_unl", "unlabeled loss"), ("loss_g", "G"), ("train_acc", "acc"))
+        names = (("loss_lab", "labeled loss"), ("loss_unl", "unlabeled loss"), ("loss_g", "G"),
+                 ("train_acc", "acc on its training batch"))  # fmt: skip
         return "  ".join(f"{label} {float(row[k]):.3f}" for k, label in names if k in row)
     if "loss_d" in row:  # a GAN
         return (

@@ -167,7 +167,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pool = write_folder(root / "pool", ["any"], [6])  # a per-class run pre-trained on a pool keeps that model
     runs["with-pool"] = root / "with-pool"
     fit(labeled, pool, runs["with-pool"], tiny_config(steps=4, pretrain_steps=2), device="cpu", quiet=True)
-    runs["taught"] = root / "taught"  # with its teacher (a conv one: RGB), as `fit LABELED UNLABELED` keeps
+    runs["taught"] = root / "taught"  # with its teacher (self-trained: RGB, a pool), as `fit LABELED UNLABELED` keeps
     fit(labeled, pool, runs["taught"], tiny_config(steps=2, teacher="auto", teacher_steps=2), device="cpu", quiet=True)
     ckpt = load_checkpoint(runs["per-class"])
     for model, level in zip(ckpt["models"], (-10.0, 10.0)):

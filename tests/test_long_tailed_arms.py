@@ -26,17 +26,18 @@ from gan_augment.progress import Reporter
 
 
 def _long_tailed_split() -> Split:
-    """Three classes of 12, 4 and 2 labeled images (ratio 6), a pool of 30, a balanced test set of 30."""
+    """Four classes of 12, 6, 4 and 2 labeled images (ratio 6), a pool of 30, a balanced test set of 40: the
+    three rarest (b, c, d) are the rare classes, the common one (a) is not."""
     g = torch.Generator().manual_seed(0)
-    labels = torch.tensor([0] * 12 + [1] * 4 + [2] * 2)
-    shade = (labels * 90 + 20).view(-1, 1, 1, 1)
-    images = (shade + torch.randint(0, 30, (18, 3, 16, 16), generator=g)).clamp(0, 255).to(torch.uint8)
+    labels = torch.tensor([0] * 12 + [1] * 6 + [2] * 4 + [3] * 2)
+    shade = (labels * 60 + 20).view(-1, 1, 1, 1)
+    images = (shade + torch.randint(0, 30, (24, 3, 16, 16), generator=g)).clamp(0, 255).to(torch.uint8)
     pool = torch.randint(0, 256, (30, 3, 16, 16), generator=g, dtype=torch.uint8)
-    test_labels = torch.arange(30) % 3
-    test = ((test_labels * 90 + 20).view(-1, 1, 1, 1) + torch.randint(0, 30, (30, 3, 16, 16), generator=g)).clamp(
+    test_labels = torch.arange(40) % 4
+    test = ((test_labels * 60 + 20).view(-1, 1, 1, 1) + torch.randint(0, 30, (40, 3, 16, 16), generator=g)).clamp(
         0, 255
     )
-    return Split(images, labels, pool, test.to(torch.uint8), test_labels, ["a", "b", "c"])
+    return Split(images, labels, pool, test.to(torch.uint8), test_labels, ["a", "b", "c", "d"])
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +52,30 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 def test_every_long_tailed_arm_records_balanced_accuracy_and_recall_per_class(records: dict[str, dict]) -> None:
     assert list(records) == ["baseline", *IMBALANCE_ARMS]
     for arm, r in records.items():
+        recall = r["per_class_recall"]
         assert r["arm"] == arm and r["seed"] == 0, arm
-        assert len(r["per_class_recall"]) == 3 and 0 <= r["balanced_accuracy"] <= 1, arm
-        assert r["balanced_accuracy"] == pytest.approx(sum(r["per_class_recall"]) / 3, abs=1e-3), arm
-        assert r["rare_recall"] == pytest.approx(sum(r["per_class_recall"]) / 3, abs=1e-3)  # 3 classes: all rare
+        assert len(recall) == 4 and 0 <= r["balanced_accuracy"] <= 1, arm
+        assert r["balanced_accuracy"] == pytest.approx(sum(recall) / 4, abs=1e-3), arm
+        assert r["rare_recall"] == pytest.approx(sum(recall[1:]) / 3, abs=1e-3), arm  # the common class left out
+    # and the check can tell: somewhere the common class's recall is not the rare classes' mean
+    assert any(abs(r["per_class_recall"][0] - sum(r["per_class_recall"][1:]) / 3) > 0.01 for r in records.values())
 
 
 def test_the_balancing_arms_add_what_each_class_lacks(records: dict[str, dict]) -> None:
-    assert records["class-balanced"]["resampled"] == 36  # 3 classes × 12
+    assert records["class-balanced"]["resampled"] == 48  # 4 classes × 12
     balancing = ("gan-balance", "gan-balance-soft", "gan-balance-soft+logit-adjust", "gan-balance-soft-la")
     for arm in (*balancing, "gan-balance-soft-la+logit-adjust", "pseudo-balance", "pseudo-balance-la",
                 "dataset-balance-la"):  # fmt: skip
-        assert records[arm]["synthetic"] == (12 - 4) + (12 - 2), arm
+        assert records[arm]["synthetic"] == (12 - 6) + (12 - 4) + (12 - 2), arm
     prior = records["gan-balance-soft+logit-adjust"]["prior"]
-    assert len(prior) == 3 and sum(prior) == pytest.approx(1, abs=1e-3)
+    assert len(prior) == 4 and sum(prior) == pytest.approx(1, abs=1e-3)
 
 
 def test_gan_balance_measures_memorisation_and_the_cas_of_the_rare_classes(records: dict[str, dict]) -> None:
     r = records["gan-balance"]
-    assert len(r["nn_ratio_per_class"]) == len(r["copies_per_class"]) == len(r["cas_per_class"]) == 3
+    assert len(r["nn_ratio_per_class"]) == len(r["copies_per_class"]) == len(r["cas_per_class"]) == 4
     assert all(v >= 0 for v in r["nn_ratio_per_class"]) and all(0 <= v <= 1 for v in r["copies_per_class"])
-    assert r["cas_rare"] == pytest.approx(sum(r["cas_per_class"]) / 3, abs=1e-3)
+    assert r["cas_rare"] == pytest.approx(sum(r["cas_per_class"][1:]) / 3, abs=1e-3)  # b, c, d
 
 
 def test_memorisation_sees_a_copy() -> None:

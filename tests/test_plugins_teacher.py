@@ -14,7 +14,7 @@ from torchvision.datasets import ImageFolder
 
 from gan_augment import GANAugmentedDataset, GanAugmentError, load_generator, sample
 from gan_augment.errors import CheckpointError
-from gan_augment.plugins.dataset import DEFAULT_SYNTHETIC_RATIO
+from gan_augment.plugins.dataset import DEFAULT_SYNTHETIC_RATIO, DEFAULT_TEACHER_RATIO
 from gan_augment.plugins.teacher import label_synthetic
 
 
@@ -163,7 +163,11 @@ class TestOptions:
         base = ImageFolder(trained["labeled"])  # 12 images
         ds = GANAugmentedDataset(base, trained["per-class"])
         expected = round(DEFAULT_SYNTHETIC_RATIO * 12 / (1 - DEFAULT_SYNTHETIC_RATIO))
-        assert len(ds) - ds.n_real == expected > 0
+        assert len(ds) - ds.n_real == expected > 0 and ds.teacher is None  # a run without a teacher
+        taught = GANAugmentedDataset(base, trained["taught"])  # a run with its teacher: the teacher's ratio
+        expected = round(DEFAULT_TEACHER_RATIO * 12 / (1 - DEFAULT_TEACHER_RATIO))
+        assert DEFAULT_TEACHER_RATIO != DEFAULT_SYNTHETIC_RATIO and len(taught) - taught.n_real == expected
+        assert taught.teacher is not None and taught.labels == "soft"
 
     def test_bad_options_are_refused(self, trained: dict[str, Path]) -> None:
         base = ImageFolder(trained["labeled"])

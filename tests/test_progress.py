@@ -156,3 +156,18 @@ def test_the_plan_leaves_the_run_as_it_would_be_without_it(folders: tuple[Path, 
     for model_a, model_b in zip(a, b):
         for key in ("g", "g_ema", "d"):
             assert all(torch.equal(model_a[key][k], model_b[key][k]) for k in model_a[key]), key
+
+
+def test_a_teacher_over_an_hour_on_a_cpu_is_called_out(folders: tuple[Path, Path]) -> None:
+    import torch
+    from conftest import tiny_config
+
+    from gan_augment.data import load_image_data
+    from gan_augment.train.teacher import SLOW_TEACHER_SECONDS, teacher_warning
+
+    data = load_image_data(*folders, image_size=16)
+    cfg, cpu = tiny_config(teacher="auto"), torch.device("cpu")
+    assert teacher_warning(cfg, data, cpu, SLOW_TEACHER_SECONDS / 2) == ""
+    slow = teacher_warning(cfg, data, cpu, 2 * SLOW_TEACHER_SECONDS)
+    assert slow.startswith("the teacher will take about 2:00:00 on this CPU") and "--teacher supervised" in slow
+    assert teacher_warning(cfg, data, torch.device("cuda"), 2 * SLOW_TEACHER_SECONDS) == ""  # a GPU: no warning

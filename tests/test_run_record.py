@@ -10,7 +10,7 @@ import torch
 from conftest import tiny_config
 
 from gan_augment import load_generator
-from gan_augment.errors import CheckpointError
+from gan_augment.errors import CheckpointError, UsageError
 from gan_augment.io import RunRecord, TrainState, load_checkpoint, load_run
 from gan_augment.io.checkpoint import save_checkpoint
 
@@ -69,7 +69,7 @@ def test_a_classifier_is_not_taken_for_a_run(tiny_run: Path, tmp_path: Path) -> 
 def test_the_training_state_refuses_impossible_values() -> None:
     state = TrainState.start(tiny_config(), "unconditional")
     assert state.step == 0 and state.rollbacks == 0
-    with pytest.raises(Exception, match="impossible training state"):
+    with pytest.raises(UsageError, match="impossible training state"):
         dataclasses.replace(state, batch_size=0)
     fields = {f.name for f in dataclasses.fields(RunRecord)}
     assert {"config", "model", "state", "models", "format_version"} <= fields
@@ -85,11 +85,17 @@ def test_every_command_reads_the_run_through_the_record(tiny_run: Path, monkeypa
     real = RunRecord.from_dict.__func__  # type: ignore[attr-defined]
     monkeypatch.setattr(RunRecord, "from_dict", classmethod(lambda cls, d: calls.append(1) or real(cls, d)))
     runner = CliRunner()
-    for args in (["info", str(tiny_run)], ["report", str(tiny_run), "--out", str(tiny_run.parent / "r.html")]):
+    grid = tiny_run.parent / "grid.png"
+    for args in (
+        ["info", str(tiny_run)],
+        ["report", str(tiny_run), "--out", str(tiny_run.parent / "r.html")],
+        ["sample", str(tiny_run), "--n", "4", "--out", str(grid), "--device", "cpu"],
+    ):
         before = len(calls)
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         assert len(calls) > before, args
+    assert grid.is_file()
     before = len(calls)
     load_generator(tiny_run, device="cpu")
     assert len(calls) > before

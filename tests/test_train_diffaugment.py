@@ -29,9 +29,24 @@ class TestDiffAugment:
         zeros = (y == 0).flatten(1).sum(1)
         assert (zeros > 0).all() and (zeros <= 64).all()
 
-    def test_translation_shifts_content(self) -> None:
+    @staticmethod
+    def _block(img: torch.Tensor) -> tuple[int, int]:
+        """Top-left corner of the 3×5 block of one value in ``img`` (1, H, W): the only value 15 pixels hold
+        (the background holds the most, the zero padding 0, 16, 31 or 32)."""
+        values, counts = img.flatten().unique(return_counts=True)
+        (value,) = values[counts == 15].tolist()
+        rows, cols = (img[0] == value).nonzero().unbind(1)
+        assert (rows.max() - rows.min(), cols.max() - cols.min()) == (2, 4)  # whole: 3 rows, 5 columns
+        return int(rows.min()), int(cols.min())
+
+    def test_translation_moves_the_whole_image_by_at_most_its_share(self) -> None:
         x = -torch.ones(16, 1, 16, 16)
-        x[:, :, 6:10, 6:10] = 1.0
-        y = diff_augment(x, torch.Generator().manual_seed(1), cutout=0.0)
-        centres = [(img[0] > img[0].mean()).nonzero().float().mean(0) for img in y]
-        assert len({tuple(c.round().tolist()) for c in centres}) > 1
+        x[:, :, 6:9, 5:10] = 1.0  # a 3×5 block at (6, 5)
+        shifts = set()
+        for img in diff_augment(x, torch.Generator().manual_seed(1), cutout=0.0):
+            top, left = self._block(img)
+            assert abs(top - 6) <= 2 and abs(left - 5) <= 2  # 0.125 of 16 px: at most 2 px each way
+            shifts.add((top - 6, left - 5))
+        assert len(shifts) > 3  # 16 images, 25 possible shifts
+        still = diff_augment(x, torch.Generator().manual_seed(1), translation=0.0, cutout=0.0)
+        assert {self._block(img) for img in still} == {(6, 5)}

@@ -309,7 +309,8 @@ class SeedArms(ImbalanceArms):
         if self.settings.filter_top is not None and spec.runner == "gan_samples":
             rec["filter_top"] = self.settings.filter_top
         at = f" at ratio {extra['synthetic_ratio']}" if "synthetic_ratio" in extra else ""
-        self.reporter.message(f"  seed {self.seed} {arm}{at}: accuracy {acc:.4f} ({rec['seconds']:.0f} s)")
+        tested = f"the seed's {rec['test_images']} test images"
+        self.reporter.message(f"  seed {self.seed} {arm}{at}: accuracy {acc:.4f} on {tested} ({rec['seconds']:.0f} s)")
         return rec
 
 
