@@ -29,6 +29,7 @@ MAX_CLASSES = 1000
 MAX_IMAGE_SIZE = 1024  # the largest image side (the CLI's bound, and a checkpoint's)
 
 TEACHER_MIN_CONFIDENCE = 0.9  # the teacher arms' default confidence threshold
+EVALUATE_CLF_STEPS = 1000  # evaluate's secondary classifier steps when none are given (CLI and Python)
 
 
 C = TypeVar("C", bound="_PlainConfig")

@@ -12,6 +12,7 @@ from ..classify import METHODS, predict_folder
 from ..classify import classify as run_classify
 from ..config import (
     CPU_SIZES,
+    EVALUATE_CLF_STEPS,
     SSL_ARCHITECTURES,
     TEACHER_MIN_CONFIDENCE,
     SSLConfig,
@@ -20,7 +21,7 @@ from ..config import (
 )
 from ..data import is_image_folder, iter_decoded, iter_decoded_files, native_image_size, scan_folders
 from ..device import resolve_device
-from ..evaluate.registry import ARM_REGISTRY, ARMS, check_arms
+from ..evaluate.registry import ARMS, DEFAULT_ARMS, IMBALANCED_DEFAULT_ARMS, check_arms, default_arms
 from ..io.atomic import atomic_write
 from ..io.outdir import check_new_output
 from ..plugins import DiscriminatorFeatures
@@ -215,18 +216,9 @@ ResampleOpt = Annotated[
 ]
 
 
-# evaluate's arms when none are named: the baseline and the routes the limited-labels benchmark found
-# worth taking (docs/results_notes.md, "The run's teacher"); the pool's arm only with an UNLABELED folder.
-DEFAULT_ARMS = ("baseline", "default", "teacher", "teacher-unlabeled")
-POOL_ONLY = tuple(a for a in DEFAULT_ARMS if ARM_REGISTRY[a].needs_pool)
-# Added to those when LABELED is imbalanced: what won the long-tailed benchmark (docs/results/long_tailed.md):
-# logit adjustment, and with UNLABELED its classifier's labels on the pool filling the rare classes.
-IMBALANCED_DEFAULT_ARMS = ("logit-adjust", "posthoc-adjust", "pseudo-balance-la")
-
-
 ARMS_HELP = (
     f"Comma-separated arms: {', '.join(ARMS)} (docs/usage.md says what each does). [default: "
-    f"{','.join(DEFAULT_ARMS)}; without UNLABELED {','.join(a for a in DEFAULT_ARMS if a not in POOL_ONLY)}; "
+    f"{','.join(DEFAULT_ARMS)}; without UNLABELED {','.join(default_arms(False))}; "
     f"with {','.join(IMBALANCED_DEFAULT_ARMS)} added when LABELED is imbalanced]"
 )
 GAN_STEPS_HELP = f"GAN training steps per arm. \\[default: {default(T, 'steps')}; {CPU_SIZES['steps']} on a CPU]"
@@ -260,7 +252,9 @@ def evaluate(
     test_dir: TestDirOpt = None,
     resume: EvaluationResumeOpt = False,
     tensorboard: TensorBoardOpt = False,
-    clf_steps: int = typer.Option(1000, min=1, help="Secondary classifier steps (the same for every arm)."),
+    clf_steps: int = typer.Option(
+        EVALUATE_CLF_STEPS, min=1, help="Secondary classifier steps (the same for every arm)."
+    ),
     classifier: str = typer.Option(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
     ),
@@ -275,9 +269,10 @@ def evaluate(
 ) -> None:
     """Does GAN augmentation help on YOUR data? Baseline vs. augmentation arms on held-out splits."""
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders
+    from ..evaluate.arms import classifier_workers
 
     has_pool = unlabeled is not None
-    arm_list = _arm_list(arms or ",".join(a for a in DEFAULT_ARMS if has_pool or a not in POOL_ONLY), has_pool)
+    arm_list = _arm_list(arms, has_pool) if arms is not None else None  # checked before any decoding
     check_classifier_name(classifier)  # before any decoding
     dev = resolve_device(device)
     sizes = dict(steps=gan_steps, pretrain_steps=pretrain_steps, batch_size=batch_size, g_width=g_width,
@@ -285,7 +280,7 @@ def evaluate(
     settings = ArmSettings(
         gan=config_from_options(sizes, dev.type),  # fit's sizes, for the device where not given
         classifier=ClassifierConfig(
-            steps=clf_steps, workers=0 if dev.type == "cpu" else 4, architecture=classifier, resample=resample
+            steps=clf_steps, workers=classifier_workers(dev), architecture=classifier, resample=resample
         ),
         synthetic_ratio=synthetic_ratio,
         min_confidence=min_confidence,
@@ -296,7 +291,6 @@ def evaluate(
     report = evaluate_folders(
         labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet),
         overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard,
-        imbalanced_arms=IMBALANCED_DEFAULT_ARMS if arms is None else (),
     )  # fmt: skip
     _print_report(report, out, quiet)
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Subset
 
-from ..config import TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig
+from ..config import EVALUATE_CLF_STEPS, TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig, for_device
 from ..data import ImageData, memory_data
 from ..errors import UsageError
 from ..io.checkpoint import CHECKPOINT_NAME, TEACHER_NAME
@@ -50,6 +50,19 @@ class ArmSettings:
     )
     temperature: float = 1.0  # gan-soft's temperature
     filter_top: float | None = None  # discriminator rejection in the sample arms: keep this top fraction
+
+
+def classifier_workers(device: torch.device) -> int:
+    """DataLoader workers for the secondary classifier: none on a CPU (they would take its cores)."""
+    return 0 if device.type == "cpu" else 4
+
+
+def default_settings(device: str | torch.device = "cpu") -> ArmSettings:
+    """evaluate's settings when none are given, as the CLI's defaults on ``device``: fit's GAN sizes for that
+    device, :data:`EVALUATE_CLF_STEPS` classifier steps."""
+    dev = torch.device(device)
+    clf = ClassifierConfig(steps=EVALUATE_CLF_STEPS, workers=classifier_workers(dev))
+    return ArmSettings(gan=for_device(dev.type), classifier=clf, device=dev)
 
 
 class SeedArms(ImbalanceArms):

@@ -10,7 +10,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..config import TrainConfig
 from ..data import (
     ImageData,
     content_digest,
@@ -32,12 +31,12 @@ from ..io.record import load_run
 from ..progress import Reporter
 from ..train.board import Board, require_tensorboard
 from ..train.teacher_status import describe_teacher
-from .arms import ArmSettings, SeedArms, with_gan
+from .arms import ArmSettings, SeedArms, default_settings, with_gan
 from .budget import tell_expected
-from .classifier import ClassifierConfig, Split
+from .classifier import Split
 from .imbalance import is_imbalanced, mean_recall_per_class
 from .journal import Journal, progress_line
-from .registry import check_arms, get_arm
+from .registry import IMBALANCED_DEFAULT_ARMS, check_arms, default_arms, get_arm
 from .report import markdown_table, plot_accuracy, recall_table, settings_dict
 from .stats import route_verdict, samples_verdict, summarize, verdict
 
@@ -54,7 +53,7 @@ def evaluate_folders(
     labeled: str | Path,
     unlabeled: str | Path | None,
     out: str | Path,
-    arms: Sequence[str] = ("baseline", "gan-per-class"),
+    arms: Sequence[str] | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     test_fraction: float = 0.3,
     settings: ArmSettings | None = None,
@@ -65,7 +64,7 @@ def evaluate_folders(
     test_dir: str | Path | None = None,
     resume: bool = False,
     tensorboard: bool = False,
-    imbalanced_arms: Sequence[str] = (),
+    imbalanced_arms: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The limited-labels A/B on a user's own folders: held-out split per seed, arms, table, plot.
 
@@ -80,11 +79,15 @@ def evaluate_folders(
     ``out`` is checked before any work: an evaluation there is replaced only with ``overwrite``
     (or continued with ``resume``), and files the package did not write never are. An imbalanced
     LABELED (``is_imbalanced``) is scored by balanced accuracy and recall per class, ``imbalanced_arms`` added.
+    The defaults are the CLI's: ``arms`` :func:`default_arms`, with :data:`IMBALANCED_DEFAULT_ARMS` for an
+    imbalanced LABELED; ``settings`` :func:`default_settings` (the CPU's).
     Returns the report written to ``out/evaluation.json`` (summary rows, runs, verdicts, caveats).
     """
     reporter = reporter or Reporter()
-    arms = check_arms(arms, has_pool=unlabeled is not None)
-    settings = settings or ArmSettings(gan=TrainConfig(), classifier=ClassifierConfig())
+    if imbalanced_arms is None:  # the CLI's defaults: with the default arms, those for an imbalanced LABELED
+        imbalanced_arms = IMBALANCED_DEFAULT_ARMS if arms is None else ()
+    arms = check_arms(default_arms(unlabeled is not None) if arms is None else arms, has_pool=unlabeled is not None)
+    settings = settings or default_settings()
     out_dir = Path(out)
     _check_first(out_dir, labeled, unlabeled, test_dir, overwrite or resume, tensorboard)
     with FolderLock(out_dir):  # one evaluation per folder: a second would drop the first's results

@@ -203,3 +203,16 @@ def check_arms(names: Iterable[str], has_pool: bool) -> list[str]:
     if need_pool and not has_pool:
         raise UsageError(f"the arms {need_pool} need unlabeled images: pass an UNLABELED folder, or drop them")
     return names
+
+
+# evaluate's arms when none are named (the CLI's and Python's): the baseline and the routes the limited-labels
+# benchmark found worth taking (docs/results_notes.md, "The run's teacher"); the pool's arm only with UNLABELED.
+DEFAULT_ARMS = ("baseline", "default", "teacher", "teacher-unlabeled")
+# Added to those when LABELED is imbalanced: what won the long-tailed benchmark (docs/results/long_tailed.md):
+# logit adjustment, and with UNLABELED its classifier's labels on the pool filling the rare classes.
+IMBALANCED_DEFAULT_ARMS = ("logit-adjust", "posthoc-adjust", "pseudo-balance-la")
+
+
+def default_arms(has_pool: bool) -> list[str]:
+    """:data:`DEFAULT_ARMS`, less those that need unlabeled images when there are none."""
+    return [a for a in DEFAULT_ARMS if has_pool or not ARM_REGISTRY[a].needs_pool]
