@@ -103,7 +103,8 @@ def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: 
                 f"{data.class_names}: pass the run trained on this folder"
             )
         model = build_ssl_classifier(state).to(device)
-        shown = match_images(data.images, (int(state["image_size"]),) * 2, int(state["channels"]))
+        size, channels = int(state["image_size"]), int(state["channels"])
+    shown = match_images(data.images, (size, size), channels)
     labeled = data.labels >= 0
     held = dict(state.get("metrics") or {}).get("heldout")  # measured by fit on labeled images it never saw
     held = held if isinstance(held, dict) and isinstance(held.get("images"), int) else None

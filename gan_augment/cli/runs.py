@@ -75,15 +75,15 @@ def info(
 ) -> None:
     """Show a run's configuration, classes, progress and the data it was trained on."""
     ckpt = load_checkpoint(run)
-    with reading(run):  # wrong contents are one line, as in every command that loads a run
-        if is_run_checkpoint(ckpt):  # a run of `fit` (not a classifier): its record, its weights fit its models
-            record = load_run(run, ckpt)
-            load_generator(run, device="cpu")
-            summary = _run_summary(record)
-            summary["teacher"] = describe_teacher(Path(run))
-        else:
+    if is_run_checkpoint(ckpt):  # a run of `fit` (not a classifier): its record, its weights fit its models
+        record = load_run(run, ckpt)  # wrong contents are one line naming the file, as in every command
+        load_generator(run, device="cpu")
+        summary = _run_summary(record)
+        summary["teacher"] = describe_teacher(Path(run))
+    else:
+        with reading(run):  # the classifier's own fields, read by key
             summary = _classifier_summary(ckpt)
-        lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(summary)
+    lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(summary)
     for line in lines:
         out_console_line(line)
 

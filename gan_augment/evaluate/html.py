@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import GanAugmentError
 from ..io.atomic import atomic_write_text
-from ..io.checkpoint import CHECKPOINT_NAME, reading
+from ..io.checkpoint import CHECKPOINT_NAME
 from ..io.images import make_grid
 from ..io.outdir import RUN
 from ..io.rebuild import load_generator
@@ -84,19 +84,18 @@ def _png_file(path: Path) -> bytes | None:
 
 
 def _run_body(run: Path) -> str:
-    record = load_run(run)
-    with reading(run):
-        names = [printable(n) for n in record.class_names]
-        data, config = record.data, record.config.to_dict()
-        overview = [
-            ("mode", record.mode),
-            ("step", f"{record.state.step} of {record.total_steps} ({record.pretrain_steps} pre-training)"),
-            ("images", f"{record.image_size}×{record.image_size}, {record.channels} channel(s)"),
-            ("classes", f"{len(names)}: {', '.join(names)}"),
-            ("data", f"{data.get('num_labeled')} labeled + {data.get('num_unlabeled')} unlabeled images"),
-            ("trained for", f"{record.state.elapsed_s:.1f} s"),
-            ("teacher", printable(teacher_line(describe_teacher(run)))),
-        ]
+    record = load_run(run)  # every field checked as it is read: what follows only formats it
+    names = [printable(n) for n in record.class_names]
+    data, config = record.data, record.config.to_dict()
+    overview = [
+        ("mode", record.mode),
+        ("step", f"{record.state.step} of {record.total_steps} ({record.pretrain_steps} pre-training)"),
+        ("images", f"{record.image_size}×{record.image_size}, {record.channels} channel(s)"),
+        ("classes", f"{len(names)}: {', '.join(names)}"),
+        ("data", f"{data.get('num_labeled')} labeled + {data.get('num_unlabeled')} unlabeled images"),
+        ("trained for", f"{record.state.elapsed_s:.1f} s"),
+        ("teacher", printable(teacher_line(describe_teacher(run)))),
+    ]
     latest, earlier = _grids(run)
     parts = ["<h2>Run</h2>", _table(overview), "<h2>Latest samples</h2>", latest]
     parts += _classes(run, names, data.get("class_counts"), record.mode)
