@@ -252,9 +252,7 @@ def evaluate(
     test_dir: TestDirOpt = None,
     resume: EvaluationResumeOpt = False,
     tensorboard: TensorBoardOpt = False,
-    clf_steps: int = typer.Option(
-        EVALUATE_CLF_STEPS, min=1, help="Secondary classifier steps (the same for every arm)."
-    ),
+    clf_steps: int = typer.Option(EVALUATE_CLF_STEPS, min=1, help="Secondary classifier steps (every arm's)."),
     classifier: str = typer.Option(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
     ),
@@ -271,9 +269,8 @@ def evaluate(
     from ..evaluate import ArmSettings, ClassifierConfig, check_classifier_name, evaluate_folders
     from ..evaluate.arms import classifier_workers
 
-    has_pool = unlabeled is not None
-    arm_list = _arm_list(arms, has_pool) if arms is not None else None  # checked before any decoding
-    check_classifier_name(classifier)  # before any decoding
+    arm_list = _arm_list(arms, unlabeled is not None) if arms is not None else None  # before any decoding
+    check_classifier_name(classifier)
     dev = resolve_device(device)
     sizes = dict(steps=gan_steps, pretrain_steps=pretrain_steps, batch_size=batch_size, g_width=g_width,
                  d_width=d_width, z_dim=z_dim, image_size=image_size or native_image_size(labeled))  # fmt: skip
