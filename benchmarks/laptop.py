@@ -207,7 +207,7 @@ def measure_evaluate(data: dict[str, Path], work: Path) -> dict[str, Any]:
     }
 
 
-def measure_evaluate_estimate(data: dict[str, Path], work: Path, load: int) -> dict[str, Any]:
+def measure_evaluate_estimate(data: dict[str, Path], work: Path, load: int, beside: str = "") -> dict[str, Any]:
     """The documented small-budget evaluate straight through, beside ``load`` busy processes (a steady load,
     started first): its first estimate against its wall time, and the time left it printed after each result
     (with when each said it would end)."""
@@ -238,7 +238,7 @@ def measure_evaluate_estimate(data: dict[str, Path], work: Path, load: int) -> d
                              "ends_at_s": None if left is None else round(t + left, 1)})  # fmt: skip
     return {
         "command": "gan-augment evaluate LABELED UNLABELED --test-dir TEST " + " ".join(EVALUATE_BUDGET),
-        "load": f"{load} busy process(es)" if load else "none",
+        "load": ", ".join(x for x in (f"{load} busy process(es)" if load else "", beside) if x) or "none",
         "expected_s": _seconds(said[1][1]),
         "estimate_said_at_s": round(said[0], 1),
         "wall_s": round(wall, 1),
@@ -326,6 +326,7 @@ def main() -> None:
                    default=["fit", "sighup", "evaluate"], help="report: laptop.md again from laptop.json")  # fmt: skip
     p.add_argument("--loads", type=int, nargs="+", default=[0, 1],
                    help="evaluate-estimate: busy processes beside it, one run each (0: nothing else)")  # fmt: skip
+    p.add_argument("--beside", default="", help="evaluate-estimate: what else runs beside it, in words (a row's load)")
     args = p.parse_args()
     work = ROOT / ".data"
     data = photo_folders(args.data_dir / "cifar10-train.zip", work)
@@ -340,7 +341,10 @@ def main() -> None:
         results["evaluate"] = measure_evaluate(data, work)
         write(args.out, results)
     if "evaluate-estimate" in args.only:
-        results["evaluate-estimate"] = [measure_evaluate_estimate(data, work, load) for load in args.loads]
+        rows = [measure_evaluate_estimate(data, work, load, args.beside) for load in args.loads]
+        kept = [r for r in json.loads(path.read_text()).get("evaluate-estimate", []) if r["load"] not in
+                {row["load"] for row in rows}] if (path := args.out / "laptop.json").is_file() else []  # fmt: skip
+        results["evaluate-estimate"] = kept + rows
     write(args.out, results)
     print((args.out / "laptop.md").read_text())
 

@@ -15,20 +15,22 @@ from gan_augment.evaluate.journal import Journal, progress_line
 
 def test_each_arm_is_charged_its_classifier_and_the_runs_it_is_first_to_need(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget, "_classifier_cost", lambda arms: (1.0, 0.5))  # 1 s + 10 steps at 0.5 s: 6 s
-    monkeypatch.setattr(budget, "_gan_step", lambda arms: 0.1)
-    monkeypatch.setattr(budget, "_gan_run_seconds", lambda arms, key, step: {"default": 100.0}[key])
+    monkeypatch.setattr(budget, "_gan_run_seconds", lambda arms, key: {"default": 100.0}[key])
     monkeypatch.setattr(budget, "teacher_seconds", lambda data, cfg, dev: ("self-training", 50, 0.4))  # 20 s
     settings = SimpleNamespace(
-        classifier=SimpleNamespace(steps=10), ssl=SimpleNamespace(steps=50), device=torch.device("cpu"), quality=False
-    )
+        classifier=SimpleNamespace(steps=10, batch_size=256), ssl=SimpleNamespace(steps=50), device=torch.device("cpu"),
+        quality=False, synthetic_ratio=0.5,
+    )  # fmt: skip
     gan_cfg = SimpleNamespace(replace=lambda **kw: gan_cfg)
-    arms = SimpleNamespace(settings=settings, runs={}, gan_cfg=gan_cfg, gan_data=lambda: None)
+    split = SimpleNamespace(train_labels=torch.zeros(12))  # 12 labeled images: batches of 12, of 24 with as many added
+    arms = SimpleNamespace(settings=settings, runs={}, gan_cfg=gan_cfg, gan_data=lambda: None, split=split)
     names = ["baseline", "default", "teacher", "teacher-unlabeled"]
     expected = budget.arm_seconds(arms, names)  # type: ignore[arg-type]
-    # the default arm trains the run (GAN and teacher) and its classifier; the teacher arm trains nothing
-    assert expected == {"baseline": 6.0, "default": 126.0, "teacher": 0.0, "teacher-unlabeled": 6.0}
+    # the default arm trains the run (GAN and teacher) and its classifier, whose steps take twice the images
+    # (half of its items added); the teacher arm trains nothing
+    assert expected == {"baseline": 6.0, "default": 131.0, "teacher": 0.0, "teacher-unlabeled": 11.0}
     given = SimpleNamespace(**{**vars(arms), "runs": {"default": Path("run")}})  # --run: the run is free
-    assert budget.arm_seconds(given, names)["default"] == 6.0  # type: ignore[arg-type]
+    assert budget.arm_seconds(given, names)["default"] == 11.0  # type: ignore[arg-type]
 
 
 def test_time_left_goes_by_the_estimate_scaled_until_each_arm_has_run(tmp_path: Path) -> None:

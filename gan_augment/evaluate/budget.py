@@ -13,9 +13,9 @@ import torch
 from ..device import synchronize
 from ..progress import Reporter, duration
 from ..train import Trainer
+from ..train.plan import phase_step_seconds
 from ..train.ssl import default_ssl_steps
 from ..train.teacher import ssl_seconds, teacher_seconds
-from ..train.trainer import pretrain_steps
 from .arms import SeedArms
 from .classifier import train_classifier
 from .registry import get_arm
@@ -40,25 +40,23 @@ def _classifier_cost(arms: SeedArms) -> tuple[float, float]:
     return max(0.0, times[0] - per), per
 
 
-def _gan_step(arms: SeedArms) -> float:
-    """Seconds a step of one GAN model on all the seed's images (a per-class run's pre-training step)."""
-    s = arms.settings
-    trainer = Trainer(arms.gan_cfg.replace(mode="unconditional"), arms.gan_data(), s.device)
-    trainer.train_step()
-    synchronize(s.device)
-    t0 = time.perf_counter()
-    for _ in range(PROBE_STEPS):
-        trainer.train_step()
-    synchronize(s.device)
-    return (time.perf_counter() - t0) / PROBE_STEPS
+def _gan_run_seconds(arms: SeedArms, key: str) -> float:
+    """A GAN run's training seconds: each phase's step timed on this seed's data (fit's plan does the same)."""
+    mode = "per-class" if key == "default" else key
+    trainer = Trainer(arms.gan_cfg.replace(mode=mode), arms.gan_data(), arms.settings.device)
+    per = phase_step_seconds(trainer, trainer.pretrain_steps > 0, True)
+    main = per[trainer.phase_at(trainer.total_steps - 1)]
+    return trainer.pretrain_steps * per.get("pretrain", 0.0) + arms.gan_cfg.steps * main
 
 
-def _gan_run_seconds(arms: SeedArms, key: str, step: float) -> float:
-    """A GAN run's training seconds, from one model's step: per class K models a step after pre-training."""
-    cfg, pool = arms.gan_cfg, arms.split.unlabeled is not None and len(arms.split.unlabeled) > 0
-    if key in ("per-class", "default"):
-        return pretrain_steps(cfg.replace(mode="per-class"), pool) * step + cfg.steps * arms.k * step
-    return cfg.steps * step * (2 if key == "conditional" and pool else 1)  # conditional: a pool batch too
+def _batch_share(arms: SeedArms, synthetic: bool) -> float:
+    """A classifier step's cost on an arm's data against the labeled images' (a step is a batch of
+    ``min(batch size, items)``: an arm that adds images at ``synthetic_ratio`` trains on larger batches
+    when the labeled images are fewer than a batch)."""
+    n, s = len(arms.split.train_labels), arms.settings
+    ratio = min(s.synthetic_ratio, 0.95)
+    items = n + round(ratio * n / (1 - ratio)) if synthetic else n
+    return min(s.classifier.batch_size, items) / max(1, min(s.classifier.batch_size, n))
 
 
 def arm_seconds(arms: SeedArms, names: Sequence[str]) -> dict[str, float]:
@@ -70,10 +68,8 @@ def arm_seconds(arms: SeedArms, names: Sequence[str]) -> dict[str, float]:
     specs = [get_arm(n) for n in names]
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         setup, per = _classifier_cost(arms)
-        clf = setup + s.classifier.steps * per
         keys = {k for a in specs for k in a.gans} - set(arms.runs)
-        step = _gan_step(arms) if keys else 0.0
-        run_seconds = {k: _gan_run_seconds(arms, k, step) for k in keys}
+        run_seconds = {k: _gan_run_seconds(arms, k) for k in keys}
         if "default" in keys:
             cfg = arms.gan_cfg.replace(teacher="auto", teacher_steps=s.ssl.steps)
             _, iterations, per_it = teacher_seconds(arms.gan_data(), cfg, dev)
@@ -87,6 +83,7 @@ def arm_seconds(arms: SeedArms, names: Sequence[str]) -> dict[str, float]:
             ssl = steps * ssl_seconds(arms.gan_data(), ssl_cfg, dev)
     out: dict[str, float] = {}
     for a in specs:
+        clf = setup + s.classifier.steps * per * _batch_share(arms, a.synthetic)
         classifiers = int(a.name not in NO_CLASSIFIER) + (int(a.quality) if s.quality else 0)  # CAS: a classifier
         out[a.name] = classifiers * clf + sum(run_seconds.pop(k, 0.0) for k in a.gans)
         out[a.name] += ssl if a.name == "ssl" else 0.0

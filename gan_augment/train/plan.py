@@ -73,7 +73,7 @@ def gan_phases(trainer: Trainer, data: ImageData, timed: bool) -> list[Phase]:
     step, pre, total = trainer.state.step, trainer.pretrain_steps, trainer.total_steps
     pre_left, main_left = max(0, pre - step), total - max(step, pre)
     main = "per-class" if trainer.config.mode == "per-class" else trainer.config.mode
-    per_step = _step_seconds(trainer, pre_left > 0, main_left > 0) if timed else {}
+    per_step = phase_step_seconds(trainer, pre_left > 0, main_left > 0) if timed else {}
     phases: list[Phase] = []
     if pre_left:
         what = f"{pre_left} steps of one model on all {len(data.labels)} images"
@@ -89,8 +89,9 @@ def _times(steps: int, per_step: float | None) -> float | None:
     return None if per_step is None else steps * per_step
 
 
-def _step_seconds(trainer: Trainer, pretrain: bool, main: bool) -> dict[str, float]:
-    """Seconds a step of each phase asked for, on a throwaway trainer (the caller's random streams kept)."""
+def phase_step_seconds(trainer: Trainer, pretrain: bool, main: bool) -> dict[str, float]:
+    """Seconds a step of each phase asked for (``pretrain``, the main one by its name), on a throwaway copy of
+    ``trainer`` (the caller's random streams kept; ``evaluate``'s estimate times its GAN runs with it)."""
     dev = trainer.device
     out: dict[str, float] = {}
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
