@@ -26,18 +26,20 @@ NO_CLASSIFIER = ("teacher", "teacher-features", "d-features", "ssl")
 
 
 def _classifier_cost(arms: SeedArms) -> tuple[float, float]:
-    """(setup seconds, seconds a step) of the secondary classifier: one step and 1 + PROBE_STEPS timed."""
+    """(setup seconds, seconds a step) of the secondary classifier: one step and 1 + PROBE_STEPS timed, after
+    an untimed step (the process's first training is about twice as slow: timed cold, a step measured at 0.36 s
+    where 60 took 0.53 s each)."""
     s = arms.settings
     times = []
-    for steps in (1, 1 + PROBE_STEPS):
-        cfg = dataclasses.replace(s.classifier, steps=steps)
+    for steps in (0, 1, 1 + PROBE_STEPS):
+        cfg = dataclasses.replace(s.classifier, steps=max(1, steps))  # 0: the untimed warm-up step
         synchronize(s.device)
         t0 = time.perf_counter()
         train_classifier(arms.base, arms.channels, arms.k, cfg, s.device, arms.seed, s.flip)
         synchronize(s.device)
         times.append(time.perf_counter() - t0)
-    per = max(0.0, (times[1] - times[0]) / PROBE_STEPS)
-    return max(0.0, times[0] - per), per
+    per = max(0.0, (times[2] - times[1]) / PROBE_STEPS)
+    return max(0.0, times[1] - per), per
 
 
 def _gan_run_seconds(arms: SeedArms, key: str) -> float:
