@@ -99,15 +99,10 @@ def tell_expected(arms: SeedArms, todo: Sequence[Sequence[str]], reporter: Repor
     if reporter.quiet or not names:
         return {}
     expected = arm_seconds(arms, names)
-    seconds = sum(expected_left(expected, seed) for seed in todo)
+    seconds = sum(expected[n] for seed in todo for n in seed)
     seeds = sum(bool(seed) for seed in todo)
     reporter.message(
         f"expected: about {duration(seconds)} in all for {len(names)} arms on {seeds} seed(s) "
         f"(each kind of training timed here on its first steps, on this data)"
     )
     return expected
-
-
-def expected_left(expected: dict[str, float], names: Sequence[str]) -> float:
-    """A seed's expected seconds for the arms ``names`` still to run on it."""
-    return sum(expected.get(n, 0.0) for n in names)
