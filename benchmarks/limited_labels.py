@@ -41,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import lab_arms  # noqa: F401  (registers the experiments' arms beside the package's)
 import numpy as np
 import torch
 
@@ -49,13 +50,13 @@ from gan_augment.config import SSL_ARCHITECTURES, SSLConfig, for_device
 from gan_augment.data import draw_per_class
 from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
-    ARMS,
+    ARM_REGISTRY,
     AUGMENT_MODES,
-    RATIO_ARMS,
     ArmSettings,
     ClassifierConfig,
     SeedArms,
     Split,
+    arm_names,
     markdown_table,
     paired_gain,
     plot_accuracy,
@@ -131,7 +132,7 @@ def ratio_table(records: list[dict[str, Any]]) -> str:
         sub = [r for r in records if r["dataset"] == ds and r["labels_per_class"] == n]
         base = {r["seed"]: r["accuracy"] for r in sub if r["arm"] == "baseline"}
         variants = {(r["arm"], r["synthetic_ratio"], r.get("filter_top") or 0.0) for r in sub if r["arm"] != "baseline"}
-        order = {a: i for i, a in enumerate(ARMS)}
+        order = {a: i for i, a in enumerate(arm_names())}
         for arm, ratio, top in sorted(variants, key=lambda v: (order.get(v[0], 99), v[1], v[2])):
             accs = {
                 r["seed"]: r["accuracy"]
@@ -459,7 +460,7 @@ def main() -> None:
     p.add_argument("--cifar-budgets", type=int, nargs="+", default=[25, 100, 400], help="CIFAR-10 labels per class")
     p.add_argument("--mnist-budgets", type=int, nargs="+", default=[10], help="MNIST labels per class")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--arms", nargs="+", default=list(arm_names()), choices=list(arm_names()))
     p.add_argument("--synthetic-ratio", type=float, default=0.5)
     p.add_argument(
         "--sweep-ratios",
@@ -471,7 +472,7 @@ def main() -> None:
     p.add_argument(
         "--sweep-arms",
         nargs="*",
-        choices=list(RATIO_ARMS),
+        choices=[a.name for a in ARM_REGISTRY.values() if a.synthetic],
         help="the arms the ratio sweep retrains at each ratio (their GANs and the baseline teacher reused; "
         "default: gan-per-class when it is among --arms, else none)",
     )

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lab_arms import LONG_TAILED_ARMS
 from limited_labels import ROOT, extract, load_previous, run_meta
 
 from gan_augment import ModelConfig, TrainConfig, load_image_data
@@ -36,9 +37,7 @@ from gan_augment.config import for_device
 from gan_augment.data import draw_long_tailed, draw_per_class, long_tailed_counts
 from gan_augment.device import resolve_device
 from gan_augment.evaluate import (
-    ARMS,
-    LONG_TAILED_ARMS,
-    SAMPLE_ARMS,
+    ARM_REGISTRY,
     ArmSettings,
     ClassifierConfig,
     SeedArms,
@@ -98,7 +97,7 @@ def dataset_tables(name: str, sub: list[dict[str, Any]]) -> tuple[list[str], str
     """The Markdown of one dataset's records: the arms, the per-class recall, the run's memorisation; and
     the sentence on the issue's bar (the best synthetic arm with logit adjustment against logit adjustment)."""
     counts = sub[0]["class_counts"]
-    arms = [a for a in ARMS if any(r["arm"] == a for r in sub)]
+    arms = [a for a in ARM_REGISTRY if any(r["arm"] == a for r in sub)]
     lines = [
         f"### {name}: {' / '.join(map(str, counts))} labeled images per class (ratio {sub[0]['imbalance_ratio']:g}), "
         f"{sub[0]['unlabeled']:,} unlabeled, {sub[0]['test']:,} test images (balanced)",
@@ -153,7 +152,7 @@ def dataset_tables(name: str, sub: list[dict[str, Any]]) -> tuple[list[str], str
         for a, c in pairs:
             rare = paired_gain(by_seed(sub, a, "rare_recall"), by_seed(sub, c, "rare_recall"))
             lines.append(f"| {a} − {c} | {pm(paired_gain(by_seed(sub, a), by_seed(sub, c)))} | {pm(rare)} |")
-    adjusted = [a for a in arms if a.endswith("+logit-adjust") and a in SAMPLE_ARMS]
+    adjusted = [a for a in arms if a.endswith("+logit-adjust") and ARM_REGISTRY[a].samples]
     verdict = ""
     if adjusted and la:
         best = max(adjusted, key=lambda a: np.mean(list(by_seed(sub, a).values())))
@@ -261,7 +260,7 @@ def main() -> None:
     p.add_argument("--max-unlabeled", type=int, default=10_000, help="cap on the unlabeled pool")
     p.add_argument("--val-per-class", type=int, default=500)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--arms", nargs="+", default=list(LONG_TAILED_ARMS), choices=list(ARMS))
+    p.add_argument("--arms", nargs="+", default=list(LONG_TAILED_ARMS), choices=list(ARM_REGISTRY))
     p.add_argument("--gan-steps", type=int, help="GAN steps (default: fit's for the device)")
     p.add_argument("--clf-steps", type=int, help="classifier steps (default 400 on a CPU, the recipe's on a GPU)")
     p.add_argument("--device", default="auto")
@@ -280,7 +279,7 @@ def main() -> None:
     report: dict[str, Any] = {
         **run_meta(dev),
         "protocol": "quick (code path only)" if args.quick else f"{'GPU' if dev.type == 'cuda' else 'CPU'} protocol",
-        "arms": [a for a in ARMS if a in {*args.arms, *previous.get("arms", [])}],
+        "arms": [a for a in ARM_REGISTRY if a in {*args.arms, *previous.get("arms", [])}],
         "settings": previous.get("settings", {}),
         "runs": previous.get("runs", []),
         "seeds": [],

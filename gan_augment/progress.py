@@ -60,8 +60,12 @@ class _Bar:
 
 def _stats(row: dict[str, Any]) -> str:
     if "loss_lab" in row:  # a classifier (the SSL GAN's discriminator, a run's teacher)
-        names = (("loss_lab", "labeled loss"), ("loss_unl", "unlabeled loss"), ("loss_g", "G"),
-                 ("train_acc", "acc on its training batch"))  # fmt: skip
+        names = (
+            ("loss_lab", "labeled loss"),
+            ("loss_unl", "unlabeled loss"),
+            ("loss_g", "G"),
+            ("train_acc", "acc on its training batch"),
+        )
         return "  ".join(f"{label} {float(row[k]):.3f}" for k, label in names if k in row)
     if "loss_d" in row:  # a GAN
         return (
@@ -160,8 +164,13 @@ class Reporter:
             yield _PlainBar(self, total, completed, self.plain_every, left, closing)
             return
         remaining = TextColumn("{task.fields[left]}") if left is not None else TimeRemainingColumn()
-        columns = (TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[stats]}"),
-                   remaining)  # fmt: skip
+        columns = (
+            TextColumn("[bold]step"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[stats]}"),
+            remaining,
+        )
         with Progress(*columns, console=self.console, transient=False) as progress:
             task = progress.add_task("train", total=total, completed=completed, stats="", left="timing…")
             yield _Bar(progress, task, left)

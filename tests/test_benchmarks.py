@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lab_arms  # noqa: F401  (the benchmark's arms: the package's and the experiments')
 import pytest
 from conftest import write_folder
 
-from gan_augment.evaluate import ARMS
+from gan_augment.evaluate import arm_names
 
 pytestmark = pytest.mark.slow  # the benchmark scripts in subprocesses
 
@@ -104,7 +105,7 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     assert {"machine", "runs", "summary", "commit", "package_version"} <= set(report)
     for n in (3, 4):
         arms = {r["arm"] for r in report["runs"] if r["labels_per_class"] == n}
-        assert arms == set(ARMS)
+        assert arms == set(arm_names())
     for r in report["runs"]:
         assert {"dataset", "arm", "labels_per_class", "seed", "accuracy", "seconds"} <= set(r)
         assert r["accuracy"] * 6 == pytest.approx(round(r["accuracy"] * 6))  # a count of the 6 evaluation images
@@ -127,8 +128,9 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     (out / "limited_labels_data.png").unlink()
     argv = [str(script), *cmd[2:], "--report-only"]
     no_mpl = (
-        "import sys, runpy; sys.modules['matplotlib'] = None; "
-        f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')"
+        "import sys, runpy; sys.modules['matplotlib'] = None; "  # the script's folder first, as `python script` has it
+        f"sys.path.insert(0, {str(script.parent)!r}); sys.argv = {argv!r}; "
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
     )
     result = subprocess.run([sys.executable, "-c", no_mpl], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr

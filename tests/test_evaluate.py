@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from typer.testing import CliRunner
 
 from gan_augment.cli import app
+from gan_augment.progress import Reporter
 
 runner = CliRunner()
 CPU = ["--device", "cpu", "--quiet"]
@@ -40,24 +42,27 @@ class TestEvaluate:
         gan = next(r for r in report["summary"] if r["arm"] == "gan-per-class")
         assert {"mean", "std", "gain", "gain_ci95", "cas", "diversity"} <= set(gan)
 
-    def test_cli_evaluate_teacher_arms(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
+    def test_the_experiments_teacher_arms_run_through_evaluate_folders(
+        self, folders: tuple[Path, Path], tmp_path: Path
+    ) -> None:
+        """The experiments' arms (benchmarks/lab_arms.py) run as the package's do, with their settings."""
+        import lab_arms  # noqa: F401  (registers them)
+
+        from gan_augment.evaluate import ArmSettings, ClassifierConfig, evaluate_folders
+
         labeled, unlabeled = folders
-        out = tmp_path / "ev"
-        arms = "gan-teacher,gan-soft,gan-agree,gan-pretrain,pseudo-label"
-        options = f"--arms {arms} --seeds 1 --image-size 16 --gan-steps 2 --clf-steps 2 --min-confidence 0"
-        options += " --resample-each-epoch"
-        result = runner.invoke(
-            app, ["evaluate", str(labeled), str(unlabeled), "--out", str(out), *options.split(), *CPU]
-        )
-        assert result.exit_code == 0, result.output
-        report = json.loads((out / "evaluation.json").read_text())
+        arms = ["gan-teacher", "gan-soft", "gan-agree", "gan-pretrain", "pseudo-label"]
+        clf = ClassifierConfig(steps=2, workers=0, resample=True)
+        settings = ArmSettings(gan=tiny_config(steps=2, image_size=16), classifier=clf, min_confidence=0.0)
+        report = evaluate_folders(
+            labeled, unlabeled, tmp_path / "ev", ["baseline", *arms], [0], settings=settings,
+            reporter=Reporter(quiet=True),
+        )  # fmt: skip
         runs = {r["arm"]: r for r in report["runs"]}
-        assert set(runs) == {"baseline", *arms.split(",")}
+        assert set(runs) == {"baseline", *arms}
         assert report["settings"]["min_confidence"] == 0.0 and report["settings"]["classifier"]["resample"]
         # 8 training images (6 per class, 30% held out) at ratio 0.5: 8 synthetic (or, for the control, unlabeled)
-        assert {a: (runs[a]["synthetic"], runs[a]["synthetic_ratio"]) for a in arms.split(",")} == dict.fromkeys(
-            arms.split(","), (8, 0.5)
-        )
+        assert {a: (runs[a]["synthetic"], runs[a]["synthetic_ratio"]) for a in arms} == dict.fromkeys(arms, (8, 0.5))
 
     def test_cli_evaluate_torchvision_classifier(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         out = tmp_path / "ev"
@@ -95,9 +100,9 @@ class TestEvaluate:
     def test_cli_evaluate_pool_arms_need_unlabeled_images(self, folders: tuple[Path, Path], tmp_path: Path) -> None:
         out = tmp_path / "ev"
         result = runner.invoke(
-            app, ["evaluate", str(folders[0]), "--out", str(out), "--arms", "gan-soft,pseudo-soft", *CPU]
+            app, ["evaluate", str(folders[0]), "--out", str(out), "--arms", "gan-per-class,teacher-unlabeled", *CPU]
         )
-        assert result.exit_code == 2 and "['pseudo-soft'] need unlabeled images" in result.output
+        assert result.exit_code == 2 and "['teacher-unlabeled'] need unlabeled images" in result.output
         assert not out.exists()  # refused before anything was trained or written
 
     def test_cli_evaluate_bad_arm(self, folders: tuple[Path, Path], tmp_path: Path) -> None:

@@ -225,9 +225,10 @@ def test_classifier_training_is_reproducible(augment: str, workers: int) -> None
 @requires_cuda
 def test_every_arm_runs_on_cuda(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The benchmark's arms end to end on a GPU (bf16 classifier, device augmentation, bank on the GPU, SSL)."""
+    import lab_arms  # noqa: F401  (the experiments' arms too)
     from conftest import tiny_config
 
-    from gan_augment.evaluate import ARMS, ArmSettings, Split, run_seed
+    from gan_augment.evaluate import ArmSettings, Split, arm_names, run_seed
     from gan_augment.progress import Reporter
 
     gen = torch.Generator().manual_seed(2)
@@ -241,6 +242,6 @@ def test_every_arm_runs_on_cuda(tmp_path) -> None:  # type: ignore[no-untyped-de
         ssl=SSLConfig(steps=3, batch_size=8),
     )
     assert settings.classifier.augment_on(settings.device) == "device"
-    records = run_seed(split, list(ARMS), settings, 0, tmp_path, Reporter(quiet=True))
-    assert [r["arm"] for r in records] == list(ARMS)
+    records = run_seed(split, list(arm_names()), settings, 0, tmp_path, Reporter(quiet=True))
+    assert [r["arm"] for r in records] == list(arm_names())
     assert all(r["accuracy"] * 6 == pytest.approx(round(r["accuracy"] * 6)) for r in records)  # counts of 6 images

@@ -54,16 +54,16 @@ def test_an_interrupted_evaluation_keeps_its_results_and_resumes(
         return real_run(self, arm, ratio)
 
     monkeypatch.setattr(SeedArms, "run", run)
-    args = ["evaluate", str(folders[0]), "--out", str(out), "--arms", "baseline,distill-real", "--seeds", "2", *FAST]
+    args = ["evaluate", str(folders[0]), "--out", str(out), "--arms", "baseline,posthoc-adjust", "--seeds", "2", *FAST]
     assert runner.invoke(app, args).exit_code == 130
     kept = json.loads((out / "evaluation-progress.json").read_text())["records"]
-    assert [(r["arm"], r["seed"]) for r in kept] == ran == [("baseline", 0), ("distill-real", 0), ("baseline", 1)]
+    assert [(r["arm"], r["seed"]) for r in kept] == ran == [("baseline", 0), ("posthoc-adjust", 0), ("baseline", 1)]
     assert not (out / "evaluation.json").exists()
     monkeypatch.setattr(SeedArms, "run", real_run)
     again = runner.invoke(app, [*args, "--resume"])
     assert again.exit_code == 0, again.output
     report = json.loads((out / "evaluation.json").read_text())
-    assert [(r["arm"], r["seed"]) for r in report["runs"]] == [*ran, ("distill-real", 1)]
+    assert [(r["arm"], r["seed"]) for r in report["runs"]] == [*ran, ("posthoc-adjust", 1)]
     assert report["runs"][:3] == kept  # reused as they were
     other = runner.invoke(app, [*args, "--resume", "--clf-steps", "3"])
     assert other.exit_code == 2 and "settings differ" in other.output

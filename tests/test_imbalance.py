@@ -103,7 +103,7 @@ def test_the_classifier_trains_on_the_logit_adjusted_loss_when_given_a_prior() -
     constant added to every logit); a skewed prior or class weights train another model; post-hoc
     adjustment subtracts the log prior from the logits."""
     from gan_augment.evaluate import ArrayDataset, ClassifierConfig, train_classifier
-    from gan_augment.evaluate.imbalance_arms import AdjustedLogits
+    from gan_augment.evaluate.imbalance import AdjustedLogits
 
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (24, 1, 8, 8), generator=g, dtype=torch.uint8)

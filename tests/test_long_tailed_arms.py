@@ -8,19 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import tiny_config, write_folder
+from lab_arms import LONG_TAILED_ARMS, training_prior
 from torchvision.datasets import ImageFolder
 
 from gan_augment.evaluate import (
-    IMBALANCE_ARMS,
-    LONG_TAILED_ARMS,
     ArmSettings,
     ClassifierConfig,
     SeedArms,
     Split,
+    arm_names,
     evaluate_folders,
 )
 from gan_augment.evaluate.html import write_report
-from gan_augment.evaluate.imbalance_arms import training_prior
 from gan_augment.plugins import GANAugmentedDataset
 from gan_augment.progress import Reporter
 
@@ -50,7 +49,7 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 
 
 def test_every_long_tailed_arm_records_balanced_accuracy_and_recall_per_class(records: dict[str, dict]) -> None:
-    assert list(records) == ["baseline", *IMBALANCE_ARMS]
+    assert list(records) == ["baseline", *arm_names(imbalance=True)]
     for arm, r in records.items():
         recall = r["per_class_recall"]
         assert r["arm"] == arm and r["seed"] == 0, arm
@@ -114,10 +113,10 @@ def test_evaluate_scores_an_imbalanced_folder_by_balanced_accuracy(tmp_path: Pat
     settings = ArmSettings(gan=tiny_config(steps=2), classifier=ClassifierConfig(steps=2, width=4, workers=0))
     report = evaluate_folders(
         labeled, None, tmp_path / "eval", ["baseline", "d-features"], [0, 1], 0.3, settings,
-        reporter=Reporter(quiet=True), imbalanced_arms=["logit-adjust", "pseudo-balance"],
+        reporter=Reporter(quiet=True), imbalanced_arms=["logit-adjust", "pseudo-balance-la"],
     )  # fmt: skip
     assert report["metric"] == "balanced_accuracy" and report["class_counts"] == [11, 3]  # 30% held out
-    arms = {"baseline", "d-features", "logit-adjust"}  # pseudo-balance needs a pool; a linear probe scores too
+    arms = {"baseline", "d-features", "logit-adjust"}  # pseudo-balance-la needs a pool; a linear probe scores too
     assert {r["arm"] for r in report["runs"]} == arms == {r["arm"] for r in report["summary"]}
     assert set(report["per_class_recall"]) == arms
     assert report["verdicts"][0].startswith("LABELED is imbalanced (largest class 11 images, smallest 3)")

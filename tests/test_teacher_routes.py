@@ -93,6 +93,8 @@ def test_the_route_verdict_names_the_best_arm_that_clears_zero() -> None:
 
 
 def test_evaluate_runs_the_default_arms_on_a_run_with_its_teacher(taught: dict[str, Path], tmp_path: Path) -> None:
+    import lab_arms  # noqa: F401  (default-synthetic, the experiments' arm)
+
     from gan_augment.evaluate import ArmSettings, ClassifierConfig, evaluate_folders
     from gan_augment.progress import Reporter
 

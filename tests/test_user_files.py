@@ -198,7 +198,7 @@ class TestRunsAndDataNeverMix:
         for p in labeled.rglob("*.png"):
             (pool / f"{p.parent.name}_{p.name}").write_bytes(p.read_bytes())
         write_folder(pool / "own", ["x"], [2], seed=7)
-        args = ["--arms", "pseudo-label", "--seeds", "1", "--clf-steps", "1", "--image-size", "16", *CPU]
+        args = ["--arms", "pseudo-balance-la", "--seeds", "1", "--clf-steps", "1", "--image-size", "16", *CPU]
         code, output = run_cli("evaluate", str(labeled), str(pool), "--out", str(tmp_path / "ev"), *args)
         assert code == 0, output
         report = json.loads((tmp_path / "ev" / "evaluation.json").read_text())

@@ -126,8 +126,9 @@ def predict_folder(
         w.writerow(["file", "class", "probability"])
         where = f"under {str(images_dir)!r}"
         with reporter.progress(len(files_in), closing=False) as bar:  # the command says "wrote N predictions"
-            for files, images, skipped in iter_decoded_files(files_in, predictor.image_size, predictor.channels,
-                                                            where=where):  # fmt: skip
+            for files, images, skipped in iter_decoded_files(
+                files_in, predictor.image_size, predictor.channels, where=where
+            ):
                 probs = predictor.predict_proba(images) if len(images) else []
                 for path, p in zip(files, probs):
                     c = int(p.argmax())

@@ -121,8 +121,10 @@ def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: 
         "steps": int(state["ssl_config"]["steps"]),
         "architecture": str(state["architecture"]),
     }
-    return {"state": {k: v for k, v in state.items() if k not in ("format_version", "package_version")},
-            "metrics": metrics}  # fmt: skip
+    return {
+        "state": {k: v for k, v in state.items() if k not in ("format_version", "package_version")},
+        "metrics": metrics,
+    }
 
 
 def classify(
@@ -169,9 +171,18 @@ def classify(
     check_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)  # nothing is removed without it
     with FolderLock(out_dir):
         return _classify(
-            labeled, unlabeled, out_dir, method, config or TrainConfig(), ssl, val_fraction, dev, overwrite, reporter,
+            labeled,
+            unlabeled,
+            out_dir,
+            method,
+            config or TrainConfig(),
+            ssl,
+            val_fraction,
+            dev,
+            overwrite,
+            reporter,
             run,
-        )  # fmt: skip
+        )
 
 
 def _classify(

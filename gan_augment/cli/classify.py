@@ -14,14 +14,13 @@ from ..config import (
     CPU_SIZES,
     EVALUATE_CLF_STEPS,
     SSL_ARCHITECTURES,
-    TEACHER_MIN_CONFIDENCE,
     SSLConfig,
     TrainConfig,
     default,
 )
 from ..data import is_image_folder, iter_decoded, iter_decoded_files, native_image_size, scan_folders
 from ..device import resolve_device
-from ..evaluate.registry import ARMS, DEFAULT_ARMS, IMBALANCED_DEFAULT_ARMS, check_arms, default_arms
+from ..evaluate.registry import DEFAULT_ARMS, IMBALANCED_DEFAULT_ARMS, arm_names, check_arms, default_arms
 from ..io.atomic import atomic_write
 from ..io.outdir import check_new_output
 from ..plugins import DiscriminatorFeatures
@@ -151,9 +150,12 @@ def predict(
     rows, skipped = predict_folder(run, images_dir, out, device=device, reporter=Reporter())
     out_console_line(
         f"wrote {rows} predictions to {out}"
-        + (f"; {len(skipped)} unreadable file(s) skipped, the first: {printable(skipped[0][0])} ({skipped[0][1]})"
-           if skipped else "")
-    )  # fmt: skip
+        + (
+            f"; {len(skipped)} unreadable file(s) skipped, the first: {printable(skipped[0][0])} ({skipped[0][1]})"
+            if skipped
+            else ""
+        )
+    )
 
 
 @app.command()
@@ -202,22 +204,13 @@ def features(
     )
 
 
-MinConfidenceOpt = Annotated[
-    float,
-    typer.Option(
-        min=0.0,
-        max=0.99,
-        help="Teacher arms (gan-teacher, gan-agree, gan-pretrain, pseudo-label): keep an image only if the "
-        "baseline classifier gives its label at least this probability.",
-    ),
-]
 ResampleOpt = Annotated[
     bool, typer.Option("--resample-each-epoch", help="Sample arms: fresh synthetic images every classifier epoch.")
 ]
 
 
 ARMS_HELP = (
-    f"Comma-separated arms: {', '.join(ARMS)} (docs/usage.md says what each does). [default: "
+    f"Comma-separated arms: {', '.join(arm_names())} (docs/usage.md says what each does). [default: "
     f"{','.join(DEFAULT_ARMS)}; without UNLABELED {','.join(default_arms(False))}; "
     f"with {','.join(IMBALANCED_DEFAULT_ARMS)} added when LABELED is imbalanced]"
 )
@@ -257,7 +250,6 @@ def evaluate(
         "small-resnet", help="small-resnet, or a torchvision model name (resnet18, ...), trained from scratch."
     ),
     synthetic_ratio: float = typer.Option(0.5, min=0.0, max=0.95, help="Fraction of synthetic images in the GAN arms."),
-    min_confidence: MinConfidenceOpt = TEACHER_MIN_CONFIDENCE,
     flip: bool = typer.Option(True, "--flip/--no-flip", help="Horizontal flips in the classic augmentation."),
     resample: ResampleOpt = False,
     device: DeviceOpt = "auto",
@@ -272,23 +264,17 @@ def evaluate(
     arm_list = _arm_list(arms, unlabeled is not None) if arms is not None else None  # before any decoding
     check_classifier_name(classifier)
     dev = resolve_device(device)
-    sizes = dict(steps=gan_steps, pretrain_steps=pretrain_steps, batch_size=batch_size, g_width=g_width,
-                 d_width=d_width, z_dim=z_dim, image_size=image_size or native_image_size(labeled))  # fmt: skip
-    settings = ArmSettings(
-        gan=config_from_options(sizes, dev.type),  # fit's sizes, for the device where not given
-        classifier=ClassifierConfig(
-            steps=clf_steps, workers=classifier_workers(dev), architecture=classifier, resample=resample
-        ),
-        synthetic_ratio=synthetic_ratio,
-        min_confidence=min_confidence,
-        flip=flip,
-        device=dev,
-        ssl=SSLConfig(steps=ssl_steps or 0),
-    )
+    sizes = dict(steps=gan_steps, pretrain_steps=pretrain_steps, batch_size=batch_size, g_width=g_width)
+    sizes.update(d_width=d_width, z_dim=z_dim, image_size=image_size or native_image_size(labeled))
+    clf = ClassifierConfig(steps=clf_steps, workers=classifier_workers(dev), architecture=classifier, resample=resample)
+    gan = config_from_options(sizes, dev.type)  # fit's sizes, for the device where not given
+    ssl = SSLConfig(steps=ssl_steps or 0)
+    settings = ArmSettings(gan, clf, synthetic_ratio=synthetic_ratio, flip=flip, device=dev, ssl=ssl)
+    options = dict(overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard)
+    quietly = Reporter(quiet=quiet)
     report = evaluate_folders(
-        labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, Reporter(quiet=quiet),
-        overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard,
-    )  # fmt: skip
+        labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, quietly, **options
+    )
     _print_report(report, out, quiet)
 
 

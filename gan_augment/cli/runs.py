@@ -144,19 +144,19 @@ def _info_lines(summary: dict[str, Any]) -> list[str]:
             "run",
             f"{summary['mode']}, step {summary['step']} of {summary['total_steps']}"
             + (f" ({pre} of them unconditional pre-training)" if pre else ""),
-        ),  # fmt: skip
+        ),
         ("classes", f"{len(names)}: {shown}"),
         (
             "images",
             f"{summary['image_size']}×{summary['image_size']}, {channels} channel"
             + ("" if channels == 1 else "s")
             + (" (grayscale)" if channels == 1 else " (RGB)"),
-        ),  # fmt: skip
+        ),
         (
             "data",
             f"{data.get('num_labeled', '?')} labeled + {data.get('num_unlabeled', '?')} unlabeled images"
             + "".join(f"; {k}: {data[k]}" for k in ("labeled", "unlabeled") if data.get(k)),
-        ),  # fmt: skip
+        ),
         ("trained", f"{summary['elapsed_s']} s; DiffAugment {'on' if summary['diffaugment'] else 'off'}"),
         *([("teacher", teacher_line(summary["teacher"]))] if "teacher" in summary else []),
         ("config", ", ".join(f"{k}={v}" for k, v in config.items())),

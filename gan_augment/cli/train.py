@@ -184,8 +184,19 @@ def fit(
 
 
 # fit's options that say how to run, not what to train.
-RUN_OPTIONS = {"ctx", "labeled", "unlabeled", "out", "device", "resume", "overwrite", "quiet", "strict", "compile",
-               "tensorboard"}  # fmt: skip
+RUN_OPTIONS = {
+    "ctx",
+    "labeled",
+    "unlabeled",
+    "out",
+    "device",
+    "resume",
+    "overwrite",
+    "quiet",
+    "strict",
+    "compile",
+    "tensorboard",
+}
 
 
 # The demo's teacher budget: the semi-supervised MLP on 16 px digits took 45-61 ms an iteration on 2 CPU

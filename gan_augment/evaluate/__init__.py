@@ -6,6 +6,7 @@ from ..train.crop_flip import crop_flip, crop_pad, device_augmentation
 from ..train.metrics import accuracy
 from .arms import ArmSettings, SeedArms, run_seed, with_gan
 from .augmentation import classic_augmentation
+from .builtin_arms import GanSamples, PseudoBalance, RunDataset  # the package's arms, registered on import
 from .classifier import (
     AUGMENT_MODES,
     ArrayDataset,
@@ -16,38 +17,20 @@ from .classifier import (
 )
 from .folders import evaluate_folders
 from .quality import diversity_ratio, generator_quality
-from .registry import (
-    ARM_REGISTRY,
-    ARMS,
-    IMBALANCE_ARMS,
-    LONG_TAILED_ARMS,
-    POOL_ARMS,
-    RATIO_ARMS,
-    REAL_CONTROL_ARMS,
-    RUN_ARMS,
-    SAMPLE_ARMS,
-    Arm,
-    check_arms,
-    get_arm,
-)
+from .registry import ARM_REGISTRY, Arm, arm_names, check_arms, get_arm, register
 from .report import markdown_table, plot_accuracy, settings_dict
 from .stats import paired_gain, samples_verdict, summarize, verdict
 
 __all__ = [
-    "ARMS",
     "ARM_REGISTRY",
     "AUGMENT_MODES",
-    "IMBALANCE_ARMS",
-    "LONG_TAILED_ARMS",
-    "POOL_ARMS",
-    "RATIO_ARMS",
-    "REAL_CONTROL_ARMS",
-    "RUN_ARMS",
-    "SAMPLE_ARMS",
     "Arm",
     "ArmSettings",
     "ArrayDataset",
     "ClassifierConfig",
+    "GanSamples",
+    "PseudoBalance",
+    "RunDataset",
     "SeedArms",
     "Split",
     "build_classifier",
@@ -55,6 +38,7 @@ __all__ = [
     "check_classifier_name",
     "classic_augmentation",
     "accuracy",
+    "arm_names",
     "classifier_names",
     "crop_flip",
     "crop_pad",
@@ -67,6 +51,7 @@ __all__ = [
     "materialize",
     "paired_gain",
     "plot_accuracy",
+    "register",
     "run_seed",
     "samples_verdict",
     "settings_dict",

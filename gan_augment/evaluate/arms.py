@@ -1,4 +1,5 @@
-"""The arms of the limited-labels comparison: one seed's split, each arm trained and scored on it."""
+"""One seed of the limited-labels comparison: its split and what its arms share (:class:`SeedArms`), the
+settings they run under, and ``run_seed``. The arms themselves are in the registry."""
 
 from __future__ import annotations
 
@@ -10,26 +11,20 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Subset
 
 from ..config import EVALUATE_CLF_STEPS, TEACHER_MIN_CONFIDENCE, SSLConfig, TrainConfig, for_device
 from ..data import ImageData, memory_data
 from ..errors import UsageError
 from ..io.checkpoint import CHECKPOINT_NAME, TEACHER_NAME
-from ..io.rebuild import build_ssl_classifier
 from ..io.record import load_run
-from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
-from ..plugins.teacher import label_synthetic, load_run_teacher, teacher_logits
+from ..plugins import DiscriminatorFeatures
+from ..plugins.teacher import RunTeacher, load_run_teacher
 from ..progress import Reporter
 from ..train import fit_data
 from ..train.metrics import predict_logits
-from ..train.ssl import train_ssl
 from .classifier import ArrayDataset, ClassifierConfig, Split, UnitInput, train_classifier
-from .imbalance import imbalance_scores
-from .imbalance_arms import ADJUSTED, ImbalanceArms, training_prior
-from .quality import generator_quality
+from .imbalance import class_prior, imbalance_scores
 from .registry import get_arm
 
 
@@ -65,8 +60,10 @@ def default_settings(device: str | torch.device = "cpu") -> ArmSettings:
     return ArmSettings(gan=for_device(dev.type), classifier=clf, device=dev)
 
 
-class SeedArms(ImbalanceArms):
-    """The arms of one seed, sharing its split, its GAN data and (for generator quality) its baseline.
+class SeedArms:
+    """One seed's split and what its arms share: its GAN data and runs, its baseline and logit-adjusted
+    classifiers (each trained once, by whichever arm needs it first), and how a classifier is trained and
+    scored. ``run(arm)`` runs a registered arm on it.
 
     ``runs`` maps a GAN mode (``per-class``, ``conditional``, ``unconditional``) to an existing run
     to use instead of training one in ``work``.
@@ -91,8 +88,9 @@ class SeedArms(ImbalanceArms):
         self.gan_cfg = settings.gan.replace(seed=seed, image_size=size, channels=self.channels)
         self.base = ArrayDataset(split.train_images, split.train_labels, split.class_names)
         self.baseline_model: nn.Module | None = None
-        self._adjusted: nn.Module | None = None  # the logit-adjusted classifier (ImbalanceArms)
+        self._adjusted: nn.Module | None = None  # the logit-adjusted classifier
         self._gan_data: ImageData | None = None
+        self.last_scores: dict[str, Any] = {}  # the balanced scores of the last predictions scored
 
     def with_settings(self, settings: ArmSettings) -> SeedArms:
         """The same seed, runs and baseline under other settings (e.g. another filter)."""
@@ -127,6 +125,17 @@ class SeedArms(ImbalanceArms):
             self.runs[key] = run
         return self.runs[key]
 
+    def default_run(self) -> Path:
+        """The run ``fit`` writes with its defaults on this seed's images, its teacher included."""
+        return self.gan_run("per-class", f"default-seed{self.seed}", key="default")
+
+    def run_teacher(self) -> RunTeacher:
+        """The default run's teacher; a UsageError where it kept none."""
+        teacher = load_run_teacher(self.default_run(), self.settings.device)
+        if teacher is None:
+            raise UsageError(f"the default run {str(self.default_run())!r} has no teacher")
+        return teacher
+
     def _same_run(self, run: Path, cfg: TrainConfig) -> bool:
         """Whether ``run`` holds a finished run of configuration ``cfg`` (its teacher too)."""
         if not (run / CHECKPOINT_NAME).is_file() or (cfg.teacher != "none" and not (run / TEACHER_NAME).is_file()):
@@ -137,154 +146,55 @@ class SeedArms(ImbalanceArms):
         kept = record.pretrained is not None or not pretrain  # runs from before pre-trained models were kept: anew
         return done and kept and record.config == cfg
 
-    def _train(self, dataset: Any, **loss: Any) -> nn.Module:
+    def train(self, dataset: Any, **loss: Any) -> nn.Module:
         """The secondary classifier on ``dataset`` (``loss``: ``prior`` or ``class_weight``, see train_classifier)."""
         s = self.settings
         return train_classifier(dataset, self.channels, self.k, s.classifier, s.device, self.seed, s.flip, **loss)
 
-    def _accuracy(self, model: nn.Module) -> float:
+    def accuracy(self, model: nn.Module) -> float:
         """Test accuracy; the balanced scores of the same predictions go into the arm's record."""
         if not len(self.split.test_labels):
             raise UsageError("the seed's split holds no test image: a larger test fraction or more images")
-        return self._score(predict_logits(model, self.split.test_images, self.settings.device).argmax(1).numpy())
+        return self.score(predict_logits(model, self.split.test_images, self.settings.device).argmax(1).numpy())
 
-    def _score(self, predictions: Any) -> float:
+    def score(self, predictions: Any) -> float:
         """Test accuracy of ``predictions`` (N,); their balanced scores go into the arm's record."""
         labels = self.split.test_labels.numpy()
-        self._scores = imbalance_scores(np.asarray(predictions), labels, self.class_counts())
+        self.last_scores = imbalance_scores(np.asarray(predictions), labels, self.class_counts())
         return float((np.asarray(predictions) == labels).mean())
+
+    def class_counts(self) -> list[int]:
+        """Labeled images per class."""
+        return np.bincount(self.split.train_labels.numpy(), minlength=self.k).tolist()
 
     def baseline_classifier(self) -> nn.Module:
         """The seed's baseline classifier, trained once by whichever arm needs it first (the baseline arm,
         a teacher arm, generator quality): the same model whatever order the arms run in."""
         if self.baseline_model is None:
-            self.baseline_model = self._train(self.base)
+            self.baseline_model = self.train(self.base)
         return self.baseline_model
 
-    def baseline(self, arm: str = "baseline", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        return self._accuracy(self.baseline_classifier()), {}
+    def adjusted_classifier(self) -> nn.Module:
+        """The seed's classifier trained with the logit-adjusted loss (the ``logit-adjust`` arm's model),
+        trained once by whichever arm needs it first."""
+        if self._adjusted is None:
+            self._adjusted = self.train(self.base, prior=class_prior(self.class_counts()))
+        return self._adjusted
 
-    def teacher(self) -> nn.Module:
-        """The baseline classifier of this seed, as a teacher."""
-        return UnitInput(self.baseline_classifier())
+    def teacher(self, adjusted: bool = False) -> nn.Module:
+        """The seed's baseline classifier as a teacher, or (``adjusted``) the logit-adjusted one, whose plain
+        logits weigh every class alike (the baseline's gave the rarest CIFAR-10-LT classes 0% recall, so its
+        labels sent their images to the frequent classes)."""
+        return UnitInput(self.adjusted_classifier() if adjusted else self.baseline_classifier())
 
-    def synthetic_dataset(self, arm: str, ratio: float) -> GANAugmentedDataset:
-        """The real images with a per-class (or conditional) run's synthetic ones mixed in, as ``arm`` labels them."""
-        s = self.settings
-        mode = "conditional" if arm.removesuffix(ADJUSTED) == "gan-conditional" else "per-class"
-        run = self.gan_run(mode, f"gan-{mode}-seed{self.seed}")
-        kw: dict[str, Any] = {}
-        if arm in ("gan-teacher", "gan-pretrain"):
-            kw = {"labels": "teacher", "min_confidence": s.min_confidence}
-        elif arm in ("gan-soft", "gan-pretrained-soft"):
-            kw = {"labels": "soft", "temperature": s.temperature, "pretrained": arm == "gan-pretrained-soft"}
-        elif arm == "gan-agree":
-            kw = {"labels": "generator", "min_confidence": s.min_confidence}
-        if kw:
-            kw["teacher"] = self.teacher()
-        return GANAugmentedDataset(
-            self.base, run, synthetic_ratio=ratio, device=s.device, seed=self.seed, filter_top=s.filter_top, **kw
-        )
-
-    def gan_samples(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """Baseline + ``GANAugmentedDataset`` at the synthetic ratio, labelled as ``arm`` says; for the plain
-        arms, generator quality beside it. ``gan-pretrain`` trains half the steps on the synthetic images
-        alone, then half on the real ones (the same step count as every arm)."""
-        s = self.settings
-        ratio = s.synthetic_ratio if ratio is None else ratio
-        ds = self.synthetic_dataset(arm, ratio)
-        extra: dict[str, Any] = {"synthetic_ratio": ratio, "synthetic": len(ds) - ds.n_real}
-        if arm == "gan-pretrain":
-            half = dataclasses.replace(s.classifier, steps=max(1, s.classifier.steps // 2))
-            synthetic = Subset(ds, range(ds.n_real, len(ds))) if len(ds) > ds.n_real else self.base  # none kept
-            first = train_classifier(synthetic, self.channels, self.k, half, s.device, self.seed, s.flip)
-            model = train_classifier(self.base, self.channels, self.k, half, s.device, self.seed, s.flip, init=first)
-        else:
-            prior = training_prior(ds, self.k) if arm.endswith(ADJUSTED) else None  # Menon's: the targets' prior
-            if prior is not None:
-                extra["prior"] = [round(float(p), 4) for p in prior]
-            model = self._train(ds, prior=prior)
-        if s.quality and get_arm(arm).quality:
-            quality = generator_quality(
-                Path(ds.generator_ckpt),
-                self.split,
-                self.baseline_classifier(),
-                s.classifier,
-                s.device,
-                s.flip,
-                self.seed,
-            )
-            extra.update(quality)
-        return self._accuracy(model), extra
-
-    def real_extra(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """The controls for the teacher arms: real images instead of synthetic ones, as many as the sample
-        arms add, labelled by the same teacher. ``pseudo-label``: unlabeled images, the teacher's hard
-        label where its confidence reaches ``min_confidence``; ``pseudo-soft``: unlabeled images, its
-        probabilities at ``temperature``; ``distill-real``: the labeled images again (no new image), its
-        probabilities at ``temperature`` (is gan-soft's gain the images', or distillation's?)."""
-        s, split = self.settings, self.split
-        ratio = s.synthetic_ratio if ratio is None else ratio
-        n_real = len(split.train_labels)
-        want = int(round(ratio * n_real / (1 - ratio)))
-        g = torch.Generator().manual_seed(self.seed)
-        if arm == "distill-real":
-            pool = split.train_images[torch.randperm(n_real, generator=g).repeat(want // max(1, n_real) + 1)]
-        elif split.unlabeled is None or not len(split.unlabeled):
+    def pool_sample(self, arm: str, n: int = 20_000) -> torch.Tensor:
+        """At most ``n`` of the seed's unlabeled images, drawn with its seed: what a teacher ranks for ``arm``."""
+        unlabeled = self.split.unlabeled
+        if unlabeled is None or not len(unlabeled):
             raise UsageError(f"the {arm} arm needs unlabeled images")
-        else:
-            pool = split.unlabeled[torch.randperm(len(split.unlabeled), generator=g)[: max(want * 8, 1024)]]
-        logits = teacher_logits(self.teacher(), pool, self.k, s.device)
-        labels = "teacher" if arm == "pseudo-label" else "soft"
-        threshold = s.min_confidence if arm == "pseudo-label" else 0.0
-        keep, hard, soft = label_synthetic(
-            logits, torch.zeros(len(pool), dtype=torch.int64), labels, threshold, s.temperature
-        )
-        idx = torch.nonzero(keep).flatten()[:want]
-        images = torch.cat([split.train_images, pool[idx]])
-        if soft is None:
-            ds = ArrayDataset(images, torch.cat([split.train_labels, hard[idx]]), split.class_names)
-        else:
-            one_hot = F.one_hot(split.train_labels, soft.shape[1]).float()
-            targets = torch.cat([one_hot, soft[idx]])
-            ds = ArrayDataset(images, targets.argmax(1), split.class_names, soft=targets)
-        return self._accuracy(self._train(ds)), {"synthetic_ratio": ratio, "synthetic": len(idx)}
+        return unlabeled[torch.randperm(len(unlabeled), generator=torch.Generator().manual_seed(self.seed))[:n]]
 
-    def run_arm(self, arm: str, ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """The arms of the default run (see the registry): the two-argument ``GANAugmentedDataset`` (at
-        its default synthetic share unless a ratio is given), without its unlabeled or its synthetic
-        images, the teacher itself, or a linear model on its features."""
-        s = self.settings
-        run = self.gan_run("per-class", f"default-seed{self.seed}", key="default")
-        teacher = load_run_teacher(run, s.device)
-        if teacher is None:
-            raise UsageError(f"the default run {str(run)!r} has no teacher")
-        if arm == "teacher":
-            logits = teacher_logits(teacher, self.split.test_images, self.k, s.device)
-            return self._score(logits.argmax(1).numpy()), dict(teacher.metrics)
-        if arm == "teacher-features":
-            return self._linear_probe(DiscriminatorFeatures(run, device=str(s.device), source="teacher")), {}
-        # The run was trained from images in memory, so it names no unlabeled folder for the dataset to read
-        # again (what GANAugmentedDataset does for a run of folders): it is given the same images instead.
-        kw: dict[str, Any] = {"unlabeled": False if arm == "default-synthetic" else self.split.unlabeled}
-        if arm == "teacher-unlabeled":  # the control: no synthetic image in the pool
-            kw["fresh_passes"] = 0
-        if ratio is not None:
-            kw["synthetic_ratio"] = ratio
-        ds = GANAugmentedDataset(self.base, run, device=s.device, seed=self.seed, **kw)
-        extra = {
-            "synthetic_ratio": ds.n_synthetic / max(1, len(ds)),
-            "synthetic": ds.n_synthetic,
-            "pool": len(ds.pool or []),
-        }
-        return self._accuracy(self._train(ds)), extra
-
-    def d_features(self, arm: str = "d-features", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """Logistic regression on the discriminator features of an unconditional GAN."""
-        run = self.gan_run("unconditional", f"unconditional-seed{self.seed}")
-        return self._linear_probe(DiscriminatorFeatures(run, device=str(self.settings.device))), {}
-
-    def _linear_probe(self, features: DiscriminatorFeatures) -> float:
+    def linear_probe(self, features: DiscriminatorFeatures) -> float:
         """Test accuracy of a standardised logistic regression on ``features`` of the labeled images."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
@@ -292,35 +202,21 @@ class SeedArms(ImbalanceArms):
 
         pipe = make_pipeline(features, StandardScaler(), LogisticRegression(max_iter=2000))
         pipe.fit(self.split.train_images, self.split.train_labels.numpy())
-        return self._score(pipe.predict(self.split.test_images))
-
-    def ssl(self, arm: str = "ssl", ratio: float | None = None) -> tuple[float, dict[str, Any]]:
-        """The semi-supervised GAN's (averaged) discriminator as the classifier; with
-        ``settings.ssl_eval_every``, its test accuracy along the way (the learning curve)."""
-        s = self.settings
-        cfg = s.ssl.replace(seed=self.seed)
-
-        def test_accuracy(model: nn.Module) -> float:
-            return self._accuracy(model)
-
-        result = train_ssl(self.gan_data(), cfg, s.device, 0.0, Reporter(quiet=True), test_accuracy, s.ssl_eval_every)
-        model = build_ssl_classifier(result["state"]).to(s.device)
-        extra = {"ssl_steps": result["metrics"]["steps"], "ssl_architecture": result["metrics"]["architecture"]}
-        if result["curve"]:
-            extra["curve"] = result["curve"]
-        return test_accuracy(model), extra
+        return self.score(pipe.predict(self.split.test_images))
 
     def run(self, arm: str, ratio: float | None = None) -> dict[str, Any]:
         """Train and score ``arm`` (at synthetic ``ratio``, default the settings'); its record."""
-        spec = get_arm(arm)
         t0 = time.perf_counter()
-        self._scores: dict[str, Any] = {}
-        acc, extra = getattr(self, spec.runner)(arm, ratio)
-        rec = {"arm": arm, "seed": self.seed, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 2),
-               "test_images": len(self.split.test_labels)}  # fmt: skip
-        rec.update({**self._scores, **extra})
-        if self.settings.filter_top is not None and spec.runner == "gan_samples":
-            rec["filter_top"] = self.settings.filter_top
+        self.last_scores = {}
+        acc, extra = get_arm(arm).run(self, ratio)
+        rec = {
+            "arm": arm,
+            "seed": self.seed,
+            "accuracy": acc,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "test_images": len(self.split.test_labels),
+        }
+        rec.update({**self.last_scores, **extra})
         at = f" at ratio {extra['synthetic_ratio']}" if "synthetic_ratio" in extra else ""
         tested = f"the seed's {rec['test_images']} test images"
         self.reporter.message(f"  seed {self.seed} {arm}{at}: accuracy {acc:.4f} on {tested} ({rec['seconds']:.0f} s)")

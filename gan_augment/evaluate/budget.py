@@ -21,8 +21,6 @@ from .classifier import train_classifier
 from .registry import get_arm
 
 PROBE_STEPS = 3
-# The arms that train no secondary classifier.
-NO_CLASSIFIER = ("teacher", "teacher-features", "d-features", "ssl")
 
 
 def _classifier_cost(arms: SeedArms) -> tuple[float, float]:
@@ -86,7 +84,7 @@ def arm_seconds(arms: SeedArms, names: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for a in specs:
         clf = setup + s.classifier.steps * per * _batch_share(arms, a.synthetic)
-        classifiers = int(a.name not in NO_CLASSIFIER) + (int(a.quality) if s.quality else 0)  # CAS: a classifier
+        classifiers = a.classifiers + (int(a.quality) if s.quality else 0)  # CAS: a classifier
         out[a.name] = classifiers * clf + sum(run_seconds.pop(k, 0.0) for k in a.gans)
         out[a.name] += ssl if a.name == "ssl" else 0.0
     return out

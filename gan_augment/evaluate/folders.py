@@ -22,7 +22,6 @@ from ..data import (
 from ..data.cache import file_digest
 from ..data.folders import normalisation_note
 from ..errors import UsageError
-from ..io.atomic import atomic_write_json, atomic_write_text
 from ..io.checkpoint import TEACHER_NAME
 from ..io.lock import FolderLock
 from ..io.outdir import EVALUATION, check_apart, check_output_folder, mark, prepare_output
@@ -34,11 +33,10 @@ from ..train.teacher_status import describe_teacher
 from .arms import ArmSettings, SeedArms, default_settings, with_gan
 from .budget import tell_expected
 from .classifier import Split
-from .imbalance import is_imbalanced, mean_recall_per_class
+from .imbalance import is_imbalanced
 from .journal import Journal, progress_line
 from .registry import IMBALANCED_DEFAULT_ARMS, check_arms, default_arms, get_arm
-from .report import markdown_table, plot_accuracy, recall_table, settings_dict
-from .stats import route_verdict, samples_verdict, summarize, verdict
+from .report import settings_dict, write_report
 
 
 def _held_out_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,9 +89,22 @@ def evaluate_folders(
     out_dir = Path(out)
     _check_first(out_dir, labeled, unlabeled, test_dir, overwrite or resume, tensorboard)
     with FolderLock(out_dir):  # one evaluation per folder: a second would drop the first's results
-        return _evaluate(labeled, unlabeled, out_dir, arms, seeds, test_fraction, settings, run, reporter,
-                         overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard,
-                         imbalanced_arms=imbalanced_arms)  # fmt: skip
+        return _evaluate(
+            labeled,
+            unlabeled,
+            out_dir,
+            arms,
+            seeds,
+            test_fraction,
+            settings,
+            run,
+            reporter,
+            overwrite=overwrite,
+            test_dir=test_dir,
+            resume=resume,
+            tensorboard=tensorboard,
+            imbalanced_arms=imbalanced_arms,
+        )
 
 
 def _evaluate(
@@ -134,10 +145,9 @@ def _evaluate(
         split = _split(labeled_data, unlabeled_images, test, test_fraction, seed)
         seed_arms = SeedArms(split, settings, seed, out_dir / "runs", reporter, runs, reuse=options["resume"])
         expected = _run_seed(seed_arms, journal, arms, seeds, Path(labeled).name, reporter, expected)
-    return _write_report(
-        out_dir, Path(labeled).name, settings, seeds, test_fraction, journal.chosen(arms, seeds), caveats, used,
-        test_dir, labeled_data.class_names,
-    )  # fmt: skip
+    records = journal.chosen(arms, seeds)
+    setup = {"settings": settings, "seeds": seeds, "test_fraction": test_fraction, "test_dir": test_dir}
+    return write_report(out_dir, Path(labeled).name, records, caveats, used, labeled_data.class_names, **setup)
 
 
 def _run_identity(run: str | Path | None, used: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -178,9 +188,13 @@ def _with_imbalanced_arms(
 
 
 def _check_first(
-    out_dir: Path, labeled: str | Path, unlabeled: str | Path | None, test_dir: str | Path | None, replace: bool,
+    out_dir: Path,
+    labeled: str | Path,
+    unlabeled: str | Path | None,
+    test_dir: str | Path | None,
+    replace: bool,
     tensorboard: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Before any work: the output folder apart from the data and free to write; TensorBoard there if asked for."""
     check_apart(out_dir, labeled, unlabeled)
     check_apart(out_dir, test_dir, None)
@@ -295,8 +309,12 @@ def _run_settings(run: str | Path | None) -> dict[str, Any] | None:
     if run is None:
         return None
     record = load_run(run)
-    return {"path": str(run), "mode": record.mode, "config": record.config.to_dict(),
-            "teacher": describe_teacher(Path(run))}  # fmt: skip
+    return {
+        "path": str(run),
+        "mode": record.mode,
+        "config": record.config.to_dict(),
+        "teacher": describe_teacher(Path(run)),
+    }
 
 
 def _load(
@@ -335,60 +353,3 @@ def _load(
     for caveat in caveats:
         reporter.message(caveat)
     return labeled_data, unlabeled_images
-
-
-def imbalanced_note(counts: Sequence[int]) -> str:
-    """The report's first line on an imbalanced labeled folder: what its figures are."""
-    return (
-        f"LABELED is imbalanced (largest class {max(counts)} images, smallest {min(counts)}): every figure here is "
-        "balanced accuracy, the mean of the per-class recalls (each class weighs alike, as on a balanced test set)"
-    )
-
-
-def _write_report(
-    out_dir: Path,
-    name: str,
-    settings: ArmSettings,
-    seeds: Sequence[int],
-    test_fraction: float,
-    records: list[dict[str, Any]],
-    caveats: list[str],
-    run: dict[str, Any] | None = None,
-    test_dir: str | Path | None = None,
-    class_names: Sequence[str] = (),
-) -> dict[str, Any]:
-    counts = records[0].get("class_counts", []) if records else []
-    balanced = is_imbalanced(counts) and all("balanced_accuracy" in r for r in records)  # (older records lack it)
-    metric = "balanced_accuracy" if balanced else "accuracy"
-    rows = summarize(records, metric=metric)
-    verdicts = [v for v in (*(verdict(r) for r in rows), samples_verdict(rows), route_verdict(rows)) if v]
-    recall = mean_recall_per_class(records)
-    if metric != "accuracy":
-        verdicts.insert(0, imbalanced_note(counts))
-    report = {
-        "metric": metric,
-        "class_counts": counts,
-        "per_class_recall": recall,
-        "settings": settings_dict(settings),
-        "run": run,  # with --run: the settings its arms were trained with (not "settings"' gan)
-        "seeds": list(seeds),
-        "test_fraction": None if test_dir is not None else test_fraction,
-        "test_dir": None if test_dir is None else str(test_dir),
-        "summary": rows,
-        "runs": records,
-        "verdicts": verdicts,
-        "caveats": caveats,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out_dir / "evaluation.json", report)
-    recall_md = f"\n\nRecall per class (%):\n\n{recall_table(recall, class_names, counts)}" if recall else ""
-    atomic_write_text(
-        out_dir / "evaluation.md",
-        markdown_table(rows, metric=metric)
-        + recall_md
-        + "\n\n"
-        + "\n".join(f"- {v}" for v in (*verdicts, *caveats))
-        + "\n",
-    )
-    plot_accuracy(rows, out_dir / "evaluation.png", f"{name}: {metric.replace('_', ' ')} by arm")
-    return report

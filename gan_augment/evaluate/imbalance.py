@@ -7,6 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import UsageError
 
@@ -47,6 +48,18 @@ def logit_adjusted_loss(
 def adjust_logits(logits: torch.Tensor, prior: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """Post-hoc logit adjustment of a model trained with plain cross-entropy: ``logits − tau · log prior``."""
     return logits - tau * prior.to(logits).log()
+
+
+class AdjustedLogits(nn.Module):
+    """Post-hoc logit adjustment of a trained classifier: its logits minus ``log prior``."""
+
+    def __init__(self, model: nn.Module, prior: torch.Tensor) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("prior", prior.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return adjust_logits(self.model(x), self.prior)
 
 
 def inverse_frequency_weights(counts: Sequence[int]) -> torch.Tensor:

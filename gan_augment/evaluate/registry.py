@@ -1,9 +1,10 @@
-"""The arms of the limited-labels comparison, one registry: what each arm is, needs and runs.
+"""The arms of the limited-labels comparison, one registry: each arm an object that says what it needs and
+runs itself on a seed's :class:`~gan_augment.evaluate.arms.SeedArms`.
 
-``evaluate``, the CLI and ``benchmarks/limited_labels.py`` list, validate and order arms from
-:data:`ARM_REGISTRY`; :class:`~gan_augment.evaluate.arms.SeedArms` runs an arm by its ``runner``.
-No arm depends on another having run: the seed's baseline classifier, which the teacher arms use
-as their teacher, is trained once, by whichever arm needs it first.
+The package registers the arms a user chooses between (``evaluate/builtin_arms.py``); the experiments behind
+the published tables register theirs the same way from ``benchmarks/lab_arms.py``. ``evaluate``, the CLI and
+the benchmarks list, check and order arms from here. No arm depends on another having run: what arms share
+(the seed's baseline classifier, its GAN runs) is trained once, by whichever arm needs it first.
 """
 
 from __future__ import annotations
@@ -16,172 +17,65 @@ from ..errors import UsageError
 
 @dataclass(frozen=True)
 class Arm:
-    """One arm.
+    """One arm: its name, what it needs, and :meth:`run`.
 
     Attributes:
         name: As given on the command line and written in every record.
-        runner: The :class:`~gan_augment.evaluate.arms.SeedArms` method that trains and scores it.
         about: One line: what it trains on.
+        how: How a user takes this route (the verdict that recommends it says so); ``about`` where empty.
         needs_pool: It needs unlabeled images (an UNLABELED folder).
-        needs_teacher: It uses the seed's baseline classifier as its teacher.
         gans: The GAN runs it trains (or takes from ``--run``): ``per-class``, ``conditional``,
             ``unconditional``, or ``default`` (the run ``fit`` writes with its defaults, its teacher included).
         synthetic: It adds images to the labeled ones, at a share (``synthetic_ratio``) a sweep can vary.
+        samples: What it adds are a generator's samples (the verdict on synthetic samples weighs it).
         quality: Generator quality (CAS, diversity) is measured beside it.
         imbalance: Made for an imbalanced labeled set (what ``evaluate`` adds when the folder is one).
+        classifiers: Secondary classifiers it trains (what the time estimate charges it).
     """
 
     name: str
-    runner: str
     about: str
+    how: str = ""
     needs_pool: bool = False
-    needs_teacher: bool = False
     gans: tuple[str, ...] = ()
     synthetic: bool = False
+    samples: bool = False
     quality: bool = False
     imbalance: bool = False
+    classifiers: int = 1
+
+    def run(self, ctx: Any, ratio: float | None) -> tuple[float, dict[str, Any]]:
+        """Train and score the arm on the seed ``ctx`` (a :class:`~gan_augment.evaluate.arms.SeedArms`, which
+        looks arms up here) at synthetic ``ratio`` (None: the settings'); (test accuracy, what its record keeps)."""
+        raise NotImplementedError(f"the arm {self.name!r} does not say how it runs")
 
 
-def _sample(name: str, about: str, mode: str = "per-class", **kw: bool) -> Arm:
-    return Arm(name, "gan_samples", about, gans=(mode,), synthetic=True, **kw)
+ARM_REGISTRY: dict[str, Arm] = {}
 
 
-def _run(name: str, about: str, **kw: bool) -> Arm:
-    return Arm(name, "run_arm", about, gans=("default",), **kw)
+def register(*arms: Arm) -> None:
+    """Add ``arms`` to the registry, in order (the order of every table); a name is registered once."""
+    for arm in arms:
+        if arm.name in ARM_REGISTRY and ARM_REGISTRY[arm.name] != arm:
+            raise ValueError(f"an arm named {arm.name!r} is registered already")
+        ARM_REGISTRY[arm.name] = arm
 
 
-def _real(name: str, about: str, **kw: bool) -> Arm:
-    return Arm(name, "real_extra", about, needs_teacher=True, synthetic=True, **kw)
+def arm_names(pool: bool | None = None, imbalance: bool | None = None) -> tuple[str, ...]:
+    """The registered arms' names in the registry's order; ``pool``/``imbalance`` keep those that do (True)
+    or do not (False) need unlabeled images / serve an imbalanced set."""
+    return tuple(
+        a.name
+        for a in ARM_REGISTRY.values()
+        if (pool is None or a.needs_pool == pool) and (imbalance is None or a.imbalance == imbalance)
+    )
 
 
-def _tail(name: str, runner: str, about: str, **kw: Any) -> Arm:
-    return Arm(name, runner, about, imbalance=True, **kw)
-
-
-_ARMS = (
-    Arm("baseline", "baseline", "the labeled images alone, classic augmentation"),
-    _run(
-        "default",
-        "GANAugmentedDataset(base, run): synthetic and unlabeled images, labelled by the run's teacher",
-        synthetic=True,
-    ),  # fmt: skip
-    _run("default-synthetic", "the default without the unlabeled images (unlabeled=False)", synthetic=True),
-    _run("teacher", "the run's teacher itself, scored as the classifier"),
-    _run("teacher-unlabeled", "the default without synthetic images (the control)", needs_pool=True, synthetic=True),
-    _run("teacher-features", "logistic regression on the teacher's hidden layers"),
-    _sample("gan-per-class", "synthetic images of a per-class run, the generator's class", quality=True),
-    _sample(
-        "gan-conditional", "synthetic images of a conditional run, the generator's class", "conditional", quality=True
-    ),  # fmt: skip
-    _sample("gan-teacher", "synthetic images, the teacher's hard label where it is confident", needs_teacher=True),
-    _sample("gan-soft", "synthetic images, the teacher's probabilities", needs_teacher=True),
-    _sample("gan-agree", "synthetic images where the teacher agrees with the generator's class", needs_teacher=True),
-    _sample(
-        "gan-pretrain", "pre-training on teacher-labelled synthetic images, then the real ones", needs_teacher=True
-    ),  # fmt: skip
-    _sample(
-        "gan-pretrained-soft",
-        "the shared pre-trained generator's images, the teacher's probabilities",
-        needs_teacher=True,
-        needs_pool=True,
-    ),  # fmt: skip
-    _real("pseudo-label", "unlabeled images, the teacher's hard label where it is confident", needs_pool=True),
-    _real("pseudo-soft", "unlabeled images, the teacher's probabilities", needs_pool=True),
-    _real("distill-real", "the labeled images again, the teacher's probabilities"),
-    Arm(
-        "d-features",
-        "d_features",
-        "logistic regression on an unconditional GAN's discriminator features",
-        gans=("unconditional",),
-    ),  # fmt: skip
-    Arm("ssl", "ssl", "the semi-supervised GAN's discriminator as the classifier"),
-    # For an imbalanced labeled set: the methods without a GAN, balance=True, and its control.
-    _tail("class-balanced", "rebalanced", "class-balanced re-sampling: every class repeated up to the largest"),
-    _tail("reweight", "rebalanced", "cross-entropy weighted by inverse class frequency"),
-    _tail(
-        "logit-adjust",
-        "rebalanced",
-        "the logit-adjusted loss (Menon et al. 2021), the labels' prior, no label smoothing",
-    ),
-    _tail(
-        "posthoc-adjust",
-        "posthoc",
-        "the baseline without label smoothing, its logits minus the log of the labels' prior",
-    ),
-    _tail(
-        "gan-balance",
-        "gan_balance",
-        "balance=True: every class filled to the largest with a per-class run's images, the generator's class",
-        gans=("per-class",),
-        quality=True,
-    ),  # fmt: skip
-    _tail(
-        "gan-balance-soft",
-        "gan_balance",
-        "balance=True, the teacher's probabilities",
-        gans=("per-class",),
-        needs_teacher=True,
-    ),  # fmt: skip
-    _tail(
-        "gan-balance-soft+logit-adjust",
-        "gan_balance",
-        "gan-balance-soft with the logit-adjusted loss (the prior of its targets, synthetic ones included)",
-        gans=("per-class",),
-        needs_teacher=True,
-    ),  # fmt: skip
-    _tail(
-        "gan-balance-soft-la",
-        "gan_balance",
-        "balance=True, the probabilities of the logit-adjusted classifier (a teacher that weighs classes alike)",
-        gans=("per-class",),
-    ),  # fmt: skip
-    _tail(
-        "gan-balance-soft-la+logit-adjust",
-        "gan_balance",
-        "gan-balance-soft-la with the logit-adjusted loss (the prior of its targets)",
-        gans=("per-class",),
-    ),  # fmt: skip
-    _tail(
-        "gan-per-class+logit-adjust",
-        "gan_samples",
-        "gan-per-class (evenly over the classes) with the logit-adjusted loss (the prior of its targets)",
-        gans=("per-class",),
-        synthetic=True,
-    ),  # fmt: skip
-    _tail(
-        "pseudo-balance",
-        "pseudo_balance",
-        "the control of gan-balance-soft: the unlabeled images the teacher rates likeliest of each class",
-        needs_pool=True,
-        needs_teacher=True,
-    ),  # fmt: skip
-    _tail(
-        "pseudo-balance-la",
-        "pseudo_balance",
-        "the control of gan-balance-soft-la: pseudo-balance with the logit-adjusted classifier as the teacher",
-        needs_pool=True,
-    ),  # fmt: skip
-    _tail(
-        "dataset-balance-la",
-        "dataset_balance",
-        "pseudo-balance-la in one call: GANAugmentedDataset(base, run, balance=True, teacher=, unlabeled=, "
-        "fresh_passes=0)",
-        gans=("per-class",),
-        needs_pool=True,
-    ),  # fmt: skip
-)
-ARM_REGISTRY: dict[str, Arm] = {a.name: a for a in _ARMS}
-
-# Names by kind, in the registry's order (the order of every table).
-ARMS: tuple[str, ...] = tuple(ARM_REGISTRY)
-RUN_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "run_arm")
-SAMPLE_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner in ("gan_samples", "gan_balance"))
-REAL_CONTROL_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.runner == "real_extra")
-POOL_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.needs_pool)
-RATIO_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.synthetic)  # a ratio sweep's choices
-IMBALANCE_ARMS: tuple[str, ...] = tuple(a.name for a in _ARMS if a.imbalance)
-# The long-tailed comparison: cross-entropy, the methods without a GAN, balance=True, the control.
-LONG_TAILED_ARMS: tuple[str, ...] = ("baseline", *IMBALANCE_ARMS)
+def table_order(names: Iterable[str]) -> list[str]:
+    """The distinct ``names`` in the order of every table: the registry's, then arms it does not hold (records
+    of arms registered elsewhere, such as the experiments') as they first come."""
+    seen = list(dict.fromkeys(names))
+    return [a for a in ARM_REGISTRY if a in seen] + [a for a in seen if a not in ARM_REGISTRY]
 
 
 def get_arm(name: str) -> Arm:
@@ -189,7 +83,7 @@ def get_arm(name: str) -> Arm:
     try:
         return ARM_REGISTRY[name]
     except KeyError:
-        raise UsageError(f"unknown arm {name!r}: choose from {', '.join(ARMS)}") from None
+        raise UsageError(f"unknown arm {name!r}: choose from {', '.join(ARM_REGISTRY)}") from None
 
 
 def check_arms(names: Iterable[str], has_pool: bool) -> list[str]:
@@ -198,7 +92,7 @@ def check_arms(names: Iterable[str], has_pool: bool) -> list[str]:
     names = list(names)
     unknown = [n for n in names if n not in ARM_REGISTRY]
     if unknown:
-        raise UsageError(f"unknown arm(s) {unknown}: choose from {', '.join(ARMS)}")
+        raise UsageError(f"unknown arm(s) {unknown}: choose from {', '.join(ARM_REGISTRY)}")
     need_pool = [n for n in names if ARM_REGISTRY[n].needs_pool]
     if need_pool and not has_pool:
         raise UsageError(f"the arms {need_pool} need unlabeled images: pass an UNLABELED folder, or drop them")

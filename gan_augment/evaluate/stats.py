@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
-from .registry import ARMS, SAMPLE_ARMS
+from .registry import ARM_REGISTRY, table_order
 
 
 def paired_gain(accs: dict[int, float], base: dict[int, float]) -> tuple[float, float] | None:
@@ -46,7 +46,7 @@ def summarize(
     for key in keys:
         sub = [r for r in records if tuple(r.get(g) for g in group) == key and metric in r]
         base = {r["seed"]: r[metric] for r in sub if r["arm"] == "baseline"}
-        for arm in [a for a in ARMS if any(r["arm"] == a for r in sub)]:
+        for arm in table_order(r["arm"] for r in sub):
             accs = {r["seed"]: r[metric] for r in sub if r["arm"] == arm}
             a = np.array(list(accs.values()))
             row: dict[str, Any] = dict(zip(group, key))
@@ -101,7 +101,7 @@ def verdict(row: dict[str, Any]) -> str:
     if gain is None:
         return ""
     pts, h = 100 * gain, 100 * half if half == half else float("nan")
-    what = "synthetic samples this way" if row["arm"] in SAMPLE_ARMS else "it"
+    what = "synthetic samples this way" if _samples(row["arm"]) else "it"
     metric = str(row.get("metric", "accuracy")).replace("_", " ")
     if h != h:  # one seed: no interval, so no verdict either way
         return (
@@ -121,7 +121,7 @@ def verdict(row: dict[str, Any]) -> str:
 
 def samples_verdict(rows: list[dict[str, Any]]) -> str:
     """One sentence over every sample arm measured: do synthetic samples help on this data at all?"""
-    sample_rows = [r for r in rows if r.get("arm") in SAMPLE_ARMS and r.get("gain") is not None]
+    sample_rows = [r for r in rows if _samples(r.get("arm")) and r.get("gain") is not None]
     if not sample_rows:
         return ""
     helped = [r["arm"] for r in sample_rows if clears_zero(r)]
@@ -136,35 +136,16 @@ def samples_verdict(rows: list[dict[str, Any]]) -> str:
     return f"synthetic samples ({names}): no 95% interval above zero, and not all rule a gain out: {INCONCLUSIVE}"
 
 
-# How to take each route, for the verdict that recommends one.
-HOW = {
-    "default": "GANAugmentedDataset(base, run) with the run `gan-augment fit LABELED UNLABELED` writes",
-    "default-synthetic": "GANAugmentedDataset(base, run, unlabeled=False) with the run of `gan-augment fit`",
-    "teacher": "the run's teacher itself as the classifier (`gan-augment predict RUN IMAGES`)",
-    "teacher-unlabeled": "GANAugmentedDataset(base, run, unlabeled=True, fresh_passes=0): the teacher's labels on "
-    "your unlabeled images, no synthetic ones",
-    "ssl": "the semi-supervised GAN as the classifier (`gan-augment classify --method ssl`)",
-    "d-features": "a linear model on discriminator features (`gan-augment classify`)",
-    "teacher-features": "a linear model on the run's teacher's features (`gan-augment features RUN`)",
-    "pseudo-soft": "your classifier's probabilities on the unlabeled images as extra targets",
-    "pseudo-label": "your classifier's confident labels on the unlabeled images as extra targets",
-    "logit-adjust": "train your classifier with logit_adjusted_loss(logits, y, class_prior(counts)) "
-    "(gan_augment.evaluate.imbalance)",
-    "posthoc-adjust": "subtract log class_prior(counts) from your trained classifier's logits",
-    "class-balanced": "re-sample your labeled images so that every class comes as often",
-    "reweight": "weight your loss by inverse_frequency_weights(counts)",
-    "gan-balance": "GANAugmentedDataset(base, run, balance=True, labels='generator')",
-    "gan-balance-soft": "GANAugmentedDataset(base, run, balance=True, teacher=your_classifier)",
-    "gan-balance-soft+logit-adjust": "GANAugmentedDataset(base, run, balance=True, teacher=your_classifier), "
-    "trained with logit_adjusted_loss and the dataset's class_prior()",
-    "pseudo-balance": "your classifier's probabilities on the unlabeled images it rates likeliest for each class",
-    "pseudo-balance-la": "train a classifier with logit_adjusted_loss, then your network on GANAugmentedDataset(base, "
-    "run, balance=True, teacher=that classifier, unlabeled=your unlabeled images, fresh_passes=0)",
-    "dataset-balance-la": "GANAugmentedDataset(base, run, balance=True, teacher=a classifier trained with "
-    "logit_adjusted_loss, unlabeled=your unlabeled images, fresh_passes=0)",
-    "gan-balance-soft-la": "GANAugmentedDataset(base, run, balance=True, teacher=a classifier trained with "
-    "logit_adjusted_loss)",
-}
+def _samples(name: Any) -> bool:
+    """Whether the arm called ``name`` adds a generator's samples (False for an arm not registered here)."""
+    arm = ARM_REGISTRY.get(name)
+    return arm is not None and arm.samples
+
+
+def _how(name: str) -> str:
+    """How a user takes the route of the arm called ``name``: the arm's ``how`` line, else its ``about``."""
+    arm = ARM_REGISTRY.get(name)
+    return (arm.how or arm.about) if arm is not None else name
 
 
 def route_verdict(rows: list[dict[str, Any]]) -> str:
@@ -185,7 +166,7 @@ def route_verdict(rows: list[dict[str, Any]]) -> str:
             return f"no recommendation yet: no arm beat the baseline, and {', '.join(open_)} may; {INCONCLUSIVE}"
         return f"recommended: train on your labels alone; no arm measured here ({', '.join(measured)}) beat it"
     best = winners[0]
-    how = HOW.get(best["arm"], best["arm"])
+    how = _how(best["arm"])
     return (
         f"recommended for this data: {best['arm']}, {100 * best['mean']:.1f}% "
         f"({100 * best['gain']:+.1f} ± {100 * best['gain_ci95']:.1f} points over the baseline): {how}"

@@ -71,7 +71,7 @@ RUN = Layout(
         "config.json",
         "metrics.jsonl",
         "metrics.json",
-    ),  # fmt: skip
+    ),
     patterns=(_GRID, _BOARD),
     results=(CHECKPOINT_NAME, CLASSIFIER_NAME),
     nested=(("gan", "run"),),  # classify --method features: its unconditional GAN

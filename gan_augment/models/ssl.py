@@ -64,8 +64,9 @@ class WNLinear(_WeightNorm):
 class WNConv2d(_WeightNorm):
     """A weight-normalised convolution (v from N(0, 0.05), as the paper's)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0,
-                 train_scale: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, train_scale: bool = False
+    ) -> None:
         super().__init__(torch.randn(c_out, c_in, kernel, kernel) * 0.05, train_scale)
         self.stride, self.padding = stride, padding
 
@@ -194,9 +195,13 @@ class SSLMLPGenerator(nn.Module):
         super().__init__()
         self.z_dim, self.shape = z_dim, (channels, image_size, image_size)
         self.body = nn.Sequential(
-            nn.Linear(z_dim, 500, bias=False), nn.BatchNorm1d(500), nn.Softplus(),
-            nn.Linear(500, 500, bias=False), nn.BatchNorm1d(500), nn.Softplus(),
-        )  # fmt: skip
+            nn.Linear(z_dim, 500, bias=False),
+            nn.BatchNorm1d(500),
+            nn.Softplus(),
+            nn.Linear(500, 500, bias=False),
+            nn.BatchNorm1d(500),
+            nn.Softplus(),
+        )
         for m in self.body:
             if isinstance(m, nn.BatchNorm1d):
                 m.weight.requires_grad_(False)  # the paper's BatchNorm has no scale

@@ -86,8 +86,10 @@ def extract_features(
     out = []
     for start in range(0, len(images), batch_size):
         maps = discriminator.forward_features(images[start : start + batch_size].to(dev))
-        pooled = [maps[i] if maps[i].ndim == 2 else F.adaptive_max_pool2d(maps[i], _pooled(maps[i].shape[1:], grid)[1:])
-                  for i in blocks]  # fmt: skip
+        pooled = [
+            maps[i] if maps[i].ndim == 2 else F.adaptive_max_pool2d(maps[i], _pooled(maps[i].shape[1:], grid)[1:])
+            for i in blocks
+        ]
         out.append(torch.cat([p.flatten(1) for p in pooled], dim=1).float().cpu())  # (b, F)
     if not out:
         return torch.empty(0, feature_length(discriminator, layers, grid))

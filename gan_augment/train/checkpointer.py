@@ -64,8 +64,13 @@ class Checkpointer:
         self.board: Board | None = None  # TensorBoard, when asked for (rank 0)
 
     @classmethod
-    def for_run(cls, trainer: Trainer, out_dir: str | Path, sources: dict[str, str | None] | None = None,
-                reporter: Reporter | None = None) -> Checkpointer:  # fmt: skip
+    def for_run(
+        cls,
+        trainer: Trainer,
+        out_dir: str | Path,
+        sources: dict[str, str | None] | None = None,
+        reporter: Reporter | None = None,
+    ) -> Checkpointer:
         """A checkpointer with the run configuration's intervals."""
         cfg = trainer.config
         reporter = reporter or trainer.reporter

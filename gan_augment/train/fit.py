@@ -89,15 +89,18 @@ def fit(
         )
         reporter.message(summary(data))
         sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
-        settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=ckpt, compile=compile,
-                        tensorboard=tensorboard)  # fmt: skip
-        return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
+        settings = dict(resume=resume, overwrite=overwrite, compile=compile, tensorboard=tensorboard)
+        return _fit_data(data, out_dir, config, device, reporter, sources=sources, checkpoint=ckpt, **settings)
 
 
 def _check_first(
-    out_dir: Path, labeled: str | os.PathLike[str], unlabeled: str | os.PathLike[str] | None, resume: bool,
-    overwrite: bool, tensorboard: bool,
-) -> None:  # fmt: skip
+    out_dir: Path,
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None,
+    resume: bool,
+    overwrite: bool,
+    tensorboard: bool,
+) -> None:
     check_apart(out_dir, labeled, unlabeled)  # a run among its data would train on its own outputs
     check_run_dir(out_dir, resume, overwrite)
     if tensorboard:
@@ -226,8 +229,14 @@ def fit_data(
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
-    settings = dict(resume=resume, overwrite=overwrite, sources=sources, checkpoint=checkpoint, compile=compile,
-                    tensorboard=tensorboard)  # fmt: skip
+    settings = dict(
+        resume=resume,
+        overwrite=overwrite,
+        sources=sources,
+        checkpoint=checkpoint,
+        compile=compile,
+        tensorboard=tensorboard,
+    )
     if tensorboard:
         require_tensorboard()
     check_run_dir(out_dir, resume, overwrite)

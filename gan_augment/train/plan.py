@@ -23,9 +23,14 @@ Phase = tuple[str, str, "float | None"]  # (name, what it trains, seconds: None 
 
 
 def tell_plan(
-    trainer: Trainer, data: ImageData, out_dir: Path, dev: torch.device, job: DistContext, compile: str,
+    trainer: Trainer,
+    data: ImageData,
+    out_dir: Path,
+    dev: torch.device,
+    job: DistContext,
+    compile: str,
     reporter: Reporter,
-) -> None:  # fmt: skip
+) -> None:
     """Print the plan: the run's settings, each phase left with its time, the total and any warning."""
     reporter.message(settings_line(trainer, data, dev, job, compile))
     if reporter.quiet or not job.is_main:  # the timing costs seconds; other ranks print nothing

@@ -62,8 +62,13 @@ def refit_config(data: ImageData, seed: int, steps: int, keep: bool) -> SelfTrai
 def settings_of(config: SelfTrainingConfig, data: ImageData) -> dict[str, Any]:
     """What identifies a self-trained teacher: a saved one with other settings is trained again."""
     data_id = {k: v for k, v in data.fingerprint().items() if k != "files_sha256"}
-    return {"kind": KIND, "ssl_config": config.to_dict(), "data": data_id, "heldout_fraction": HELDOUT_FRACTION,
-            "refit": True}  # fmt: skip
+    return {
+        "kind": KIND,
+        "ssl_config": config.to_dict(),
+        "data": data_id,
+        "heldout_fraction": HELDOUT_FRACTION,
+        "refit": True,
+    }
 
 
 def network_state(kind: str, net: nn.Module, data: ImageData, config: SelfTrainingConfig) -> dict[str, Any]:
@@ -176,13 +181,29 @@ def _stage(
 
     def save(done: int, first: nn.Module, current: nn.Module) -> None:
         step = before + config.labels_steps + sum(config.round_steps[: done - 1])
-        state = {**{k: v for k, v in training.items() if k == "choice"}, "stage": stage, "phase": done, "step": step,
-                 "steps": total_steps, "labels_only": first.state_dict(), "network": current.state_dict()}  # fmt: skip
+        state = {
+            **{k: v for k, v in training.items() if k == "choice"},
+            "stage": stage,
+            "phase": done,
+            "step": step,
+            "steps": total_steps,
+            "labels_only": first.state_dict(),
+            "network": current.state_dict(),
+        }
         save_checkpoint({"settings": settings, "training": state}, partial)
 
     start = (phase, training if phase else None)
-    return train_self_training(data.images[labeled], data.labels[labeled], data.images[data.labels < 0], config,
-                               device, reporter, start=start, save=save, stop=stop)  # fmt: skip
+    return train_self_training(
+        data.images[labeled],
+        data.labels[labeled],
+        data.images[data.labels < 0],
+        config,
+        device,
+        reporter,
+        start=start,
+        save=save,
+        stop=stop,
+    )
 
 
 def _measure(

@@ -105,8 +105,12 @@ def _settings(kind: str, ssl: SSLConfig, data: ImageData, measured: bool = False
     """What identifies a teacher: a saved one with other settings is trained again (``measured``: with its
     labels-only rival and held-out images; a finished teacher from before the rival is kept, see :func:`_saved`)."""
     data_id = {k: v for k, v in data.fingerprint().items() if k != "files_sha256"}  # as spelled: may differ
-    return {"kind": kind, "ssl_config": ssl.to_dict(), "data": data_id,
-            **({"heldout_fraction": HELDOUT_FRACTION} if measured else {})}  # fmt: skip
+    return {
+        "kind": kind,
+        "ssl_config": ssl.to_dict(),
+        "data": data_id,
+        **({"heldout_fraction": HELDOUT_FRACTION} if measured else {}),
+    }
 
 
 def _saved(
@@ -172,13 +176,13 @@ def train_teacher(
         rival = (saved or {}).get("labels_only") if measured else None
         if measured and rival is None:
             rival = train_labels_only(data, ssl, device, reporter, stop)
-        run, held = start_ssl(data, ssl, device, HELDOUT_FRACTION if measured else 0.0, reporter,
-                              supervised=kind == "supervised", min_held_out=int(measured))  # fmt: skip
+        held_out = dict(supervised=kind == "supervised", min_held_out=int(measured))
+        run, held = start_ssl(data, ssl, device, HELDOUT_FRACTION if measured else 0.0, reporter, **held_out)
         _start_message(run, saved, partial, final, kind, data, reporter)
 
         def save() -> None:
-            save_checkpoint({"settings": settings, "training": run.state_dict(),
-                             **({"labels_only": rival} if rival is not None else {})}, partial)  # fmt: skip
+            extra = {"labels_only": rival} if rival is not None else {}
+            save_checkpoint({"settings": settings, "training": run.state_dict(), **extra}, partial)
 
         t0 = time.perf_counter()
         try:
@@ -241,9 +245,14 @@ def _choose(
     else:
         why = "the semi-supervised teacher measured no better, so it is not handed over (--teacher ssl keeps it)"
     reporter.message(f"teacher {heldout.line()}: keeping {'it' if keep else 'the labels-only classifier'}; {why}")
-    return {"state": None if keep else rival["state"],
-            "heldout": {**heldout.to_dict(), "kept": "teacher" if keep else "labels_only",
-                        "labels_only_seconds": rival.get("seconds")}}  # fmt: skip
+    return {
+        "state": None if keep else rival["state"],
+        "heldout": {
+            **heldout.to_dict(),
+            "kept": "teacher" if keep else "labels_only",
+            "labels_only_seconds": rival.get("seconds"),
+        },
+    }
 
 
 def _save_teacher(
@@ -348,9 +357,12 @@ def teacher_warning(config: TrainConfig, data: ImageData, device: torch.device, 
         return (
             "this teacher will not pay off here: the ssl teacher's conv networks take seconds an iteration on a "
             "CPU (on CIFAR-10 with 25 labels a class it learned 29% where the labels alone gave 39%); use a GPU"
-            + (", or --teacher auto (self-training: +4 points there on 2 CPU cores)"
-               if data.images.shape[1] == 3 and data.num_unlabeled and can_hold_out(data) else "")
-        )  # fmt: skip
+            + (
+                ", or --teacher auto (self-training: +4 points there on 2 CPU cores)"
+                if data.images.shape[1] == 3 and data.num_unlabeled and can_hold_out(data)
+                else ""
+            )
+        )
     if seconds > SLOW_TEACHER_SECONDS:
         return (
             f"the teacher will take about {duration(seconds)} on this CPU, where its gain was measured with one "

@@ -50,8 +50,12 @@ def describe_teacher(run: str | os.PathLike[str]) -> dict[str, Any]:
             state = load_checkpoint(final)
             with reading(final):
                 metrics = dict(state.get("metrics") or {})
-                return {"state": "trained", "kind": str(state["kind"]), "architecture": str(state["architecture"]),
-                        **{k: metrics[k] for k in TEACHER_METRICS if k in metrics}}  # fmt: skip
+                return {
+                    "state": "trained",
+                    "kind": str(state["kind"]),
+                    "architecture": str(state["architecture"]),
+                    **{k: metrics[k] for k in TEACHER_METRICS if k in metrics},
+                }
         except CheckpointError as exc:
             return {"state": "unreadable", "reason": str(exc)}
     if partial.is_file():
@@ -59,8 +63,12 @@ def describe_teacher(run: str | os.PathLike[str]) -> dict[str, Any]:
             state = load_checkpoint(partial)
             with reading(partial):
                 settings = state["settings"]
-                return {"state": "training", "kind": str(settings["kind"]), "step": int(state["training"]["step"]),
-                        "steps": int(state["training"].get("steps", settings["ssl_config"]["steps"]))}  # fmt: skip
+                return {
+                    "state": "training",
+                    "kind": str(settings["kind"]),
+                    "step": int(state["training"]["step"]),
+                    "steps": int(state["training"].get("steps", settings["ssl_config"]["steps"])),
+                }
         except CheckpointError as exc:
             return {"state": "unreadable", "reason": str(exc)}
     kind = _planned_kind(run)
