@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 
 from gan_augment.config import SSLConfig
 from gan_augment.data import ImageData
-from gan_augment.io.rebuild import build_ssl_classifier
+from gan_augment.io.classifier_record import build_network
 from gan_augment.models.ssl import SSLConvDiscriminator, SSLMLPDiscriminator, WNConv2d, WNLinear, data_dependent_init
 from gan_augment.progress import Reporter
 from gan_augment.train.metrics import accuracy
@@ -127,5 +127,5 @@ def test_unlabeled_images_beat_the_same_network_on_the_labels_alone() -> None:
     for weight in (1.0, 0.0):
         cfg = SSLConfig(steps=300, batch_size=64, init_images=200, seed=1, unlabeled_weight=weight)
         state = train_ssl(data, cfg, torch.device("cpu"), 0.0, Reporter(quiet=True))["state"]
-        accs[weight] = accuracy(build_ssl_classifier(state), rest_images, rest_labels)
+        accs[weight] = accuracy(build_network(state), rest_images, rest_labels)
     assert accs[1.0] > accs[0.0] + 0.03, accs

@@ -17,10 +17,10 @@ from ..data.folders import check_dir
 from ..device import resolve_device
 from ..errors import CheckpointError, UsageError
 from ..io.atomic import atomic_write
-from ..io.checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME, TEACHER_NAME, load_checkpoint, reading
+from ..io.checkpoint import CHECKPOINT_NAME, CLASSIFIER_NAME, TEACHER_NAME, reading
+from ..io.classifier_record import FeaturesRecord, load_classifier_record
 from ..io.images import to_unit
-from ..io.rebuild import CLASSIFIER_KINDS, build_discriminator, build_ssl_classifier
-from ..io.record import check_class_names
+from ..io.rebuild import build_discriminator
 from ..models import Discriminator
 from ..plugins import extract_features
 from ..plugins.features import input_shape
@@ -50,21 +50,18 @@ class Predictor:
                 f"no classifier at {str(path)!r}: pass a folder written by `gan-augment classify`, or a run of "
                 "`gan-augment fit` that kept its teacher"
             )
-        self.state = found[1] if found is not None else load_checkpoint(path)
-        if self.state.get("kind") not in ("features", *CLASSIFIER_KINDS):
-            raise CheckpointError(f"{str(path)!r} is a GAN checkpoint, not a classifier: use `gan-augment classify`")
+        self.record = found[1] if found is not None else load_classifier_record(path)
         self.device = resolve_device(device)
+        self.class_names: list[str] = list(self.record.class_names)
+        self.image_size, self.channels = self.record.image_size, self.record.channels
         with reading(path):  # right keys, wrong contents: one line, found here and not mid-prediction
-            self.class_names: list[str] = check_class_names(self.state["class_names"])
-            self.image_size = int(self.state["image_size"])
-            self.channels = int(self.state["channels"])
-            if self.state["kind"] == "features":
-                d = build_discriminator(self.state["gan"])
+            if isinstance(self.record, FeaturesRecord):
+                d = build_discriminator(self.record.gan)
                 if not isinstance(d, Discriminator):
                     raise TypeError("its discriminator is not one model")
                 self.model: torch.nn.Module = d.to(self.device).eval()
             else:
-                self.model = build_ssl_classifier(self.state).to(self.device)
+                self.model = self.record.build().to(self.device)
             if (self.image_size, self.channels) != input_shape(self.model):  # the size decoded to: the model's own
                 raise ValueError(f"image size {self.image_size} and {self.channels} channels are not its network's")
             probs = self.predict_proba(
@@ -77,15 +74,16 @@ class Predictor:
     def predict_proba(self, images: torch.Tensor) -> np.ndarray:
         """Class probabilities (N, K) of uint8 images (N, C, H, W) at the classifier's size."""
         x = to_unit(images)
-        if self.state["kind"] != "features":  # the ssl discriminator (classify's, or a run's teacher)
+        record = self.record
+        if not isinstance(record, FeaturesRecord):  # a network (classify --method ssl's, or a run's teacher)
             logits = torch.cat(
                 [self.model(x[i : i + 512].to(self.device)).float().cpu() for i in range(0, len(x), 512)]
             )
         else:
             assert isinstance(self.model, Discriminator)
-            feats = extract_features(self.model, x, self.state["layers"], int(self.state["grid"]))
-            feats = (feats - self.state["scaler_mean"]) / self.state["scaler_scale"]
-            logits = feats @ self.state["coef"].T + self.state["intercept"]
+            feats = extract_features(self.model, x, record.layers, record.grid)
+            feats = (feats - record.scaler_mean) / record.scaler_scale
+            logits = feats @ record.coef.T + record.intercept
             if logits.shape[1] == 1:  # scikit-learn's binary form: one logit for the second class
                 logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
         return torch.softmax(logits, dim=1).numpy()

@@ -23,7 +23,6 @@ from ..io.checkpoint import CLASSIFIER_NAME, reading, save_checkpoint
 from ..io.images import match_images
 from ..io.lock import FolderLock
 from ..io.outdir import check_apart
-from ..io.rebuild import build_ssl_classifier
 from ..io.record import load_run
 from ..plugins import DiscriminatorFeatures
 from ..progress import Reporter
@@ -95,18 +94,18 @@ def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: 
         raise GanAugmentError(
             f"{str(run)!r} has no teacher (trained with --teacher none): train a run with --teacher ssl"
         )
-    path, state = found
+    path, record = found
+    if record.class_names != list(data.class_names):
+        raise GanAugmentError(
+            f"the run's teacher knows the classes {record.class_names}, the labeled folder has "
+            f"{data.class_names}: pass the run trained on this folder"
+        )
     with reading(path):
-        if list(state["class_names"]) != list(data.class_names):
-            raise GanAugmentError(
-                f"the run's teacher knows the classes {state['class_names']}, the labeled folder has "
-                f"{data.class_names}: pass the run trained on this folder"
-            )
-        model = build_ssl_classifier(state).to(device)
-        size, channels = int(state["image_size"]), int(state["channels"])
+        model = record.build().to(device)
+    size, channels = record.image_size, record.channels
     shown = match_images(data.images, (size, size), channels)
     labeled = data.labels >= 0
-    held = dict(state.get("metrics") or {}).get("heldout")  # measured by fit on labeled images it never saw
+    held = record.metrics.get("heldout")  # measured by fit on labeled images it never saw
     held = held if isinstance(held, dict) and isinstance(held.get("images"), int) else None
     metrics = {
         "method": "ssl",
@@ -118,11 +117,11 @@ def teacher_as_classifier(run: str | os.PathLike[str], data: ImageData, device: 
         "num_val": 0 if held is None else held["images"],
         "num_train_labeled": int(labeled.sum()),
         "num_unlabeled": data.num_unlabeled,
-        "steps": int(state["ssl_config"]["steps"]),
-        "architecture": str(state["architecture"]),
+        "steps": int(dict(record.state.get("ssl_config") or {}).get("steps", 0)),
+        "architecture": record.architecture,
     }
     return {
-        "state": {k: v for k, v in state.items() if k not in ("format_version", "package_version")},
+        "state": {k: v for k, v in record.state.items() if k not in ("format_version", "package_version")},
         "metrics": metrics,
     }
 

@@ -11,7 +11,8 @@ import typer
 
 from ..device import resolve_device
 from ..errors import GanAugmentError
-from ..io.checkpoint import load_checkpoint, reading
+from ..io.checkpoint import load_checkpoint
+from ..io.classifier_record import ClassifierRecord, NetworkRecord, classifier_record
 from ..io.images import save_image_atomic
 from ..io.outdir import check_new_output
 from ..io.rebuild import load_generator
@@ -80,10 +81,10 @@ def info(
         load_generator(run, device="cpu")
         summary = _run_summary(record)
         summary["teacher"] = describe_teacher(Path(run))
-    else:
-        with reading(run):  # the classifier's own fields, read by key
-            summary = _classifier_summary(ckpt)
-    lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(summary)
+        lines = [json.dumps(summary, indent=2)] if as_json else _info_lines(summary)
+    else:  # a classifier: its typed record (a wrong field is one line naming the file)
+        summary = _classifier_summary(classifier_record(ckpt, run), ckpt)
+        lines = [json.dumps(summary, indent=2, default=str)] if as_json else _classifier_lines(summary)
     for line in lines:
         out_console_line(line)
 
@@ -109,26 +110,35 @@ def _run_summary(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def _classifier_summary(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """A classifier's checkpoint (``classify``'s, or a run's teacher.pt): what of a run's fields it has."""
+def _classifier_summary(record: ClassifierRecord, ckpt: dict[str, Any]) -> dict[str, Any]:
+    """A classifier's file (``classify``'s, or a run's teacher.pt): its own fields, from its typed record."""
+    network = isinstance(record, NetworkRecord)
     return {
         "checkpoint_format": ckpt["format_version"],
         "package_version": ckpt.get("package_version"),
-        "mode": ckpt.get("mode"),
-        "phase": ckpt.get("phase"),
-        "step": ckpt.get("step"),
-        "total_steps": ckpt.get("total_steps"),
-        "pretrain_steps": ckpt.get("pretrain_steps"),
-        "image_size": ckpt.get("image_size"),
-        "channels": ckpt.get("channels"),
-        "num_classes": len(ckpt.get("class_names") or []),
-        "class_names": ckpt.get("class_names"),
-        "diffaugment": ckpt.get("diffaugment"),
-        "elapsed_s": round(float(ckpt.get("elapsed_s", 0.0)), 1),
-        "data": ckpt.get("data"),
-        "config": ckpt.get("config"),
-        "model_config": ckpt.get("model_config"),
+        "classifier": record.kind if network else "features",
+        "architecture": record.architecture if network else "DCGAN discriminator features + logistic regression",
+        "image_size": record.image_size,
+        "channels": record.channels,
+        "num_classes": len(record.class_names),
+        "class_names": record.class_names,
+        "metrics": record.metrics,
     }
+
+
+def _classifier_lines(summary: dict[str, Any]) -> list[str]:
+    names = [printable(n) for n in summary["class_names"]]
+    rows = [
+        ("classifier", f"{summary['classifier']}: {summary['architecture']}"),
+        (
+            "classes",
+            f"{len(names)}: {', '.join(names[:20])}" + (f", … ({len(names) - 20} more)" if len(names) > 20 else ""),
+        ),
+        ("images", f"{summary['image_size']}×{summary['image_size']}, {summary['channels']} channel(s)"),
+        ("metrics", ", ".join(f"{k}={v}" for k, v in summary["metrics"].items() if not isinstance(v, (dict, list)))),
+        ("format", f"checkpoint {summary['checkpoint_format']}, gan-augment {summary['package_version']}"),
+    ]
+    return [f"{key:>10}: {value}" for key, value in rows]
 
 
 def _info_lines(summary: dict[str, Any]) -> list[str]:

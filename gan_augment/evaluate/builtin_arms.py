@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..data import fill_classes
-from ..io.rebuild import build_ssl_classifier
+from ..io.classifier_record import build_network
 from ..plugins import DiscriminatorFeatures, GANAugmentedDataset
 from ..plugins.teacher import teacher_logits
 from ..progress import Reporter
@@ -132,7 +132,7 @@ class SemiSupervised(Arm):
         s = ctx.settings
         cfg = s.ssl.replace(seed=ctx.seed)
         result = train_ssl(ctx.gan_data(), cfg, s.device, 0.0, Reporter(quiet=True), ctx.accuracy, s.ssl_eval_every)
-        model = build_ssl_classifier(result["state"]).to(s.device)
+        model = build_network(result["state"]).to(s.device)
         extra = {"ssl_steps": result["metrics"]["steps"], "ssl_architecture": result["metrics"]["architecture"]}
         if result["curve"]:
             extra["curve"] = result["curve"]

@@ -9,13 +9,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import MAX_IMAGE_SIZE, MAX_WIDTH, ModelConfig
+from ..config import ModelConfig
 from ..device import resolve_device
 from ..errors import CheckpointError
-from ..models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator, build_classifier
-from ..models.ssl import build_ssl_discriminator
+from ..models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
 from .checkpoint import load_checkpoint, materialize, reading
-from .record import RunRecord, check_class_names, load_run
+from .classifier_record import NetworkRecord, classifier_record
+from .record import RunRecord, is_run_checkpoint, load_run
 
 
 @dataclass(frozen=True)
@@ -81,35 +81,6 @@ def build_discriminator(ckpt: dict[str, Any] | RunRecord) -> nn.Module:
     return _models(ModelConfig.from_dict(ckpt["model_config"]), str(ckpt["phase"]), list(ckpt["models"]), "d")
 
 
-# The kinds of classifier file build_ssl_classifier rebuilds: classify --method ssl's, a run's teachers.
-CLASSIFIER_KINDS = ("ssl", "supervised", "self-training")
-
-
-def build_ssl_classifier(state: dict[str, Any]) -> nn.Module:
-    """The SSL discriminator (its averaged weights) of a ``gan-augment classify --method ssl`` state, eval mode.
-
-    Raises:
-        CheckpointError: If the state is of the earlier SSL format (a DCGAN discriminator with a head).
-    """
-    if "architecture" not in state:
-        raise CheckpointError(
-            "this ssl classifier was written by an earlier gan-augment (a DCGAN discriminator with BatchNorm): "
-            "train it again with `gan-augment classify --method ssl`"
-        )
-    width = int(dict(state.get("ssl_config") or {}).get("width", 96))  # classifiers from before it: the paper's
-    names, size, channels = state["class_names"], int(state["image_size"]), int(state["channels"])
-    check_class_names(names)
-    if not (8 <= size <= MAX_IMAGE_SIZE and channels in (1, 3) and 1 <= width <= MAX_WIDTH):
-        raise ValueError(f"image size {size}, {channels} channels or width {width} out of range")
-    arch = state["architecture"]
-    if arch == "small-resnet":  # a run's self-trained teacher (or its labels-only network)
-        net = materialize(lambda: build_classifier(arch, channels, len(names), width), state["d"])
-        net.image_size, net.channels = size, channels  # what it was trained at (it takes any size)
-        return net.to(memory_format=torch.channels_last).eval()
-    d = materialize(lambda: build_ssl_discriminator(arch, size, channels, len(names), width), state["d"])
-    return d.eval()
-
-
 def load_discriminator(
     path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None, pretrained: bool = False
 ) -> nn.Module:
@@ -122,9 +93,10 @@ def load_discriminator(
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
     """
     ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
-    if ckpt.get("kind") in CLASSIFIER_KINDS:  # classify --method ssl's classifier, or a run's teacher
+    record = None if is_run_checkpoint(ckpt) else classifier_record(ckpt, path_or_run_dir)
+    if isinstance(record, NetworkRecord):  # classify --method ssl's classifier, or a run's teacher
         with reading(path_or_run_dir):
-            return build_ssl_classifier(ckpt).to(resolve_device(device))
+            return record.build().to(resolve_device(device))
     run = load_run(path_or_run_dir, ckpt)
     if pretrained:
         kept = _require_pretrained(run, str(path_or_run_dir))

@@ -18,7 +18,7 @@ from ..device import resolve_device
 from ..errors import CheckpointError, GanAugmentError, UsageError
 from ..io.checkpoint import reading
 from ..io.images import rgb_to_gray
-from ..io.rebuild import build_ssl_classifier, load_discriminator
+from ..io.rebuild import load_discriminator
 from ..models import PerClassDiscriminator
 from ..train.teacher_status import finished_teacher
 
@@ -304,9 +304,9 @@ class DiscriminatorFeatures(TransformerMixin, BaseEstimator):
                 f"{str(self.generator_ckpt)!r} kept no teacher (trained with --teacher none): "
                 "pass source='discriminator'"
             )
-        path, state = found
+        path, record = found
         with reading(path):
-            return build_ssl_classifier(state)
+            return record.build()
 
     def transform(self, X: Any) -> np.ndarray:
         """Features of images ``X`` as float32 (N, n_features_out_)."""

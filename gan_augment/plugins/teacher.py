@@ -24,8 +24,8 @@ from torch import nn
 
 from ..errors import GanAugmentError, UsageError
 from ..io.checkpoint import reading
+from ..io.classifier_record import NetworkRecord
 from ..io.images import match_images
-from ..io.rebuild import CLASSIFIER_KINDS, build_ssl_classifier
 from ..train.teacher_status import finished_teacher
 
 LabelSource = Literal["generator", "teacher", "soft"]
@@ -62,13 +62,13 @@ class RunTeacher(nn.Module):
         metrics: What ``fit`` measured of it (``labeled_accuracy`` is on the images it trained on).
     """
 
-    def __init__(self, network: nn.Module, state: dict[str, Any]) -> None:
+    def __init__(self, network: nn.Module, record: NetworkRecord) -> None:
         super().__init__()
         self.network = network.eval().requires_grad_(False)
-        self.kind = str(state["kind"])
-        self.class_names = [str(c) for c in state["class_names"]]
-        self.image_size, self.channels = int(state["image_size"]), int(state["channels"])
-        self.metrics = dict(state.get("metrics") or {})
+        self.kind = record.kind
+        self.class_names = list(record.class_names)
+        self.image_size, self.channels = record.image_size, record.channels
+        self.metrics = dict(record.metrics)
         self.columns: list[int] | None = None  # base label of each run class (for_labels)
         self.width = len(self.class_names)
 
@@ -107,11 +107,9 @@ def load_run_teacher(
     found = finished_teacher(run, fallback)
     if found is None:
         return None
-    path, state = found
+    path, record = found
     with reading(path):
-        if state.get("kind") not in CLASSIFIER_KINDS or not isinstance(state.get("class_names"), list):
-            raise UsageError("it holds no teacher")
-        return RunTeacher(build_ssl_classifier(state), state).to(device)
+        return RunTeacher(record.build(), record).to(device)
 
 
 def _teacher_device(teacher: Teacher, fallback: torch.device) -> torch.device:

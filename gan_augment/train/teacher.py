@@ -25,7 +25,7 @@ from ..data import ImageData
 from ..device import synchronize
 from ..errors import CheckpointError, UsageError
 from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
-from ..io.rebuild import build_ssl_classifier
+from ..io.classifier_record import build_network
 from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
@@ -266,7 +266,7 @@ def _save_teacher(
     choice: dict[str, Any],
 ) -> None:
     labeled = data.labels >= 0
-    kept = classifier if choice["state"] is None else build_ssl_classifier(choice["state"])
+    kept = classifier if choice["state"] is None else build_network(choice["state"])
     state = classifier_state(run, data, classifier, kind) if choice["state"] is None else dict(choice["state"])
     trained_on = int(len(run.labeled.pool))
     metrics = {

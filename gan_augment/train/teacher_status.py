@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import CheckpointError, GanAugmentError
 from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, run_file
+from ..io.classifier_record import NetworkRecord, load_network_record
 from ..io.record import load_run
 
 TEACHER_METRICS = ("steps", "num_labeled", "num_unlabeled", "labeled_accuracy", "train_seconds", "heldout")
@@ -47,15 +48,14 @@ def describe_teacher(run: str | os.PathLike[str]) -> dict[str, Any]:
     final, partial = run_file(run, TEACHER_NAME), run_file(run, TEACHER_TRAINING_NAME)
     if final.is_file():
         try:
-            state = load_checkpoint(final)
-            with reading(final):
-                metrics = dict(state.get("metrics") or {})
-                return {
-                    "state": "trained",
-                    "kind": str(state["kind"]),
-                    "architecture": str(state["architecture"]),
-                    **{k: metrics[k] for k in TEACHER_METRICS if k in metrics},
-                }
+            record = load_network_record(final)
+            metrics = record.metrics
+            return {
+                "state": "trained",
+                "kind": record.kind,
+                "architecture": record.architecture,
+                **{k: metrics[k] for k in TEACHER_METRICS if k in metrics},
+            }
         except CheckpointError as exc:
             return {"state": "unreadable", "reason": str(exc)}
     if partial.is_file():
@@ -124,8 +124,8 @@ def _advice(summary: dict[str, Any]) -> str:
     return f"unreadable ({summary['reason']}); {resume} trains it again"
 
 
-def finished_teacher(run: str | os.PathLike[str], fallback: str) -> tuple[Path, dict[str, Any]] | None:
-    """The run's ``teacher.pt`` and its contents (loaded once, here) when it is finished; None when the run
+def finished_teacher(run: str | os.PathLike[str], fallback: str) -> tuple[Path, NetworkRecord] | None:
+    """The run's ``teacher.pt`` and its record (loaded once, here) when it is finished; None when the run
     has none by choice (``--teacher none``).
 
     Args:
@@ -138,7 +138,7 @@ def finished_teacher(run: str | os.PathLike[str], fallback: str) -> tuple[Path, 
     final = run_file(run, TEACHER_NAME)
     if final.is_file():
         try:
-            return final, load_checkpoint(final)
+            return final, load_network_record(final)
         except CheckpointError as exc:
             summary: dict[str, Any] = {"state": "unreadable", "reason": str(exc)}
     else:
