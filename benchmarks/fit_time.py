@@ -171,7 +171,8 @@ def main() -> None:
     lines += ["", "GAN sizes: " + "; ".join(f"{n}: {r['gan_sizes']}" for n, r in rows.items()), ""]
     if (args.out / "fit_time_samples.png").is_file():
         lines += ["The fit run's last sample grid (one row per class):", "", "![](fit_time_samples.png)", ""]
-    lines += ["Notes on these numbers: [fit_time_notes.md](fit_time_notes.md).", ""]
+    notes = os.path.relpath(ROOT / "docs" / "results_notes.md", args.out.resolve()) + "#fit-time-notes"
+    lines += [f"Notes on these numbers: [results_notes.md]({notes}).", ""]
     (args.out / "fit_time.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

@@ -10,7 +10,7 @@ CLI in a subprocess, nothing else running (but the steady load ``evaluate-estima
   its first estimate against its wall time, and whether the time left it prints falls.
 
 Writes ``OUT/laptop.json`` and ``OUT/laptop.md`` (default ``docs/results``); hand notes go in
-``laptop_notes.md``, which the table links.
+``docs/results_notes.md`` (its laptop section), which the table links.
 
 Examples:
     python benchmarks/laptop.py                    # everything (about 60 minutes on 2 CPU cores)
@@ -271,8 +271,9 @@ def write(out: Path, results: dict[str, Any]) -> None:
         m = stamps.get(section, {})
         return f"_{m.get('date')}, commit {m.get('commit')}, {m.get('machine')}._"
 
-    lines = ["# Long jobs on a laptop", "", "Written by `benchmarks/laptop.py`; notes in "
-             "[laptop_notes.md](laptop_notes.md). Each section names when and where it was measured.", ""]  # fmt: skip
+    notes = os.path.relpath(ROOT / "docs" / "results_notes.md", out.resolve()) + "#laptop-notes"
+    lines = ["# Long jobs on a laptop", "", f"Written by `benchmarks/laptop.py`; notes in [results_notes.md]({notes}). "
+             "Each section names when and where it was measured.", ""]  # fmt: skip
     if "fit" in merged:
         f = merged["fit"]
         lines += ["## fit: the estimates against the times", "", stamp("fit"), "", f"`{f['command']}`", "",

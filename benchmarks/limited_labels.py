@@ -371,7 +371,8 @@ def write_report(
         reference = SSL_PUBLISHED.get((name, runs[0]["labels_per_class"]))
         plot_ssl_curve(runs, args.out / f"ssl_curve_{name}.png", f"{name}: ssl arm, averaged D", reference)
     table = markdown_table(rows)
-    atomic_write_text(args.out / "limited_labels.md", table + "\n")
+    if not args.merge:  # a merge's table is its report's (docs/results.md): one copy of it
+        atomic_write_text(args.out / "limited_labels.md", table + "\n")
     report_path = args.report if args.report else (None if args.quick else default_report(args.out))
     if report_path is not None:
         rel = (

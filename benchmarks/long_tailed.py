@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import replace
@@ -232,9 +233,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
                 "",
             ]
     lines += [PUBLISHED, ""]
-    notes = out / "long_tailed_notes.md"  # by hand, kept when this is rewritten
-    if notes.is_file():
-        lines += [f"Notes written by hand about these results: [{notes.name}]({notes.name}).", ""]
+    notes = os.path.relpath(ROOT / "docs" / "results_notes.md", out.resolve())  # by hand: this never rewrites them
+    lines += [f"Notes written by hand about these results: [results_notes.md]({notes}#long-tailed-notes).", ""]
     atomic_write_text(out / "long_tailed.md", "\n".join(lines))
     for v in verdicts:
         print(v)

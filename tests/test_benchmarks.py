@@ -161,6 +161,7 @@ def test_benchmark_quick_runs(tmp_path: Path) -> None:
     assert merged["commit"] == f"{report['commit']}, abc1234"
     assert {"data", "other"} <= {r["dataset"] for r in merged["summary"]}
     assert (tmp_path / "merged" / "report.md").is_file()  # the report beside its tables: the project's page as it was
+    assert not (tmp_path / "merged" / "limited_labels.md").exists()  # its table is the report's: one copy
     assert (page.read_bytes() if page.exists() else None) == before
     same = str(out / "limited_labels.json")
     twice = subprocess.run([*merge, same, same], capture_output=True, text=True, timeout=600)
