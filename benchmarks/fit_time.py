@@ -171,7 +171,7 @@ def main() -> None:
     lines += ["", "GAN sizes: " + "; ".join(f"{n}: {r['gan_sizes']}" for n, r in rows.items()), ""]
     if (args.out / "fit_time_samples.png").is_file():
         lines += ["The fit run's last sample grid (one row per class):", "", "![](fit_time_samples.png)", ""]
-    notes = os.path.relpath(ROOT / "docs" / "results_notes.md", args.out.resolve()) + "#fit-time-notes"
+    notes = os.path.relpath(ROOT / "docs" / "results_notes.md", args.out.resolve()) + "#notes-on-the-main-jobs-time"
     lines += [f"Notes on these numbers: [results_notes.md]({notes}).", ""]
     (args.out / "fit_time.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -271,7 +271,7 @@ def write(out: Path, results: dict[str, Any]) -> None:
         m = stamps.get(section, {})
         return f"_{m.get('date')}, commit {m.get('commit')}, {m.get('machine')}._"
 
-    notes = os.path.relpath(ROOT / "docs" / "results_notes.md", out.resolve()) + "#laptop-notes"
+    notes = os.path.relpath(ROOT / "docs" / "results_notes.md", out.resolve()) + "#notes-on-the-laptop-measurements"
     lines = ["# Long jobs on a laptop", "", f"Written by `benchmarks/laptop.py`; notes in [results_notes.md]({notes}). "
              "Each section names when and where it was measured.", ""]  # fmt: skip
     if "fit" in merged:

@@ -234,7 +234,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
             ]
     lines += [PUBLISHED, ""]
     notes = os.path.relpath(ROOT / "docs" / "results_notes.md", out.resolve())  # by hand: this never rewrites them
-    lines += [f"Notes written by hand about these results: [results_notes.md]({notes}#long-tailed-notes).", ""]
+    notes += "#notes-on-the-long-tailed-results-written-by-hand"
+    lines += [f"Notes written by hand about these results: [results_notes.md]({notes}).", ""]
     atomic_write_text(out / "long_tailed.md", "\n".join(lines))
     for v in verdicts:
         print(v)
