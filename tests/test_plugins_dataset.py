@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import albumentations as A
 import numpy as np
@@ -76,7 +77,9 @@ class TestGANAugmentedDataset:
     def test_ratio_is_exact(self, trained: dict[str, Path], ratio: float, expected: int) -> None:
         ds = GANAugmentedDataset(ImageFolder(trained["labeled"]), trained["per-class"], synthetic_ratio=ratio)
         assert ds.n_real == 12 and len(ds) - ds.n_real == expected
-        assert int(ds.synthetic_mask.sum()) == expected
+        assert int(ds.extra_mask.sum()) == expected == ds.n_extra == ds.n_synthetic  # no unlabeled image: all synthetic
+        with pytest.warns(DeprecationWarning, match="synthetic_mask is extra_mask"):
+            assert torch.equal(ds.synthetic_mask, ds.extra_mask)
 
     def test_per_class_balance_and_class_subset(self, trained: dict[str, Path]) -> None:
         base = ImageFolder(trained["labeled"])  # dark: 5, light: 7
@@ -86,7 +89,9 @@ class TestGANAugmentedDataset:
         assert torch.bincount(ds.synthetic_targets, minlength=2).tolist() == [2, 0]
         ds = GANAugmentedDataset(base, trained["per-class"], per_class=4, classes=["light"])
         assert ds.synthetic_targets.tolist() == [1, 1, 1, 1]
-        assert ds.is_synthetic(12) and not ds.is_synthetic(11) and ds.is_synthetic(-1)
+        assert ds.is_extra(12) and not ds.is_extra(11) and ds.is_extra(-1)
+        with pytest.warns(DeprecationWarning, match="is_synthetic\\(\\) is is_extra\\(\\)"):
+            assert ds.is_synthetic(12)
 
     def test_subset_and_conditional(self, trained: dict[str, Path]) -> None:
         base = torch.utils.data.Subset(ImageFolder(trained["labeled"]), [0, 1, 6, 7, 8])
@@ -235,3 +240,39 @@ class TestTorchvisionConventions:
         ds.resample(seed=8)
         with pytest.raises(RuntimeError, match="persistent_workers=False"):
             next(iter(kept))
+
+
+def test_the_signature_and_the_documented_arguments_agree() -> None:
+    """GANAugmentedDataset's Args section lists its parameters in the signature's order; all but the first
+    three are keywords."""
+    import inspect
+    import re
+
+    params = list(inspect.signature(GANAugmentedDataset.__init__).parameters.values())[1:]
+    doc = GANAugmentedDataset.__doc__ or ""
+    documented = re.findall(r"^        (\w+): ", doc.split("Args:", 1)[1], flags=re.M)
+    assert documented == [p.name for p in params]
+    assert [p.name for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY] == [
+        "base_ds",
+        "generator_ckpt",
+        "synthetic_ratio",
+    ]
+
+
+@pytest.mark.parametrize("run", ["per-class", "taught"])
+def test_the_runs_checkpoint_is_read_once(trained: dict[str, Path], run: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One read of checkpoint.pt gives the generator, the folders it names, the teacher's plan and (filter_top)
+    the discriminator; a run with a teacher reads its teacher.pt too, once."""
+    reads: list[str] = []
+    real_load = torch.load
+
+    def counting(f: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(Path(getattr(f, "name", f)).name)
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting)
+    base = ImageFolder(trained["labeled"])
+    kw = {"filter_top": 0.5} if run == "per-class" else {}
+    GANAugmentedDataset(base, trained[run], per_class=2, device="cpu", **kw)
+    assert reads.count("checkpoint.pt") == 1
+    assert reads.count("teacher.pt") == (run == "taught")

@@ -355,9 +355,9 @@ class TestSmallerThingsThatMisled:
 
         ds = GANAugmentedDataset(ImageFolder(str(trained["labeled"])), trained["taught"], device="cpu")
         text = repr(ds)
-        assert f"extra: {ds.n_synthetic}" in text and ds.pool is not None and len(ds.pool) > ds.n_synthetic
+        assert f"extra: {ds.n_extra}" in text and ds.pool is not None and len(ds.pool) > ds.n_extra
         extra = [int(part.split("~")[1]) for part in text.split("Per class (real + extra items): ")[1].split(", ")]
-        assert abs(sum(extra) - ds.n_synthetic) <= len(extra)  # the items, not the pool's images
+        assert abs(sum(extra) - ds.n_extra) <= len(extra)  # the items, not the pool's images
 
 
 @pytest.mark.parametrize(

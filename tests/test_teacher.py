@@ -155,7 +155,7 @@ class TestTheDefaultDataset:
         run = always_light(gray["run"], tmp_path / "run")
         base = ImageFolder(gray["labeled"])  # classes dark (0), light (1)
         ds = GANAugmentedDataset(base, run, output_format="tensor")
-        assert ds.labels == "soft" and ds.fresh and ds.n_synthetic == ds.n_real  # the default share: a half
+        assert ds.labels == "soft" and ds.fresh and ds.n_extra == ds.n_real  # the default share: a half
         assert ds.pool is not None and ds.pool.soft is not None
         assert torch.allclose(ds.pool.soft, torch.tensor([0.0, 1.0]).expand_as(ds.pool.soft), atol=1e-6)
         # the per-class generators drew "dark" images too: the teacher's labels replace the generator's
@@ -208,7 +208,10 @@ class TestTheDefaultDataset:
         assert ds.pool.images[-5:].shape[-2:] == (16, 16) and int(ds.pool.images[-5:].max()) == 0  # the ones given
         alone_real = GANAugmentedDataset(base, gray["run"], output_format="tensor", unlabeled=given, fresh_passes=0)
         assert alone_real.pool is not None and len(alone_real.pool) == 5  # the control: no synthetic image
-        assert alone_real.n_synthetic == alone.n_synthetic
+        assert alone_real.n_extra == alone.n_extra  # as many extra items; and what they are, counted:
+        assert alone_real.n_synthetic == 0 and alone.n_synthetic == alone.n_extra  # only unlabeled / only synthetic
+        synthetic_share = len(alone.pool) / len(ds.pool)  # ds: the same synthetic images and the 5 given
+        assert ds.n_synthetic == round(ds.n_extra * synthetic_share) and synthetic_share < 1  # 12 × 768/773
 
     def test_bad_extra_options_are_refused(self, gray: dict[str, Path], tmp_path: Path) -> None:
         base = ImageFolder(gray["labeled"])

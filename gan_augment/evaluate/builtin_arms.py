@@ -57,8 +57,8 @@ class RunDataset(Arm):
             kw["synthetic_ratio"] = ratio
         ds = GANAugmentedDataset(ctx.base, ctx.default_run(), device=ctx.settings.device, seed=ctx.seed, **kw)
         extra = {
-            "synthetic_ratio": ds.n_synthetic / max(1, len(ds)),
-            "synthetic": ds.n_synthetic,
+            "synthetic_ratio": ds.n_extra / max(1, len(ds)),  # (the records' names: the extra items' share)
+            "synthetic": ds.n_extra,
             "pool": len(ds.pool or []),
         }
         return ctx.accuracy(ctx.train(ds)), extra

@@ -82,22 +82,27 @@ def build_discriminator(ckpt: dict[str, Any] | RunRecord) -> nn.Module:
 
 
 def load_discriminator(
-    path_or_run_dir: str | os.PathLike[str], device: str | torch.device | None = None, pretrained: bool = False
+    path_or_run_dir: str | os.PathLike[str],
+    device: str | torch.device | None = None,
+    pretrained: bool = False,
+    run: RunRecord | None = None,
 ) -> nn.Module:
     """Load a run's discriminator(s) in eval mode (for scoring or filtering samples, or features), or the
     discriminator of an ssl classifier (``classifier.pt`` of ``gan-augment classify --method ssl``, or a
     run's ``teacher.pt``).
     ``pretrained``: a per-class run's shared discriminator at the end of pre-training on every image.
+    ``run``: the run's record when the caller has read it already (the file is not read again).
 
     Raises:
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
     """
-    ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
-    record = None if is_run_checkpoint(ckpt) else classifier_record(ckpt, path_or_run_dir)
-    if isinstance(record, NetworkRecord):  # classify --method ssl's classifier, or a run's teacher
-        with reading(path_or_run_dir):
-            return record.build().to(resolve_device(device))
-    run = load_run(path_or_run_dir, ckpt)
+    if run is None:
+        ckpt = load_checkpoint(path_or_run_dir, map_location="cpu")
+        record = None if is_run_checkpoint(ckpt) else classifier_record(ckpt, path_or_run_dir)
+        if isinstance(record, NetworkRecord):  # classify --method ssl's classifier, or a run's teacher
+            with reading(path_or_run_dir):
+                return record.build().to(resolve_device(device))
+        run = load_run(path_or_run_dir, ckpt)
     if pretrained:
         kept = _require_pretrained(run, str(path_or_run_dir))
     with reading(path_or_run_dir):
@@ -110,6 +115,7 @@ def load_generator(
     device: str | torch.device | None = None,
     ema: bool = True,
     pretrained: bool = False,
+    run: RunRecord | None = None,
 ) -> tuple[nn.Module, GeneratorInfo]:
     """Load a ready-to-sample generator (eval mode) and its metadata.
 
@@ -119,6 +125,7 @@ def load_generator(
         ema: Use the exponential-moving-average weights (what sampling should use).
         pretrained: A per-class run's shared generator as it was at the end of pre-training on every
             image (labeled and unlabeled): unconditional (``info.class_names`` empty), EMA weights.
+        run: The run's record when the caller has read it already (the file is not read again).
 
     Returns:
         ``(generator, info)``; call ``generator(z, y)`` or, simpler, :func:`sample`.
@@ -126,7 +133,7 @@ def load_generator(
     Raises:
         CheckpointError: If the checkpoint is missing, untrusted or unreadable.
     """
-    run = load_run(path_or_run_dir)
+    run = run if run is not None else load_run(path_or_run_dir)
     if pretrained:
         kept = _require_pretrained(run, str(path_or_run_dir))
     with reading(path_or_run_dir):

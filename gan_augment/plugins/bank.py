@@ -13,6 +13,7 @@ from ..data.folders import normalisation_note
 from ..errors import GanAugmentError, UsageError
 from ..io.images import to_unit
 from ..io.rebuild import load_discriminator, load_generator
+from ..io.record import RunRecord, load_run
 from ..sampling import sample
 from ..seeds import BANK_CLASS_STRIDE
 
@@ -136,6 +137,7 @@ class SyntheticBank:
             (unconditional: its images get their labels from a teacher).
         unconditional: Accept an unconditional generator (its images are labelled by a teacher);
             ``generate`` then ignores the classes of ``counts`` and draws their total.
+        run: The run's record when the caller has read it (its checkpoint is then not read again).
     """
 
     def __init__(
@@ -146,14 +148,18 @@ class SyntheticBank:
         filter_top: float | None = None,
         pretrained: bool = False,
         unconditional: bool = False,
+        run: RunRecord | None = None,
     ) -> None:
+        run = run if run is not None else load_run(generator_ckpt)  # read once: generator, folders, discriminator
         if filter_top is not None and not 0 < filter_top <= 1:
             raise UsageError(f"filter_top={filter_top} must be in (0, 1]")
         self.generator_ckpt = str(generator_ckpt)
         self.device = device
         self.batch_size = batch_size
         self.filter_top = filter_top
-        self._generator, self.info = load_generator(generator_ckpt, device=device, pretrained=pretrained)
+        self._generator, self.info = load_generator(generator_ckpt, device=device, pretrained=pretrained, run=run)
+        self.sources: dict[str, Any] = run.data  # the folders the run names (``labeled``, ``unlabeled``)
+        self._run = run if filter_top is not None else None  # its discriminator scores the candidates
         self._discriminator: nn.Module | None = None
         self.conditional = bool(self.info.class_names)
         if not self.conditional and not unconditional:
@@ -194,7 +200,7 @@ class SyntheticBank:
     @torch.no_grad()
     def _filtered(self, labels: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._discriminator is None:
-            self._discriminator = load_discriminator(self.generator_ckpt, device=self.device)
+            self._discriminator = load_discriminator(self.generator_ckpt, device=self.device, run=self._run)
         assert self.filter_top is not None
         factor = 1.0 / self.filter_top
         keep_images, keep_labels = [], []

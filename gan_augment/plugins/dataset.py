@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -10,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..data.split import fill_classes
 from ..io.images import RawForm
+from ..io.record import load_run
 from .bank import SyntheticBank, base_mapping, dataset_classes, dataset_targets, map_classes, synthetic_counts
 from .extra import (
     DEFAULT_SYNTHETIC_RATIO,
@@ -23,8 +24,8 @@ from .extra import (
     check_sizing,
     check_unlabeled_images,
     fresh_counts,
+    label_pool,
     run_names_unlabeled,
-    run_sources,
     run_unlabeled_images,
     warn_balance_by_generator,
 )
@@ -38,9 +39,10 @@ __all__ = ["DEFAULT_SYNTHETIC_RATIO", "DEFAULT_TEACHER_RATIO", "GANAugmentedData
 class GANAugmentedDataset(Dataset):
     """A labeled dataset with synthetic samples from a ``gan-augment fit`` run mixed in.
 
-    Items ``0 .. n_real-1`` are the base dataset's; the rest (``n_synthetic`` of them) are extra
-    items. With a run that carries its teacher (``fit`` trains one by default: the semi-supervised
-    GAN's discriminator where an unlabeled folder was given), ``GANAugmentedDataset(base_ds, run)``:
+    Items ``0 .. n_real-1`` are the base dataset's; the rest (``n_extra`` of them) are extra
+    items: synthetic images, and with a pool of unlabeled images (below) those too; ``n_synthetic``
+    says how many of them are synthetic. With a run that carries its teacher (``fit`` trains one by
+    default), ``GANAugmentedDataset(base_ds, run)``:
 
     - labels the synthetic images with the teacher's probabilities (``labels="soft"``): every target
       is then a float vector of the base dataset's width (real items one-hot), which
@@ -69,9 +71,10 @@ class GANAugmentedDataset(Dataset):
 
     The dataset is the base dataset composed with a :class:`~gan_augment.plugins.source.SyntheticSource`
     (``ds.source``): the run's generator (a bank) and a labeller (:class:`~gan_augment.plugins.source.Labelling`),
-    in the base items' form. The parameters below come in that order, by the part they configure:
+    in the base items' form. The parameters come in the signature's order, by the part they configure:
     how many (``synthetic_ratio`` to ``class_mapping``), the labeller (``labels`` to ``temperature``),
-    the drawing (``pretrained`` to ``batch_size``), the items (``transform`` to ``output_format``).
+    the drawing (``pretrained`` to ``batch_size``), the items (``transform`` to ``output_format``); all
+    but the first three are keywords.
 
     Args:
         base_ds: Map-style dataset returning ``(image, label)``: ``ImageFolder``, ``CIFAR10``,
@@ -130,18 +133,11 @@ class GANAugmentedDataset(Dataset):
         base_ds: Dataset,
         generator_ckpt: str | os.PathLike[str],
         synthetic_ratio: float | None = None,
+        *,
         per_class: int | None = None,
         balance: bool = False,
         classes: Sequence[str] | None = None,
         class_mapping: Mapping[str, int] | None = None,
-        transform: Callable[..., Any] | None = None,
-        target_transform: Callable[..., Any] | None = None,
-        pipeline: PipelineKind = "auto",
-        output_format: Literal["auto", "pil", "numpy", "tensor", "float"] = "auto",
-        filter_top: float | None = None,
-        device: str | torch.device | None = None,
-        seed: int = 0,
-        batch_size: int = 1024,
         labels: LabelSource | None = None,
         teacher: Teacher | None = None,
         min_confidence: float = 0.0,
@@ -150,9 +146,18 @@ class GANAugmentedDataset(Dataset):
         fresh: bool | None = None,
         fresh_passes: int = FRESH_PASSES,
         unlabeled: bool | torch.Tensor | None = None,
+        filter_top: float | None = None,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        batch_size: int = 1024,
+        transform: Callable[..., Any] | None = None,
+        target_transform: Callable[..., Any] | None = None,
+        pipeline: PipelineKind = "auto",
+        output_format: Literal["auto", "pil", "numpy", "tensor", "float"] = "auto",
     ) -> None:
-        # The labeller: the run's teacher unless another is given, or the generator's class.
-        run_teacher = load_run_teacher(generator_ckpt) if teacher is None and labels != "generator" else None
+        run = load_run(generator_ckpt)  # the run's record, read once: its generator, folders, teacher's plan
+        ask = teacher is None and labels != "generator"  # the labeller: the run's teacher unless another is given
+        run_teacher = load_run_teacher(generator_ckpt, planned=run.config.teacher) if ask else None
         teacher = teacher if teacher is not None else run_teacher
         default = DEFAULT_TEACHER_RATIO if run_teacher is not None else DEFAULT_SYNTHETIC_RATIO
         synthetic_ratio = check_sizing(synthetic_ratio, per_class, balance, batch_size, default)
@@ -160,15 +165,14 @@ class GANAugmentedDataset(Dataset):
         labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
         labelling = Labelling(labels, teacher, min_confidence, temperature).checked()
         self.fresh = (labels != "generator") if fresh is None else bool(fresh)  # how extra items are drawn
-        self.generator_ckpt = str(generator_ckpt)
+        bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator", run)
+        self.generator_ckpt, self._sources = str(generator_ckpt), run.data  # the folders the run names
         if unlabeled is None:  # the run's own unlabeled images, when its teacher labels and its folder is named
-            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(self._run_sources())
+            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(bank.sources)
         check_extra(self.fresh, fresh_passes, unlabeled, labels)
         check_pipeline(base_ds, pipeline)
         self.base_ds, self.seed = base_ds, seed  # the real items, and (below) what every item goes through
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
-        # The synthetic side: the bank (the run is read first), the classes it maps to, the labeller, the form.
-        bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator")
         form = ItemForm(check_base_items(base_ds), output_format, bank.info.image_size)  # items' form and range
         self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
         self.n_real = len(targets)
@@ -179,7 +183,6 @@ class GANAugmentedDataset(Dataset):
         self.counts = synthetic_counts(targets, ckpt_to_base, synthetic_ratio, per_class, balance)
         self._bank_counts = fresh_counts(self.counts, fresh_passes) if self.fresh else self.counts
         form.check(self._bank_counts, bank.info.channels)
-        self.synthetic_soft: torch.Tensor | None = None  # (S, K) float targets when labels="soft"
         self.pool: ExtraPool | None = None  # fresh items are drawn from it
         # Bumped by resample(), shared with workers: a persistent worker holding older images refuses them.
         self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()
@@ -226,12 +229,6 @@ class GANAugmentedDataset(Dataset):
         assert self.source.bank is not None
         teacher.for_labels(run_to_base, width).to(self.source.bank.generator_device)
 
-    def _run_sources(self) -> dict[str, Any]:
-        """The folders the run's record names, read once (the run's checkpoint is not loaded again)."""
-        if getattr(self, "_sources", None) is None:
-            self._sources = run_sources(self.generator_ckpt)
-        return self._sources
-
     def _label_unlabeled(self, unlabeled: bool | torch.Tensor | None, balance: bool) -> Labelled | None:
         """The unlabeled images at the base items' size and channels, with the teacher's hard and soft labels;
         with ``balance``, only those that fill each class up to the largest (``fill_classes``)."""
@@ -240,16 +237,10 @@ class GANAugmentedDataset(Dataset):
         if unlabeled is True:
             assert self.source.bank is not None
             info = self.source.bank.info
-            images = run_unlabeled_images(self.generator_ckpt, self._run_sources(), info.image_size, info.channels)
+            images = run_unlabeled_images(self.generator_ckpt, self._sources, info.image_size, info.channels)
         else:
             images = check_unlabeled_images(unlabeled)
-        images, hard, soft = self.source.label(images)
-        if not balance:
-            return images, hard, soft
-        k = int(soft.shape[1]) if soft is not None else len(self.class_names)
-        counts = torch.bincount(torch.as_tensor(self._base_targets, dtype=torch.int64), minlength=k).tolist()
-        idx = fill_classes(soft if soft is not None else F.one_hot(hard, k).float(), counts)
-        return images[idx], hard[idx], None if soft is None else soft[idx]
+        return label_pool(self.source, images, self._base_targets if balance else None)
 
     def resample(self, seed: int | None = None) -> None:
         """Draw a fresh bank of synthetic images (same counts). Fresh items need no call: each access
@@ -259,15 +250,24 @@ class GANAugmentedDataset(Dataset):
         images, hard, soft = self.source.draw(self._bank_counts, self.seed)
         self._generation += 1
         self._drawn = int(self._generation)
-        self.synthetic_images, self.synthetic_targets, self.synthetic_soft = images, hard, soft  # (S, C, H, W) uint8
-        self.n_synthetic = len(self.synthetic_targets)
+        self.synthetic_images, self.synthetic_targets = images, hard  # (S, C, H, W) uint8, (S,)
+        self.synthetic_soft: torch.Tensor | None = soft  # (S, K) float targets when labels="soft"
+        self.n_extra = len(self.synthetic_targets)
         if self.fresh:
             synthetic = (self.synthetic_images, self.synthetic_targets, self.synthetic_soft)
             self.pool = ExtraPool.of([synthetic] + ([self._unlabeled] if self._unlabeled else []))
-            self.n_synthetic = sum(self.counts.values()) if len(self.pool) else 0  # none kept: nothing to draw
+            self.n_extra = sum(self.counts.values()) if len(self.pool) else 0  # none kept: nothing to draw
+
+    @property
+    def n_synthetic(self) -> int:
+        """Extra items that are synthetic images: all of them, or (fresh items drawn from a pool that holds
+        unlabeled images too) as many as the pool's share of synthetic images gives on average per pass."""
+        if self.pool is None or not len(self.pool):
+            return self.n_extra
+        return round(self.n_extra * len(self.synthetic_targets) / len(self.pool))
 
     def __len__(self) -> int:
-        return self.n_real + self.n_synthetic
+        return self.n_real + self.n_extra
 
     @property
     def classes(self) -> list[str]:
@@ -284,7 +284,7 @@ class GANAugmentedDataset(Dataset):
         """Every item's label, real then synthetic, as ``ImageFolder.targets`` (with soft labels, a
         synthetic item's most probable class; for fresh items, whose image is drawn on access, those
         of the first pool images: the pool's mix of classes)."""
-        extra = self.pool.hard[: self.n_synthetic] if self.pool is not None else self.synthetic_targets
+        extra = self.pool.hard[: self.n_extra] if self.pool is not None else self.synthetic_targets
         return list(self._base_targets) + extra.tolist()
 
     def class_prior(self) -> torch.Tensor:
@@ -298,24 +298,36 @@ class GANAugmentedDataset(Dataset):
         if not len(hard):
             extra = torch.zeros(k, dtype=torch.float64)
         elif soft is not None:
-            extra = soft.double().mean(0) * self.n_synthetic
+            extra = soft.double().mean(0) * self.n_extra
         else:
-            extra = torch.bincount(hard, minlength=k).double() / len(hard) * self.n_synthetic
+            extra = torch.bincount(hard, minlength=k).double() / len(hard) * self.n_extra
         total = real + extra
         return (total / total.sum()).float()
 
-    def is_synthetic(self, index: int) -> bool:
-        """Whether item ``index`` is synthetic."""
+    def is_extra(self, index: int) -> bool:
+        """Whether item ``index`` is an extra item (not one of the base dataset's): a synthetic image, or
+        (fresh items from a pool with unlabeled images) whichever image the pool gives on that access."""
         if index < 0:
             index += len(self)
         return index >= self.n_real
 
     @property
-    def synthetic_mask(self) -> torch.Tensor:
-        """Boolean (len(self),): True where the item is synthetic."""
+    def extra_mask(self) -> torch.Tensor:
+        """Boolean (len(self),): True where the item is an extra item."""
         mask = torch.zeros(len(self), dtype=torch.bool)
         mask[self.n_real :] = True
         return mask
+
+    def is_synthetic(self, index: int) -> bool:
+        """Deprecated: :meth:`is_extra` (an extra item may be an unlabeled image)."""
+        warnings.warn("is_synthetic() is is_extra(): an extra item may be an unlabeled image", DeprecationWarning, 2)
+        return self.is_extra(index)
+
+    @property
+    def synthetic_mask(self) -> torch.Tensor:
+        """Deprecated: :attr:`extra_mask` (an extra item may be an unlabeled image)."""
+        warnings.warn("synthetic_mask is extra_mask: an extra item may be an unlabeled image", DeprecationWarning, 2)
+        return self.extra_mask
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         if index < 0:
@@ -362,11 +374,11 @@ class GANAugmentedDataset(Dataset):
             per_class_extra = [str(n) for n in torch.bincount(self.synthetic_targets, minlength=k).tolist()]
         else:  # drawn at random from the pool on each access: the pool's mix of labels, scaled to the items
             share = torch.bincount(self.pool.hard, minlength=k).double() / max(len(self.pool), 1)
-            per_class_extra = [f"~{round(float(x) * self.n_synthetic)}" for x in share]
+            per_class_extra = [f"~{round(float(x) * self.n_extra)}" for x in share]
         lines = [
             f"Dataset {type(self).__name__}",
             f"    Number of datapoints: {len(self)}",
-            f"    Real: {self.n_real}, extra: {self.n_synthetic}"
+            f"    Real: {self.n_real}, extra: {self.n_extra}"
             + (f" (each drawn fresh from a pool of {len(self.pool)} images)" if self.pool is not None else ""),
             f"    Generator: {self.generator_ckpt}",
             f"    Synthetic labels: {self.labels}"

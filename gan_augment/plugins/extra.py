@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from ..data.split import fill_classes
 from ..errors import GanAugmentError, UsageError
-from ..io.record import load_run
 
 # The sizing of ``GANAugmentedDataset(base_ds, generator_ckpt)`` without a teacher, when none is given.
 # With the generator's labels, the limited-labels benchmark measured ratios 0.25 and 0.5 costing least
@@ -135,13 +136,8 @@ def check_unlabeled_images(images: Any) -> torch.Tensor:
     return images
 
 
-def run_sources(run: str | os.PathLike[str]) -> dict[str, Any]:
-    """The folders a run's record names (``labeled``, ``unlabeled``: its ``data``), or {} when it names none."""
-    return load_run(run).data
-
-
 def run_names_unlabeled(sources: dict[str, Any]) -> bool:
-    """Whether a run's ``sources`` (:func:`run_sources`) name an unlabeled folder (``fit`` with UNLABELED)."""
+    """Whether a run's ``sources`` (its record's ``data``) name an unlabeled folder (``fit`` with UNLABELED)."""
     return isinstance(sources.get("unlabeled"), str) and isinstance(sources.get("labeled"), str)
 
 
@@ -198,3 +194,16 @@ class ExtraPool:
     def draw(self) -> int:
         """One index, from torch's global generator (seeded per worker and pass by the DataLoader)."""
         return int(torch.randint(len(self.hard), ()))
+
+
+def label_pool(source: Any, images: torch.Tensor, base_targets: Sequence[int] | None) -> Labelled:
+    """Unlabeled ``images`` with ``source``'s labeller's hard and soft labels (a
+    :class:`~gan_augment.plugins.source.SyntheticSource`); with the base dataset's targets, only those that
+    fill each class up to the largest (``fill_classes``: ``balance=True``)."""
+    images, hard, soft = source.label(images)
+    if base_targets is None:
+        return images, hard, soft
+    k = int(soft.shape[1]) if soft is not None else len(source.class_names)
+    counts = torch.bincount(torch.as_tensor(list(base_targets), dtype=torch.int64), minlength=k).tolist()
+    idx = fill_classes(soft if soft is not None else F.one_hot(hard, k).float(), counts)
+    return images[idx], hard[idx], None if soft is None else soft[idx]

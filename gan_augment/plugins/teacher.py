@@ -95,6 +95,7 @@ def load_run_teacher(
     run: str | os.PathLike[str],
     device: str | torch.device = "cpu",
     fallback: str = "pass labels='generator' (the generator's labels) or teacher=",
+    planned: str | None = None,
 ) -> RunTeacher | None:
     """The teacher ``fit`` kept in ``run`` (a run directory, or its checkpoint.pt), on ``device``;
     None when the run has none by choice (``--teacher none``, or a run from before teachers).
@@ -104,7 +105,7 @@ def load_run_teacher(
             command that mends it, and ``fallback``): never taken silently for no teacher.
         CheckpointError: If ``teacher.pt`` is there but not a teacher gan-augment wrote.
     """
-    found = finished_teacher(run, fallback)
+    found = finished_teacher(run, fallback, planned)  # planned: the run's config.teacher when read already
     if found is None:
         return None
     path, record = found

@@ -40,7 +40,7 @@ def _planned_kind(run: str | os.PathLike[str]) -> str:
         return "none"
 
 
-def describe_teacher(run: str | os.PathLike[str]) -> dict[str, Any]:
+def describe_teacher(run: str | os.PathLike[str], planned: str | None = None) -> dict[str, Any]:
     """What ``info``, ``report`` and every entry point know of a run's teacher: ``{"state": ...}`` (see the
     module), with the finished teacher's kind, budget and metrics (its ``labeled_accuracy`` is on the images
     it trained on: optimistic), an interrupted one's ``step`` and ``steps``, an unreadable one's ``reason``.
@@ -71,7 +71,7 @@ def describe_teacher(run: str | os.PathLike[str]) -> dict[str, Any]:
                 }
         except CheckpointError as exc:
             return {"state": "unreadable", "reason": str(exc)}
-    kind = _planned_kind(run)
+    kind = planned if planned is not None else _planned_kind(run)  # planned: the run's config.teacher, read
     return {"state": "none"} if kind == "none" else {"state": "missing", "kind": kind}
 
 
@@ -124,7 +124,9 @@ def _advice(summary: dict[str, Any]) -> str:
     return f"unreadable ({summary['reason']}); {resume} trains it again"
 
 
-def finished_teacher(run: str | os.PathLike[str], fallback: str) -> tuple[Path, NetworkRecord] | None:
+def finished_teacher(
+    run: str | os.PathLike[str], fallback: str, planned: str | None = None
+) -> tuple[Path, NetworkRecord] | None:
     """The run's ``teacher.pt`` and its record (loaded once, here) when it is finished; None when the run
     has none by choice (``--teacher none``).
 
@@ -142,7 +144,7 @@ def finished_teacher(run: str | os.PathLike[str], fallback: str) -> tuple[Path, 
         except CheckpointError as exc:
             summary: dict[str, Any] = {"state": "unreadable", "reason": str(exc)}
     else:
-        summary = describe_teacher(run)
+        summary = describe_teacher(run, planned)
         if summary["state"] == "none":
             return None
     raise TeacherStateError(
