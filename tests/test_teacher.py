@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,9 +23,11 @@ from typer.testing import CliRunner
 from gan_augment import GANAugmentedDataset, fit
 from gan_augment.cli import app
 from gan_augment.config import CPU_SIZES, TrainConfig, for_device
+from gan_augment.errors import GanAugmentError
 from gan_augment.io import load_checkpoint
 from gan_augment.io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, save_checkpoint
 from gan_augment.plugins.teacher import load_run_teacher
+from gan_augment.progress import Reporter
 from gan_augment.train import ssl as ssl_module
 from gan_augment.train.fit import default_config
 
@@ -263,3 +267,63 @@ class TestSizesByDevice:
         cfg = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
         assert cfg["batch_size"] == CPU_SIZES["batch_size"] and cfg["model"]["g_width"] == CPU_SIZES["g_width"]
         assert f"widths G {CPU_SIZES['g_width']} / D {CPU_SIZES['d_width']}" in result.output
+
+
+@contextlib.contextmanager
+def teacher_steps_patched(at: int, how: str) -> Iterator[list[int]]:
+    """In the semi-supervised teacher's iteration ``at`` (not its labels-only rival's): ``sighup`` sends this
+    process SIGHUP (a closed terminal) once; ``nan`` makes that iteration's losses NaN, ``nan-always`` every
+    one's from there on. Yields the iterations whose losses were made NaN."""
+    original, mp, spoiled = ssl_module.SSLRun.train_step, pytest.MonkeyPatch(), []
+
+    def step(self: ssl_module.SSLRun) -> dict[str, torch.Tensor]:
+        stats = original(self)
+        once = how != "nan-always"
+        if self.supervised or self.step < at or (once and (self.step > at or at in spoiled[:1])):
+            return stats
+        if how == "sighup":
+            spoiled.append(at)
+            os.kill(os.getpid(), signal.SIGHUP)
+            return stats
+        spoiled.append(self.step)
+        return {k: v * float("nan") for k, v in stats.items()}
+
+    mp.setattr(ssl_module.SSLRun, "train_step", step)
+    try:
+        yield spoiled
+    finally:
+        mp.undo()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_closed_terminal_stops_the_teacher_and_resume_is_exact(gray: dict[str, Path], tmp_path: Path) -> None:
+    """SIGHUP in the teacher's iteration 6: it stops after that iteration with its state saved, and --resume
+    ends on weights equal, tensor for tensor, to a teacher trained without a stop."""
+    cfg = teacher_config(checkpoint_every=100)
+    run = tmp_path / "run"
+    with teacher_steps_patched(6, "sighup"), pytest.raises(KeyboardInterrupt, match="SIGHUP"):
+        fit(gray["labeled"], gray["unlabeled"], run, cfg, device="cpu", quiet=True)
+    assert load_checkpoint(run / TEACHER_TRAINING_NAME)["training"]["step"] == 6 and not (run / TEACHER_NAME).exists()
+    fit(gray["labeled"], gray["unlabeled"], run, cfg, device="cpu", quiet=True, resume=True)
+    fit(gray["labeled"], gray["unlabeled"], tmp_path / "straight", cfg, device="cpu", quiet=True)
+    resumed, straight = (load_checkpoint(p / TEACHER_NAME)["d"] for p in (run, tmp_path / "straight"))
+    assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_a_diverging_teacher_is_rolled_back_with_a_lower_rate(gray: dict[str, Path], tmp_path: Path) -> None:
+    """NaN losses in iteration 10 (checked every 10, saved every 4): back to iteration 8 with the learning rate
+    halved, and the teacher finishes; NaN in every iteration from 10 on: an error after 3 roll-backs, the run's
+    partial teacher as last saved."""
+    messages: list[str] = []
+    reporter = Reporter(quiet=True)
+    reporter.message = messages.append  # type: ignore[method-assign]
+    cfg = teacher_config(checkpoint_every=4)
+    with teacher_steps_patched(10, "nan") as spoiled:
+        fit(gray["labeled"], gray["unlabeled"], tmp_path / "once", cfg, device="cpu", reporter=reporter)
+    assert spoiled == [10] and (tmp_path / "once" / TEACHER_NAME).is_file()
+    rolled = [m for m in messages if "the teacher diverged" in m]
+    assert rolled == [rolled[0]] and "iteration 10 (" in rolled[0] and "rolled back to iteration 8" in rolled[0]
+    assert "[1/3]" in rolled[0]
+    with teacher_steps_patched(10, "nan-always"), pytest.raises(GanAugmentError, match="after 3 roll-backs"):
+        fit(gray["labeled"], gray["unlabeled"], tmp_path / "always", cfg, device="cpu", quiet=True)
+    assert load_checkpoint(tmp_path / "always" / TEACHER_TRAINING_NAME)["training"]["step"] == 8

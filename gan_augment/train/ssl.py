@@ -6,6 +6,7 @@ saved classifier use a bias-corrected average of the discriminator's weights."""
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Any, Callable
 
@@ -16,16 +17,18 @@ from torch import nn
 
 from ..config import SSLConfig
 from ..data import ImageData, stratified_split
-from ..errors import UsageError
+from ..errors import GanAugmentError, UsageError
 from ..io.images import to_unit
 from ..models.ssl import SSLGan, data_dependent_init
 from ..progress import Reporter
 from ..seeds import keeps_callers_rng
 from .health import TrainingStopped
+from .loop import CHECK_EVERY
 from .losses import consistency_loss, feature_matching_loss, prediction_entropy, ssl_d_loss
 from .metrics import accuracy
 
 ADAM_EPS = 1e-4  # see SSLRun
+MAX_ROLLBACKS = 3  # a diverging teacher's roll-backs, as many as a GAN's (TrainConfig.max_rollbacks)
 
 
 class Cycler:
@@ -138,6 +141,7 @@ class SSLRun:
             "orders": [c.order for c in (self.labeled, self.unlabeled, self.unlabeled_g)],
             "rng": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "lr": self.lr,  # lower after a roll-back
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -158,6 +162,7 @@ class SSLRun:
         self.gen.set_state(state["rng"].cpu())
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
+        self.lr = float(state.get("lr", self.lr))  # (files from before roll-backs: the recipe's)
         if self.step and not self.supervised:
             # g_step leaves every discriminator parameter trainable, the weight-norm scales of the hidden
             # layers too (created frozen): the recipe as measured trains them from the first iteration on.
@@ -279,6 +284,40 @@ def start_ssl(
 EARLY_READINGS = (1, 2, 5, 10, 20)  # iterations after a start at which the losses are shown at once
 
 
+class Rollbacks:
+    """A diverging run (a non-finite loss) goes back to the state it last saved, its learning rate halved, at
+    most ``MAX_ROLLBACKS`` times, as the GAN's training does (:func:`~gan_augment.train.health.rollback`)."""
+
+    def __init__(self, run: SSLRun, reporter: Reporter) -> None:
+        self.run, self.reporter, self.count = run, reporter, 0
+        self.keep()
+
+    def keep(self) -> None:
+        """The run's state now is what a roll-back returns to (called where it is saved)."""
+        self.snapshot = copy.deepcopy(self.run.state_dict())
+
+    def diverged(self, stats: dict[str, torch.Tensor]) -> bool:
+        """Whether ``stats`` show divergence; if so the run is rolled back (or, past the limit, an error)."""
+        values = torch.stack([v.float() for v in stats.values()]).tolist()
+        bad = [k for k, v in zip(stats, values) if not math.isfinite(v)]
+        if not bad:
+            return False
+        self.count += 1
+        failed, halved, why = self.run.step, self.run.lr / 2, f"{', '.join(bad)} not finite"
+        if self.count > MAX_ROLLBACKS:
+            raise GanAugmentError(
+                f"the teacher diverged at iteration {failed} ({why}) after {MAX_ROLLBACKS} roll-backs with lower "
+                "learning rates: try fewer --teacher-steps, or --teacher none"
+            )
+        self.run.load_state_dict(self.snapshot)
+        self.run.lr = halved
+        self.reporter.message(
+            f"the teacher diverged at iteration {failed} ({why}): rolled back to iteration {self.run.step}, "
+            f"learning rate halved to {halved:.2e} [{self.count}/{MAX_ROLLBACKS}]"
+        )
+        return True
+
+
 def run_steps(
     run: SSLRun,
     reporter: Reporter,
@@ -295,12 +334,17 @@ def run_steps(
     in ``stop`` raises TrainingStopped between two iterations; ``on_stats(step, row)`` gets the losses
     every 50 iterations (TensorBoard)."""
     steps, curve, t0 = run.config.steps, [], time.perf_counter()
-    last_save, start = time.monotonic(), run.step
+    last_save, start, health = time.monotonic(), run.step, Rollbacks(run, reporter)
     with reporter.progress(steps, run.step) as bar:
         while run.step < steps:
             if stop is not None and stop["signal"] is not None:
                 raise TrainingStopped(stop["signal"])
             stats = run.train_step()
+            due = (save_every and run.step % save_every == 0) or (
+                save_seconds and time.monotonic() - last_save >= save_seconds
+            )
+            if (due or run.step % CHECK_EVERY == 0 or run.step == steps) and health.diverged(stats):
+                continue
             if evaluate is not None and eval_every and (run.step % eval_every == 0 or run.step == steps):
                 acc = evaluate(run.average.averaged(run.gan.d))
                 curve.append({"step": run.step, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})
@@ -311,11 +355,10 @@ def run_steps(
                     on_stats(run.step, row)
             else:
                 bar.update(run.step, None)  # the count and time left move every iteration
-            due = (save_every and run.step % save_every == 0) or (
-                save_seconds and time.monotonic() - last_save >= save_seconds
-            )
-            if save is not None and due and run.step < steps:
-                save()
+            if due and run.step < steps:
+                if save is not None:
+                    save()
+                health.keep()
                 last_save = time.monotonic()
     return curve
 
