@@ -156,6 +156,7 @@ def test_checkpoints_follow_the_clock_too(tmp_path: Path, monkeypatch: pytest.Mo
         return {"loss_lab": torch.tensor(0.0)}
 
     run.train_step = ssl_step  # type: ignore[method-assign]
+    run.state_dict = lambda: {"step": run.step}  # type: ignore[method-assign]  # what a roll-back would return to
     monkeypatch.setattr(
         ssl_module, "time", type("T", (), {"monotonic": FakeTime.monotonic, "perf_counter": FakeTime.monotonic})
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Iterable
 
@@ -30,6 +31,28 @@ from .plan import tell_plan
 from .rundir import check_run_dir, prepare_run_dir
 from .teacher import resolve_teacher, train_teacher
 from .trainer import Trainer
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run of ``fit`` goes, not what it trains (that is :class:`TrainConfig`): one value through the
+    layers from :func:`fit` and :func:`fit_data` to the loop.
+
+    Attributes:
+        resume: Continue the run in the output folder from its checkpoint.
+        overwrite: Replace a run already there.
+        compile: ``torch.compile`` the training models (see :class:`Trainer`).
+        tensorboard: Also write TensorBoard logs in ``out/tensorboard``.
+        sources: The folders the run's record names (``labeled``, ``unlabeled``).
+        checkpoint: The run's checkpoint, when resuming and the caller has read it already.
+    """
+
+    resume: bool = False
+    overwrite: bool = False
+    compile: str = "off"
+    tensorboard: bool = False
+    sources: dict[str, str | None] = field(default_factory=dict)
+    checkpoint: dict[str, Any] | None = None
 
 
 def fit(
@@ -89,8 +112,8 @@ def fit(
         )
         reporter.message(summary(data))
         sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
-        settings = dict(resume=resume, overwrite=overwrite, compile=compile, tensorboard=tensorboard)
-        return _fit_data(data, out_dir, config, device, reporter, sources=sources, checkpoint=ckpt, **settings)
+        options = RunOptions(resume, overwrite, compile, tensorboard, sources, ckpt)
+        return _fit_data(data, out_dir, config, device, reporter, options)
 
 
 def _check_first(
@@ -229,19 +252,12 @@ def fit_data(
     """
     out_dir = Path(out).expanduser()
     reporter = reporter or Reporter(quiet=quiet)
-    settings = dict(
-        resume=resume,
-        overwrite=overwrite,
-        sources=sources,
-        checkpoint=checkpoint,
-        compile=compile,
-        tensorboard=tensorboard,
-    )
+    options = RunOptions(resume, overwrite, compile, tensorboard, sources or {}, checkpoint)
     if tensorboard:
         require_tensorboard()
     check_run_dir(out_dir, resume, overwrite)
     with run_lock(out_dir):
-        return _fit_data(data, out_dir, config, device, reporter, **settings)  # type: ignore[arg-type]
+        return _fit_data(data, out_dir, config, device, reporter, options)
 
 
 @keeps_callers_rng
@@ -251,24 +267,18 @@ def _fit_data(
     config: TrainConfig,
     device: str | torch.device,
     reporter: Reporter,
-    resume: bool,
-    overwrite: bool,
-    sources: dict[str, str | None] | None,
-    checkpoint: dict[str, Any] | None,
-    compile: str,
-    tensorboard: bool = False,
+    options: RunOptions,
 ) -> Path:
     dev = resolve_device(device)
     job, dev = from_environment(dev)  # under torchrun: this rank's place and device
-    run = (resume, overwrite, sources, checkpoint, compile, tensorboard)
     try:
-        out_path = _fit_job(data, out_dir, config, job, dev, reporter, *run)
+        out_path = _fit_job(data, out_dir, config, job, dev, reporter, options)
     except BaseException:
         job.close(clean=False)
         raise
     job.close()
     if job.is_main:  # the teacher is one classifier: the first process trains it, after the GAN(s)
-        board = Board(out_dir) if tensorboard else None
+        board = Board(out_dir) if options.tensorboard else None
         try:
             train_teacher(data, out_dir, config, dev, reporter, board)
         finally:
@@ -284,34 +294,28 @@ def _fit_job(
     job: DistContext,
     dev: torch.device,
     reporter: Reporter,
-    resume: bool,
-    overwrite: bool,
-    sources: dict[str, str | None] | None,
-    checkpoint: dict[str, Any] | None,
-    compile: str,
-    tensorboard: bool,
+    options: RunOptions,
 ) -> Path:
     if not job.is_main:
         reporter = Reporter(quiet=True)
     if data.images.shape[-1] != config.image_size:
         raise GanAugmentError(f"images are {data.images.shape[-1]} px but config.image_size={config.image_size}")
-    check_run_dir(out_dir, resume, overwrite)
-    sources = sources or {}
-    trainer = Trainer(config, data, dev, reporter, dist=job, compile=compile)
-    saver = Checkpointer.for_run(trainer, out_dir, sources)
+    check_run_dir(out_dir, options.resume, options.overwrite)
+    trainer = Trainer(config, data, dev, reporter, dist=job, compile=options.compile)
+    saver = Checkpointer.for_run(trainer, out_dir, options.sources)
     changed = False  # an option that may change on --resume (steps, the teacher) given anew: saved at once
-    if resume:
-        saved = saver.restore(trainer, checkpoint).config
+    if options.resume:
+        saved = saver.restore(trainer, options.checkpoint).config
         changed = any(getattr(saved, k) != getattr(config, k) for k in RESUME_CHANGES)
         reporter.message(f"resuming at step {trainer.state.step} of {trainer.total_steps}")
     job.barrier()  # every rank has checked the run directory before rank 0 writes to it
     if job.is_main:
-        _write_run_header(out_dir, config, trainer, data, sources, dev, resume, overwrite, job.world)
+        _write_run_header(out_dir, config, trainer, data, dev, options, job.world)
     job.barrier()
     if changed:  # the run's from now on, for a later --resume too (a finished GAN writes no checkpoint otherwise)
         saver.save(trainer)
-    tell_plan(trainer, data, out_dir, dev, job, compile, reporter)
-    saver.board = Board(out_dir) if tensorboard and job.is_main else None  # after the header: a fresh folder
+    tell_plan(trainer, data, out_dir, dev, job, options.compile, reporter)
+    saver.board = Board(out_dir) if options.tensorboard and job.is_main else None  # after the header: a fresh folder
     try:
         return loop.train(trainer, saver)
     finally:
@@ -324,13 +328,11 @@ def _write_run_header(
     config: TrainConfig,
     trainer: Trainer,
     data: ImageData,
-    sources: dict[str, str | None],
     dev: torch.device,
-    resume: bool,
-    overwrite: bool,
+    options: RunOptions,
     world: int,
 ) -> None:
-    prepare_run_dir(out_dir, resume, overwrite)  # nothing is written before the data is known good
+    prepare_run_dir(out_dir, options.resume, options.overwrite)  # nothing is written before the data is known good
     atomic_write_json(
         out_dir / "config.json",
         {
@@ -340,7 +342,7 @@ def _write_run_header(
             "data": {
                 **data.fingerprint(),
                 "class_counts": data.class_counts,
-                **{k: v for k, v in sources.items() if v},
+                **{k: v for k, v in options.sources.items() if v},
             },
             "device": str(dev),
             "processes": world,

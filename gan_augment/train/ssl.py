@@ -298,7 +298,7 @@ class Rollbacks:
 
     def diverged(self, stats: dict[str, torch.Tensor]) -> bool:
         """Whether ``stats`` show divergence; if so the run is rolled back (or, past the limit, an error)."""
-        values = torch.stack([v.float() for v in stats.values()]).tolist()
+        values = torch.stack([v.float() for v in stats.values()]).tolist() if stats else []
         bad = [k for k, v in zip(stats, values) if not math.isfinite(v)]
         if not bad:
             return False
