@@ -16,7 +16,7 @@ from gan_augment.evaluate.journal import Journal, progress_line
 def test_each_arm_is_charged_its_classifier_and_the_runs_it_is_first_to_need(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget, "_classifier_cost", lambda arms: (1.0, 0.5))  # 1 s + 10 steps at 0.5 s: 6 s
     monkeypatch.setattr(budget, "_gan_run_seconds", lambda arms, key: {"default": 100.0}[key])
-    monkeypatch.setattr(budget, "teacher_seconds", lambda data, cfg, dev: ("self-training", 50, 0.4))  # 20 s
+    monkeypatch.setattr(budget, "teacher_plan", lambda data, out, cfg, dev: [("teacher", "50 steps", 20.0)])  # 20 s
     settings = SimpleNamespace(
         classifier=SimpleNamespace(steps=10, batch_size=256), ssl=SimpleNamespace(steps=50), device=torch.device("cpu"),
         quality=False, synthetic_ratio=0.5,

@@ -268,12 +268,11 @@ def evaluate(
     sizes.update(d_width=d_width, z_dim=z_dim, image_size=image_size or native_image_size(labeled))
     clf = ClassifierConfig(steps=clf_steps, workers=classifier_workers(dev), architecture=classifier, resample=resample)
     gan = config_from_options(sizes, dev.type)  # fit's sizes, for the device where not given
-    ssl = SSLConfig(steps=ssl_steps or 0)
+    ssl, seed_list, reporter = SSLConfig(steps=ssl_steps or 0), list(range(seeds)), Reporter(quiet=quiet)
     settings = ArmSettings(gan, clf, synthetic_ratio=synthetic_ratio, flip=flip, device=dev, ssl=ssl)
     options = dict(overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard)
-    quietly = Reporter(quiet=quiet)
     report = evaluate_folders(
-        labeled, unlabeled, out, arm_list, list(range(seeds)), test_fraction, settings, run, quietly, **options
+        labeled, unlabeled, out, arm_list, seed_list, test_fraction, settings, run, reporter, **options
     )
     _print_report(report, out, quiet)
 

@@ -169,14 +169,11 @@ def fit(
     if image_size is None and not resume:
         options["image_size"] = native_image_size(labeled)
     config = config_from_options(options, resolve_device(device).type)
-    # --resume: the run's own configuration; only --steps may change (to train longer), and any other option
-    # given that differs from the run's is refused, by name.
+    # --resume: the run's own configuration; an option given that differs from the run's is refused, by name.
     given = {k for k in options if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
     t0 = time.perf_counter()
-    kwargs = dict(
-        device=device, resume=resume, overwrite=overwrite, quiet=quiet, strict=strict, tensorboard=tensorboard
-    )
-    kwargs["explicit"] = given if resume else None
+    kwargs = dict(device=device, resume=resume, overwrite=overwrite, quiet=quiet, strict=strict)
+    kwargs.update(tensorboard=tensorboard, explicit=given if resume else None)
     ckpt = run_fit(labeled, unlabeled, out, config, compile=compile.value, **kwargs)
     if not quiet:
         err_line(f"done in {time.perf_counter() - t0:.1f} s: {ckpt}")

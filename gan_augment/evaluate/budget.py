@@ -15,7 +15,7 @@ from ..progress import Reporter, duration
 from ..train import Trainer
 from ..train.plan import phase_step_seconds
 from ..train.ssl import default_ssl_steps
-from ..train.teacher import ssl_seconds, teacher_seconds
+from ..train.teacher import ssl_seconds, teacher_plan
 from .arms import SeedArms
 from .classifier import train_classifier
 from .registry import get_arm
@@ -72,8 +72,7 @@ def arm_seconds(arms: SeedArms, names: Sequence[str]) -> dict[str, float]:
         run_seconds = {k: _gan_run_seconds(arms, k) for k in keys}
         if "default" in keys:
             cfg = arms.gan_cfg.replace(teacher="auto", teacher_steps=s.ssl.steps)
-            _, iterations, per_it = teacher_seconds(arms.gan_data(), cfg, dev)
-            run_seconds["default"] += iterations * per_it
+            run_seconds["default"] += sum(s for *_, s in teacher_plan(arms.gan_data(), None, cfg, dev))
         ssl = 0.0
         if "ssl" in names:
             ssl_cfg, images = s.ssl.replace(seed=arms.seed), arms.split.train_images

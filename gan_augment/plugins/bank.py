@@ -61,19 +61,7 @@ def map_classes(
         GanAugmentError: If no mapping can be made, naming the classes that are missing.
     """
     if mapping is not None:
-        unknown = sorted(set(mapping) - set(ckpt_classes))
-        if unknown:
-            raise GanAugmentError(
-                f"class_mapping names classes the generator does not have: {unknown}; it has {list(ckpt_classes)}"
-            )
-        for name, label in mapping.items():
-            known = isinstance(label, (int, np.integer)) and not isinstance(label, bool)
-            if not known or (num_labels is not None and not 0 <= int(label) < num_labels):
-                labels = f"0 to {num_labels - 1}" if num_labels else "none"
-                raise GanAugmentError(
-                    f"class_mapping[{name!r}] = {label!r} is not a label of the base dataset (its labels: {labels}): "
-                    "map each generator class to one of them"
-                )
+        _check_mapping(mapping, ckpt_classes, num_labels)
         return {list(ckpt_classes).index(name): int(label) for name, label in mapping.items()}
     if base_classes is None:
         raise GanAugmentError(
@@ -91,6 +79,23 @@ def map_classes(
     return {
         list(ckpt_classes).index(name): list(base_classes).index(name) for name in base_classes if name in ckpt_classes
     }
+
+
+def _check_mapping(mapping: Mapping[str, int], ckpt_classes: Sequence[str], num_labels: int | None) -> None:
+    """A GanAugmentError naming a class the generator lacks, or a label the base dataset lacks."""
+    unknown = sorted(set(mapping) - set(ckpt_classes))
+    if unknown:
+        raise GanAugmentError(
+            f"class_mapping names classes the generator does not have: {unknown}; it has {list(ckpt_classes)}"
+        )
+    for name, label in mapping.items():
+        known = isinstance(label, (int, np.integer)) and not isinstance(label, bool)
+        if not known or (num_labels is not None and not 0 <= int(label) < num_labels):
+            labels = f"0 to {num_labels - 1}" if num_labels else "none"
+            raise GanAugmentError(
+                f"class_mapping[{name!r}] = {label!r} is not a label of the base dataset (its labels: {labels}): "
+                "map each generator class to one of them"
+            )
 
 
 def base_mapping(

@@ -307,17 +307,6 @@ def phases_left(data: ImageData, out_dir: Path | None, seed: int, steps: int) ->
     return left
 
 
-def self_teacher_seconds(
-    data: ImageData, out_dir: Path | None, seed: int, steps: int, device: torch.device
-) -> tuple[int, float, float]:
-    """The steps left (``out_dir`` None: of a teacher not started), their seconds (labeling the pool
-    included) and seconds a step, timed here."""
-    stages = self_teacher_stages(data, out_dir, seed, steps, device)
-    total = sum(n for _, n, _ in stages)
-    seconds = sum(s for _, _, s in stages)
-    return total, seconds, seconds / max(1, total)
-
-
 def self_teacher_stages(
     data: ImageData, out_dir: Path | None, seed: int, steps: int, device: torch.device
 ) -> list[tuple[str, int, float]]:
@@ -336,10 +325,10 @@ def self_teacher_stages(
 
 
 def self_teacher_plan(
-    data: ImageData, out_dir: Path, seed: int, steps: int, device: torch.device
+    data: ImageData, out_dir: Path | None, seed: int, steps: int, device: torch.device
 ) -> list[tuple[str, str, float]]:
     """``(phase, what it trains, seconds)`` of each stage of the self-trained teacher still to train, timed
-    here; empty when it is trained already."""
+    here (``out_dir`` None: a teacher not started); empty when it is trained already."""
     n, pool = int((data.labels >= 0).sum()), data.num_unlabeled
     what = {
         "measure": f"self-training a small ResNet on {1 - HELDOUT_FRACTION:.0%} of each class's labels and the "

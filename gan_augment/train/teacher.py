@@ -30,7 +30,7 @@ from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
 from .metrics import accuracy
-from .self_teacher import KIND, self_teacher_plan, self_teacher_seconds, train_self_teacher
+from .self_teacher import KIND, self_teacher_plan, train_self_teacher
 from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
 from .teacher_choice import (
     HELDOUT_FRACTION,
@@ -290,24 +290,6 @@ def _remove(path: Path) -> None:
 PROBE_ITERATIONS = 3  # timed after one warm-up iteration, on a throwaway copy
 
 
-def teacher_seconds(data: ImageData, config: TrainConfig, device: torch.device) -> tuple[str, int, float]:
-    """The run's teacher ``(kind, iterations, seconds an iteration)`` (its labels-only rival's time spread over
-    them), timed on a throwaway teacher's first iterations (its random streams forked, so training is the same
-    with or without this); ``("none", 0, 0)`` without a teacher."""
-    kind = resolve_teacher(config, data)
-    if kind == "none":
-        return kind, 0, 0.0
-    if kind == KIND:  # a teacher not started (evaluate's budget)
-        total, seconds, _ = self_teacher_seconds(data, None, config.seed, config.teacher_steps, device)
-        return kind, total, seconds / max(1, total)
-    ssl = teacher_config(config, kind, data, device)
-    seconds = ssl.steps * ssl_seconds(data, ssl, device, supervised=kind == "supervised")
-    if kind == "ssl" and can_hold_out(data):  # its labels-only rival too, spread over the teacher's iterations
-        rival = labels_only_config(ssl)
-        seconds += rival.steps * ssl_seconds(data, rival, device, supervised=True)
-    return kind, ssl.steps, seconds / ssl.steps
-
-
 def ssl_seconds(data: ImageData, ssl: SSLConfig, device: torch.device, supervised: bool = False) -> float:
     """Seconds an iteration of the SSL GAN ``ssl`` on ``data``, timed on a throwaway copy (random streams forked)."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -322,10 +304,11 @@ def ssl_seconds(data: ImageData, ssl: SSLConfig, device: torch.device, supervise
 
 
 def teacher_plan(
-    data: ImageData, out_dir: Path, config: TrainConfig, device: torch.device
+    data: ImageData, out_dir: Path | None, config: TrainConfig, device: torch.device
 ) -> list[tuple[str, str, float]]:
-    """``(phase, what it trains, seconds)`` of each phase of the run's teacher still to train, before anything
-    trains, each timed on a throwaway copy's first iterations. Empty for no teacher or one already trained."""
+    """``(phase, what it trains, seconds)`` of each phase of the run's teacher still to train in ``out_dir``
+    (None: a teacher not started, as evaluate's budget prices it), before anything trains, each timed on a
+    throwaway copy's first iterations (random streams forked). Empty for no teacher or one already trained."""
     kind = resolve_teacher(config, data)
     if kind == "none":
         return []
@@ -334,9 +317,9 @@ def teacher_plan(
     ssl = teacher_config(config, kind, data, device)
     measured = kind == "ssl" and can_hold_out(data)
     settings = _settings(kind, ssl, data, measured)
-    if _saved(out_dir / TEACHER_NAME, settings, finished=True) is not None:
+    if out_dir is not None and _saved(out_dir / TEACHER_NAME, settings, finished=True) is not None:
         return []
-    partial = _saved(out_dir / TEACHER_TRAINING_NAME, settings, budget_may_grow=True)
+    partial = None if out_dir is None else _saved(out_dir / TEACHER_TRAINING_NAME, settings, budget_may_grow=True)
     left = max(0, ssl.steps - (int(partial["training"]["step"]) if partial is not None else 0))
     per = ssl_seconds(data, ssl, device, supervised=kind == "supervised")
     phases = [(f"teacher ({kind})", f"{left} iterations of its {ssl.architecture} discriminator", per * left)]
