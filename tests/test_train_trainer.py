@@ -120,6 +120,7 @@ def test_checkpoints_follow_the_clock_too(tmp_path: Path, monkeypatch: pytest.Mo
     have passed (the clock is faked: one minute per step), by the GAN's loop and by the teacher's."""
     import gan_augment.train.checkpointer as checkpointer_module
     import gan_augment.train.ssl as ssl_module
+    import gan_augment.train.ssl_steps as ssl_steps
 
     clock = {"now": 0.0}
 
@@ -158,8 +159,8 @@ def test_checkpoints_follow_the_clock_too(tmp_path: Path, monkeypatch: pytest.Mo
     run.train_step = ssl_step  # type: ignore[method-assign]
     run.state_dict = lambda: {"step": run.step}  # type: ignore[method-assign]  # what a roll-back would return to
     monkeypatch.setattr(
-        ssl_module, "time", type("T", (), {"monotonic": FakeTime.monotonic, "perf_counter": FakeTime.monotonic})
+        ssl_steps, "time", type("T", (), {"monotonic": FakeTime.monotonic, "perf_counter": FakeTime.monotonic})
     )
     teacher_saves: list[int] = []
-    ssl_module.run_steps(run, Reporter(quiet=True), save=lambda: teacher_saves.append(run.step), save_seconds=150.0)
+    ssl_steps.run_steps(run, Reporter(quiet=True), save=lambda: teacher_saves.append(run.step), save_seconds=150.0)
     assert teacher_saves == [3]  # after 3 minutes; the end is saved by the caller as teacher.pt

@@ -8,13 +8,13 @@ from typing import Any
 
 import torch
 
-from ..progress import duration
+from ..progress import SecondsLeft, duration
 from .checkpointer import Checkpointer
 from .clock import PhaseClock
-from .health import DivergenceCheck, TrainingStopped, rollback, shrink_batch, stop_signals
+from .drive import CHECK_EVERY, drive
+from .health import DivergenceCheck, rollback, shrink_batch, stop_signals
 from .trainer import Trainer
 
-CHECK_EVERY = 10  # steps between the (synchronising) health checks
 EARLY = (1, 2, 5, 10, 20)  # steps after a start at which the progress bar gets a first reading
 
 
@@ -71,7 +71,7 @@ def train(t: Trainer, saver: Checkpointer) -> Path:
         if fresh:
             saver.save(t)  # a rollback target from the start, and something to resume after kill -9
         try:
-            _loop(t, saver, stop)
+            drive(GanJob(t, saver), stop)
         except KeyboardInterrupt:
             if t.dist.enabled:  # the other ranks may be gone: no collective save
                 t.reporter.message(f"interrupted at step {t.state.step}: resume from the last checkpoint with --resume")
@@ -85,48 +85,81 @@ def train(t: Trainer, saver: Checkpointer) -> Path:
     return saver.path
 
 
-def _loop(t: Trainer, saver: Checkpointer, stop: dict[str, int | None]) -> None:
-    log_every = t.config.log_every
-    window, diverged, start = MetricsWindow(), DivergenceCheck(t), t.state.step
-    clock, told = PhaseClock(t), False
-    with t.reporter.progress(t.total_steps, start, left=clock.left) as bar:
-        while t.state.step < t.total_steps:
-            if stop["signal"] is not None and not t.dist.enabled:
-                raise TrainingStopped(stop["signal"])
-            if t.state.phase == "pretrain" and t.state.step >= t.pretrain_steps:
-                t.enter_per_class()
-            try:
-                stats = t.train_step()
-            except torch.cuda.OutOfMemoryError as exc:
-                shrink_batch(t, saver, exc)
-                window.clear()
-                clock.restart()
-                continue
-            window.add(stats, t.images_per_step())
-            step = t.state.step
-            logging = step % log_every == 0 or step == t.total_steps
-            saving = saver.saving_due(t)
-            if logging or saving or step % CHECK_EVERY == 0:
-                reason = diverged(stats, check_weights=saving)
-                if reason:
-                    rollback(t, saver, reason)
-                    window.clear()
-                    diverged.reset()
-                    clock.restart()
-                    continue
-            if logging:
-                row = window.row(t)
-                saver.log(t, row)
-                bar.update(step, row)
-            else:  # a first reading soon after the start, so the bar is never blank for long
-                bar.update(step, window.peek() if step - start in EARLY and not t.reporter.quiet else None)
-            if saver.samples_due(t):
-                saver.save_samples(t)
-            if saving:
-                saver.save(t)
-            clock.tick()
-            if not told and step < t.total_steps:
-                told = _tell_expected(t, clock, step)
+class GanJob:
+    """The GANs' training as the loop's :class:`~gan_augment.train.drive.Job`: steps of ``trainer``, saved by
+    ``saver``; health checks every ``CHECK_EVERY`` steps and at every log row and save; roll-back and
+    out-of-memory retry as :mod:`~gan_augment.train.health` does them; logged rows, samples and the clock."""
+
+    def __init__(self, t: Trainer, saver: Checkpointer) -> None:
+        self.t, self.saver, self.reporter = t, saver, t.reporter
+        self.window, self.check, self.start = MetricsWindow(), DivergenceCheck(t), t.state.step
+        self.clock, self.told = PhaseClock(t), False
+
+    @property
+    def step(self) -> int:
+        return self.t.state.step
+
+    @property
+    def total(self) -> int:
+        return self.t.total_steps
+
+    def stoppable(self) -> bool:
+        return not self.t.dist.enabled  # the ranks stop together: at the next checkpoint, or by being killed
+
+    def left(self) -> SecondsLeft:
+        return self.clock.left
+
+    def before_step(self) -> None:
+        if self.t.state.phase == "pretrain" and self.t.state.step >= self.t.pretrain_steps:
+            self.t.enter_per_class()
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        return self.t.train_step()
+
+    def count(self, stats: dict[str, torch.Tensor]) -> None:
+        self.window.add(stats, self.t.images_per_step())
+
+    def out_of_memory(self, exc: BaseException) -> None:
+        shrink_batch(self.t, self.saver, exc)
+        self.window.clear()
+        self.clock.restart()
+
+    def saving_due(self) -> bool:
+        return self.saver.saving_due(self.t)
+
+    def _logging(self) -> bool:
+        return self.step % self.t.config.log_every == 0 or self.step == self.total
+
+    def diverged(self, stats: dict[str, torch.Tensor], saving: bool) -> str:
+        if self._logging() or saving or self.step % CHECK_EVERY == 0:
+            return self.check(stats, check_weights=saving)
+        return ""
+
+    def roll_back(self, reason: str) -> None:
+        rollback(self.t, self.saver, reason)
+        self.window.clear()
+        self.check.reset()
+        self.clock.restart()
+
+    def report(self, stats: dict[str, torch.Tensor], bar: Any) -> None:
+        step = self.step
+        if self._logging():
+            row = self.window.row(self.t)
+            self.saver.log(self.t, row)
+            bar.update(step, row)
+        else:  # a first reading soon after the start, so the bar is never blank for long
+            early = step - self.start in EARLY and not self.reporter.quiet
+            bar.update(step, self.window.peek() if early else None)
+        if self.saver.samples_due(self.t):
+            self.saver.save_samples(self.t)
+
+    def save(self) -> None:
+        self.saver.save(self.t)
+
+    def after_step(self) -> None:
+        self.clock.tick()
+        if not self.told and self.step < self.total:
+            self.told = _tell_expected(self.t, self.clock, self.step)
 
 
 def _tell_expected(t: Trainer, clock: PhaseClock, step: int) -> bool:

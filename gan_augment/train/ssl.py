@@ -6,7 +6,6 @@ saved classifier use a bias-corrected average of the discriminator's weights."""
 from __future__ import annotations
 
 import copy
-import math
 import time
 from typing import Any, Callable
 
@@ -17,18 +16,16 @@ from torch import nn
 
 from ..config import SSLConfig
 from ..data import ImageData, stratified_split
-from ..errors import GanAugmentError, UsageError
+from ..errors import UsageError
 from ..io.images import to_unit
 from ..models.ssl import SSLGan, data_dependent_init
 from ..progress import Reporter
 from ..seeds import keeps_callers_rng
-from .health import TrainingStopped
-from .loop import CHECK_EVERY
 from .losses import consistency_loss, feature_matching_loss, prediction_entropy, ssl_d_loss
 from .metrics import accuracy
+from .ssl_steps import run_steps
 
 ADAM_EPS = 1e-4  # see SSLRun
-MAX_ROLLBACKS = 3  # a diverging teacher's roll-backs, as many as a GAN's (TrainConfig.max_rollbacks)
 
 
 class Cycler:
@@ -279,88 +276,6 @@ def start_ssl(
     labeled = np.flatnonzero(labels >= 0)
     tr, va = stratified_split(labels[labeled], val_fraction, config.seed, min_held_out)
     return SSLRun(data, config, device, torch.as_tensor(labeled[tr]), supervised), torch.as_tensor(labeled[va])
-
-
-EARLY_READINGS = (1, 2, 5, 10, 20)  # iterations after a start at which the losses are shown at once
-
-
-class Rollbacks:
-    """A diverging run (a non-finite loss) goes back to the state it last saved, its learning rate halved, at
-    most ``MAX_ROLLBACKS`` times, as the GAN's training does (:func:`~gan_augment.train.health.rollback`)."""
-
-    def __init__(self, run: SSLRun, reporter: Reporter) -> None:
-        self.run, self.reporter, self.count = run, reporter, 0
-        self.keep()
-
-    def keep(self) -> None:
-        """The run's state now is what a roll-back returns to (called where it is saved)."""
-        self.snapshot = copy.deepcopy(self.run.state_dict())
-
-    def diverged(self, stats: dict[str, torch.Tensor]) -> bool:
-        """Whether ``stats`` show divergence; if so the run is rolled back (or, past the limit, an error)."""
-        values = torch.stack([v.float() for v in stats.values()]).tolist() if stats else []
-        bad = [k for k, v in zip(stats, values) if not math.isfinite(v)]
-        if not bad:
-            return False
-        self.count += 1
-        failed, halved, why = self.run.step, self.run.lr / 2, f"{', '.join(bad)} not finite"
-        if self.count > MAX_ROLLBACKS:
-            raise GanAugmentError(
-                f"the teacher diverged at iteration {failed} ({why}) after {MAX_ROLLBACKS} roll-backs with lower "
-                "learning rates: try fewer --teacher-steps, or --teacher none"
-            )
-        self.run.load_state_dict(self.snapshot)
-        self.run.lr = halved
-        self.reporter.message(
-            f"the teacher diverged at iteration {failed} ({why}): rolled back to iteration {self.run.step}, "
-            f"learning rate halved to {halved:.2e} [{self.count}/{MAX_ROLLBACKS}]"
-        )
-        return True
-
-
-def run_steps(
-    run: SSLRun,
-    reporter: Reporter,
-    evaluate: Callable[[nn.Module], float] | None = None,
-    eval_every: int = 0,
-    save: Callable[[], None] | None = None,
-    save_every: int = 0,
-    stop: dict[str, int | None] | None = None,
-    save_seconds: float = 0.0,
-    on_stats: Callable[[int, dict[str, float]], None] | None = None,
-) -> list[dict[str, float]]:
-    """Train ``run`` to its ``config.steps``; the learning curve (see :func:`train_ssl`). ``save`` is
-    called every ``save_every`` iterations and every ``save_seconds`` (0: never by the clock); a signal
-    in ``stop`` raises TrainingStopped between two iterations; ``on_stats(step, row)`` gets the losses
-    every 50 iterations (TensorBoard)."""
-    steps, curve, t0 = run.config.steps, [], time.perf_counter()
-    last_save, start, health = time.monotonic(), run.step, Rollbacks(run, reporter)
-    with reporter.progress(steps, run.step) as bar:
-        while run.step < steps:
-            if stop is not None and stop["signal"] is not None:
-                raise TrainingStopped(stop["signal"])
-            stats = run.train_step()
-            due = (save_every and run.step % save_every == 0) or (
-                save_seconds and time.monotonic() - last_save >= save_seconds
-            )
-            if (due or run.step % CHECK_EVERY == 0 or run.step == steps) and health.diverged(stats):
-                continue
-            if evaluate is not None and eval_every and (run.step % eval_every == 0 or run.step == steps):
-                acc = evaluate(run.average.averaged(run.gan.d))
-                curve.append({"step": run.step, "accuracy": acc, "seconds": round(time.perf_counter() - t0, 1)})
-            if run.step % 50 == 0 or run.step == steps or run.step - start in EARLY_READINGS:
-                row = {k: float(v) for k, v in stats.items()}
-                bar.update(run.step, row)
-                if on_stats is not None and (run.step % 50 == 0 or run.step == steps):
-                    on_stats(run.step, row)
-            else:
-                bar.update(run.step, None)  # the count and time left move every iteration
-            if due and run.step < steps:
-                if save is not None:
-                    save()
-                health.keep()
-                last_save = time.monotonic()
-    return curve
 
 
 def classifier_state(run: SSLRun, data: ImageData, classifier: nn.Module, kind: str = "ssl") -> dict[str, Any]:

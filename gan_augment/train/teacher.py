@@ -31,7 +31,8 @@ from .board import Board
 from .health import stop_signals
 from .metrics import accuracy
 from .self_teacher import KIND, self_teacher_plan, train_self_teacher
-from .ssl import SSLRun, classifier_state, default_ssl_steps, run_steps, start_ssl
+from .ssl import SSLRun, classifier_state, default_ssl_steps, start_ssl
+from .ssl_steps import run_steps
 from .teacher_choice import (
     HELDOUT_FRACTION,
     Heldout,

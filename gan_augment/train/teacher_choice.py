@@ -26,7 +26,8 @@ from ..config import SSLConfig
 from ..data import ImageData
 from ..progress import Reporter
 from .metrics import predict_logits
-from .ssl import classifier_state, run_steps, start_ssl
+from .ssl import classifier_state, start_ssl
+from .ssl_steps import run_steps
 
 # Labeled images of each class kept from both candidates to measure them (at least one per class).
 HELDOUT_FRACTION = 0.2
