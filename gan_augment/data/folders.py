@@ -179,22 +179,10 @@ def scan_folders(
     """
     root = check_dir(labeled, "labeled")
     class_dirs = find_classes(root)
-    files: list[Path] = []
-    labels: list[int] = []
-    ignored = 0
     # One set for every class: a link to the labeled folder, to another class or to a folder that an
     # earlier class listed is not followed, so no image is listed twice or under two labels.
     seen = _distinct_classes(root, class_dirs)
-    for idx, d in enumerate(class_dirs):
-        found, n_ignored = walk_images(d, LABELED_EXTENSIONS, seen=seen)
-        ignored += n_ignored
-        if not found:
-            raise DataError(
-                f"class folder {str(d)!r} has no images ({', '.join(LABELED_EXTENSIONS)}): "
-                "add images or remove the folder"
-            )
-        files += found
-        labels += [idx] * len(found)
+    files, labels, ignored = _walk_classes(class_dirs, seen)
     notes = [] if notes is None else notes
     outputs: list[Path] = []
     if unlabeled is not None:
@@ -207,6 +195,25 @@ def scan_folders(
             f"{len(outputs)} output folder(s) of gan-augment's passed over, never read as images: {outputs[0]}"
         )
     return files, labels, [d.name for d in class_dirs], ignored
+
+
+def _walk_classes(class_dirs: list[Path], seen: set[tuple[int, int]]) -> tuple[list[Path], list[int], int]:
+    """Each class folder's images (``seen``: the folders listed so far), their labels and the files passed over;
+    a DataError for a class folder without images."""
+    files: list[Path] = []
+    labels: list[int] = []
+    ignored = 0
+    for idx, d in enumerate(class_dirs):
+        found, n_ignored = walk_images(d, LABELED_EXTENSIONS, seen=seen)
+        ignored += n_ignored
+        if not found:
+            raise DataError(
+                f"class folder {str(d)!r} has no images ({', '.join(LABELED_EXTENSIONS)}): "
+                "add images or remove the folder"
+            )
+        files += found
+        labels += [idx] * len(found)
+    return files, labels, ignored
 
 
 # Bytes of a folder name made from a class name: file systems allow 255, and a clash suffix needs room.

@@ -169,9 +169,7 @@ def train_teacher(
     settings = _settings(kind, ssl, data, measured)
     final, partial = out_dir / TEACHER_NAME, out_dir / TEACHER_TRAINING_NAME
     if _saved(final, settings, finished=True) is not None:
-        reporter.message(f"the run's {kind} teacher is trained already ({ssl.steps} iterations)")
-        _remove(partial)
-        return final
+        return _trained_already(final, partial, f"{kind} teacher is trained already ({ssl.steps} iterations)", reporter)
     saved = _saved(partial, settings, budget_may_grow=True)
     with stop_signals(reporter) as stop:
         rival = (saved or {}).get("labels_only") if measured else None
@@ -197,6 +195,13 @@ def train_teacher(
     classifier = run.average.averaged(run.gan.d)  # the teacher as trained: its averaged weights
     choice = _choose(classifier, data, held, rival, config.teacher, reporter)
     _save_teacher(run, classifier, data, kind, settings, time.perf_counter() - t0, final, choice)
+    _remove(partial)
+    return final
+
+
+def _trained_already(final: Path, partial: Path, what: str, reporter: Reporter) -> Path:
+    """A finished teacher of the same settings is kept: say so, drop a partial file left beside it."""
+    reporter.message(f"the run's {what}")
     _remove(partial)
     return final
 
