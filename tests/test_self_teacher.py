@@ -215,3 +215,28 @@ def test_self_training_is_kept_unless_it_measured_worse_by_more_than_chance(b: i
 
     held = Heldout.of(torch.tensor([True] * b + [False] * c), torch.tensor([False] * b + [True] * c))
     assert held.not_clearly_worse() is kept
+
+
+def test_a_teacher_stopped_between_its_two_stages_is_shown_as_training(
+    folders: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the refit's first phase: the file holds the choice and no refit phase yet; info shows the
+    teacher training, at the end of its measuring stage (it once read as unreadable: the file had no step)."""
+    from gan_augment.train.teacher_status import describe_teacher
+
+    original, calls = self_training.Student.train, {"n": 0}
+
+    def stop_at(self: Student, labeled: Any, pool: Any, flip: bool, on_step: Any) -> torch.nn.Module:
+        calls["n"] += 1
+        if calls["n"] == 6:  # the five measuring phases done: the refit's first
+            raise KeyboardInterrupt
+        return original(self, labeled, pool, flip, on_step)
+
+    monkeypatch.setattr(self_training.Student, "train", stop_at)
+    with pytest.raises(KeyboardInterrupt):
+        colour_run(folders, tmp_path / "run")
+    saved = load_checkpoint(tmp_path / "run" / TEACHER_TRAINING_NAME)
+    assert (saved["training"]["stage"], saved["training"]["phase"]) == ("refit", 0)
+    shown = describe_teacher(tmp_path / "run")
+    measured = int(saved["settings"]["ssl_config"]["steps"])
+    assert shown["state"] == "training" and shown["step"] == measured < shown["steps"] == saved["training"]["steps"]

@@ -135,7 +135,7 @@ def train_self_teacher(
             if training["stage"] == "measure":
                 choice = _measure(data, config, training, asked, device, reporter, stop, settings, partial_path)
                 both = config.steps + refit_config(data, seed, steps, bool(choice["keep"])).steps
-                training = {"stage": "refit", "phase": 0, "choice": choice, "steps": both}
+                training = {"stage": "refit", "phase": 0, "choice": choice, "step": config.steps, "steps": both}
                 save_checkpoint({"settings": settings, "training": training}, partial_path)
             refit = refit_config(data, seed, steps, bool(training["choice"]["keep"]))
             _, net = _stage(data, refit, "refit", training, device, reporter, stop, settings, partial_path)
