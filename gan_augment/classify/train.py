@@ -169,19 +169,8 @@ def classify(
     check_apart(out_dir, labeled, unlabeled)
     check_run_dir(out_dir, resume=False, overwrite=overwrite, resumable=False)  # nothing is removed without it
     with FolderLock(out_dir):
-        return _classify(
-            labeled,
-            unlabeled,
-            out_dir,
-            method,
-            config or TrainConfig(),
-            ssl,
-            val_fraction,
-            dev,
-            overwrite,
-            reporter,
-            run,
-        )
+        job = (labeled, unlabeled, out_dir, method, config or TrainConfig(), ssl, val_fraction, dev, overwrite)
+        return _classify(*job, reporter, run)
 
 
 def _classify(

@@ -213,6 +213,31 @@ def _loss(
 
 
 @keeps_callers_rng
+def _sgd(model: nn.Module, config: ClassifierConfig) -> torch.optim.SGD:
+    """SGD with Nesterov momentum, weight decay on the weights (not on biases and norms)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        momentum=0.9,
+        nesterov=True,
+    )
+
+
+def _one_cycle(config: ClassifierConfig) -> Callable[[int], float]:
+    """The learning rate at each step: a linear warm-up over ``config.warmup`` of the steps, then cosine to 0."""
+    warm = max(1, int(config.steps * config.warmup))
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return config.lr * (step + 1) / warm
+        t = (step - warm) / max(1, config.steps - warm)
+        return config.lr * 0.5 * (1 + np.cos(np.pi * t))
+
+    return lr_at
+
+
 def train_classifier(
     dataset: Dataset,
     channels: int,
@@ -240,22 +265,7 @@ def train_classifier(
     torch.manual_seed(seed)
     model = init if init is not None else build_classifier(config.architecture, channels, num_classes, config.width)
     model = model.to(device).to(memory_format=torch.channels_last)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=config.lr,
-        momentum=0.9,
-        nesterov=True,
-    )
-    warm = max(1, int(config.steps * config.warmup))
-
-    def lr_at(step: int) -> float:
-        if step < warm:
-            return config.lr * (step + 1) / warm
-        t = (step - warm) / max(1, config.steps - warm)
-        return config.lr * 0.5 * (1 + np.cos(np.pi * t))
-
+    opt, lr_at = _sgd(model, config), _one_cycle(config)
     amp = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     )

@@ -67,7 +67,7 @@ def evaluate_folders(
     """The limited-labels A/B on a user's own folders: held-out split per seed, arms, table, plot.
 
     With ``run``, that run serves the arm of its mode (and, when it kept a teacher, the default,
-    default-unlabeled and teacher arms) instead of a GAN trained per seed (faster, but the run has
+    teacher-unlabeled and teacher arms) instead of a GAN trained per seed (faster, but the run has
     seen the held-out images if it was trained on the same folder: optimistic); the report records
     that run's settings. With ``test_dir`` (an ImageFolder of the same classes), every seed trains on
     all of LABELED and tests on it, instead of holding out ``test_fraction`` of each class.
@@ -89,22 +89,9 @@ def evaluate_folders(
     out_dir = Path(out)
     _check_first(out_dir, labeled, unlabeled, test_dir, overwrite or resume, tensorboard)
     with FolderLock(out_dir):  # one evaluation per folder: a second would drop the first's results
-        return _evaluate(
-            labeled,
-            unlabeled,
-            out_dir,
-            arms,
-            seeds,
-            test_fraction,
-            settings,
-            run,
-            reporter,
-            overwrite=overwrite,
-            test_dir=test_dir,
-            resume=resume,
-            tensorboard=tensorboard,
-            imbalanced_arms=imbalanced_arms,
-        )
+        job = (labeled, unlabeled, out_dir, arms, seeds, test_fraction, settings, run, reporter)
+        options = dict(overwrite=overwrite, test_dir=test_dir, resume=resume, tensorboard=tensorboard)
+        return _evaluate(*job, imbalanced_arms=imbalanced_arms, **options)
 
 
 def _evaluate(
