@@ -149,6 +149,21 @@ def train_self_teacher(
     return final
 
 
+def _stage_line(data: ImageData, config: SelfTrainingConfig, stage: str, labeled: int, phase: int) -> str:
+    """What a stage trains, in one line (and where it resumes)."""
+    rounds = (
+        f", then {len(config.round_steps)} rounds on the {data.num_unlabeled} unlabeled images "
+        f"({'+'.join(map(str, config.round_steps))} steps)"
+        if config.round_steps
+        else ""
+    )
+    return (
+        ("self-training, measured first: " if stage == "measure" else "the teacher again on every labeled image: ")
+        + f"a small ResNet on {labeled} labeled images ({config.labels_steps} steps){rounds}"
+        + (f"; resuming after phase {phase}" if phase else "")
+    )
+
+
 def _stage(
     data: ImageData,
     config: SelfTrainingConfig,
@@ -164,17 +179,7 @@ def _stage(
     ``training`` left it; its labels-only network and last network. Saved after every phase."""
     labeled = split_labeled(data, config.seed)[0] if stage == "measure" else torch.nonzero(data.labels >= 0).flatten()
     phase = int(training["phase"]) if training["stage"] == stage else 0
-    rounds = (
-        f", then {len(config.round_steps)} rounds on the {data.num_unlabeled} unlabeled images "
-        f"({'+'.join(map(str, config.round_steps))} steps)"
-        if config.round_steps
-        else ""
-    )
-    reporter.message(
-        ("self-training, measured first: " if stage == "measure" else "the teacher again on every labeled image: ")
-        + f"a small ResNet on {len(labeled)} labeled images ({config.labels_steps} steps){rounds}"
-        + (f"; resuming after phase {phase}" if phase else "")
-    )
+    reporter.message(_stage_line(data, config, stage, len(labeled), phase))
 
     # Steps counted over both stages, as ``info`` shows an interrupted teacher's.
     before, total_steps = (int(settings["ssl_config"]["steps"]) if stage == "refit" else 0), int(training["steps"])
@@ -192,18 +197,9 @@ def _stage(
         }
         save_checkpoint({"settings": settings, "training": state}, partial)
 
+    images, labels, pool = data.images[labeled], data.labels[labeled], data.images[data.labels < 0]
     start = (phase, training if phase else None)
-    return train_self_training(
-        data.images[labeled],
-        data.labels[labeled],
-        data.images[data.labels < 0],
-        config,
-        device,
-        reporter,
-        start=start,
-        save=save,
-        stop=stop,
-    )
+    return train_self_training(images, labels, pool, config, device, reporter, start=start, save=save, stop=stop)
 
 
 def _measure(

@@ -193,16 +193,7 @@ def train_self_training(
     with reporter.progress(total, done) as bar:
         for p in range(phase, len(config.round_steps) + 1):
             student = Student(config, channels, classes, p, device)
-            picked = None
-            if p > 0:
-                assert current is not None
-                probs = predict_logits(current, pool, device).softmax(1)
-                idx, targets = aligned_pick(probs, prior, config.shares[p - 1])
-                picked = (pool[idx], targets)
-                reporter.message(
-                    f"self-training round {p} of {len(config.round_steps)}: {len(idx)} pool images labeled by the "
-                    f"last network, {student.steps} steps"
-                )
+            picked = _round_pool(current, pool, prior, config, p, student.steps, device, reporter) if p else None
 
             def on_step(step: int, loss: float, offset: int = done, last: int = student.steps) -> None:
                 if stop is not None and stop["signal"] is not None:
@@ -216,6 +207,28 @@ def train_self_training(
                 save(p + 1, first, current)
     assert first is not None and current is not None
     return first, current
+
+
+def _round_pool(
+    current: nn.Module | None,
+    pool: torch.Tensor,
+    prior: torch.Tensor,
+    config: SelfTrainingConfig,
+    p: int,
+    steps: int,
+    device: torch.device,
+    reporter: Reporter,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Round ``p``'s training pool: the pool images the last network labels, picked in ``prior``'s
+    proportions (``aligned_pick``), with its probabilities as targets."""
+    assert current is not None
+    probs = predict_logits(current, pool, device).softmax(1)
+    idx, targets = aligned_pick(probs, prior, config.shares[p - 1])
+    reporter.message(
+        f"self-training round {p} of {len(config.round_steps)}: {len(idx)} pool images labeled by the "
+        f"last network, {steps} steps"
+    )
+    return pool[idx], targets
 
 
 def _restore(
