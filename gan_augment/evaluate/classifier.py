@@ -212,7 +212,6 @@ def _loss(
     return lambda logits, y: logit_adjusted_loss(logits.float(), y, adjust, **ce)
 
 
-@keeps_callers_rng
 def _sgd(model: nn.Module, config: ClassifierConfig) -> torch.optim.SGD:
     """SGD with Nesterov momentum, weight decay on the weights (not on biases and norms)."""
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -238,6 +237,7 @@ def _one_cycle(config: ClassifierConfig) -> Callable[[int], float]:
     return lr_at
 
 
+@keeps_callers_rng
 def train_classifier(
     dataset: Dataset,
     channels: int,
