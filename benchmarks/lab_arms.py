@@ -22,11 +22,14 @@ from torch.utils.data import Dataset, Subset
 
 from gan_augment.errors import UsageError
 from gan_augment.evaluate import Arm, ArrayDataset, GanSamples, PseudoBalance, RunDataset, SeedArms, arm_names, register
-from gan_augment.evaluate.classifier import materialize, train_classifier
+from gan_augment.evaluate.classifier import Split, materialize, train_classifier
 from gan_augment.evaluate.imbalance import balanced_indices, inverse_frequency_weights, rarest
-from gan_augment.evaluate.quality import generator_quality, memorisation
+from gan_augment.evaluate.quality import generator_quality
+from gan_augment.io.rebuild import load_generator
 from gan_augment.plugins import DiscriminatorFeatures, GANAugmentedDataset
 from gan_augment.plugins.teacher import label_synthetic, teacher_logits
+from gan_augment.sampling import sample
+from gan_augment.seeds import QUALITY_SAMPLES
 
 Result = tuple[float, dict[str, Any]]
 
@@ -47,6 +50,40 @@ def _train_adjusted(ctx: SeedArms, ds: Dataset, extra: dict[str, Any]) -> nn.Mod
     prior = training_prior(ds, ctx.k)
     extra["prior"] = [round(float(p), 4) for p in prior]
     return ctx.train(ds, prior=prior)
+
+
+def nearest_distances(images: torch.Tensor, reference: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """Each image's L2 distance (pixels in [0, 1]) to its nearest image of ``reference`` (both uint8 N, C, H, W)."""
+    ref = reference.flatten(1).float() / 255
+    return torch.cat(
+        [
+            torch.cdist(images[i : i + batch].flatten(1).float() / 255, ref).min(1).values
+            for i in range(0, len(images), batch)
+        ]
+    )
+
+
+def memorisation(run: Path, split: Split, device: torch.device, seed: int, n: int = 100) -> dict[str, list[float]]:
+    """Does a run copy its few training images? Per class: the median distance of ``n`` synthetic images to
+    their nearest training image of the class, over the median distance of the class's held-out real
+    images to the same training images (``nn_ratio``: about 1, new images; near 0, copies), and the share
+    of synthetic images nearer to a training image than every held-out real image is (``copies``)."""
+    gen, _ = load_generator(run, device=device)
+    k = len(split.class_names)
+    labels = torch.arange(k).repeat_interleave(n)
+    synth = sample(gen, len(labels), labels=labels, seed=QUALITY_SAMPLES + seed).cpu()
+    ratio, copies = [], []
+    for c in range(k):
+        train = split.train_images[split.train_labels == c]
+        held = split.test_images[split.test_labels == c][:500]
+        if not len(train) or not len(held):
+            ratio.append(float("nan"))
+            copies.append(float("nan"))
+            continue
+        d_syn, d_real = nearest_distances(synth[labels == c], train), nearest_distances(held, train)
+        ratio.append(round(float(d_syn.median() / d_real.median()), 4))
+        copies.append(round(float((d_syn < d_real.min()).float().mean()), 4))
+    return {"nn_ratio_per_class": ratio, "copies_per_class": copies}
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def test_gan_balance_measures_memorisation_and_the_cas_of_the_rare_classes(recor
 
 
 def test_memorisation_sees_a_copy() -> None:
-    from gan_augment.evaluate.quality import nearest_distances
+    from lab_arms import nearest_distances
 
     train = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     others = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))

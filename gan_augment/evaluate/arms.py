@@ -131,9 +131,10 @@ class SeedArms:
 
     def run_teacher(self) -> RunTeacher:
         """The default run's teacher; a UsageError where it kept none."""
-        teacher = load_run_teacher(self.default_run(), self.settings.device)
+        run = self.default_run()
+        teacher = load_run_teacher(run, self.settings.device)
         if teacher is None:
-            raise UsageError(f"the default run {str(self.default_run())!r} has no teacher")
+            raise UsageError(f"the default run {str(run)!r} has no teacher")
         return teacher
 
     def _same_run(self, run: Path, cfg: TrainConfig) -> bool:

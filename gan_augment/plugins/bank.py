@@ -163,7 +163,6 @@ class SyntheticBank:
         self.batch_size = batch_size
         self.filter_top = filter_top
         self._generator, self.info = load_generator(generator_ckpt, device=device, pretrained=pretrained, run=run)
-        self.sources: dict[str, Any] = run.data  # the folders the run names (``labeled``, ``unlabeled``)
         self._run = run if filter_top is not None else None  # its discriminator scores the candidates
         self._discriminator: nn.Module | None = None
         self.conditional = bool(self.info.class_names)

@@ -168,7 +168,7 @@ class GANAugmentedDataset(Dataset):
         bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator", run)
         self.generator_ckpt, self._sources = str(generator_ckpt), run.data  # the folders the run names
         if unlabeled is None:  # the run's own unlabeled images, when its teacher labels and its folder is named
-            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(bank.sources)
+            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(self._sources)
         check_extra(self.fresh, fresh_passes, unlabeled, labels)
         check_pipeline(base_ds, pipeline)
         self.base_ds, self.seed = base_ds, seed  # the real items, and (below) what every item goes through
