@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from ..io.images import RawForm
 from ..io.record import load_run
-from .bank import SyntheticBank, base_mapping, dataset_classes, dataset_targets, map_classes, synthetic_counts
+from .bank import SyntheticBank, dataset_targets, synthetic_counts
 from .extra import (
     DEFAULT_SYNTHETIC_RATIO,
     DEFAULT_TEACHER_RATIO,
@@ -31,7 +31,7 @@ from .extra import (
 )
 from .pipelines import PipelineKind, apply_transform, check_pipeline
 from .source import ItemForm, Labelling, SyntheticSource, check_base_items
-from .teacher import LabelSource, RunTeacher, Teacher, load_run_teacher
+from .teacher import LabelSource, Teacher
 
 __all__ = ["DEFAULT_SYNTHETIC_RATIO", "DEFAULT_TEACHER_RATIO", "GANAugmentedDataset"]
 
@@ -128,6 +128,8 @@ class GANAugmentedDataset(Dataset):
             ``numpy`` (uint8 HWC), ``tensor`` (uint8 CHW) or ``float`` (CHW in [0, 1]).
     """
 
+    pool: ExtraPool | None = None  # fresh items are drawn from it (set by resample())
+
     def __init__(
         self,
         base_ds: Dataset,
@@ -156,40 +158,35 @@ class GANAugmentedDataset(Dataset):
         output_format: Literal["auto", "pil", "numpy", "tensor", "float"] = "auto",
     ) -> None:
         run = load_run(generator_ckpt)  # the run's record, read once: its generator, folders, teacher's plan
-        ask = teacher is None and labels != "generator"  # the labeller: the run's teacher unless another is given
-        run_teacher = load_run_teacher(generator_ckpt, planned=run.config.teacher) if ask else None
-        teacher = teacher if teacher is not None else run_teacher
-        default = DEFAULT_TEACHER_RATIO if run_teacher is not None else DEFAULT_SYNTHETIC_RATIO
-        synthetic_ratio = check_sizing(synthetic_ratio, per_class, balance, batch_size, default)
-        warn_balance_by_generator(balance, labels, teacher)
-        labels = labels or ("soft" if teacher is not None else "generator")  # what measured best for each
-        labelling = Labelling(labels, teacher, min_confidence, temperature).checked()
-        self.fresh = (labels != "generator") if fresh is None else bool(fresh)  # how extra items are drawn
-        bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, labels != "generator", run)
+        labelling, run_teacher = Labelling.for_run(run, generator_ckpt, labels, teacher, min_confidence, temperature)
+        synthetic_ratio = check_sizing(synthetic_ratio, per_class, balance, batch_size, run_teacher is not None)
+        warn_balance_by_generator(balance, labels, labelling.teacher)
+        by_teacher = labelling.labels != "generator"
+        self.fresh = by_teacher if fresh is None else bool(fresh)  # how extra items are drawn
+        bank = SyntheticBank(generator_ckpt, device, batch_size, filter_top, pretrained, by_teacher, run)
         self.generator_ckpt, self._sources = str(generator_ckpt), run.data  # the folders the run names
         if unlabeled is None:  # the run's own unlabeled images, when its teacher labels and its folder is named
-            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(self._sources)
-        check_extra(self.fresh, fresh_passes, unlabeled, labels)
+            unlabeled = self.fresh and run_teacher is not None and run_names_unlabeled(run.data)
+        check_extra(self.fresh, fresh_passes, unlabeled, labelling.labels)
         check_pipeline(base_ds, pipeline)
         self.base_ds, self.seed = base_ds, seed  # the real items, and (below) what every item goes through
         self.transform, self.target_transform, self.pipeline = transform, target_transform, pipeline
         form = ItemForm(check_base_items(base_ds), output_format, bank.info.image_size)  # items' form and range
         self._base_targets = targets = dataset_targets(base_ds)  # once: without ``targets``, it decodes every item
-        self.n_real = len(targets)
-        ckpt_to_base, class_names = base_mapping(bank, base_ds, targets, class_mapping, classes, balance)
-        self.source = SyntheticSource(bank, labelling, ckpt_to_base, class_names, form)
-        if isinstance(teacher, RunTeacher):
-            self._aim_run_teacher(teacher, base_ds, class_mapping if bank.conditional else None)
-        self.counts = synthetic_counts(targets, ckpt_to_base, synthetic_ratio, per_class, balance)
+        self.source = SyntheticSource.for_base(bank, labelling, form, base_ds, targets, class_mapping, classes, balance)
+        self.counts = synthetic_counts(targets, self.source.ckpt_to_base, synthetic_ratio, per_class, balance)
         self._bank_counts = fresh_counts(self.counts, fresh_passes) if self.fresh else self.counts
         form.check(self._bank_counts, bank.info.channels)
-        self.pool: ExtraPool | None = None  # fresh items are drawn from it
-        # Bumped by resample(), shared with workers: a persistent worker holding older images refuses them.
-        self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._generation = torch.zeros(1, dtype=torch.int64).share_memory_()  # resample() bumps; stale workers refuse
         self._unlabeled = self._label_unlabeled(unlabeled, balance)
         self.resample(seed)
 
     # ---------------------------------------------------------------- the parts' settings, read from them
+    @property
+    def n_real(self) -> int:
+        """How many items are the base dataset's (items ``0 .. n_real-1``)."""
+        return len(self._base_targets)
+
     @property
     def labels(self) -> LabelSource:
         """How synthetic images are labelled: ``generator``, ``teacher`` or ``soft``."""
@@ -221,13 +218,6 @@ class GANAugmentedDataset(Dataset):
     def raw_form(self) -> RawForm:
         """The raw form of every item (``pil``, ``numpy``, ``tensor`` or ``float``)."""
         return self.source.form.raw_form
-
-    def _aim_run_teacher(self, teacher: RunTeacher, base_ds: Dataset, class_mapping: Mapping[str, int] | None) -> None:
-        """The run's teacher scores the run's classes: give its logits the base dataset's label order."""
-        width = len(self.class_names)
-        run_to_base = map_classes(teacher.class_names, dataset_classes(base_ds), class_mapping, width)
-        assert self.source.bank is not None
-        teacher.for_labels(run_to_base, width).to(self.source.bank.generator_device)
 
     def _label_unlabeled(self, unlabeled: bool | torch.Tensor | None, balance: bool) -> Labelled | None:
         """The unlabeled images at the base items' size and channels, with the teacher's hard and soft labels;

@@ -58,8 +58,9 @@ def warn_balance_by_generator(balance: bool, labels: str | None, teacher: Any) -
         )
 
 
-def check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size: Any, default: float) -> float | None:
-    """The synthetic ratio to use (``default`` when no sizing is given); ValueError for a bad sizing
+def check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size: Any, teacher: bool) -> float | None:
+    """The synthetic ratio to use (when no sizing is given, the default for a run with or without its
+    ``teacher``); ValueError for a bad sizing
     (NaN, infinite, negative, not a number, a bool for a count), before anything is allocated."""
     if not isinstance(balance, bool):
         raise UsageError(f"balance={balance!r} must be True or False")
@@ -68,7 +69,7 @@ def check_sizing(synthetic_ratio: Any, per_class: Any, balance: Any, batch_size:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size={batch_size!r} must be a positive integer")
     if synthetic_ratio is None and per_class is None and not balance:
-        return default
+        return DEFAULT_TEACHER_RATIO if teacher else DEFAULT_SYNTHETIC_RATIO
     if synthetic_ratio is not None:
         if isinstance(synthetic_ratio, bool) or not isinstance(synthetic_ratio, (int, float)):
             raise UsageError(f"synthetic_ratio={synthetic_ratio!r} must be a number in [0, 1)")

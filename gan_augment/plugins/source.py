@@ -19,9 +19,9 @@ import torch
 from ..errors import UsageError
 from ..io.images import RawForm, match_images, raw_channels, raw_form_of, raw_size, to_raw
 from ..seeds import DATASET_ROUND_STRIDE
-from .bank import SyntheticBank
+from .bank import SyntheticBank, base_mapping, dataset_classes, map_classes
 from .extra import Labelled, check_bank_size
-from .teacher import LabelSource, Teacher, check_labeling, label_synthetic, teacher_logits
+from .teacher import LabelSource, RunTeacher, Teacher, check_labeling, label_synthetic, load_run_teacher, teacher_logits
 
 # Rounds of candidates drawn to fill each class when a teacher filters synthetic images.
 MAX_TEACHER_ROUNDS = 8
@@ -49,6 +49,17 @@ class Labelling:
         """These settings, refused with a clear error if they do not go together."""
         check_labeling(self.labels, self.teacher, self.min_confidence, self.temperature)
         return self
+
+    @classmethod
+    def for_run(cls, run: Any, ckpt: Any, labels: Any, teacher: Any, min_confidence: float, temperature: float) -> Any:
+        """``(labelling, run_teacher)``: the labeller of a run's extra items (the run's own teacher unless
+        another is given or ``labels="generator"``; ``soft`` targets with a teacher, else the generator's
+        class, what measured best for each) and the run's teacher where it was asked for (else None)."""
+        ask = teacher is None and labels != "generator"
+        run_teacher = load_run_teacher(ckpt, planned=run.config.teacher) if ask else None
+        teacher = teacher if teacher is not None else run_teacher
+        labels = labels or ("soft" if teacher is not None else "generator")
+        return cls(labels, teacher, min_confidence, temperature).checked(), run_teacher
 
 
 # Base items looked at to check their form and value range: evenly spaced, the first and last included.
@@ -178,6 +189,24 @@ class SyntheticSource:
         if self.bank is None:
             raise RuntimeError("this copy was unpickled without its generator: resample in the main process")
         return self.bank
+
+    @classmethod
+    def for_base(
+        cls, bank: SyntheticBank, labelling: Labelling, form: ItemForm, base_ds: Any, targets: Any, *mapping: Any
+    ) -> SyntheticSource:
+        """The source of a dataset that mixes ``bank``'s images into ``base_ds`` (with its ``targets``), its
+        classes mapped by ``mapping`` (``class_mapping``, ``classes``, ``balance``: see ``base_mapping``)."""
+        source = cls(bank, labelling, *base_mapping(bank, base_ds, targets, *mapping), form)
+        source._aim_run_teacher(base_ds, mapping[0])
+        return source
+
+    def _aim_run_teacher(self, base_ds: Any, class_mapping: Mapping[str, int] | None) -> None:
+        """The run's own teacher scores the run's classes: give its logits the base dataset's label order."""
+        teacher, width = self.labelling.teacher, len(self.class_names)
+        if isinstance(teacher, RunTeacher):
+            mapping = class_mapping if self._bank().conditional else None
+            run_to_base = map_classes(teacher.class_names, dataset_classes(base_ds), mapping, width)
+            teacher.for_labels(run_to_base, width).to(self._bank().generator_device)
 
     @property
     def soft_width(self) -> int:

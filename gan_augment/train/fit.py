@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -77,10 +78,9 @@ def fit(
         labeled: ImageFolder-style folder (one sub-folder of images per class).
         unlabeled: Optional folder of unlabeled images of the same kind (searched recursively).
         out: Run directory to write (``checkpoint.pt``, ``samples/``, ``metrics.jsonl``, ``config.json``).
-        config: Training configuration (default: :func:`default_config`: :class:`TrainConfig`'s defaults,
-            smaller on a CPU, at the labeled images' own side when all are 16 to 32 px squares). With
-            ``resume``, the checkpoint's configuration is used and only ``steps`` (to train longer),
-            ``teacher``, ``teacher_steps`` and ``checkpoint_minutes`` are taken from ``config``.
+        config: Training configuration (default: :func:`default_config`: :class:`TrainConfig`'s defaults, smaller
+            on a CPU, at the labeled images' own side when all are 16 to 32 px squares). With ``resume``, the
+            checkpoint's; only ``steps``, ``teacher``, ``teacher_steps`` and ``checkpoint_minutes`` are taken from it.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         resume: Continue the run in ``out`` from its checkpoint.
         overwrite: Replace a run already in ``out``.
@@ -89,10 +89,9 @@ def fit(
         strict: Fail on an unreadable image file instead of skipping and listing it.
         compile: ``torch.compile`` the training models (see :class:`Trainer`); honoured on resume.
         tensorboard: Also write TensorBoard logs in ``out/tensorboard`` (needs the ``tensorboard`` extra).
-        explicit: With ``resume``, the settings the caller chose on purpose (the CLI: the options
-            given), as field names of ``config`` or its model: one that differs from the run's is
-            refused. Without it, the fields of ``config`` that differ from the defaults are taken
-            as chosen, and those the run keeps instead are named in a warning.
+        explicit: With ``resume``, the settings the caller chose on purpose (the CLI: the options given), as field
+            names of ``config`` or its model: one that differs from the run's is refused. Without it, the fields
+            of ``config`` that differ from the defaults count as chosen, and those the run keeps are warned of.
 
     Returns:
         Path of the final checkpoint.
@@ -100,20 +99,33 @@ def fit(
     Raises:
         GanAugmentError: On bad folders, a run directory in the way, or an unusable device.
     """
-    out_dir = Path(out).expanduser()
-    reporter = reporter or Reporter(quiet=quiet)
-    dev = resolve_device(device)
+    out_dir, dev = Path(out).expanduser(), resolve_device(device)
     _check_first(out_dir, labeled, unlabeled, resume, overwrite, tensorboard)  # before the (long) decoding
+    sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
+    options = RunOptions(resume, overwrite, compile, tensorboard, sources)
     with run_lock(out_dir):  # held until the run ends: one process per run directory
-        config, ckpt = _run_config(out_dir, config, resume, explicit, dev.type, labeled)
-        check_compile(compile, config)  # before the (possibly long) decoding
-        data = load_image_data(
-            labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict
-        )
-        reporter.message(summary(data))
-        sources = {"labeled": str(Path(labeled).resolve()), "unlabeled": unlabeled and str(Path(unlabeled).resolve())}
-        options = RunOptions(resume, overwrite, compile, tensorboard, sources, ckpt)
-        return _fit_data(data, out_dir, config, device, reporter, options)
+        reporter = reporter or Reporter(quiet=quiet)
+        return _fit_folders(labeled, unlabeled, out_dir, config, explicit, dev, reporter, strict, options)
+
+
+def _fit_folders(
+    labeled: str | os.PathLike[str],
+    unlabeled: str | os.PathLike[str] | None,
+    out_dir: Path,
+    config: TrainConfig | None,
+    explicit: Collection[str] | None,
+    device: torch.device,
+    reporter: Reporter,
+    strict: bool,
+    options: RunOptions,
+) -> Path:
+    """:func:`fit` under the run's lock: its configuration (the checkpoint's, when resuming), then the folders
+    decoded, then the run."""
+    config, ckpt = _run_config(out_dir, config, options.resume, explicit, device.type, labeled)
+    check_compile(options.compile, config)  # before the (possibly long) decoding
+    data = load_image_data(labeled, unlabeled, image_size=config.image_size, channels=config.channels, strict=strict)
+    reporter.message(summary(data))
+    return _fit_data(data, out_dir, config, device, reporter, dataclasses.replace(options, checkpoint=ckpt))
 
 
 def _check_first(

@@ -27,7 +27,8 @@ from torch import nn
 from ..data import ImageData, stratified_split
 from ..device import synchronize
 from ..errors import CheckpointError
-from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
+from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, reading, save_checkpoint
+from ..io.teacher_training import TrainingRecord, finished_settings, load_training_record
 from ..progress import Reporter
 from .health import stop_signals
 from .metrics import accuracy, predict_logits
@@ -84,32 +85,22 @@ def network_state(kind: str, net: nn.Module, data: ImageData, config: SelfTraini
     }
 
 
-def _finished(path: Path, settings: dict[str, Any]) -> bool:
-    """Whether ``path`` holds a finished teacher trained with ``settings`` (kept as it is)."""
-    try:
-        return path.is_file() and load_checkpoint(path, map_location="cpu").get("settings") == settings
-    except CheckpointError:
-        return False
-
-
-def _partial(path: Path, settings: dict[str, Any]) -> dict[str, Any] | None:
+def _partial(path: Path, settings: dict[str, Any]) -> TrainingRecord | None:
     """The saved stage and phases at ``path`` when trained with ``settings`` (anything else is trained again)."""
     if not path.is_file():
         return None
     try:
-        state = load_checkpoint(path, map_location="cpu")
+        record = load_training_record(path)
         with reading(path):
-            if state.get("settings") != settings:
+            if record.settings != settings:
                 return None
-            training = state["training"]
+            training = record.training
             phase, stage = int(training["phase"]), training["stage"]
             if stage not in ("measure", "refit") or not 0 <= phase <= len(settings["ssl_config"]["round_steps"]) + 1:
                 raise ValueError(f"stage {stage!r}, phase {phase} out of range")
             if stage == "refit" and not isinstance(training["choice"]["keep"], bool):
                 raise ValueError("no choice recorded")
-            if int(training["steps"]) < 0:
-                raise ValueError("negative steps")
-            return state
+            return record
     except CheckpointError:
         return None
 
@@ -123,12 +114,12 @@ def train_self_teacher(
     config = self_config(data, seed, steps)
     settings = settings_of(config, data)
     final, partial_path = out_dir / TEACHER_NAME, out_dir / TEACHER_TRAINING_NAME
-    if _finished(final, settings):
+    if finished_settings(final) == settings:
         reporter.message(f"the run's self-trained teacher is trained already ({config.steps} steps and its refit)")
         return final
     saved = _partial(partial_path, settings)
     both = config.steps + refit_config(data, seed, steps, keep=True).steps  # the refit as self-training
-    training = saved["training"] if saved is not None else {"stage": "measure", "phase": 0, "steps": both}
+    training = saved.training if saved is not None else {"stage": "measure", "phase": 0, "steps": both}
     t0 = time.perf_counter()
     with stop_signals(reporter) as stop:
         try:
@@ -136,7 +127,7 @@ def train_self_teacher(
                 choice = _measure(data, config, training, asked, device, reporter, stop, settings, partial_path)
                 both = config.steps + refit_config(data, seed, steps, bool(choice["keep"])).steps
                 training = {"stage": "refit", "phase": 0, "choice": choice, "step": config.steps, "steps": both}
-                save_checkpoint({"settings": settings, "training": training}, partial_path)
+                TrainingRecord(settings, training).save(partial_path)
             refit = refit_config(data, seed, steps, bool(training["choice"]["keep"]))
             _, net = _stage(data, refit, "refit", training, device, reporter, stop, settings, partial_path)
         except KeyboardInterrupt:
@@ -195,7 +186,7 @@ def _stage(
             "labels_only": first.state_dict(),
             "network": current.state_dict(),
         }
-        save_checkpoint({"settings": settings, "training": state}, partial)
+        TrainingRecord(settings, state).save(partial)
 
     images, labels, pool = data.images[labeled], data.labels[labeled], data.images[data.labels < 0]
     start = (phase, training if phase else None)
@@ -289,10 +280,10 @@ def phases_left(data: ImageData, out_dir: Path | None, seed: int, steps: int) ->
     not started), both stages (the refit as self-training: what it usually is); None when it is trained already."""
     config = self_config(data, seed, steps)
     settings = settings_of(config, data)
-    if out_dir is not None and _finished(out_dir / TEACHER_NAME, settings):
+    if out_dir is not None and finished_settings(out_dir / TEACHER_NAME) == settings:
         return None
     saved = _partial(out_dir / TEACHER_TRAINING_NAME, settings) if out_dir is not None else None
-    training = saved["training"] if saved is not None else {"stage": "measure", "phase": 0}
+    training = saved.training if saved is not None else {"stage": "measure", "phase": 0}
     keep = bool(training.get("choice", {}).get("keep", True))
     refit = refit_config(data, seed, steps, keep)
     stages = [("measure", config), ("refit", refit)][training["stage"] == "refit" :]

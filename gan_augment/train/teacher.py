@@ -24,8 +24,9 @@ from ..config import SSLConfig, TrainConfig
 from ..data import ImageData
 from ..device import synchronize
 from ..errors import CheckpointError, UsageError
-from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, save_checkpoint
+from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, reading, save_checkpoint
 from ..io.classifier_record import build_network
+from ..io.teacher_training import TrainingRecord, finished_settings, load_training_record
 from ..progress import Reporter, duration
 from .board import Board
 from .health import stop_signals
@@ -104,7 +105,7 @@ def teacher_config(config: TrainConfig, kind: str, data: ImageData, device: torc
 
 def _settings(kind: str, ssl: SSLConfig, data: ImageData, measured: bool = False) -> dict[str, Any]:
     """What identifies a teacher: a saved one with other settings is trained again (``measured``: with its
-    labels-only rival and held-out images; a finished teacher from before the rival is kept, see :func:`_saved`)."""
+    labels-only rival and held-out images; a finished teacher from before the rival is kept, see :func:`_finished`)."""
     data_id = {k: v for k, v in data.fingerprint().items() if k != "files_sha256"}  # as spelled: may differ
     return {
         "kind": kind,
@@ -114,30 +115,30 @@ def _settings(kind: str, ssl: SSLConfig, data: ImageData, measured: bool = False
     }
 
 
-def _saved(
-    path: Path, settings: dict[str, Any], budget_may_grow: bool = False, finished: bool = False
-) -> dict[str, Any] | None:
-    """The teacher file at ``path`` if it is there and was trained with ``settings``. ``budget_may_grow``
-    (an interrupted teacher): also one of a smaller budget than ``settings``' (``--teacher-steps`` raised on
-    ``--resume``), which continues to the new budget instead of starting again. ``finished`` (``teacher.pt``):
-    whether it was measured against a labels-only rival does not count (a run's teacher from before the
-    rival is kept, not trained again). A file that cannot be read is not taken (it is the package's own:
-    trained again, and replaced)."""
+def _finished(final: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``final`` holds a finished teacher trained with ``settings``; whether it was measured against a
+    labels-only rival does not count (a run's teacher from before the rival is kept, not trained again)."""
+    saved = finished_settings(final)
+    return saved is not None and _unmeasured(saved) == _unmeasured(settings)
+
+
+def _partial(path: Path, settings: dict[str, Any]) -> TrainingRecord | None:
+    """The interrupted teacher at ``path`` if it was trained with ``settings``, or with a smaller budget
+    (``--teacher-steps`` raised on ``--resume``: it continues to the new budget instead of starting again).
+    A file that cannot be read is not taken (it is the package's own: trained again, and replaced)."""
     if not path.is_file():
         return None
     try:
-        state = load_checkpoint(path, map_location="cpu")
+        record = load_training_record(path)
         with reading(path):
-            saved = state.get("settings")
-            if finished and isinstance(saved, dict):
-                saved, settings = _unmeasured(saved), _unmeasured(settings)
+            saved = record.settings
             if saved == settings:
-                return state
-            if not (budget_may_grow and isinstance(saved, dict) and isinstance(saved.get("ssl_config"), dict)):
+                return record
+            if not isinstance(saved.get("ssl_config"), dict):
                 return None
             same_but_budget = {**saved, "ssl_config": {**saved["ssl_config"], "steps": settings["ssl_config"]["steps"]}}
-            fits = int(state["training"]["step"]) <= int(settings["ssl_config"]["steps"])
-            return state if same_but_budget == settings and fits else None
+            fits = record.step <= int(settings["ssl_config"]["steps"])
+            return record if same_but_budget == settings and fits else None
     except CheckpointError:
         return None
 
@@ -168,11 +169,11 @@ def train_teacher(
     measured = kind == "ssl" and can_hold_out(data)
     settings = _settings(kind, ssl, data, measured)
     final, partial = out_dir / TEACHER_NAME, out_dir / TEACHER_TRAINING_NAME
-    if _saved(final, settings, finished=True) is not None:
+    if _finished(final, settings):
         return _trained_already(final, partial, f"{kind} teacher is trained already ({ssl.steps} iterations)", reporter)
-    saved = _saved(partial, settings, budget_may_grow=True)
+    saved = _partial(partial, settings)
     with stop_signals(reporter) as stop:
-        rival = (saved or {}).get("labels_only") if measured else None
+        rival = saved.labels_only if measured and saved is not None else None
         if measured and rival is None:
             rival = train_labels_only(data, ssl, device, reporter, stop)
         held_out = dict(supervised=kind == "supervised", min_held_out=int(measured))
@@ -180,8 +181,7 @@ def train_teacher(
         _start_message(run, saved, partial, final, kind, data, reporter)
 
         def save() -> None:
-            extra = {"labels_only": rival} if rival is not None else {}
-            save_checkpoint({"settings": settings, "training": run.state_dict(), **extra}, partial)
+            TrainingRecord(settings, run.state_dict(), rival).save(partial)
 
         t0 = time.perf_counter()
         try:
@@ -207,13 +207,19 @@ def _trained_already(final: Path, partial: Path, what: str, reporter: Reporter) 
 
 
 def _start_message(
-    run: SSLRun, saved: Any, partial: Path, final: Path, kind: str, data: ImageData, reporter: Reporter
+    run: SSLRun,
+    saved: TrainingRecord | None,
+    partial: Path,
+    final: Path,
+    kind: str,
+    data: ImageData,
+    reporter: Reporter,
 ) -> None:
-    """Resume the teacher from ``saved`` (the partial file's contents), or say what trains now."""
+    """Resume the teacher from ``saved`` (the partial file's record), or say what trains now."""
     ssl = run.config
     if saved is not None:
         with reading(partial):
-            run.load_state_dict(saved["training"])
+            run.load_state_dict(saved.training)
         reporter.message(f"resuming the {kind} teacher at iteration {run.step} of {ssl.steps}")
     elif final.is_file() or partial.is_file():
         reporter.message("the run's teacher was trained with other settings, or cannot be read: training it again")
@@ -323,13 +329,13 @@ def teacher_plan(
     ssl = teacher_config(config, kind, data, device)
     measured = kind == "ssl" and can_hold_out(data)
     settings = _settings(kind, ssl, data, measured)
-    if out_dir is not None and _saved(out_dir / TEACHER_NAME, settings, finished=True) is not None:
+    if out_dir is not None and _finished(out_dir / TEACHER_NAME, settings):
         return []
-    partial = None if out_dir is None else _saved(out_dir / TEACHER_TRAINING_NAME, settings, budget_may_grow=True)
-    left = max(0, ssl.steps - (int(partial["training"]["step"]) if partial is not None else 0))
+    partial = None if out_dir is None else _partial(out_dir / TEACHER_TRAINING_NAME, settings)
+    left = max(0, ssl.steps - (partial.step if partial is not None else 0))
     per = ssl_seconds(data, ssl, device, supervised=kind == "supervised")
     phases = [(f"teacher ({kind})", f"{left} iterations of its {ssl.architecture} discriminator", per * left)]
-    if measured and (partial is None or "labels_only" not in partial):
+    if measured and (partial is None or partial.labels_only is None):
         rival = labels_only_config(ssl)
         rival_seconds = rival.steps * ssl_seconds(data, rival, device, supervised=True)
         what = f"{rival.steps} iterations of a labels-only classifier, to measure the teacher against"

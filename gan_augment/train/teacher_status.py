@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, GanAugmentError
-from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, load_checkpoint, reading, run_file
+from ..io.checkpoint import TEACHER_NAME, TEACHER_TRAINING_NAME, run_file
 from ..io.classifier_record import NetworkRecord, load_network_record
 from ..io.record import load_run
+from ..io.teacher_training import load_training_record
 
 TEACHER_METRICS = ("steps", "num_labeled", "num_unlabeled", "labeled_accuracy", "train_seconds", "heldout")
 
@@ -60,15 +61,8 @@ def describe_teacher(run: str | os.PathLike[str], planned: str | None = None) ->
             return {"state": "unreadable", "reason": str(exc)}
     if partial.is_file():
         try:
-            state = load_checkpoint(partial)
-            with reading(partial):
-                settings = state["settings"]
-                return {
-                    "state": "training",
-                    "kind": str(settings["kind"]),
-                    "step": int(state["training"]["step"]),
-                    "steps": int(state["training"].get("steps", settings["ssl_config"]["steps"])),
-                }
+            record = load_training_record(partial)
+            return {"state": "training", "kind": record.kind, "step": record.step, "steps": record.steps}
         except CheckpointError as exc:
             return {"state": "unreadable", "reason": str(exc)}
     kind = planned if planned is not None else _planned_kind(run)  # planned: the run's config.teacher, read
