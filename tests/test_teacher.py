@@ -327,3 +327,47 @@ def test_a_diverging_teacher_is_rolled_back_with_a_lower_rate(gray: dict[str, Pa
     with teacher_steps_patched(10, "nan-always"), pytest.raises(GanAugmentError, match="after 3 roll-backs"):
         fit(gray["labeled"], gray["unlabeled"], tmp_path / "always", cfg, device="cpu", quiet=True)
     assert load_checkpoint(tmp_path / "always" / TEACHER_TRAINING_NAME)["training"]["step"] == 8
+
+
+def test_a_teacher_out_of_gpu_memory_retries_at_half_the_batch(
+    gray: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CUDA running out of memory used to end the teacher with an error: it goes back to its last save and retries
+    at half the batch (at most 3 times, as the GANs do), and the smaller batch is saved with it, so a resume keeps
+    it. Out of memory at every batch: an error that says what to change, after 3 retries."""
+    original, batches = ssl_module.SSLRun.train_step, []
+    messages: list[str] = []
+    reporter = Reporter(quiet=True)
+    reporter.message = messages.append  # type: ignore[method-assign]
+
+    def step(self: Any) -> dict[str, torch.Tensor]:
+        if not self.supervised and self.step == 5 and self.batch == batches[0]:  # once, at iteration 6
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if not self.supervised and self.step == 8:
+            os.kill(os.getpid(), signal.SIGHUP)
+        if not self.supervised:
+            batches.append(self.batch)
+        return original(self)
+
+    monkeypatch.setattr(ssl_module.SSLRun, "train_step", step)
+    run, cfg = tmp_path / "run", teacher_config(checkpoint_every=4)
+    with pytest.raises(KeyboardInterrupt, match="SIGHUP"):
+        fit(gray["labeled"], gray["unlabeled"], run, cfg, device="cpu", reporter=reporter)
+    full = batches[0]
+    assert [m for m in messages if "out of GPU memory" in m] == [
+        f"out of GPU memory in the teacher's iteration 6 at batch {full}: back to iteration 4, retrying at batch "
+        f"{full // 2} [1/3]"
+    ]
+    assert batches[:6] == [full] * 5 + [full // 2]  # iterations 1-5, then 5 again at half the batch
+    assert load_checkpoint(run / TEACHER_TRAINING_NAME)["training"]["batch"] == full // 2
+    batches.clear()
+    fit(gray["labeled"], gray["unlabeled"], run, cfg, device="cpu", quiet=True, resume=True)
+    assert set(batches) == {full // 2} and (run / TEACHER_NAME).is_file()
+
+    def never(self: Any) -> dict[str, torch.Tensor]:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(ssl_module.SSLRun, "train_step", never)
+    with pytest.raises(GanAugmentError, match="out of GPU memory in the teacher's iteration 1") as err:
+        fit(gray["labeled"], gray["unlabeled"], tmp_path / "never", cfg, device="cpu", quiet=True)
+    assert "--teacher none" in str(err.value) and f"(batch {full // 8})" in str(err.value)

@@ -113,12 +113,15 @@ def rollback(t: Trainer, saver: Checkpointer, reason: str) -> None:
     )
 
 
+MAX_OOM_RETRIES = 3  # retries at half the batch after CUDA runs out of memory, for the GANs and the teacher
+
+
 def shrink_batch(t: Trainer, saver: Checkpointer, exc: BaseException) -> None:
-    """After CUDA running out of memory: retry at half the batch (at most three times)."""
+    """After CUDA running out of memory: retry at half the batch (at most ``MAX_OOM_RETRIES`` times)."""
     state = t.state
     b = state.batch_size
     state.oom_retries += 1
-    if b < 4 or state.oom_retries > 3 or t.dist.enabled:  # ranks must keep in step: no retry in a job
+    if b < 4 or state.oom_retries > MAX_OOM_RETRIES or t.dist.enabled:  # ranks must keep in step: no retry in a job
         raise GanAugmentError(
             f"out of GPU memory on {t.device} at batch size {b}: try --batch-size {max(2, b // 2)}, "
             "a smaller --image-size or narrower models (--g-width, --d-width)"

@@ -109,7 +109,7 @@ class SSLRun:
         self.opt_d = torch.optim.Adam(self.gan.d.parameters(), **adam)
         self.opt_g = torch.optim.Adam([p for p in self.gan.g.parameters() if p.requires_grad], **adam)
         every = torch.arange(len(self.labels), device=device)  # every image is real for the unsupervised loss
-        b = config.batch_size
+        self.batch = b = config.batch_size  # halved when CUDA runs out of memory (see set_batch)
         self.labeled = Cycler(train_idx.to(device), b, self.gen)
         self.unlabeled, self.unlabeled_g = Cycler(every, b, self.gen), Cycler(every, b, self.gen)
         init = every[torch.randperm(len(every), generator=self.gen, device=device)[: config.init_images]]
@@ -139,6 +139,7 @@ class SSLRun:
             "rng": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
             "lr": self.lr,  # lower after a roll-back
+            "batch": self.batch,  # smaller after running out of memory
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -160,13 +161,23 @@ class SSLRun:
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
         self.lr = float(state.get("lr", self.lr))  # (files from before roll-backs: the recipe's)
+        batch = int(state.get("batch", self.config.batch_size))
+        if not 1 <= batch <= self.config.batch_size:
+            raise UsageError(f"its batch of {batch} images is out of range")
+        self.set_batch(batch)
         if self.step and not self.supervised:
             # g_step leaves every discriminator parameter trainable, the weight-norm scales of the hidden
             # layers too (created frozen): the recipe as measured trains them from the first iteration on.
             self.gan.d.requires_grad_(True)
 
+    def set_batch(self, batch: int) -> None:
+        """Train on batches of ``batch`` images (labeled, unlabeled and generated) from now on."""
+        self.batch = batch
+        for cycler in (self.labeled, self.unlabeled, self.unlabeled_g):
+            cycler.batch = batch
+
     def d_step(self) -> dict[str, torch.Tensor]:
-        cfg, d, b = self.config, self.gan.d, self.config.batch_size
+        cfg, d, b = self.config, self.gan.d, self.batch
         if self.supervised:
             return self._supervised_step()
         li, ui = self.labeled(), self.unlabeled()
@@ -203,7 +214,7 @@ class SSLRun:
         with torch.no_grad():
             real = d.features(to_unit(self.images[self.unlabeled_g()]))
         d.requires_grad_(False)
-        fake = d.features(self.gan.g(self.gan.noise(self.config.batch_size, self.gen)))
+        fake = d.features(self.gan.g(self.gan.noise(self.batch, self.gen)))
         d.requires_grad_(True)
         loss = feature_matching_loss(real, fake)
         self.opt_g.zero_grad(set_to_none=True)

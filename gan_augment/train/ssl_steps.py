@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import GanAugmentError
 from ..progress import Reporter, SecondsLeft
 from .drive import CHECK_EVERY, drive
+from .health import MAX_OOM_RETRIES
 
 EARLY_READINGS = (1, 2, 5, 10, 20)  # iterations after a start at which the losses are shown at once
 MAX_ROLLBACKS = 3  # a diverging teacher's roll-backs, as many as a GAN's (TrainConfig.max_rollbacks)
@@ -23,7 +24,8 @@ class TeacherJob:
     """An :class:`~gan_augment.train.ssl.SSLRun` as the loop's :class:`~gan_augment.train.drive.Job`. A
     diverging run (a non-finite loss, checked every ``CHECK_EVERY`` iterations, at the last and before every
     save) goes back to the state it last saved with its learning rate halved, at most ``MAX_ROLLBACKS``
-    times, as the GANs do; running out of GPU memory is an error that says what to change."""
+    times; running out of GPU memory goes back there too and retries at half the batch, at most
+    ``MAX_OOM_RETRIES`` times (then an error that says what to change), as the GANs do."""
 
     def __init__(self, run: Any, reporter: Reporter, save: Callable[[], None] | None = None, **every: Any) -> None:
         self.run, self.reporter, self.save_fn = run, reporter, save
@@ -32,6 +34,7 @@ class TeacherJob:
         self.on_stats: Callable[[int, dict[str, float]], None] | None = every.get("on_stats")
         self.curve: list[dict[str, float]] = []
         self.t0, self.last_save, self.start, self.rollbacks = time.perf_counter(), time.monotonic(), run.step, 0
+        self.oom_retries = 0
         self.keep()
 
     @property
@@ -58,10 +61,21 @@ class TeacherJob:
         pass
 
     def out_of_memory(self, exc: BaseException) -> None:
-        raise GanAugmentError(
-            f"out of GPU memory in the teacher's iteration {self.step + 1} (batch {self.run.config.batch_size}): "
-            "free the GPU, or train it on the CPU (--device cpu), or choose --teacher none"
-        ) from None
+        b, failed = self.run.batch, self.step + 1
+        self.oom_retries += 1
+        if b < 4 or self.oom_retries > MAX_OOM_RETRIES:
+            raise GanAugmentError(
+                f"out of GPU memory in the teacher's iteration {failed} (batch {b}): "
+                "free the GPU, or train it on the CPU (--device cpu), or choose --teacher none"
+            ) from None
+        if self.run.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.run.load_state_dict(self.snapshot)  # the iteration may have moved some weights: from the last save
+        self.run.set_batch(b // 2)
+        self.reporter.message(
+            f"out of GPU memory in the teacher's iteration {failed} at batch {b}: back to iteration {self.step}, "
+            f"retrying at batch {b // 2} [{self.oom_retries}/{MAX_OOM_RETRIES}]"
+        )
 
     def saving_due(self) -> bool:
         by_count = bool(self.save_every) and self.step % self.save_every == 0
