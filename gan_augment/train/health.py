@@ -113,7 +113,8 @@ def rollback(t: Trainer, saver: Checkpointer, reason: str) -> None:
     )
 
 
-MAX_OOM_RETRIES = 3  # retries at half the batch after CUDA runs out of memory, for the GANs and the teacher
+MAX_OOM_RETRIES = 3  # retries at half the batch after CUDA runs out of memory, for the GANs and the teachers
+MAX_ROLLBACKS = 3  # a diverging teacher's roll-backs, as many as a GAN's (TrainConfig.max_rollbacks)
 
 
 def shrink_batch(t: Trainer, saver: Checkpointer, exc: BaseException) -> None:

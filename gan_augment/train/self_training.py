@@ -17,6 +17,7 @@ The budget follows the data: passes over the images each phase trains on, within
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -25,10 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import GanAugmentError
 from ..models import build_classifier
 from ..progress import Reporter
 from .crop_flip import device_augmentation
-from .health import TrainingStopped
+from .drive import CHECK_EVERY, drive
+from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS, TrainingStopped
 from .metrics import predict_logits
 
 # The share of each class's pool images kept in each round (after alignment, the most confident first).
@@ -110,10 +113,20 @@ class Student:
     """One phase's network and its training: a fresh small ResNet trained for ``steps`` on the labeled
     images and, after round 0, pool images with the targets the last network gave them."""
 
-    def __init__(self, config: SelfTrainingConfig, channels: int, classes: int, phase: int, device: torch.device):
+    def __init__(
+        self,
+        config: SelfTrainingConfig,
+        channels: int,
+        classes: int,
+        phase: int,
+        device: torch.device,
+        reporter: Reporter | None = None,
+    ) -> None:
         self.config, self.classes, self.device = config, classes, device
+        self.reporter = reporter or Reporter(quiet=True)  # where a roll-back or a retry is told
         self.steps = config.labels_steps if phase == 0 else config.round_steps[phase - 1]
         self.seed = config.seed + 1009 * phase
+        self.lr, self.batch = config.lr, config.batch_size  # lower after a roll-back, smaller after running out
         torch.manual_seed(self.seed)
         net = build_classifier("small-resnet", channels, classes, config.width)
         self.model = net.to(device).to(memory_format=torch.channels_last)
@@ -125,8 +138,8 @@ class Student:
     def lr_at(self, step: int) -> float:
         warm = max(1, int(0.15 * self.steps))
         if step < warm:
-            return self.config.lr * (step + 1) / warm
-        return self.config.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, self.steps - warm)))
+            return self.lr * (step + 1) / warm
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, self.steps - warm)))
 
     def train(
         self,
@@ -135,29 +148,121 @@ class Student:
         flip: bool,
         on_step: Callable[[int, float], None],
     ) -> nn.Module:
-        """Train for ``self.steps``; ``on_step(step, loss)`` after each (it may raise to stop)."""
-        c, g = self.config, torch.Generator().manual_seed(self.seed)
-        eps, k = c.smoothing, self.classes
-        images_l, targets_l = labeled[0], F.one_hot(labeled[1], k).float() * (1 - eps) + eps / k
-        n_l = c.batch_size if pool is None else max(1, round(c.batch_size * c.labeled_share))
+        """Train for ``self.steps`` through the one training loop; ``on_step(step, loss)`` after each (it may
+        raise to stop)."""
         self.model.train()
-        for step in range(self.steps):
-            for group in self.opt.param_groups:
-                group["lr"] = self.lr_at(step)
-            i = torch.randint(0, len(targets_l), (n_l,), generator=g)
-            xs, ts = [images_l[i]], [targets_l[i]]
-            if pool is not None:
-                j = torch.randint(0, len(pool[1]), (c.batch_size - n_l,), generator=g)
-                xs.append(pool[0][j])
-                ts.append(pool[1][j] * (1 - eps) + eps / k)
-            x = device_augmentation(torch.cat(xs).to(self.device), flip, g)
-            logits = self.model(x.contiguous(memory_format=torch.channels_last))
-            loss = -(torch.cat(ts).to(self.device) * F.log_softmax(logits.float(), 1)).sum(1).mean()
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            on_step(step + 1, float(loss.detach()))
+        drive(StudentJob(self, labeled, pool, flip, on_step), None)
         return self.model.eval()
+
+
+class StudentJob:
+    """A :class:`Student`'s steps as the loop's :class:`~gan_augment.train.drive.Job`. Its state (network,
+    optimiser, batch stream) is kept every ``CHECK_EVERY`` steps while the loss is finite; a non-finite loss
+    goes back there with the learning rate halved, and CUDA running out of memory with the batch halved, each
+    at most as often as the semi-supervised teacher's (then an error that says what to change)."""
+
+    def __init__(self, student: Student, labeled: Any, pool: Any, flip: bool, on_step: Any) -> None:
+        self.s, self.labeled, self.pool, self.flip, self.on_step = student, labeled, pool, flip, on_step
+        c, k = student.config, student.classes
+        self.g, self.reporter = torch.Generator().manual_seed(student.seed), Reporter(quiet=True)  # on_step shows it
+        self.targets_l = F.one_hot(labeled[1], k).float() * (1 - c.smoothing) + c.smoothing / k
+        self.step, self.total, self.loss, self.rollbacks, self.oom_retries = 0, student.steps, 0.0, 0, 0
+        self.keep()
+
+    def keep(self) -> None:
+        """This state is what a roll-back or a retry returns to."""
+        s = self.s
+        self.snapshot = copy.deepcopy((self.step, s.model.state_dict(), s.opt.state_dict(), self.g.get_state()))
+
+    def _back(self) -> None:
+        step, model, opt, rng = copy.deepcopy(self.snapshot)
+        self.step = step
+        self.s.model.load_state_dict(model)
+        self.s.opt.load_state_dict(opt)
+        self.g.set_state(rng)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        s, c, g, eps = self.s, self.s.config, self.g, self.s.config.smoothing
+        for group in s.opt.param_groups:
+            group["lr"] = s.lr_at(self.step)
+        n_l = s.batch if self.pool is None else max(1, round(s.batch * c.labeled_share))
+        i = torch.randint(0, len(self.targets_l), (n_l,), generator=g)
+        xs, ts = [self.labeled[0][i]], [self.targets_l[i]]
+        if self.pool is not None:
+            j = torch.randint(0, len(self.pool[1]), (s.batch - n_l,), generator=g)
+            xs.append(self.pool[0][j])
+            ts.append(self.pool[1][j] * (1 - eps) + eps / s.classes)
+        x = device_augmentation(torch.cat(xs).to(s.device), self.flip, g)
+        logits = s.model(x.contiguous(memory_format=torch.channels_last))
+        loss = -(torch.cat(ts).to(s.device) * F.log_softmax(logits.float(), 1)).sum(1).mean()
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        self.step += 1
+        self.loss = float(loss.detach())
+        return {"loss": loss.detach()}
+
+    def diverged(self, stats: dict[str, torch.Tensor], saving: bool) -> str:
+        if not math.isfinite(self.loss):
+            return "loss not finite"
+        if self.step % CHECK_EVERY == 0:
+            self.keep()
+        return ""
+
+    def roll_back(self, reason: str) -> None:
+        self.rollbacks += 1
+        failed, self.s.lr = self.step, self.s.lr / 2
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise GanAugmentError(
+                f"the self-trained teacher diverged at step {failed} of a phase ({reason}) after {MAX_ROLLBACKS} "
+                "roll-backs with lower learning rates: try other --teacher-steps, or --teacher none"
+            )
+        self._back()
+        self.s.reporter.message(
+            f"the self-trained teacher diverged at step {failed} of a phase ({reason}): rolled back to step "
+            f"{self.step}, learning rate halved to {self.s.lr:.2e} [{self.rollbacks}/{MAX_ROLLBACKS}]"
+        )
+
+    def out_of_memory(self, exc: BaseException) -> None:
+        self.oom_retries += 1
+        if self.s.batch < 4 or self.oom_retries > MAX_OOM_RETRIES:
+            raise GanAugmentError(
+                f"out of GPU memory in the self-trained teacher (batch {self.s.batch}): free the GPU, or train it "
+                "on the CPU (--device cpu), or choose --teacher none"
+            ) from None
+        if self.s.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self._back()
+        self.s.batch //= 2
+        self.s.reporter.message(
+            f"out of GPU memory in the self-trained teacher: back to step {self.step} of its phase, retrying at "
+            f"batch {self.s.batch} [{self.oom_retries}/{MAX_OOM_RETRIES}]"
+        )
+
+    def report(self, stats: dict[str, torch.Tensor], bar: Any) -> None:
+        self.on_step(self.step, self.loss)
+
+    # What the loop asks of every job, trivial here: no saves within a phase (each phase is saved whole).
+    def stoppable(self) -> bool:
+        return True
+
+    def left(self) -> None:
+        return None
+
+    def saving_due(self) -> bool:
+        return False
+
+    def before_step(self) -> None:
+        pass
+
+    def count(self, stats: dict[str, torch.Tensor]) -> None:
+        pass
+
+    def save(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        pass
 
 
 def train_self_training(
@@ -192,7 +297,7 @@ def train_self_training(
     done = 0 if phase == 0 else config.labels_steps + sum(config.round_steps[: phase - 1])
     with reporter.progress(total, done) as bar:
         for p in range(phase, len(config.round_steps) + 1):
-            student = Student(config, channels, classes, p, device)
+            student = Student(config, channels, classes, p, device, reporter)
             picked = _round_pool(current, pool, prior, config, p, student.steps, device, reporter) if p else None
 
             def on_step(step: int, loss: float, offset: int = done, last: int = student.steps) -> None:

@@ -14,10 +14,9 @@ from torch import nn
 from ..errors import GanAugmentError
 from ..progress import Reporter, SecondsLeft
 from .drive import CHECK_EVERY, drive
-from .health import MAX_OOM_RETRIES
+from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS
 
 EARLY_READINGS = (1, 2, 5, 10, 20)  # iterations after a start at which the losses are shown at once
-MAX_ROLLBACKS = 3  # a diverging teacher's roll-backs, as many as a GAN's (TrainConfig.max_rollbacks)
 
 
 class TeacherJob:
