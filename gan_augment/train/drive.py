@@ -4,7 +4,7 @@ saves, checks its health, rolls back and reports; the loop owns the order and th
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -14,45 +14,47 @@ from .health import TrainingStopped
 CHECK_EVERY = 10  # steps between the (synchronising) health checks of the jobs that check on a cadence
 
 
-class Job(Protocol):
-    """A training the loop drives, step by step."""
+class Job:
+    """A training the loop drives, step by step. A job overrides what it does; what it does not is nothing
+    (no saves, no time-left estimate of its own, stoppable between two steps)."""
 
     reporter: Reporter
-
-    @property
-    def step(self) -> int:
-        """Steps done."""
-
-    @property
-    def total(self) -> int:
-        """Steps to do in all."""
+    step: int  # steps done (a property where the job keeps it elsewhere)
+    total: int  # steps to do in all
 
     def stoppable(self) -> bool:
         """Whether a stop signal stops it between two steps (a distributed job stops at once or not at all)."""
+        return True
 
     def left(self) -> SecondsLeft | None:
         """Its own time-left estimate for the progress bar (None: the mean rate so far)."""
+        return None
 
     def before_step(self) -> None:
         """What comes before a step (the GANs: leave pre-training when it is done)."""
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One step; its statistics (tensors, possibly still on the device)."""
+        raise NotImplementedError
 
     def count(self, stats: dict[str, torch.Tensor]) -> None:
         """Take in a step's statistics (for the rows it logs)."""
 
     def out_of_memory(self, exc: BaseException) -> None:
         """After CUDA ran out of memory in a step: get ready to retry smaller, or raise."""
+        raise exc
 
     def saving_due(self) -> bool:
         """Whether it saves after this step."""
+        return False
 
     def diverged(self, stats: dict[str, torch.Tensor], saving: bool) -> str:
         """Why it has diverged (checked on its own cadence, and before every save), or ``""``."""
+        return ""
 
     def roll_back(self, reason: str) -> None:
         """Go back to its last saved state with lower learning rates (or raise past its limit)."""
+        raise NotImplementedError
 
     def report(self, stats: dict[str, torch.Tensor], bar: Any) -> None:
         """Log, update the progress bar, draw samples or measure: whatever it shows of this step."""

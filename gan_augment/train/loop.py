@@ -11,7 +11,7 @@ import torch
 from ..progress import SecondsLeft, duration
 from .checkpointer import Checkpointer
 from .clock import PhaseClock
-from .drive import CHECK_EVERY, drive
+from .drive import CHECK_EVERY, Job, drive
 from .health import DivergenceCheck, rollback, shrink_batch, stop_signals
 from .trainer import Trainer
 
@@ -85,7 +85,7 @@ def train(t: Trainer, saver: Checkpointer) -> Path:
     return saver.path
 
 
-class GanJob:
+class GanJob(Job):
     """The GANs' training as the loop's :class:`~gan_augment.train.drive.Job`: steps of ``trainer``, saved by
     ``saver``; health checks every ``CHECK_EVERY`` steps and at every log row and save; roll-back and
     out-of-memory retry as :mod:`~gan_augment.train.health` does them; logged rows, samples and the clock."""

@@ -30,7 +30,7 @@ from ..errors import GanAugmentError
 from ..models import build_classifier
 from ..progress import Reporter
 from .crop_flip import device_augmentation
-from .drive import CHECK_EVERY, drive
+from .drive import CHECK_EVERY, Job, drive
 from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS, TrainingStopped
 from .metrics import predict_logits
 
@@ -155,7 +155,7 @@ class Student:
         return self.model.eval()
 
 
-class StudentJob:
+class StudentJob(Job):
     """A :class:`Student`'s steps as the loop's :class:`~gan_augment.train.drive.Job`. Its state (network,
     optimiser, batch stream) is kept every ``CHECK_EVERY`` steps while the loss is finite; a non-finite loss
     goes back there with the learning rate halved, and CUDA running out of memory with the batch halved, each
@@ -241,28 +241,6 @@ class StudentJob:
 
     def report(self, stats: dict[str, torch.Tensor], bar: Any) -> None:
         self.on_step(self.step, self.loss)
-
-    # What the loop asks of every job, trivial here: no saves within a phase (each phase is saved whole).
-    def stoppable(self) -> bool:
-        return True
-
-    def left(self) -> None:
-        return None
-
-    def saving_due(self) -> bool:
-        return False
-
-    def before_step(self) -> None:
-        pass
-
-    def count(self, stats: dict[str, torch.Tensor]) -> None:
-        pass
-
-    def save(self) -> None:
-        pass
-
-    def after_step(self) -> None:
-        pass
 
 
 def train_self_training(

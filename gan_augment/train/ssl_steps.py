@@ -12,14 +12,14 @@ import torch
 from torch import nn
 
 from ..errors import GanAugmentError
-from ..progress import Reporter, SecondsLeft
-from .drive import CHECK_EVERY, drive
+from ..progress import Reporter
+from .drive import CHECK_EVERY, Job, drive
 from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS
 
 EARLY_READINGS = (1, 2, 5, 10, 20)  # iterations after a start at which the losses are shown at once
 
 
-class TeacherJob:
+class TeacherJob(Job):
     """An :class:`~gan_augment.train.ssl.SSLRun` as the loop's :class:`~gan_augment.train.drive.Job`. A
     diverging run (a non-finite loss, checked every ``CHECK_EVERY`` iterations, at the last and before every
     save) goes back to the state it last saved with its learning rate halved, at most ``MAX_ROLLBACKS``
@@ -44,20 +44,8 @@ class TeacherJob:
     def total(self) -> int:
         return int(self.run.config.steps)
 
-    def stoppable(self) -> bool:
-        return True
-
-    def left(self) -> SecondsLeft | None:
-        return None  # every iteration costs the same: the mean rate
-
-    def before_step(self) -> None:
-        pass
-
     def train_step(self) -> dict[str, torch.Tensor]:
         return self.run.train_step()
-
-    def count(self, stats: dict[str, torch.Tensor]) -> None:
-        pass
 
     def out_of_memory(self, exc: BaseException) -> None:
         b, failed = self.run.batch, self.step + 1
@@ -126,9 +114,6 @@ class TeacherJob:
             self.save_fn()
         self.keep()
         self.last_save = time.monotonic()
-
-    def after_step(self) -> None:
-        pass
 
 
 def run_steps(
