@@ -51,7 +51,9 @@ class Labelling:
         return self
 
     @classmethod
-    def for_run(cls, run: Any, ckpt: Any, labels: Any, teacher: Any, min_confidence: float, temperature: float) -> Any:
+    def for_run(
+        cls, run: Any, ckpt: Any, labels: Any, teacher: Any, min_confidence: float, temperature: float
+    ) -> tuple[Labelling, RunTeacher | None]:
         """``(labelling, run_teacher)``: the labeller of a run's extra items (the run's own teacher unless
         another is given or ``labels="generator"``; ``soft`` targets with a teacher, else the generator's
         class, what measured best for each) and the run's teacher where it was asked for (else None)."""

@@ -117,18 +117,26 @@ MAX_OOM_RETRIES = 3  # retries at half the batch after CUDA runs out of memory, 
 MAX_ROLLBACKS = 3  # a diverging teacher's roll-backs, as many as a GAN's (TrainConfig.max_rollbacks)
 
 
+def halved_batch(batch: int, retries: int, device: torch.device, refusal: str, can_retry: bool = True) -> int:
+    """After CUDA ran out of memory at ``batch`` (``retries``: this one included): the batch to retry at, the
+    device's cached memory freed; ``refusal`` as a GanAugmentError past ``MAX_OOM_RETRIES``, under a batch of 4,
+    or where the job cannot retry. The GANs' and both teachers' one rule."""
+    if batch < 4 or retries > MAX_OOM_RETRIES or not can_retry:
+        raise GanAugmentError(refusal) from None
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return batch // 2
+
+
 def shrink_batch(t: Trainer, saver: Checkpointer, exc: BaseException) -> None:
     """After CUDA running out of memory: retry at half the batch (at most ``MAX_OOM_RETRIES`` times)."""
     state = t.state
     b = state.batch_size
     state.oom_retries += 1
-    if b < 4 or state.oom_retries > MAX_OOM_RETRIES or t.dist.enabled:  # ranks must keep in step: no retry in a job
-        raise GanAugmentError(
-            f"out of GPU memory on {t.device} at batch size {b}: try --batch-size {max(2, b // 2)}, "
-            "a smaller --image-size or narrower models (--g-width, --d-width)"
-        ) from None
-    if t.device.type == "cuda":
-        torch.cuda.empty_cache()
-    state.batch_size = b // 2
+    refusal = (
+        f"out of GPU memory on {t.device} at batch size {b}: try --batch-size {max(2, b // 2)}, "
+        "a smaller --image-size or narrower models (--g-width, --d-width)"
+    )
+    state.batch_size = halved_batch(b, state.oom_retries, t.device, refusal, not t.dist.enabled)  # ranks keep in step
     t.reporter.message(f"out of GPU memory at batch size {b} (step {state.step}): retrying at batch size {b // 2}")
     saver.log(t, {"event": "oom", "step": state.step, "batch_size": b // 2})

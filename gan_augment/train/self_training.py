@@ -31,7 +31,7 @@ from ..models import build_classifier
 from ..progress import Reporter
 from .crop_flip import device_augmentation
 from .drive import CHECK_EVERY, Job, drive
-from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS, TrainingStopped
+from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS, TrainingStopped, halved_batch
 from .metrics import predict_logits
 
 # The share of each class's pool images kept in each round (after alignment, the most confident first).
@@ -225,15 +225,13 @@ class StudentJob(Job):
 
     def out_of_memory(self, exc: BaseException) -> None:
         self.oom_retries += 1
-        if self.s.batch < 4 or self.oom_retries > MAX_OOM_RETRIES:
-            raise GanAugmentError(
-                f"out of GPU memory in the self-trained teacher (batch {self.s.batch}): free the GPU, or train it "
-                "on the CPU (--device cpu), or choose --teacher none"
-            ) from None
-        if self.s.device.type == "cuda":
-            torch.cuda.empty_cache()
+        refusal = (
+            f"out of GPU memory in the self-trained teacher (batch {self.s.batch}): free the GPU, or train it "
+            "on the CPU (--device cpu), or choose --teacher none"
+        )
+        half = halved_batch(self.s.batch, self.oom_retries, self.s.device, refusal)
         self._back()
-        self.s.batch //= 2
+        self.s.batch = half
         self.s.reporter.message(
             f"out of GPU memory in the self-trained teacher: back to step {self.step} of its phase, retrying at "
             f"batch {self.s.batch} [{self.oom_retries}/{MAX_OOM_RETRIES}]"

@@ -14,7 +14,7 @@ from torch import nn
 from ..errors import GanAugmentError
 from ..progress import Reporter
 from .drive import CHECK_EVERY, Job, drive
-from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS
+from .health import MAX_OOM_RETRIES, MAX_ROLLBACKS, halved_batch
 
 EARLY_READINGS = (1, 2, 5, 10, 20)  # iterations after a start at which the losses are shown at once
 
@@ -50,15 +50,13 @@ class TeacherJob(Job):
     def out_of_memory(self, exc: BaseException) -> None:
         b, failed = self.run.batch, self.step + 1
         self.oom_retries += 1
-        if b < 4 or self.oom_retries > MAX_OOM_RETRIES:
-            raise GanAugmentError(
-                f"out of GPU memory in the teacher's iteration {failed} (batch {b}): "
-                "free the GPU, or train it on the CPU (--device cpu), or choose --teacher none"
-            ) from None
-        if self.run.device.type == "cuda":
-            torch.cuda.empty_cache()
-        self.run.load_state_dict(self.snapshot)  # the iteration may have moved some weights: from the last save
-        self.run.set_batch(b // 2)
+        refusal = (
+            f"out of GPU memory in the teacher's iteration {failed} (batch {b}): "
+            "free the GPU, or train it on the CPU (--device cpu), or choose --teacher none"
+        )
+        half = halved_batch(b, self.oom_retries, self.run.device, refusal)
+        self._back()  # the iteration may have moved some weights: from the last save
+        self.run.set_batch(half)
         self.reporter.message(
             f"out of GPU memory in the teacher's iteration {failed} at batch {b}: back to iteration {self.step}, "
             f"retrying at batch {b // 2} [{self.oom_retries}/{MAX_OOM_RETRIES}]"
@@ -71,6 +69,10 @@ class TeacherJob(Job):
     def keep(self) -> None:
         """The run's state now is what a roll-back returns to (where it is saved)."""
         self.snapshot = copy.deepcopy(self.run.state_dict())
+
+    def _back(self) -> None:
+        """Back to the kept state."""
+        self.run.load_state_dict(self.snapshot)
 
     def diverged(self, stats: dict[str, torch.Tensor], saving: bool) -> str:
         if not (saving or self.step % CHECK_EVERY == 0 or self.step == self.total) or not stats:
@@ -87,7 +89,7 @@ class TeacherJob(Job):
                 f"the teacher diverged at iteration {failed} ({reason}) after {MAX_ROLLBACKS} roll-backs with lower "
                 "learning rates: try fewer --teacher-steps, or --teacher none"
             )
-        self.run.load_state_dict(self.snapshot)
+        self._back()
         self.run.lr = halved
         self.reporter.message(
             f"the teacher diverged at iteration {failed} ({reason}): rolled back to iteration {self.step}, "
