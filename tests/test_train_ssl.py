@@ -3,6 +3,8 @@ that the unlabeled images make few labels go further."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,25 @@ def test_unlabeled_images_beat_the_same_network_on_the_labels_alone() -> None:
         state = train_ssl(data, cfg, torch.device("cpu"), 0.0, Reporter(quiet=True))["state"]
         accs[weight] = accuracy(build_network(state), rest_images, rest_labels)
     assert accs[1.0] > accs[0.0] + 0.03, accs
+
+
+def test_a_second_roll_back_returns_to_the_same_state() -> None:
+    """The kept state is never the optimisers' own: loading it used to hand them its Adam moments, which the
+    next iterations moved in place, so a second roll-back before a save went back to a later optimiser state."""
+    from gan_augment.train.ssl import start_ssl
+    from gan_augment.train.ssl_steps import TeacherJob
+
+    data, _, _ = _digits(labels_per_class=2, seed=0)
+    cfg = SSLConfig(steps=20, batch_size=16, init_images=50)
+    run, _ = start_ssl(data, cfg, torch.device("cpu"), 0.0, Reporter(quiet=True))
+    for _ in range(3):
+        run.train_step()
+    job = TeacherJob(run, Reporter(quiet=True))  # keeps the state at iteration 3
+    kept = copy.deepcopy(run.state_dict()["opt_d"]["state"])
+    for _ in range(2):  # roll back, two iterations, roll back again
+        job.roll_back("test")
+        run.train_step()
+        run.train_step()
+    job.roll_back("test")
+    now = run.state_dict()["opt_d"]["state"]
+    assert run.step == 3 and all(torch.equal(now[i][k], kept[i][k]) for i in kept for k in kept[i])

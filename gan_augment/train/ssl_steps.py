@@ -71,8 +71,8 @@ class TeacherJob(Job):
         self.snapshot = copy.deepcopy(self.run.state_dict())
 
     def _back(self) -> None:
-        """Back to the kept state."""
-        self.run.load_state_dict(self.snapshot)
+        """Back to the kept state (a copy: the optimisers take the tensors they are given as their own)."""
+        self.run.load_state_dict(copy.deepcopy(self.snapshot))
 
     def diverged(self, stats: dict[str, torch.Tensor], saving: bool) -> str:
         if not (saving or self.step % CHECK_EVERY == 0 or self.step == self.total) or not stats:
